@@ -1,0 +1,292 @@
+//! The on-disk cache shared by concurrent wasm-build processes.
+//!
+//! Layout (one folder per concern, each versioned so a format change never reads old data):
+//!
+//! ```text
+//! <root>/runtimes-v1/<id>-<sha256>/   unpacked or downloaded interpreters
+//! <root>/compiled-v1/                 precompiled modules (wasmtime artifacts)
+//! <root>/index-v1/                    index pages with their HTTP caching headers
+//! <root>/wheels-v1/                   downloaded files, content-addressed by sha256
+//! <root>/envs-v1/<key>/               unpacked build environments with bytecode
+//! ```
+//!
+//! Every entry is written under a temporary name in the same folder and renamed into place,
+//! so a reader sees either nothing or a complete entry. Entries that several processes may
+//! create at once are additionally guarded by a lock file.
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Environment variable that overrides the cache location.
+pub const CACHE_DIR_ENV: &str = "WASM_BUILD_CACHE_DIR";
+
+/// The cache root and how it was chosen.
+#[derive(Debug)]
+pub struct Cache {
+    root: PathBuf,
+    /// Holds a throw-away cache alive for `--no-cache`.
+    _temporary: Option<tempfile::TempDir>,
+}
+
+impl Cache {
+    /// Opens the user's cache: `$WASM_BUILD_CACHE_DIR`, else `$XDG_CACHE_HOME/wasm-build`,
+    /// else `~/.cache/wasm-build`.
+    pub fn from_env() -> Result<Self> {
+        Self::at(default_root()?)
+    }
+
+    /// Opens (and creates) a cache at `root`.
+    pub fn at(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        create_private_dir(&root)?;
+        Ok(Self {
+            root,
+            _temporary: None,
+        })
+    }
+
+    /// A cache that lives only as long as this value (`--no-cache`).
+    pub fn temporary() -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("wasm-build-cache-")
+            .tempdir()
+            .context("creating a temporary cache folder")?;
+        Ok(Self {
+            root: dir.path().to_path_buf(),
+            _temporary: Some(dir),
+        })
+    }
+
+    /// The cache root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Whether this cache disappears at the end of the process.
+    pub fn is_temporary(&self) -> bool {
+        self._temporary.is_some()
+    }
+
+    /// The folder of one bucket, created on first use.
+    pub fn bucket(&self, bucket: Bucket) -> Result<PathBuf> {
+        let dir = self.root.join(bucket.dir_name());
+        create_private_dir(&dir)?;
+        Ok(dir)
+    }
+}
+
+/// The cache's top-level folders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bucket {
+    Runtimes,
+    Compiled,
+    Index,
+    Wheels,
+    Envs,
+}
+
+impl Bucket {
+    /// All buckets, for `cache clean`.
+    pub const ALL: [Bucket; 5] = [
+        Bucket::Runtimes,
+        Bucket::Compiled,
+        Bucket::Index,
+        Bucket::Wheels,
+        Bucket::Envs,
+    ];
+
+    /// The bucket's folder name under the cache root.
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            Bucket::Runtimes => "runtimes-v1",
+            Bucket::Compiled => "compiled-v1",
+            Bucket::Index => "index-v1",
+            Bucket::Wheels => "wheels-v1",
+            Bucket::Envs => "envs-v1",
+        }
+    }
+}
+
+fn default_root() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os(CACHE_DIR_ENV).filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(dir).join("wasm-build"));
+    }
+    let home = std::env::var_os("HOME").filter(|v| !v.is_empty()).context(
+        "cannot find the cache folder: set WASM_BUILD_CACHE_DIR, XDG_CACHE_HOME or HOME",
+    )?;
+    Ok(PathBuf::from(home).join(".cache").join("wasm-build"))
+}
+
+/// Creates `dir` (and parents) readable by the owner only: the cache holds what the host
+/// later trusts, so no other local user may write it.
+pub fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating cache folder {}", dir.display()))
+}
+
+/// Writes `bytes` to `dest` atomically: a temporary file in the same folder, synced, then
+/// renamed over `dest`.
+pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
+    let parent = parent_of(dest)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(parent)
+        .with_context(|| format!("creating a temporary file in {}", parent.display()))?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("writing {}", tmp.path().display()))?;
+    tmp.persist(dest)
+        .map_err(|e| e.error)
+        .with_context(|| format!("moving a temporary file to {}", dest.display()))?;
+    Ok(())
+}
+
+/// A temporary folder next to `dest` that [`publish_dir`] later renames into place.
+pub fn staging_dir_for(dest: &Path) -> Result<tempfile::TempDir> {
+    let parent = parent_of(dest)?;
+    tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempdir_in(parent)
+        .with_context(|| format!("creating a temporary folder in {}", parent.display()))
+}
+
+/// Renames a fully written staging folder to `dest`. If another process got there first
+/// (`dest` exists), its entry wins and the staging folder is removed.
+pub fn publish_dir(staging: tempfile::TempDir, dest: &Path) -> Result<()> {
+    let path = staging.keep();
+    match fs::rename(&path, dest) {
+        Ok(()) => Ok(()),
+        Err(e) if dest.is_dir() => {
+            // Lost a race against an identical entry; ours is redundant.
+            let _ = fs::remove_dir_all(&path);
+            let _ = e;
+            Ok(())
+        }
+        Err(e) => {
+            let _ = fs::remove_dir_all(&path);
+            Err(e).with_context(|| format!("moving {} to {}", path.display(), dest.display()))
+        }
+    }
+}
+
+fn parent_of(path: &Path) -> Result<&Path> {
+    path.parent()
+        .with_context(|| format!("{} has no parent folder", path.display()))
+}
+
+/// An exclusive advisory lock on a lock file, released on drop.
+#[derive(Debug)]
+pub struct FileLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl FileLock {
+    /// Blocks until the exclusive lock on `path` (created if missing) is held.
+    pub fn acquire(path: impl Into<PathBuf>) -> Result<Self> {
+        let path = path.into();
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening lock file {}", path.display()))?;
+        file.lock()
+            .with_context(|| format!("locking {}", path.display()))?;
+        Ok(Self { file, path })
+    }
+
+    /// The lock file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
+}
+
+/// Lower-case hex of the sha256 of everything `reader` yields.
+pub fn sha256_reader(mut reader: impl Read) -> io::Result<(String, u64)> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    Ok((hex(&hasher.finalize()), total))
+}
+
+/// Lower-case hex of the sha256 of a file's contents, with its size.
+pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    sha256_reader(file).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Lower-case hex of the sha256 of `bytes`.
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// Lower-case hex encoding.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("entry");
+        write_atomic(&dest, b"first").unwrap();
+        write_atomic(&dest, b"second").unwrap();
+        assert_eq!(fs::read(&dest).unwrap(), b"second");
+        // No temporary files are left next to the entry.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn publish_dir_keeps_the_first_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("env");
+        let a = staging_dir_for(&dest).unwrap();
+        fs::write(a.path().join("marker"), "a").unwrap();
+        let b = staging_dir_for(&dest).unwrap();
+        fs::write(b.path().join("marker"), "b").unwrap();
+        publish_dir(a, &dest).unwrap();
+        publish_dir(b, &dest).unwrap();
+        assert_eq!(fs::read_to_string(dest.join("marker")).unwrap(), "a");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn sha256_of_known_input() {
+        assert_eq!(
+            sha256_bytes(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

@@ -1,0 +1,238 @@
+//! Distribution file names: wheels (PEP 427 / binary distribution format) and sdists (PEP 625).
+
+use anyhow::{Context, Result, bail};
+use pep440_rs::Version;
+use pep508_rs::PackageName;
+use std::fmt;
+use std::str::FromStr;
+
+/// A parsed wheel file name: `{name}-{version}(-{build})?-{python}-{abi}-{platform}.whl`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WheelFilename {
+    /// The distribution name, normalized.
+    pub name: PackageName,
+    /// The name exactly as written in the file name.
+    pub raw_name: String,
+    pub version: Version,
+    pub build_tag: Option<String>,
+    pub python_tags: Vec<String>,
+    pub abi_tags: Vec<String>,
+    pub platform_tags: Vec<String>,
+}
+
+impl WheelFilename {
+    /// Whether any of the wheel's tag triples is in `supported`.
+    pub fn is_compatible(&self, supported: &[(String, String, String)]) -> bool {
+        self.python_tags.iter().any(|py| {
+            self.abi_tags.iter().any(|abi| {
+                self.platform_tags.iter().any(|plat| {
+                    supported
+                        .iter()
+                        .any(|(p, a, pl)| p == py && a == abi && pl == plat)
+                })
+            })
+        })
+    }
+
+    /// The `.dist-info` folder name a wheel with this file name must contain.
+    pub fn dist_info_dir(&self) -> String {
+        format!("{}-{}.dist-info", self.raw_name, self.version_str())
+    }
+
+    /// The version as written in the file name's canonical form.
+    pub fn version_str(&self) -> String {
+        self.version.to_string()
+    }
+}
+
+impl FromStr for WheelFilename {
+    type Err = anyhow::Error;
+
+    fn from_str(filename: &str) -> Result<Self> {
+        let stem = filename
+            .strip_suffix(".whl")
+            .with_context(|| format!("wheel file name `{filename}` does not end in .whl"))?;
+        let parts: Vec<&str> = stem.split('-').collect();
+        let (name, version, build_tag, tags) = match parts.as_slice() {
+            [name, version, py, abi, plat] => (*name, *version, None, [*py, *abi, *plat]),
+            [name, version, build, py, abi, plat] => {
+                if !build.starts_with(|c: char| c.is_ascii_digit()) {
+                    bail!(
+                        "wheel file name `{filename}`: build tag `{build}` must start with a digit"
+                    );
+                }
+                (
+                    *name,
+                    *version,
+                    Some((*build).to_string()),
+                    [*py, *abi, *plat],
+                )
+            }
+            _ => bail!(
+                "wheel file name `{filename}` is not `name-version[-build]-python-abi-platform.whl`"
+            ),
+        };
+        let package = PackageName::from_str(name)
+            .with_context(|| format!("wheel file name `{filename}`: invalid name `{name}`"))?;
+        let version = Version::from_str(version).with_context(|| {
+            format!("wheel file name `{filename}`: invalid version `{version}`")
+        })?;
+        let split = |s: &str| -> Result<Vec<String>> {
+            if s.is_empty() || s.split('.').any(str::is_empty) {
+                bail!("wheel file name `{filename}` has an empty compatibility tag");
+            }
+            Ok(s.split('.').map(str::to_string).collect())
+        };
+        Ok(Self {
+            name: package,
+            raw_name: name.to_string(),
+            version,
+            build_tag,
+            python_tags: split(tags[0])?,
+            abi_tags: split(tags[1])?,
+            platform_tags: split(tags[2])?,
+        })
+    }
+}
+
+impl fmt::Display for WheelFilename {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.raw_name, self.version)?;
+        if let Some(build) = &self.build_tag {
+            write!(f, "-{build}")?;
+        }
+        write!(
+            f,
+            "-{}-{}-{}.whl",
+            self.python_tags.join("."),
+            self.abi_tags.join("."),
+            self.platform_tags.join(".")
+        )
+    }
+}
+
+/// A parsed source distribution file name: `{name}-{version}.tar.gz`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SdistFilename {
+    pub name: PackageName,
+    /// The name exactly as written in the file name.
+    pub raw_name: String,
+    pub version: Version,
+    /// The version exactly as written in the file name.
+    pub raw_version: String,
+}
+
+impl SdistFilename {
+    /// Parses a PEP 625 name (`{normalized_name}-{version}.tar.gz`, where the name holds no
+    /// `-`). Legacy names with dashes in the project name need [`Self::parse_for`].
+    pub fn parse(filename: &str) -> Result<Self> {
+        let stem = strip_sdist_suffix(filename)?;
+        let (name, version) = stem.split_once('-').with_context(|| {
+            format!("sdist file name `{filename}` is not `name-version.tar.gz`")
+        })?;
+        Self::from_parts(filename, name, version)
+    }
+
+    /// Parses a file name known to belong to `project`, which may contain dashes
+    /// (`zope.interface-5.0.tar.gz`, `python-dateutil-2.8.tar.gz`).
+    pub fn parse_for(filename: &str, project: &PackageName) -> Result<Self> {
+        let stem = strip_sdist_suffix(filename)?;
+        // Try every dash as the separator; the one whose left side normalizes to the
+        // project's name wins.
+        for (i, _) in stem.match_indices('-') {
+            let (name, version) = (&stem[..i], &stem[i + 1..]);
+            if PackageName::from_str(name).is_ok_and(|n| &n == project) {
+                return Self::from_parts(filename, name, version);
+            }
+        }
+        bail!("sdist file name `{filename}` does not start with the project name `{project}`")
+    }
+
+    fn from_parts(filename: &str, name: &str, version: &str) -> Result<Self> {
+        let package = PackageName::from_str(name)
+            .with_context(|| format!("sdist file name `{filename}`: invalid name `{name}`"))?;
+        let parsed = Version::from_str(version).with_context(|| {
+            format!("sdist file name `{filename}`: invalid version `{version}`")
+        })?;
+        Ok(Self {
+            name: package,
+            raw_name: name.to_string(),
+            version: parsed,
+            raw_version: version.to_string(),
+        })
+    }
+
+    /// The single top-level folder an sdist with this name holds.
+    pub fn top_level_dir(&self) -> String {
+        format!("{}-{}", self.raw_name, self.raw_version)
+    }
+}
+
+fn strip_sdist_suffix(filename: &str) -> Result<&str> {
+    filename
+        .strip_suffix(".tar.gz")
+        .with_context(|| format!("sdist file name `{filename}` does not end in .tar.gz"))
+}
+
+/// The name as it appears in wheel and sdist file names and in `.dist-info` folders:
+/// normalized, with `-` replaced by `_` (PEP 427 / PEP 625 escaping).
+pub fn escaped_name(name: &PackageName) -> String {
+    name.as_dist_info_name().into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags(list: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
+        list.iter()
+            .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn parses_wheel_names() {
+        let w: WheelFilename = "flit_core-3.9.0-py3-none-any.whl".parse().unwrap();
+        assert_eq!(w.name.as_ref(), "flit-core");
+        assert_eq!(w.version.to_string(), "3.9.0");
+        assert_eq!(w.dist_info_dir(), "flit_core-3.9.0.dist-info");
+        let w: WheelFilename = "six-1.16.0-1-py2.py3-none-any.whl".parse().unwrap();
+        assert_eq!(w.build_tag.as_deref(), Some("1"));
+        assert_eq!(w.python_tags, ["py2", "py3"]);
+        assert_eq!(w.to_string(), "six-1.16.0-1-py2.py3-none-any.whl");
+    }
+
+    #[test]
+    fn rejects_bad_wheel_names() {
+        for bad in [
+            "foo.whl",
+            "foo-1.0.whl",
+            "foo-1.0-py3-none.whl",
+            "foo-notaversion-py3-none-any.whl",
+            "foo-1.0-x-py3-none-any.whl",
+            "foo-1.0-py3..py2-none-any.whl",
+            "foo-1.0-py3-none-any.zip",
+        ] {
+            assert!(bad.parse::<WheelFilename>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn wheel_compatibility() {
+        let supported = tags(&[("py3", "none", "any"), ("cp312", "none", "any")]);
+        let pure: WheelFilename = "a-1-py2.py3-none-any.whl".parse().unwrap();
+        assert!(pure.is_compatible(&supported));
+        let native: WheelFilename = "a-1-cp312-cp312-manylinux_2_17_x86_64.whl".parse().unwrap();
+        assert!(!native.is_compatible(&supported));
+    }
+
+    #[test]
+    fn parses_sdist_names() {
+        let s = SdistFilename::parse("flit_core-3.9.0.tar.gz").unwrap();
+        assert_eq!(s.top_level_dir(), "flit_core-3.9.0");
+        let project = PackageName::from_str("python-dateutil").unwrap();
+        let s = SdistFilename::parse_for("python-dateutil-2.8.2.tar.gz", &project).unwrap();
+        assert_eq!(s.version.to_string(), "2.8.2");
+        assert!(SdistFilename::parse("foo.zip").is_err());
+    }
+}

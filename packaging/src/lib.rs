@@ -1,0 +1,11 @@
+//! Python packaging for wasm-build, without the sandbox: distribution file names, core
+//! metadata, the guest target, the package index client, build-requirement resolution,
+//! safe archive handling and artifact verification.
+//!
+//! Everything here treats its input as untrusted: index pages, downloaded files, sdists
+//! and whatever a build backend produced.
+
+pub mod cache;
+pub mod filename;
+pub mod metadata;
+pub mod target;
