@@ -7,5 +7,6 @@
 
 pub mod cache;
 pub mod filename;
+pub mod index;
 pub mod metadata;
 pub mod target;
