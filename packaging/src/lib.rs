@@ -6,6 +6,7 @@
 //! and whatever a build backend produced.
 
 pub mod cache;
+pub mod constraints;
 pub mod filename;
 pub mod index;
 pub mod metadata;

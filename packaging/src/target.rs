@@ -135,7 +135,7 @@ fn pure_python_tags(major: u64, minor: u64, implementation: &str) -> Vec<(String
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use pep508_rs::Requirement;
 
