@@ -261,8 +261,8 @@ pub struct IndexClient {
     find_links: Vec<FindLinks>,
     offline: bool,
     refresh: bool,
-    /// When this client was made (Unix seconds): pages fetched since then by any process
-    /// count as revalidated.
+    /// When this client was made (Unix milliseconds): pages fetched since then by any
+    /// process count as revalidated.
     started_at: u64,
     http: HttpClient,
     pages: PageCache,
@@ -320,8 +320,8 @@ impl IndexClient {
             find_links,
             offline: options.offline,
             refresh: options.refresh,
-            started_at: page_cache::now(),
-            http: HttpClient::new(),
+            started_at: page_cache::now_millis(),
+            http: HttpClient::new()?,
             pages: PageCache::new(index_dir.join("pages"))?,
             metadata_dir,
             wheels: WheelStore::new(cache.bucket(Bucket::Wheels)?)?,

@@ -4,12 +4,19 @@
 
 use super::IndexError;
 use crate::cache::hex;
+use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use ureq::ResponseExt;
 use ureq::http::{HeaderMap, StatusCode, header};
+use ureq::tls::{Certificate, PemItem, RootCerts};
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 use url::Url;
 
 /// The User-Agent sent with every request.
@@ -112,8 +119,15 @@ pub(crate) struct HttpClient {
 }
 
 impl HttpClient {
-    pub fn new() -> Self {
+    /// A client trusting Mozilla's roots, or the certificates in `SSL_CERT_FILE` /
+    /// `SSL_CERT_DIR` when set (as uv and pip do), for networks whose TLS goes through a
+    /// proxy with its own certificate authority.
+    pub fn new() -> anyhow::Result<Self> {
+        let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(root_certs()?)
+            .build();
         let config = ureq::Agent::config_builder()
+            .tls_config(tls)
             .http_status_as_error(false)
             .user_agent(USER_AGENT)
             .timeout_connect(Some(Duration::from_secs(30)))
@@ -121,9 +135,13 @@ impl HttpClient {
             .timeout_per_read(Some(Duration::from_secs(60)))
             .max_redirects(10)
             .build();
-        Self {
-            agent: config.into(),
-        }
+        Ok(Self {
+            agent: ureq::Agent::with_parts(
+                config,
+                DefaultConnector::default(),
+                OncePerHostResolver::default(),
+            ),
+        })
     }
 
     /// GETs a page, conditionally when `validators` are given.
@@ -279,6 +297,85 @@ impl HttpClient {
             }
         }
     }
+}
+
+/// Looks each host up once per client and shares the answer between threads.
+///
+/// Parallel lookups of one name are what the prefetch and download threads would
+/// otherwise make, and some resolvers drop concurrent queries (glibc then waits its 5 s
+/// timeout before retrying; seen here on every cold resolution). Built on ureq's
+/// `unversioned` resolver API, which Cargo.lock pins.
+#[derive(Debug, Default)]
+struct OncePerHostResolver {
+    inner: DefaultResolver,
+    hosts: Mutex<HashMap<String, Arc<Mutex<Option<ResolvedSocketAddrs>>>>>,
+}
+
+impl Resolver for OncePerHostResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let key = format!(
+            "{}://{}",
+            uri.scheme_str().unwrap_or_default(),
+            uri.authority().map(|a| a.as_str()).unwrap_or_default()
+        );
+        let slot = {
+            let mut hosts = self.hosts.lock().unwrap_or_else(PoisonError::into_inner);
+            Arc::clone(hosts.entry(key).or_default())
+        };
+        let mut cached = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(addresses) = cached.as_ref() {
+            return Ok(addresses.clone());
+        }
+        let addresses = self.inner.resolve(uri, config, timeout)?;
+        *cached = Some(addresses.clone());
+        Ok(addresses)
+    }
+}
+
+/// The trusted root certificates: `SSL_CERT_FILE`, else the files of `SSL_CERT_DIR`
+/// (`:`-separated), else Mozilla's roots built into the binary.
+fn root_certs() -> anyhow::Result<RootCerts> {
+    if let Some(file) = std::env::var_os("SSL_CERT_FILE").filter(|v| !v.is_empty()) {
+        let path = PathBuf::from(file);
+        let pem = std::fs::read(&path)
+            .with_context(|| format!("reading SSL_CERT_FILE {}", path.display()))?;
+        let certs = pem_certificates(&pem);
+        if certs.is_empty() {
+            bail!("SSL_CERT_FILE {} holds no PEM certificate", path.display());
+        }
+        return Ok(RootCerts::new_with_certs(&certs));
+    }
+    if let Some(dirs) = std::env::var_os("SSL_CERT_DIR").filter(|v| !v.is_empty()) {
+        let mut certs = Vec::new();
+        for dir in std::env::split_paths(&dirs) {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                if let Ok(pem) = std::fs::read(entry.path()) {
+                    certs.extend(pem_certificates(&pem));
+                }
+            }
+        }
+        if !certs.is_empty() {
+            return Ok(RootCerts::new_with_certs(&certs));
+        }
+    }
+    Ok(RootCerts::WebPki)
+}
+
+fn pem_certificates(pem: &[u8]) -> Vec<Certificate<'static>> {
+    ureq::tls::parse_pem(pem)
+        .filter_map(|item| match item {
+            Ok(PemItem::Certificate(cert)) => Some(cert),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Sorts a transport error into retryable or not.

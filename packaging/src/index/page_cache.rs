@@ -22,7 +22,7 @@ pub(crate) struct CachedPage {
     format: u32,
     /// The URL the page was requested from (the cache key).
     pub url: String,
-    /// Seconds since the Unix epoch when the page was fetched or last revalidated.
+    /// Milliseconds since the Unix epoch when the page was fetched or last revalidated.
     pub fetched_at: u64,
     pub etag: Option<String>,
     pub last_modified: Option<String>,
@@ -39,7 +39,7 @@ impl CachedPage {
         Self {
             format: FORMAT,
             url: url.to_string(),
-            fetched_at: now(),
+            fetched_at: now_millis(),
             etag: cache.etag,
             last_modified: cache.last_modified,
             max_age: cache.max_age,
@@ -52,7 +52,7 @@ impl CachedPage {
     /// The same page, confirmed unchanged by a 304 just now. A 304 may update the caching
     /// headers; missing ones keep their old values.
     pub fn revalidated(mut self, cache: CacheHeaders) -> Self {
-        self.fetched_at = now();
+        self.fetched_at = now_millis();
         if cache.etag.is_some() {
             self.etag = cache.etag;
         }
@@ -73,12 +73,12 @@ impl CachedPage {
             return false;
         }
         match self.max_age {
-            Some(max_age) => now() < self.fetched_at.saturating_add(max_age),
+            Some(max_age) => now_millis() < self.fetched_at.saturating_add(max_age * 1000),
             None => false,
         }
     }
 
-    /// Whether the page was fetched or revalidated at or after `since` (Unix seconds).
+    /// Whether the page was fetched or revalidated at or after `since` (Unix milliseconds).
     pub fn fetched_since(&self, since: u64) -> bool {
         self.fetched_at >= since
     }
@@ -124,11 +124,11 @@ impl PageCache {
     }
 }
 
-/// Seconds since the Unix epoch.
-pub(crate) fn now() -> u64 {
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
@@ -175,7 +175,7 @@ mod tests {
             true,
             Vec::new(),
         );
-        old.fetched_at -= 11;
+        old.fetched_at -= 11_000;
         assert!(!old.is_fresh());
         let renewed = old.revalidated(CacheHeaders::default());
         assert!(renewed.is_fresh(), "a 304 without headers keeps max-age");
