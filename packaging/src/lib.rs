@@ -10,4 +10,5 @@ pub mod constraints;
 pub mod filename;
 pub mod index;
 pub mod metadata;
+pub mod resolve;
 pub mod target;

@@ -1,0 +1,389 @@
+//! Which versions of a project the guest can use, which file to install for each, and why
+//! every other version or file is out.
+
+use crate::constraints::Applicable;
+use crate::index::{DistFile, DistKind};
+use crate::target::GuestTarget;
+use pep440_rs::{Version, VersionSpecifiers};
+use pep508_rs::PackageName;
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::str::FromStr;
+
+/// Why a file (or a whole version) cannot be installed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Exclusion {
+    /// A source distribution: wasm-build installs wheels only.
+    Sdist(String),
+    /// A wheel for another platform or interpreter (native code).
+    PlatformWheel(String),
+    /// A wheel whose `Requires-Python` excludes the guest.
+    RequiresPython { filename: String, requires: String },
+    /// A yanked wheel that no requirement or constraint pins.
+    Yanked { filename: String, reason: String },
+    /// The build constraints do not allow this version.
+    Constraint(String),
+}
+
+impl Exclusion {
+    /// Whether the exclusion is about what the guest can run (as opposed to policy).
+    pub fn is_incompatibility(&self) -> bool {
+        matches!(
+            self,
+            Self::Sdist(_) | Self::PlatformWheel(_) | Self::RequiresPython { .. }
+        )
+    }
+}
+
+/// Why one version cannot be installed: `only sdist foo-1.0.tar.gz; platform wheels …`
+/// (detailed, naming up to three files of each kind) or `only an sdist and 12 platform
+/// wheels` (compact).
+pub(crate) struct VersionExclusions<'a> {
+    pub exclusions: &'a [Exclusion],
+    pub detailed: bool,
+}
+
+impl fmt::Display for VersionExclusions<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SHOWN: usize = 3;
+        if let Some(Exclusion::Constraint(by)) = self
+            .exclusions
+            .iter()
+            .find(|e| matches!(e, Exclusion::Constraint(_)))
+        {
+            return write!(f, "excluded by the build constraint {by}");
+        }
+        let pick = |select: fn(&Exclusion) -> Option<String>| -> Vec<String> {
+            self.exclusions.iter().filter_map(select).collect()
+        };
+        let kinds: [(&str, &str, Vec<String>); 4] = [
+            (
+                "sdist",
+                "sdists",
+                pick(|e| match e {
+                    Exclusion::Sdist(name) => Some(name.clone()),
+                    _ => None,
+                }),
+            ),
+            (
+                "platform wheel",
+                "platform wheels",
+                pick(|e| match e {
+                    Exclusion::PlatformWheel(name) => Some(name.clone()),
+                    _ => None,
+                }),
+            ),
+            (
+                "wheel for other Pythons",
+                "wheels for other Pythons",
+                pick(|e| match e {
+                    Exclusion::RequiresPython { filename, requires } => {
+                        Some(format!("{filename} requires Python {requires}"))
+                    }
+                    _ => None,
+                }),
+            ),
+            (
+                "yanked wheel",
+                "yanked wheels",
+                pick(|e| match e {
+                    Exclusion::Yanked { filename, reason } if reason.is_empty() => {
+                        Some(filename.clone())
+                    }
+                    Exclusion::Yanked { filename, reason } => {
+                        Some(format!("{filename} ({reason})"))
+                    }
+                    _ => None,
+                }),
+            ),
+        ];
+        let mut parts = Vec::new();
+        for (one, many, names) in kinds {
+            match (names.len(), self.detailed) {
+                (0, _) => {}
+                (1, false) => parts.push(format!("one {one}")),
+                (n, false) => parts.push(format!("{n} {many}")),
+                (n, true) => {
+                    let mut shown = names[..n.min(SHOWN)].join(", ");
+                    if n > SHOWN {
+                        shown.push_str(&format!(" and {} more", n - SHOWN));
+                    }
+                    let label = if n == 1 { one } else { many };
+                    parts.push(format!("{label} {shown}"));
+                }
+            }
+        }
+        let separator = if self.detailed { "; " } else { " and " };
+        write!(f, "only {}", parts.join(separator))
+    }
+}
+
+/// The installable versions of one project for one target, newest last.
+#[derive(Debug)]
+pub(crate) struct Candidates {
+    /// Installable versions, each with its usable wheels, best first.
+    usable: BTreeMap<Version, Vec<DistFile>>,
+    /// Versions without a usable wheel, and why.
+    excluded: BTreeMap<Version, Vec<Exclusion>>,
+    /// Whether any source listed any file for the project.
+    pub any_files: bool,
+}
+
+/// What decides which files are usable.
+pub(crate) struct Policy<'a> {
+    pub target: &'a GuestTarget,
+    pub constraint: &'a Applicable<'a>,
+    /// Versions whose yanked files may be used: pinned with `==`/`===` by a top-level
+    /// requirement or a constraint.
+    pub allowed_yanks: &'a HashSet<Version>,
+    /// Hashes the build constraints allow, preferred when several wheels are usable.
+    pub preferred_hashes: &'a HashSet<String>,
+}
+
+impl Candidates {
+    /// Sorts `files` of `name` into usable versions and exclusions.
+    pub fn new(name: &PackageName, files: &[DistFile], policy: &Policy<'_>) -> Self {
+        let tags = policy.target.supported_tags();
+        let python = policy.target.python_version();
+        let mut usable: BTreeMap<Version, Vec<(usize, DistFile)>> = BTreeMap::new();
+        let mut excluded: BTreeMap<Version, Vec<Exclusion>> = BTreeMap::new();
+        let mut any_files = false;
+        for file in files {
+            let Some(kind) = file.kind(name) else {
+                continue;
+            };
+            any_files = true;
+            let version = kind.version().clone();
+            let mut exclude = |why| excluded.entry(version.clone()).or_default().push(why);
+            if !policy.constraint.allows(&version) {
+                exclude(Exclusion::Constraint(policy.constraint.to_string()));
+                continue;
+            }
+            let wheel = match kind {
+                DistKind::Sdist(_) => {
+                    exclude(Exclusion::Sdist(file.filename.clone()));
+                    continue;
+                }
+                DistKind::Wheel(wheel) => wheel,
+            };
+            let Some(rank) = tag_rank(&wheel, tags) else {
+                exclude(Exclusion::PlatformWheel(file.filename.clone()));
+                continue;
+            };
+            if let Some(requires) = &file.requires_python {
+                let fits = VersionSpecifiers::from_str(requires)
+                    .is_ok_and(|specifiers| specifiers.contains(python));
+                if !fits {
+                    exclude(Exclusion::RequiresPython {
+                        filename: file.filename.clone(),
+                        requires: requires.clone(),
+                    });
+                    continue;
+                }
+            }
+            if let Some(reason) = &file.yanked
+                && !policy.allowed_yanks.contains(&version)
+            {
+                exclude(Exclusion::Yanked {
+                    filename: file.filename.clone(),
+                    reason: reason.clone(),
+                });
+                continue;
+            }
+            usable
+                .entry(version)
+                .or_default()
+                .push((rank, file.clone()));
+        }
+        let preferred = |file: &DistFile| {
+            file.sha256
+                .as_ref()
+                .is_some_and(|h| policy.preferred_hashes.contains(h))
+        };
+        let usable = usable
+            .into_iter()
+            .map(|(version, mut files)| {
+                // Best first: a hash the constraints list, then the most specific tag, then
+                // not yanked; otherwise the order of the sources (stable sort).
+                files.sort_by_key(|(rank, file)| (!preferred(file), *rank, file.is_yanked()));
+                (version, files.into_iter().map(|(_, file)| file).collect())
+            })
+            .collect();
+        Self {
+            usable,
+            excluded,
+            any_files,
+        }
+    }
+
+    /// Installable versions, oldest first.
+    pub fn versions(&self) -> impl DoubleEndedIterator<Item = &Version> + Clone {
+        self.usable.keys()
+    }
+
+    /// The usable wheels of `version`, best first.
+    pub fn files(&self, version: &Version) -> &[DistFile] {
+        self.usable.get(version).map_or(&[], Vec::as_slice)
+    }
+
+    /// Versions that cannot be installed, with their reasons, newest first.
+    pub fn exclusions(&self) -> impl Iterator<Item = (&Version, &[Exclusion])> {
+        self.excluded
+            .iter()
+            .rev()
+            .filter(|(version, _)| !self.usable.contains_key(*version))
+            .map(|(version, why)| (version, why.as_slice()))
+    }
+}
+
+/// The position of the wheel's best tag in the target's list (lower is better), or `None`
+/// when the guest cannot load the wheel.
+fn tag_rank(
+    wheel: &crate::filename::WheelFilename,
+    supported: &[(String, String, String)],
+) -> Option<usize> {
+    supported.iter().position(|(py, abi, platform)| {
+        wheel.python_tags.contains(py)
+            && wheel.abi_tags.contains(abi)
+            && wheel.platform_tags.contains(platform)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::constraints::BuildConstraints;
+    use std::path::Path;
+
+    pub(crate) fn file(filename: &str) -> DistFile {
+        DistFile {
+            filename: filename.to_string(),
+            url: format!("https://files.example/{filename}"),
+            sha256: None,
+            requires_python: None,
+            yanked: None,
+            core_metadata: false,
+            metadata_sha256: None,
+            size: None,
+            source: "https://index.example/simple/demo/".to_string(),
+        }
+    }
+
+    fn v(s: &str) -> Version {
+        Version::from_str(s).unwrap()
+    }
+
+    fn candidates(files: &[DistFile], constraints: &str, yanks: &[&str]) -> Candidates {
+        let target = crate::target::tests::wasi_312();
+        let constraints = BuildConstraints::parse(constraints, Path::new("c.txt"), false).unwrap();
+        let name = PackageName::from_str("demo").unwrap();
+        let applicable = constraints.for_package(&name, target.marker_environment());
+        let yanks = yanks.iter().map(|s| v(s)).collect();
+        let policy = Policy {
+            target: &target,
+            constraint: &applicable,
+            allowed_yanks: &yanks,
+            preferred_hashes: &HashSet::new(),
+        };
+        Candidates::new(&name, files, &policy)
+    }
+
+    #[test]
+    fn sorts_files_into_usable_and_excluded() {
+        let mut old_python = file("demo-3.0-py3-none-any.whl");
+        old_python.requires_python = Some(">=3.13".into());
+        let mut yanked = file("demo-2.5-py3-none-any.whl");
+        yanked.yanked = Some("broken".into());
+        let files = [
+            file("demo-1.0.tar.gz"),
+            file("demo-1.0-py2.py3-none-any.whl"),
+            file("demo-1.0-py3-none-any.whl"),
+            file("demo-2.0.tar.gz"),
+            file("demo-2.0-cp312-cp312-manylinux_2_17_x86_64.whl"),
+            file("demo-2.5.tar.gz"),
+            yanked,
+            old_python,
+            file("other-9.0-py3-none-any.whl"),
+        ];
+        let c = candidates(&files, "", &[]);
+        assert_eq!(c.versions().collect::<Vec<_>>(), [&v("1.0")]);
+        // py3-none-any ranks before py2.py3-none-any? Both carry py3; the first matching
+        // tag in the target's list decides, so source order is kept.
+        assert_eq!(c.files(&v("1.0")).len(), 2);
+        let excluded: Vec<_> = c
+            .exclusions()
+            .map(|(v, why)| {
+                let detailed = VersionExclusions {
+                    exclusions: why,
+                    detailed: true,
+                };
+                format!("{v}: {detailed}")
+            })
+            .collect();
+        assert_eq!(
+            excluded,
+            [
+                "3.0: only wheel for other Pythons demo-3.0-py3-none-any.whl requires Python >=3.13",
+                "2.5: only sdist demo-2.5.tar.gz; yanked wheel demo-2.5-py3-none-any.whl (broken)",
+                "2.0: only sdist demo-2.0.tar.gz; platform wheel demo-2.0-cp312-cp312-manylinux_2_17_x86_64.whl",
+            ]
+        );
+    }
+
+    #[test]
+    fn compact_summaries_count_files() {
+        let files = [
+            file("demo-2.0.tar.gz"),
+            file("demo-2.0-cp312-cp312-manylinux_2_17_x86_64.whl"),
+            file("demo-2.0-cp311-cp311-manylinux_2_17_x86_64.whl"),
+        ];
+        let c = candidates(&files, "", &[]);
+        let (_, why) = c.exclusions().next().unwrap();
+        let compact = VersionExclusions {
+            exclusions: why,
+            detailed: false,
+        };
+        assert_eq!(compact.to_string(), "only one sdist and 2 platform wheels");
+    }
+
+    #[test]
+    fn yanked_files_are_usable_when_pinned() {
+        let mut yanked = file("demo-2.5-py3-none-any.whl");
+        yanked.yanked = Some(String::new());
+        let c = candidates(&[yanked.clone()], "", &["2.5"]);
+        assert_eq!(c.files(&v("2.5")), [yanked]);
+    }
+
+    #[test]
+    fn constraints_exclude_versions() {
+        let files = [
+            file("demo-1.0-py3-none-any.whl"),
+            file("demo-2.0-py3-none-any.whl"),
+        ];
+        let c = candidates(&files, "demo<2\n", &[]);
+        assert_eq!(c.versions().collect::<Vec<_>>(), [&v("1.0")]);
+        let (version, why) = c.exclusions().next().unwrap();
+        assert_eq!(version, &v("2.0"));
+        let compact = VersionExclusions {
+            exclusions: why,
+            detailed: false,
+        };
+        assert_eq!(
+            compact.to_string(),
+            "excluded by the build constraint `demo<2` (c.txt line 1)"
+        );
+    }
+
+    #[test]
+    fn most_specific_tag_wins() {
+        let files = [
+            file("demo-1.0-py3-none-any.whl"),
+            file("demo-1.0-cp312-none-any.whl"),
+        ];
+        let c = candidates(&files, "", &[]);
+        assert_eq!(
+            c.files(&v("1.0"))[0].filename,
+            "demo-1.0-cp312-none-any.whl"
+        );
+    }
+}
