@@ -139,14 +139,12 @@ pub(crate) mod tests {
     use super::*;
     use pep508_rs::Requirement;
 
+    /// The VMware CPython 3.12.0 guest, as its probe reports itself (shared with the
+    /// integration tests).
     pub(crate) fn wasi_312() -> GuestTarget {
-        GuestTarget::from_probe_json(
-            r#"{"implementation_name": "cpython", "implementation_version": "3.12.0",
-            "os_name": "posix", "platform_machine": "wasm32",
-            "platform_python_implementation": "CPython", "platform_release": "0.0.0",
-            "platform_system": "WASI", "platform_version": "", "python_full_version": "3.12.0",
-            "python_version": "3.12", "sys_platform": "wasi"}"#,
-        )
+        GuestTarget::from_probe_json(include_str!(
+            "../tests/fixtures/probe-wasi-cpython-3.12.0.json"
+        ))
         .unwrap()
     }
 

@@ -19,14 +19,8 @@ use wasm_build_packaging::target::GuestTarget;
 
 /// The guest of the VMware CPython 3.12.0 runtime, as its probe reports it.
 pub fn wasi_312() -> GuestTarget {
-    GuestTarget::from_probe_json(
-        r#"{"implementation_name": "cpython", "implementation_version": "3.12.0",
-        "os_name": "posix", "platform_machine": "wasm32",
-        "platform_python_implementation": "CPython", "platform_release": "0.0.0",
-        "platform_system": "WASI", "platform_version": "", "python_full_version": "3.12.0",
-        "python_version": "3.12", "sys_platform": "wasi"}"#,
-    )
-    .expect("valid probe JSON")
+    GuestTarget::from_probe_json(include_str!("../fixtures/probe-wasi-cpython-3.12.0.json"))
+        .expect("valid probe JSON")
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
