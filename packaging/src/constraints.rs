@@ -20,7 +20,9 @@ use std::str::FromStr;
 /// One constraint line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Constraint {
+    /// The constrained package.
     pub name: PackageName,
+    /// The versions the line allows (empty: any).
     pub specifiers: VersionSpecifiers,
     /// The line applies only where this marker is true.
     pub marker: MarkerTree,

@@ -103,6 +103,7 @@ impl DistFile {
 /// A distribution file's kind and version, read from its name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DistKind {
+    /// A wheel, with its parsed file name.
     Wheel(WheelFilename),
     /// A source distribution (`.tar.gz`, or a legacy `.zip`).
     Sdist(Version),
@@ -150,6 +151,7 @@ pub struct CachedFile {
     pub path: PathBuf,
     /// Its sha256 (lower-case hex).
     pub sha256: String,
+    /// Whether the index vouched for that sha256.
     pub hash_source: HashSource,
 }
 
@@ -157,29 +159,36 @@ pub struct CachedFile {
 /// file or URL at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
+    /// Offline, and no page of the project is cached.
     #[error(
         "cannot look up `{project}` offline: no index page for it is in the cache \
          (missing: {missing}); run once without offline mode to fill the cache"
     )]
     OfflineProject { project: String, missing: String },
+    /// Offline, and the file is not in the wheel cache.
     #[error("`{filename}` is not in the cache and offline mode forbids downloading it from {url}")]
     OfflineFile { filename: String, url: String },
+    /// The request failed before a response, or the body could not be read.
     #[error("request to {url} failed: {reason}")]
     Transfer { url: String, reason: String },
+    /// The server answered with an error status.
     #[error("{url} answered HTTP {status}{hint}")]
     Status {
         url: String,
         status: u16,
         hint: String,
     },
+    /// A transient failure that persisted through every retry.
     #[error("{last} (gave up after {attempts} attempts)")]
     GaveUp {
         url: String,
         attempts: u32,
         last: Box<IndexError>,
     },
+    /// A project page that cannot be parsed.
     #[error("the index page {url} is invalid: {reason}")]
     InvalidPage { url: String, reason: String },
+    /// A downloaded file whose sha256 differs from the index's; it was not cached.
     #[error(
         "sha256 mismatch for `{filename}` from {url}: expected {expected}, got {actual}; \
          the file was refused and not cached"
@@ -190,6 +199,7 @@ pub enum IndexError {
         expected: String,
         actual: String,
     },
+    /// A PEP 658 metadata file whose sha256 differs from the index's.
     #[error(
         "sha256 mismatch for the core metadata of `{filename}` ({url}): expected {expected}, \
          got {actual}"
@@ -200,17 +210,22 @@ pub enum IndexError {
         expected: String,
         actual: String,
     },
+    /// A wheel (or metadata file) whose core metadata cannot be read.
     #[error("`{filename}` has invalid core metadata: {reason}")]
     InvalidMetadata { filename: String, reason: String },
+    /// A file name that cannot be stored safely.
     #[error("`{filename}` is not a safe file name for the cache")]
     InvalidFileName { filename: String },
+    /// A find-links folder or page that cannot be read.
     #[error("find-links location {location}: {reason}")]
     FindLinks { location: String, reason: String },
+    /// A local file operation failed.
     #[error("{action}: {error}")]
     Io {
         action: String,
         error: std::io::Error,
     },
+    /// The cache could not be read or written.
     #[error("{action}: {error:#}")]
     Cache {
         action: String,

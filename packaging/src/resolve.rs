@@ -53,13 +53,16 @@ pub struct Resolution {
 /// One package of a resolution, downloaded and hash-checked.
 #[derive(Debug, Clone)]
 pub struct ResolvedPackage {
+    /// The package's normalized name.
     pub name: PackageName,
+    /// The chosen version.
     pub version: Version,
     /// The wheel chosen for the guest.
     pub file: DistFile,
     /// The wheel's sha256: the index's, checked against the download, or computed from the
     /// download when the index gave none (see `hash_source`).
     pub sha256: String,
+    /// Whether the index vouched for `sha256`.
     pub hash_source: HashSource,
     /// The downloaded wheel in the cache.
     pub path: PathBuf,
@@ -69,18 +72,24 @@ pub struct ResolvedPackage {
 /// or file at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
+    /// A requirement wasm-build cannot install (a direct URL).
     #[error("cannot use the build requirement `{requirement}`: {reason}")]
     UnsupportedRequirement { requirement: String, reason: String },
+    /// No set of versions satisfies the requirements; `derivation` says why.
     #[error("cannot resolve the build requirements for {guest}:\n{derivation}")]
     NoSolution { guest: String, derivation: String },
+    /// A package the build needs has no wheel the guest can use; the message names the
+    /// chain of requirements that led to it and the files that exist.
     #[error("{message}")]
     NoWheel { package: String, message: String },
+    /// The index client failed for a package.
     #[error("cannot get `{package}`{required_by}: {error}")]
     Index {
         package: String,
         required_by: String,
         error: Box<IndexError>,
     },
+    /// A package fails require-hashes mode.
     #[error(transparent)]
     RequireHashes(Box<RequireHashesError>),
 }
@@ -88,6 +97,7 @@ pub enum ResolveError {
 /// Why a package fails require-hashes mode.
 #[derive(Debug, thiserror::Error)]
 pub enum RequireHashesError {
+    /// The package has no `==` pin in the constraints.
     #[error(
         "`{package}`{required_by} is not pinned in {file}: with require-hashes, every package \
          of the build environment needs a `{package}==<version> --hash=sha256:<hash>` line"
@@ -97,6 +107,7 @@ pub enum RequireHashesError {
         required_by: String,
         file: String,
     },
+    /// The package's pin lists no hash.
     #[error(
         "`{package} {version}` has no hash in {file}: with require-hashes, every package needs \
          `--hash=sha256:<hash>` with the sha256 of its wheel"
@@ -106,6 +117,7 @@ pub enum RequireHashesError {
         version: String,
         file: String,
     },
+    /// The wheel's sha256 is not among the listed hashes.
     #[error(
         "the wheel {filename} of `{package} {version}` has sha256 {actual}, which {file} does \
          not allow (it lists {allowed})"
@@ -171,9 +183,14 @@ pub fn resolve(
                 continue;
             };
             let candidates = provider.candidates(&name)?;
-            let Some(file) = candidates.files(&version).first().cloned() else {
-                continue;
-            };
+            // Versions are only ever chosen from those with a usable wheel.
+            let file = candidates.files(&version).first().cloned().ok_or_else(|| {
+                ResolveError::NoSolution {
+                    guest: format!("{name} {version}"),
+                    derivation: "internal error: a version without a usable wheel was chosen"
+                        .to_string(),
+                }
+            })?;
             if !version.is_stable()
                 && let Some(reason) = provider.prerelease_reason(&name)
             {
@@ -228,7 +245,7 @@ pub fn resolve(
         }
         if cached.hash_source == HashSource::Computed {
             notes.push(format!(
-                "{} lists {} without a sha256; computed {} from the download",
+                "{} lists {} without a sha256; its bytes hash to {}",
                 file.source, file.filename, cached.sha256
             ));
         }

@@ -445,7 +445,9 @@ fn require_hashes_checks_computed_hashes_when_the_index_gives_none() {
     assert_eq!(ok.packages[0].sha256, real);
     assert_eq!(ok.packages[0].hash_source, HashSource::Computed);
     assert!(
-        ok.notes.iter().any(|n| n.contains("without a sha256")),
+        ok.notes
+            .iter()
+            .any(|n| n.contains("without a sha256; its bytes hash to")),
         "{:?}",
         ok.notes
     );
