@@ -358,6 +358,54 @@ fn hash_mismatch_is_refused_and_nothing_is_cached() {
 }
 
 #[test]
+fn metadata_file_with_a_wrong_hash_is_refused() {
+    let index = TestIndex::start(Format::Json);
+    index.with_metadata_files();
+    index.add_tiny(&TinyWheel::new("meta", "1.0"));
+    index.tamper("meta-1.0-py3-none-any.whl.metadata");
+    let cache = Cache::temporary().unwrap();
+    let err = run(&client(&index, &cache), &["meta"]).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("sha256 mismatch for the core metadata of `meta-1.0-py3-none-any.whl`"),
+        "{message}"
+    );
+    let wheel_downloads = index
+        .log()
+        .iter()
+        .filter(|l| l.path == "/files/meta-1.0-py3-none-any.whl")
+        .count();
+    assert_eq!(
+        wheel_downloads,
+        0,
+        "the wheel is never fetched: {:?}",
+        index.log()
+    );
+}
+
+#[test]
+fn local_find_links_page_with_relative_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let wheel = TinyWheel::new("paged", "1.0");
+    std::fs::write(dir.path().join(wheel.filename()), wheel.build()).unwrap();
+    let page = dir.path().join("links.html");
+    std::fs::write(&page, format!("<a href=\"{0}\">{0}</a>", wheel.filename())).unwrap();
+    let index = TestIndex::start(Format::Json);
+    let cache = Cache::temporary().unwrap();
+    let client = IndexClient::new(
+        IndexOptions {
+            find_links: vec![page.display().to_string()],
+            ..options(&index)
+        },
+        &cache,
+    )
+    .unwrap();
+    let resolution = run(&client, &["paged"]).unwrap();
+    assert_eq!(pins(&resolution), ["paged==1.0"]);
+    assert_eq!(resolution.packages[0].hash_source, HashSource::Computed);
+}
+
+#[test]
 fn require_hashes_refuses_missing_pins_and_hashes() {
     let index = TestIndex::start(Format::Json);
     index.add_pypi("six", "six-1.16.0-py2.py3-none-any.whl");

@@ -384,7 +384,8 @@ impl TestIndex {
         self.update(filename, |s| s.yanked = Some(reason.to_string()));
     }
 
-    /// Serves other bytes than the page's hash promises for `filename`.
+    /// Serves other bytes than the page's hash promises for `filename` (which may be a
+    /// `.metadata` file).
     pub fn tamper(&self, filename: &str) {
         self.state
             .lock()
@@ -565,11 +566,16 @@ fn respond(path: &str, headers: &HashMap<String, String>, state: &Mutex<State>) 
         };
         if let Some(wheel) = filename.strip_suffix(".metadata") {
             return match lookup(wheel).and_then(|s| s.metadata) {
-                Some(metadata) if state.metadata_files => Response {
-                    status: 200,
-                    headers: vec![("Content-Type".into(), "text/plain".into())],
-                    body: metadata,
-                },
+                Some(mut metadata) if state.metadata_files => {
+                    if state.tampered.contains(filename) {
+                        metadata.extend_from_slice(b"Requires-Dist: evil\n");
+                    }
+                    Response {
+                        status: 200,
+                        headers: vec![("Content-Type".into(), "text/plain".into())],
+                        body: metadata,
+                    }
+                }
                 _ => not_found(),
             };
         }
