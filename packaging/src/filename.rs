@@ -56,9 +56,14 @@ impl FromStr for WheelFilename {
         let (name, version, build_tag, tags) = match parts.as_slice() {
             [name, version, py, abi, plat] => (*name, *version, None, [*py, *abi, *plat]),
             [name, version, build, py, abi, plat] => {
-                if !build.starts_with(|c: char| c.is_ascii_digit()) {
+                if !build.starts_with(|c: char| c.is_ascii_digit())
+                    || !build
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                {
                     bail!(
-                        "wheel file name `{filename}`: build tag `{build}` must start with a digit"
+                        "wheel file name `{filename}`: build tag `{build}` must be a digit \
+                         followed by letters, digits or `_`"
                     );
                 }
                 (
@@ -80,6 +85,15 @@ impl FromStr for WheelFilename {
         let split = |s: &str| -> Result<Vec<String>> {
             if s.is_empty() || s.split('.').any(str::is_empty) {
                 bail!("wheel file name `{filename}` has an empty compatibility tag");
+            }
+            if !s
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+            {
+                bail!(
+                    "wheel file name `{filename}`: compatibility tag `{s}` holds characters \
+                     other than letters, digits and `_`"
+                );
             }
             Ok(s.split('.').map(str::to_string).collect())
         };
@@ -137,15 +151,26 @@ impl SdistFilename {
     /// (`zope.interface-5.0.tar.gz`, `python-dateutil-2.8.tar.gz`).
     pub fn parse_for(filename: &str, project: &PackageName) -> Result<Self> {
         let stem = strip_sdist_suffix(filename)?;
-        // Try every dash as the separator; the one whose left side normalizes to the
-        // project's name wins.
+        match split_name_version(stem, project) {
+            Some((name, version)) => Self::from_parts(filename, name, version),
+            None => bail!(
+                "sdist file name `{filename}` does not start with the project name `{project}`"
+            ),
+        }
+    }
+
+    /// Parses a file name whose project is unknown and may hold dashes: the first `-` that
+    /// is followed by a valid version separates name and version (`python-dateutil-2.8.2`
+    /// splits after `dateutil`). Prefer [`Self::parse_for`] when the project is known.
+    pub fn parse_guess(filename: &str) -> Result<Self> {
+        let stem = strip_sdist_suffix(filename)?;
         for (i, _) in stem.match_indices('-') {
             let (name, version) = (&stem[..i], &stem[i + 1..]);
-            if PackageName::from_str(name).is_ok_and(|n| &n == project) {
+            if PackageName::from_str(name).is_ok() && Version::from_str(version).is_ok() {
                 return Self::from_parts(filename, name, version);
             }
         }
-        bail!("sdist file name `{filename}` does not start with the project name `{project}`")
+        bail!("sdist file name `{filename}` is not `name-version.tar.gz`")
     }
 
     fn from_parts(filename: &str, name: &str, version: &str) -> Result<Self> {
@@ -172,6 +197,15 @@ fn strip_sdist_suffix(filename: &str) -> Result<&str> {
     filename
         .strip_suffix(".tar.gz")
         .with_context(|| format!("sdist file name `{filename}` does not end in .tar.gz"))
+}
+
+/// Splits `{name}-{version}` (a file name's stem, a `.dist-info` folder's name without its
+/// suffix) at the `-` whose left side normalizes to `project`. Names may hold dashes in
+/// legacy forms (`python-dateutil-2.8.2`), so every dash is tried from the left.
+pub fn split_name_version<'a>(stem: &'a str, project: &PackageName) -> Option<(&'a str, &'a str)> {
+    stem.match_indices('-')
+        .map(|(i, _)| (&stem[..i], &stem[i + 1..]))
+        .find(|(name, _)| PackageName::from_str(name).is_ok_and(|n| &n == project))
 }
 
 /// The name as it appears in wheel and sdist file names and in `.dist-info` folders:
@@ -212,6 +246,10 @@ mod tests {
             "foo-1.0-x-py3-none-any.whl",
             "foo-1.0-py3..py2-none-any.whl",
             "foo-1.0-py3-none-any.zip",
+            "foo-1.0-py3-none-any x.whl",
+            "foo-1.0-py3-none-../x.whl",
+            "foo-1.0-1.x-py3-none-any.whl",
+            "foo-1.0-py3-none-\u{e9}.whl",
         ] {
             assert!(bad.parse::<WheelFilename>().is_err(), "{bad}");
         }
@@ -234,5 +272,26 @@ mod tests {
         let s = SdistFilename::parse_for("python-dateutil-2.8.2.tar.gz", &project).unwrap();
         assert_eq!(s.version.to_string(), "2.8.2");
         assert!(SdistFilename::parse("foo.zip").is_err());
+    }
+
+    #[test]
+    fn guesses_legacy_sdist_names() {
+        let s = SdistFilename::parse_guess("python-dateutil-2.8.2.tar.gz").unwrap();
+        assert_eq!(s.name.as_ref(), "python-dateutil");
+        assert_eq!(s.raw_version, "2.8.2");
+        let s = SdistFilename::parse_guess("flit_core-3.9.0.tar.gz").unwrap();
+        assert_eq!(s.name.as_ref(), "flit-core");
+        assert!(SdistFilename::parse_guess("src.tar.gz").is_err());
+        assert!(SdistFilename::parse_guess("a-b-c.tar.gz").is_err());
+    }
+
+    #[test]
+    fn splits_name_and_version_for_a_project() {
+        let project = PackageName::from_str("zope-interface").unwrap();
+        assert_eq!(
+            split_name_version("zope.interface-5.0", &project),
+            Some(("zope.interface", "5.0"))
+        );
+        assert_eq!(split_name_version("zope-5.0", &project), None);
     }
 }

@@ -59,8 +59,9 @@ impl CoreMetadata {
     }
 }
 
-/// Splits the header block (up to the first empty line) into `(key, value)` pairs.
-fn parse_headers(text: &str) -> Result<Vec<(String, String)>> {
+/// Splits the header block (up to the first empty line) into `(key, value)` pairs. The
+/// same email-style format serves METADATA, PKG-INFO and a wheel's WHEEL file.
+pub fn parse_headers(text: &str) -> Result<Vec<(String, String)>> {
     let mut headers: Vec<(String, String)> = Vec::new();
     for line in text.lines() {
         if line.is_empty() {
