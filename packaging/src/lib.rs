@@ -5,10 +5,15 @@
 //! Everything here treats its input as untrusted: index pages, downloaded files, sdists
 //! and whatever a build backend produced.
 
+pub mod archive;
 pub mod cache;
 pub mod constraints;
 pub mod filename;
 pub mod index;
+pub mod limits;
 pub mod metadata;
 pub mod resolve;
 pub mod target;
+
+#[cfg(test)]
+mod test_support;

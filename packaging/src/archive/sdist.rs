@@ -1,0 +1,194 @@
+//! Safe extraction of an sdist from a stranger.
+
+use super::ArchiveError;
+use super::fs::{Mtime, TreeWriter, set_file_mtime};
+use super::path::RelPath;
+use super::scan::{MemberSink, PkgInfo, scan_tar_gz};
+use crate::filename::SdistFilename;
+use crate::limits::ArchiveLimits;
+use crate::metadata::CoreMetadata;
+use pep508_rs::PackageName;
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// An sdist unpacked by [`extract_sdist`].
+#[derive(Debug, Clone)]
+pub struct ExtractedSdist {
+    /// The project folder, `dest/{top_level}`.
+    pub root: PathBuf,
+    /// The single top-level folder's name, `{name}-{version}`.
+    pub top_level: String,
+    /// Name and version as the top-level folder gives them (disambiguated with PKG-INFO's
+    /// `Name` when PKG-INFO is present and parses).
+    pub filename: SdistFilename,
+    /// Regular files that had an executable bit, relative to `root`, sorted. WASI has no
+    /// permission bits: the host hands this list to the guest.
+    pub executables: Vec<String>,
+    /// Members read (folders, links and PAX global headers included).
+    pub members: u64,
+    /// Bytes counted against [`ArchiveLimits::max_unpacked_bytes`].
+    pub unpacked_bytes: u64,
+}
+
+/// Extracts the sdist `archive` (a gzip-compressed tar) into `dest`, which must not exist
+/// (its parent must) or be an empty folder.
+///
+/// Every member passes these rules or the whole extraction fails: a UTF-8 name without NUL,
+/// control characters or backslashes, relative, without `..` or empty components; inside
+/// the single top-level folder (which must equal the archive's file name minus `.tar.gz`
+/// when the file name ends so); a regular file, a folder, a symlink whose target resolves
+/// lexically inside the top-level folder, or a hard link to an earlier regular file member
+/// (materialized as a copy); never written through or over a symlink, never turning a
+/// folder into a file or back; sane PAX headers. Sizes and ratios are counted while the
+/// stream is decompressed (see [`ArchiveLimits`]).
+///
+/// Files get mode 0644 or 0755 and the archive's modification times (folders too, once
+/// their contents are written); symlinks are written in a canonical relative form (see
+/// [`super::path::resolve_link`]). On any error, everything written is removed again
+/// (and `dest` itself if this call created it).
+pub fn extract_sdist(
+    archive: &Path,
+    dest: &Path,
+    limits: &ArchiveLimits,
+) -> Result<ExtractedSdist, ArchiveError> {
+    let file = File::open(archive).map_err(|source| ArchiveError::Read {
+        path: archive.to_path_buf(),
+        source,
+    })?;
+    let expected_top = archive
+        .file_name()
+        .and_then(|name| name.to_str())
+        .and_then(|name| name.strip_suffix(".tar.gz"));
+    let writer = TreeWriter::create(dest).map_err(|source| ArchiveError::Destination {
+        path: dest.to_path_buf(),
+        source,
+    })?;
+    match extract_into(BufReader::new(file), expected_top, limits, &writer) {
+        Ok(extracted) => Ok(extracted),
+        Err(e) => {
+            writer.discard();
+            Err(e)
+        }
+    }
+}
+
+fn extract_into(
+    packed: impl Read,
+    expected_top: Option<&str>,
+    limits: &ArchiveLimits,
+    writer: &TreeWriter,
+) -> Result<ExtractedSdist, ArchiveError> {
+    let mut sink = ExtractSink {
+        writer,
+        dir_mtimes: Vec::new(),
+    };
+    let summary = scan_tar_gz(packed, limits, expected_top, &mut sink)?;
+    // Folder times last (writing a child changes its folder's time), deepest first; a
+    // folder listed twice gets its last time. Failures are ignored, as tar does.
+    let mut dir_mtimes = sink.dir_mtimes;
+    dir_mtimes.reverse();
+    dir_mtimes.sort_by_key(|(path, _)| std::cmp::Reverse(path.depth()));
+    for (path, mtime) in dir_mtimes {
+        let components: Vec<&str> = path.components().collect();
+        let _ = writer.set_mtime(&components, mtime);
+    }
+
+    let pkg_info = match &summary.pkg_info {
+        Some(PkgInfo::Bytes(bytes)) => Some(bytes.as_slice()),
+        _ => None,
+    };
+    let filename = sdist_filename(&summary.top, pkg_info)?;
+    let executables = summary
+        .executables
+        .iter()
+        .filter_map(|path| {
+            path.strip_prefix(summary.top.as_str())
+                .and_then(|rest| rest.strip_prefix('/'))
+                .map(str::to_string)
+        })
+        .collect();
+    Ok(ExtractedSdist {
+        root: writer.root_path().join(&summary.top),
+        top_level: summary.top,
+        filename,
+        executables,
+        members: summary.members,
+        unpacked_bytes: summary.unpacked_bytes,
+    })
+}
+
+/// Name and version from the top-level folder, using PKG-INFO's name (when it parses) to
+/// tell where a dashed legacy name ends.
+fn sdist_filename(top: &str, pkg_info: Option<&[u8]>) -> Result<SdistFilename, ArchiveError> {
+    let as_filename = format!("{top}.tar.gz");
+    let from_pkg_info = pkg_info
+        .and_then(|bytes| CoreMetadata::parse(bytes).ok())
+        .and_then(|meta| PackageName::from_str(&meta.name).ok())
+        .and_then(|name| SdistFilename::parse_for(&as_filename, &name).ok());
+    match from_pkg_info {
+        Some(filename) => Ok(filename),
+        None => SdistFilename::parse_guess(&as_filename).map_err(|e| ArchiveError::TopLevelName {
+            top: top.to_string(),
+            reason: format!("{e:#}"),
+        }),
+    }
+}
+
+/// Writes members under the destination.
+struct ExtractSink<'w> {
+    writer: &'w TreeWriter,
+    dir_mtimes: Vec<(RelPath, Mtime)>,
+}
+
+impl MemberSink for ExtractSink<'_> {
+    fn dir(&mut self, path: &RelPath, mtime: Mtime) -> io::Result<()> {
+        let components: Vec<&str> = path.components().collect();
+        self.writer.create_dir(&components)?;
+        self.dir_mtimes.push((path.clone(), mtime));
+        Ok(())
+    }
+
+    fn file(
+        &mut self,
+        path: &RelPath,
+        executable: bool,
+        replace: bool,
+        mtime: Mtime,
+        data: &mut dyn Read,
+    ) -> io::Result<()> {
+        let components: Vec<&str> = path.components().collect();
+        let mut file = self.writer.create_file(&components, executable, replace)?;
+        io::copy(data, &mut file)?;
+        let _ = set_file_mtime(&file, mtime);
+        Ok(())
+    }
+
+    fn symlink(&mut self, path: &RelPath, target: &str, mtime: Mtime) -> io::Result<()> {
+        let components: Vec<&str> = path.components().collect();
+        self.writer.symlink(&components, target)?;
+        let _ = self.writer.set_mtime(&components, mtime);
+        Ok(())
+    }
+
+    fn hard_link(
+        &mut self,
+        path: &RelPath,
+        target: &RelPath,
+        executable: bool,
+        replace: bool,
+        mtime: Mtime,
+    ) -> io::Result<()> {
+        let source: Vec<&str> = target.components().collect();
+        let mut source = self.writer.open_file(&source)?;
+        let components: Vec<&str> = path.components().collect();
+        let mut file = self.writer.create_file(&components, executable, replace)?;
+        io::copy(&mut source, &mut file)?;
+        let _ = set_file_mtime(&file, mtime);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

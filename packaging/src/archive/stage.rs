@@ -1,0 +1,505 @@
+//! The scratch copy of a local source tree that the guest builds in.
+//!
+//! Backends write into their source folder (`build/`, `*.egg-info`), so the guest gets a
+//! copy, never the user's tree. The copy keeps what a build needs and nothing that could
+//! lead outside the tree: a symlink is kept only when it resolves inside the tree, and the
+//! source is only ever opened for reading, one component at a time, without following
+//! symlinks.
+
+use super::fs::{
+    Mtime, TreeWriter, lstat_at, open_dir_below, open_regular_file, set_file_mtime, stat_mtime,
+};
+use super::path::{LinkRule, LinkTarget, RelPath, display_name, resolve_link};
+use super::tree::{Node, Tree};
+use crate::limits::{LimitExceeded, StageLimits};
+use rustix::fs::{FileType, Mode, OFlags};
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+/// Folders of version-control systems: not copied (the guest cannot run VCS tools, and
+/// they can be large).
+pub const VCS_DIRS: &[&str] = &[".git", ".hg", ".svn", ".bzr"];
+
+/// The result of [`stage_source_tree`].
+#[derive(Debug, Clone, Default)]
+pub struct StagedTree {
+    /// The copy's root (the destination folder).
+    pub root: PathBuf,
+    /// Regular files with an executable bit, relative to `root`, sorted.
+    pub executables: Vec<String>,
+    /// What was left out and why, in the order found.
+    pub warnings: Vec<StageWarning>,
+    /// Version-control folders (or `.git` files) left out, relative to `root`.
+    pub skipped_vcs: Vec<String>,
+    /// Entries created (files, folders, links).
+    pub entries: u64,
+    /// Bytes of file contents copied.
+    pub bytes: u64,
+}
+
+/// Why a symlink of the source tree was left out of the copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkSkip {
+    /// Its target is an absolute path.
+    Absolute,
+    /// Its target resolves outside the tree.
+    Outside,
+    /// Its target does not exist in the copy (or links loop).
+    Dangling,
+    /// Its target is not UTF-8 or holds control characters or backslashes.
+    BadTarget,
+}
+
+/// Something of the source tree that was left out of the copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StageWarning {
+    /// A symlink that is not safe or not useful in the copy.
+    SkippedSymlink {
+        path: String,
+        target: String,
+        reason: LinkSkip,
+    },
+    /// A socket, FIFO or device.
+    SkippedSpecial { path: String, kind: &'static str },
+    /// A name that is not UTF-8 (WASI paths are UTF-8).
+    SkippedNonUtf8 { path: String },
+    /// The destination folder itself, found inside the source tree.
+    SkippedDestination { path: String },
+    /// An entry that changed type or vanished while it was copied.
+    SkippedChanged { path: String },
+}
+
+impl fmt::Display for StageWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StageWarning::SkippedSymlink {
+                path,
+                target,
+                reason,
+            } => {
+                let why = match reason {
+                    LinkSkip::Absolute => "its target is absolute",
+                    LinkSkip::Outside => "it points outside the source tree",
+                    LinkSkip::Dangling => "its target does not exist in the tree",
+                    LinkSkip::BadTarget => "its target is not a plain UTF-8 path",
+                };
+                write!(f, "skipped symlink `{path}` -> `{target}`: {why}")
+            }
+            StageWarning::SkippedSpecial { path, kind } => {
+                write!(f, "skipped `{path}`: it is a {kind}")
+            }
+            StageWarning::SkippedNonUtf8 { path } => {
+                write!(f, "skipped `{path}`: its name is not UTF-8")
+            }
+            StageWarning::SkippedDestination { path } => {
+                write!(f, "skipped `{path}`: it is the staging folder itself")
+            }
+            StageWarning::SkippedChanged { path } => {
+                write!(f, "skipped `{path}`: it changed while being copied")
+            }
+        }
+    }
+}
+
+/// Why staging failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error("source tree too large: {0}")]
+    Limit(#[from] LimitExceeded),
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+    #[error("cannot use {path} as the staging folder: {source}")]
+    Destination { path: PathBuf, source: io::Error },
+}
+
+/// Copies the project folder `src` to `dest` (which must not exist, its parent must, or be
+/// an empty folder).
+///
+/// - `src` is only opened for reading; every entry below it is opened relative to its
+///   folder with `O_NOFOLLOW`, so a symlink is read as a link, never followed.
+/// - Symlinks whose target resolves lexically inside the tree, and exists there, are kept
+///   as relative links in canonical form; absolute, outside and dangling links are skipped
+///   with a warning.
+/// - Sockets, FIFOs and devices are skipped with a warning; so are names that are not
+///   UTF-8. Version-control folders ([`VCS_DIRS`]) are skipped silently.
+/// - Modification times are kept; files get mode 0644, or 0755 when any executable bit
+///   was set (and are listed in [`StagedTree::executables`]).
+/// - [`StageLimits`] bounds entries and bytes, counted while copying. On any error,
+///   everything written is removed again.
+pub fn stage_source_tree(
+    src: &Path,
+    dest: &Path,
+    limits: &StageLimits,
+) -> Result<StagedTree, StageError> {
+    let source_root = rustix::fs::openat(
+        rustix::fs::CWD,
+        src,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| StageError::Read {
+        path: src.to_path_buf(),
+        source: e.into(),
+    })?;
+    let writer = TreeWriter::create(dest).map_err(|source| StageError::Destination {
+        path: dest.to_path_buf(),
+        source,
+    })?;
+    let mut stager = Stager {
+        src,
+        source_root,
+        writer: &writer,
+        limits,
+        tree: Tree::default(),
+        links: Vec::new(),
+        dir_mtimes: Vec::new(),
+        staged: StagedTree {
+            root: dest.to_path_buf(),
+            ..StagedTree::default()
+        },
+    };
+    match stager.run() {
+        Ok(()) => Ok(stager.staged),
+        Err(e) => {
+            writer.discard();
+            Err(e)
+        }
+    }
+}
+
+/// A symlink waiting until the whole tree is known.
+struct PendingLink {
+    path: RelPath,
+    target: LinkTarget,
+    raw_target: String,
+    mtime: Mtime,
+}
+
+struct Stager<'a> {
+    src: &'a Path,
+    source_root: OwnedFd,
+    writer: &'a TreeWriter,
+    limits: &'a StageLimits,
+    tree: Tree,
+    links: Vec<PendingLink>,
+    dir_mtimes: Vec<(Vec<String>, Mtime)>,
+    staged: StagedTree,
+}
+
+impl Stager<'_> {
+    fn run(&mut self) -> Result<(), StageError> {
+        let root_stat =
+            rustix::fs::fstat(&self.source_root).map_err(|e| self.read_error(&[], e.into()))?;
+        self.dir_mtimes.push((Vec::new(), stat_mtime(&root_stat)));
+        let dest_stat =
+            rustix::fs::fstat(self.writer.root()).map_err(|e| StageError::Destination {
+                path: self.staged.root.clone(),
+                source: e.into(),
+            })?;
+        #[allow(clippy::unnecessary_cast)]
+        let dest_id = (dest_stat.st_dev as u64, dest_stat.st_ino as u64);
+
+        let mut folders: Vec<Vec<String>> = vec![Vec::new()];
+        while let Some(folder) = folders.pop() {
+            let dir = open_dir_below(&self.source_root, folder.iter().map(String::as_str))
+                .map_err(|e| self.read_error(&folder, e))?;
+            for name in self.list(&dir, &folder)? {
+                let mut components = folder.clone();
+                components.push(name);
+                if let Some(sub) = self.entry(&dir, components, dest_id)? {
+                    folders.push(sub);
+                }
+            }
+        }
+        self.write_links()?;
+        self.finish_dir_mtimes();
+        self.staged.executables.sort();
+        Ok(())
+    }
+
+    /// The UTF-8 names of a folder, sorted; others become warnings.
+    fn list(&mut self, dir: &OwnedFd, folder: &[String]) -> Result<Vec<String>, StageError> {
+        let entries =
+            rustix::fs::Dir::read_from(dir).map_err(|e| self.read_error(folder, e.into()))?;
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| self.read_error(folder, e.into()))?;
+            let raw = entry.file_name().to_bytes();
+            if raw == b"." || raw == b".." {
+                continue;
+            }
+            match std::str::from_utf8(raw) {
+                Ok(name) => names.push(name.to_string()),
+                Err(_) => self.staged.warnings.push(StageWarning::SkippedNonUtf8 {
+                    path: join_display(folder, &display_name(raw)),
+                }),
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Copies one entry; returns the folder to descend into, if it is one.
+    fn entry(
+        &mut self,
+        dir: &OwnedFd,
+        components: Vec<String>,
+        dest_id: (u64, u64),
+    ) -> Result<Option<Vec<String>>, StageError> {
+        let name = components.last().map(String::as_str).unwrap_or_default();
+        let shown = components.join("/");
+        if VCS_DIRS.contains(&name) {
+            self.staged.skipped_vcs.push(shown);
+            return Ok(None);
+        }
+        let Some(path) = RelPath::from_components(components.iter().map(String::as_str)) else {
+            return Ok(None);
+        };
+        let stat = match lstat_at(dir, name) {
+            Ok(stat) => stat,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.staged
+                    .warnings
+                    .push(StageWarning::SkippedChanged { path: shown });
+                return Ok(None);
+            }
+            Err(e) => return Err(self.read_error(&components, e)),
+        };
+        let special = match FileType::from_raw_mode(stat.st_mode) {
+            FileType::Directory => {
+                #[allow(clippy::unnecessary_cast)]
+                if (stat.st_dev as u64, stat.st_ino as u64) == dest_id {
+                    self.staged
+                        .warnings
+                        .push(StageWarning::SkippedDestination { path: shown });
+                    return Ok(None);
+                }
+                self.count_entry()?;
+                let parts: Vec<&str> = path.components().collect();
+                self.tree
+                    .place(&path, Node::Dir)
+                    .map_err(|e| self.write_error(&path, io::Error::other(e)))?;
+                self.writer
+                    .create_dir(&parts)
+                    .map_err(|e| self.write_error(&path, e))?;
+                self.dir_mtimes
+                    .push((components.clone(), stat_mtime(&stat)));
+                return Ok(Some(components));
+            }
+            FileType::RegularFile => {
+                self.copy_file(dir, name, &path)?;
+                return Ok(None);
+            }
+            FileType::Symlink => {
+                self.symlink(dir, name, &path, stat_mtime(&stat))?;
+                return Ok(None);
+            }
+            FileType::Socket => "socket",
+            FileType::Fifo => "FIFO",
+            FileType::CharacterDevice => "character device",
+            FileType::BlockDevice => "block device",
+            FileType::Unknown => "file of unknown type",
+        };
+        self.staged.warnings.push(StageWarning::SkippedSpecial {
+            path: shown,
+            kind: special,
+        });
+        Ok(None)
+    }
+
+    fn copy_file(&mut self, dir: &OwnedFd, name: &str, path: &RelPath) -> Result<(), StageError> {
+        let (mut source, stat) = match open_regular_file(dir, name) {
+            Ok(opened) => opened,
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                return Err(self.read_error_at(path, e));
+            }
+            Err(_) => {
+                // Gone, or no longer a regular file (swapped for a link or a FIFO).
+                self.staged.warnings.push(StageWarning::SkippedChanged {
+                    path: path.to_string(),
+                });
+                return Ok(());
+            }
+        };
+        self.count_entry()?;
+        let executable = stat.st_mode & 0o111 != 0;
+        let parts: Vec<&str> = path.components().collect();
+        self.tree
+            .place(path, Node::File)
+            .map_err(|e| self.write_error(path, io::Error::other(e)))?;
+        let mut dest = self
+            .writer
+            .create_file(&parts, executable, false)
+            .map_err(|e| self.write_error(path, e))?;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = source
+                .read(&mut buf)
+                .map_err(|e| self.read_error_at(path, e))?;
+            if n == 0 {
+                break;
+            }
+            self.staged.bytes += n as u64;
+            if self.staged.bytes > self.limits.max_bytes {
+                return Err(LimitExceeded::Bytes {
+                    limit: self.limits.max_bytes,
+                }
+                .into());
+            }
+            dest.write_all(&buf[..n])
+                .map_err(|e| self.write_error(path, e))?;
+        }
+        let _ = set_file_mtime(&dest, stat_mtime(&stat));
+        if executable {
+            self.staged.executables.push(path.to_string());
+        }
+        Ok(())
+    }
+
+    fn symlink(
+        &mut self,
+        dir: &OwnedFd,
+        name: &str,
+        path: &RelPath,
+        mtime: Mtime,
+    ) -> Result<(), StageError> {
+        let raw = match rustix::fs::readlinkat(dir, name, Vec::new()) {
+            Ok(raw) => raw.into_bytes(),
+            Err(_) => {
+                self.staged.warnings.push(StageWarning::SkippedChanged {
+                    path: path.to_string(),
+                });
+                return Ok(());
+            }
+        };
+        let raw_target = display_name(&raw);
+        let skip = |reason| StageWarning::SkippedSymlink {
+            path: path.to_string(),
+            target: raw_target.clone(),
+            reason,
+        };
+        let target = match resolve_link(path, &raw, 0) {
+            Ok(target) => target,
+            Err(LinkRule::Absolute) => {
+                self.staged.warnings.push(skip(LinkSkip::Absolute));
+                return Ok(());
+            }
+            Err(LinkRule::Outside) => {
+                self.staged.warnings.push(skip(LinkSkip::Outside));
+                return Ok(());
+            }
+            Err(LinkRule::Name(_)) => {
+                self.staged.warnings.push(skip(LinkSkip::BadTarget));
+                return Ok(());
+            }
+        };
+        self.count_entry()?;
+        self.tree
+            .place(path, Node::Symlink(target.resolved.clone()))
+            .map_err(|e| self.write_error(path, io::Error::other(e)))?;
+        self.links.push(PendingLink {
+            path: path.clone(),
+            target,
+            raw_target,
+            mtime,
+        });
+        Ok(())
+    }
+
+    /// Writes the symlinks once the whole tree is known, dropping those that dangle (which
+    /// may make others dangle in turn).
+    fn write_links(&mut self) -> Result<(), StageError> {
+        loop {
+            let dangling: Vec<String> = self
+                .tree
+                .symlinks()
+                .filter(|(_, target)| self.tree.resolve(target).is_none())
+                .map(|(path, _)| path.to_string())
+                .collect();
+            if dangling.is_empty() {
+                break;
+            }
+            for path in dangling {
+                self.tree.remove_symlink(&path);
+            }
+        }
+        let links = std::mem::take(&mut self.links);
+        for link in links {
+            if self.tree.get(link.path.as_str()).is_none() {
+                self.staged.entries -= 1;
+                self.staged.warnings.push(StageWarning::SkippedSymlink {
+                    path: link.path.to_string(),
+                    target: link.raw_target,
+                    reason: LinkSkip::Dangling,
+                });
+                continue;
+            }
+            let parts: Vec<&str> = link.path.components().collect();
+            self.writer
+                .symlink(&parts, &link.target.text)
+                .map_err(|e| self.write_error(&link.path, e))?;
+            let _ = self.writer.set_mtime(&parts, link.mtime);
+        }
+        Ok(())
+    }
+
+    /// Folder times last, deepest first (writing a child changes its folder's time).
+    fn finish_dir_mtimes(&mut self) {
+        let mut dirs = std::mem::take(&mut self.dir_mtimes);
+        dirs.sort_by_key(|(components, _)| std::cmp::Reverse(components.len()));
+        for (components, mtime) in dirs {
+            let parts: Vec<&str> = components.iter().map(String::as_str).collect();
+            let _ = self.writer.set_mtime(&parts, mtime);
+        }
+    }
+
+    fn count_entry(&mut self) -> Result<(), StageError> {
+        self.staged.entries += 1;
+        if self.staged.entries > self.limits.max_entries {
+            return Err(LimitExceeded::Entries {
+                limit: self.limits.max_entries,
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    fn read_error(&self, components: &[String], source: io::Error) -> StageError {
+        StageError::Read {
+            path: components
+                .iter()
+                .fold(self.src.to_path_buf(), |p, c| p.join(c)),
+            source,
+        }
+    }
+
+    fn read_error_at(&self, path: &RelPath, source: io::Error) -> StageError {
+        StageError::Read {
+            path: self.src.join(path.as_str()),
+            source,
+        }
+    }
+
+    fn write_error(&self, path: &RelPath, source: io::Error) -> StageError {
+        StageError::Write {
+            path: self.writer.root_path().join(path.as_str()),
+            source,
+        }
+    }
+}
+
+fn join_display(folder: &[String], name: &str) -> String {
+    let mut shown = folder.join("/");
+    if !shown.is_empty() {
+        shown.push('/');
+    }
+    shown.push_str(name);
+    shown
+}
+
+#[cfg(test)]
+mod tests;
