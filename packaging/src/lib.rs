@@ -14,6 +14,7 @@ pub mod limits;
 pub mod metadata;
 pub mod resolve;
 pub mod target;
+pub mod verify;
 
 #[cfg(test)]
 mod test_support;

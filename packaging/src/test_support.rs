@@ -3,7 +3,8 @@
 //! The `tar` and `zip` writers refuse many of the names an attacker would use, so headers
 //! are written field by field here and zip bytes are patched after writing.
 
-use std::io::Write;
+use crate::verify::record::record_hash;
+use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
 use tar::{EntryType, Header};
 
@@ -226,6 +227,151 @@ pub(crate) fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, bytes).unwrap();
     path
+}
+
+/// One zip member.
+#[derive(Debug, Clone)]
+pub(crate) enum ZipEntry {
+    File(String, Vec<u8>),
+    Dir(String),
+    Symlink(String, String),
+}
+
+impl ZipEntry {
+    pub fn file(name: impl Into<String>, data: impl AsRef<[u8]>) -> Self {
+        ZipEntry::File(name.into(), data.as_ref().to_vec())
+    }
+}
+
+/// A zip of `entries` (deflated files, folders, symlinks), written by the zip crate.
+pub(crate) fn zip_bytes(entries: &[ZipEntry]) -> Vec<u8> {
+    use zip::write::SimpleFileOptions;
+    let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let options = SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .unix_permissions(0o644);
+    for entry in entries {
+        match entry {
+            ZipEntry::File(name, data) => {
+                writer.start_file(name.as_str(), options).unwrap();
+                writer.write_all(data).unwrap();
+            }
+            ZipEntry::Dir(name) => writer.add_directory(name.as_str(), options).unwrap(),
+            ZipEntry::Symlink(name, target) => writer
+                .add_symlink(name.as_str(), target.as_str(), options)
+                .unwrap(),
+        }
+    }
+    writer.finish().unwrap().into_inner()
+}
+
+/// Replaces every occurrence of `from` by `to` (same length) in `bytes`: renames members in
+/// both the local headers and the central directory, which the zip writer would refuse.
+pub(crate) fn patch_all(bytes: &mut [u8], from: &[u8], to: &[u8]) {
+    assert_eq!(from.len(), to.len());
+    let mut i = 0;
+    let mut count = 0;
+    while i + from.len() <= bytes.len() {
+        if &bytes[i..i + from.len()] == from {
+            bytes[i..i + from.len()].copy_from_slice(to);
+            count += 1;
+            i += from.len();
+        } else {
+            i += 1;
+        }
+    }
+    assert!(count > 0, "nothing to patch");
+}
+
+/// Replaces the first occurrence of `from` by `to` (same length): the first occurrence of
+/// a member's name is its local header, so this makes the two headers disagree.
+pub(crate) fn patch_first(bytes: &mut [u8], from: &[u8], to: &[u8]) {
+    assert_eq!(from.len(), to.len());
+    let at = bytes
+        .windows(from.len())
+        .position(|w| w == from)
+        .expect("nothing to patch");
+    bytes[at..at + from.len()].copy_from_slice(to);
+}
+
+/// Applies `patch` to the local header (at its start) and the central directory header
+/// (at its start) of the member `name`.
+pub(crate) fn patch_headers(bytes: &mut [u8], name: &str, patch: impl Fn(&mut [u8], bool)) {
+    let mut i = 0;
+    let mut patched = 0;
+    while i + 46 <= bytes.len() {
+        let local = bytes[i..i + 4] == [0x50, 0x4b, 0x03, 0x04];
+        let central = bytes[i..i + 4] == [0x50, 0x4b, 0x01, 0x02];
+        let (len_at, name_at) = if local { (26, 30) } else { (28, 46) };
+        if local || central {
+            let name_len = u16::from_le_bytes([bytes[i + len_at], bytes[i + len_at + 1]]) as usize;
+            if bytes.get(i + name_at..i + name_at + name_len) == Some(name.as_bytes()) {
+                patch(&mut bytes[i..], local);
+                patched += 1;
+            }
+        }
+        i += 1;
+    }
+    assert_eq!(patched, 2, "a local and a central header for {name}");
+}
+
+/// Sets the external attributes (unix mode in the high half) of the central directory
+/// entry named `name`.
+pub(crate) fn patch_unix_mode(bytes: &mut [u8], name: &str, mode: u32) {
+    let mut i = 0;
+    while i + 46 <= bytes.len() {
+        if bytes[i..i + 4] == [0x50, 0x4b, 0x01, 0x02] {
+            let name_len = u16::from_le_bytes([bytes[i + 28], bytes[i + 29]]) as usize;
+            if &bytes[i + 46..i + 46 + name_len] == name.as_bytes() {
+                bytes[i + 4..i + 6].copy_from_slice(&[20, 3]); // made by: unix
+                bytes[i + 38..i + 42].copy_from_slice(&(mode << 16).to_le_bytes());
+                return;
+            }
+        }
+        i += 1;
+    }
+    panic!("no central directory entry named {name}");
+}
+
+/// The files of a correct wheel `{name}-{version}`: a package, METADATA, WHEEL (RECORD is
+/// added by [`wheel_zip`]).
+pub(crate) fn wheel_files(name: &str, version: &str) -> Vec<(String, Vec<u8>)> {
+    let dist_info = format!("{name}-{version}.dist-info");
+    vec![
+        (format!("{name}/__init__.py"), b"print('hello')\n".to_vec()),
+        (format!("{name}/data.bin"), vec![7u8; 3000]),
+        (
+            format!("{dist_info}/METADATA"),
+            format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n").into_bytes(),
+        ),
+        (
+            format!("{dist_info}/WHEEL"),
+            b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+                .to_vec(),
+        ),
+    ]
+}
+
+/// A correct RECORD for `files`, listing itself at `record_path`.
+pub(crate) fn record_for(files: &[(String, Vec<u8>)], record_path: &str) -> Vec<u8> {
+    let mut out = String::new();
+    for (path, data) in files {
+        out.push_str(&format!("{path},{},{}\n", record_hash(data), data.len()));
+    }
+    out.push_str(&format!("{record_path},,\n"));
+    out.into_bytes()
+}
+
+/// A wheel zip of `files` plus a correct RECORD in `dist_info`.
+pub(crate) fn wheel_zip(files: &[(String, Vec<u8>)], dist_info: &str) -> Vec<u8> {
+    let record_path = format!("{dist_info}/RECORD");
+    let record = record_for(files, &record_path);
+    let mut entries: Vec<ZipEntry> = files
+        .iter()
+        .map(|(path, data)| ZipEntry::file(path.clone(), data))
+        .collect();
+    entries.push(ZipEntry::file(record_path, record));
+    zip_bytes(&entries)
 }
 
 /// Lists every path below `root` (relative, sorted) with its kind, without following links.
