@@ -18,3 +18,6 @@ pub mod verify;
 
 #[cfg(test)]
 mod test_support;
+
+#[cfg(test)]
+mod proptests;

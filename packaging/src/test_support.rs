@@ -245,6 +245,11 @@ impl ZipEntry {
 
 /// A zip of `entries` (deflated files, folders, symlinks), written by the zip crate.
 pub(crate) fn zip_bytes(entries: &[ZipEntry]) -> Vec<u8> {
+    try_zip_bytes(entries).unwrap()
+}
+
+/// Like [`zip_bytes`], for entries the zip writer may refuse (duplicates, odd names).
+pub(crate) fn try_zip_bytes(entries: &[ZipEntry]) -> zip::result::ZipResult<Vec<u8>> {
     use zip::write::SimpleFileOptions;
     let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
     let options = SimpleFileOptions::default()
@@ -253,16 +258,16 @@ pub(crate) fn zip_bytes(entries: &[ZipEntry]) -> Vec<u8> {
     for entry in entries {
         match entry {
             ZipEntry::File(name, data) => {
-                writer.start_file(name.as_str(), options).unwrap();
-                writer.write_all(data).unwrap();
+                writer.start_file(name.as_str(), options)?;
+                writer.write_all(data)?;
             }
-            ZipEntry::Dir(name) => writer.add_directory(name.as_str(), options).unwrap(),
-            ZipEntry::Symlink(name, target) => writer
-                .add_symlink(name.as_str(), target.as_str(), options)
-                .unwrap(),
+            ZipEntry::Dir(name) => writer.add_directory(name.as_str(), options)?,
+            ZipEntry::Symlink(name, target) => {
+                writer.add_symlink(name.as_str(), target.as_str(), options)?
+            }
         }
     }
-    writer.finish().unwrap().into_inner()
+    Ok(writer.finish()?.into_inner())
 }
 
 /// Replaces every occurrence of `from` by `to` (same length) in `bytes`: renames members in
