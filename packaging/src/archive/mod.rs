@@ -6,7 +6,7 @@
 //! - [`stage_source_tree`] copies a project folder to a scratch folder, never following a
 //!   symlink out of it and never writing to it.
 //!
-//! Both write through [`fs::TreeWriter`], which opens every path component with
+//! Both write through one writer (`fs::TreeWriter`), which opens every path component with
 //! `O_NOFOLLOW` relative to a folder descriptor: nothing is ever written through a
 //! symlink, whatever the archive or the tree holds.
 
@@ -19,8 +19,8 @@ pub(crate) mod tree;
 
 pub use fs::Mtime;
 pub use path::{LinkRule, NameRule, RelPath};
-pub use sdist::{ExtractedSdist, extract_sdist};
-pub use stage::{StageError, StageWarning, StagedTree, stage_source_tree};
+pub use sdist::{ExtractedSdist, extract_sdist, extract_sdist_file};
+pub use stage::{LinkSkip, StageError, StageWarning, StagedTree, VCS_DIRS, stage_source_tree};
 pub use tree::{NodeKind, PlacementRule};
 
 use crate::limits::LimitExceeded;

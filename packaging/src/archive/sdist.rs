@@ -9,7 +9,7 @@ use crate::limits::ArchiveLimits;
 use crate::metadata::CoreMetadata;
 use pep508_rs::PackageName;
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -45,8 +45,9 @@ pub struct ExtractedSdist {
 /// stream is decompressed (see [`ArchiveLimits`]).
 ///
 /// Files get mode 0644 or 0755 and the archive's modification times (folders too, once
-/// their contents are written); symlinks are written in a canonical relative form (see
-/// [`super::path::resolve_link`]). On any error, everything written is removed again
+/// their contents are written); symlinks are written in a canonical relative form
+/// (`../../a/b`: leading `..` steps, then plain names), so that what was checked lexically
+/// is what the kernel resolves. On any error, everything written is removed again
 /// (and `dest` itself if this call created it).
 pub fn extract_sdist(
     archive: &Path,
@@ -57,15 +58,36 @@ pub fn extract_sdist(
         path: archive.to_path_buf(),
         source,
     })?;
-    let expected_top = archive
+    let file_name = archive
         .file_name()
         .and_then(|name| name.to_str())
-        .and_then(|name| name.strip_suffix(".tar.gz"));
+        .unwrap_or_default();
+    extract_sdist_file(&file, file_name, dest, limits)
+}
+
+/// [`extract_sdist`] from an open file named `file_name` (read from its start): for an
+/// sdist the backend built, extract from the very handle that
+/// [`collect_artifact`](crate::verify::collect_artifact) opened and
+/// [`verify_sdist_file`](crate::verify::verify_sdist_file) checked.
+pub fn extract_sdist_file(
+    file: &File,
+    file_name: &str,
+    dest: &Path,
+    limits: &ArchiveLimits,
+) -> Result<ExtractedSdist, ArchiveError> {
+    let mut reader = BufReader::new(file);
+    reader
+        .seek(SeekFrom::Start(0))
+        .map_err(|source| ArchiveError::Read {
+            path: PathBuf::from(file_name),
+            source,
+        })?;
+    let expected_top = file_name.strip_suffix(".tar.gz");
     let writer = TreeWriter::create(dest).map_err(|source| ArchiveError::Destination {
         path: dest.to_path_buf(),
         source,
     })?;
-    match extract_into(BufReader::new(file), expected_top, limits, &writer) {
+    match extract_into(reader, expected_top, limits, &writer) {
         Ok(extracted) => Ok(extracted),
         Err(e) => {
             writer.discard();

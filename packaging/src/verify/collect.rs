@@ -170,8 +170,9 @@ fn parse_version(meta: &CoreMetadata) -> Result<pep440_rs::Version, String> {
     pep440_rs::Version::from_str(&meta.version).map_err(|e| format!("invalid Version: {e}"))
 }
 
-/// Opens an artifact file with `O_NOFOLLOW`, refusing anything but a regular file.
-pub(crate) fn open_artifact(path: &Path) -> Result<File, ArtifactError> {
+/// Opens an artifact file with `O_NOFOLLOW`, refusing anything but a regular file;
+/// returns it with its (UTF-8) file name.
+pub(crate) fn open_artifact(path: &Path) -> Result<(File, &str), ArtifactError> {
     let shown = display_name(
         path.file_name()
             .unwrap_or(path.as_os_str())
@@ -193,22 +194,8 @@ pub(crate) fn open_artifact(path: &Path) -> Result<File, ArtifactError> {
         })
     })?;
     open_regular_file(&dir, name)
-        .map(|(file, _)| file)
-        .map_err(|e| {
-            refuse(
-                if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
-                    ArtifactRule::Symlink
-                } else if NotRegular::found_in(&e).is_some() {
-                    ArtifactRule::NotRegularFile {
-                        kind: NotRegular::found_in(&e).map_or("special file", kind_name),
-                    }
-                } else {
-                    ArtifactRule::Io {
-                        reason: e.to_string(),
-                    }
-                },
-            )
-        })
+        .map(|(file, _)| (file, name))
+        .map_err(|e| refuse(open_rule(e)))
 }
 
 /// The rules for a hook's return value naming an entry of the output folder.

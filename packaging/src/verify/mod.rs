@@ -12,6 +12,16 @@
 //!   top-level folder, PKG-INFO consistent with the name.
 //!
 //! Every failure is an [`ArtifactError`] naming the artifact and the rule.
+//!
+//! The host's flow for one artifact, all on the one handle opened by `collect_artifact`
+//! (so a name swapped afterwards changes nothing):
+//!
+//! ```text
+//! let artifact = collect_artifact(out, &returned)?;               // bare name, plain file
+//! verify_wheel_file(&artifact.file, &artifact.file_name, &limits)?; // or verify_sdist_file
+//! artifact.publish(outdir)?;                                      // temp file + rename
+//! // sdist then wheel: extract_sdist_file(&artifact.file, &artifact.file_name, ...)
+//! ```
 
 mod collect;
 pub(crate) mod record;
@@ -260,6 +270,27 @@ pub(crate) fn stem_matches(
     use std::str::FromStr;
     crate::filename::split_name_version(stem, name)
         .is_some_and(|(_, v)| pep440_rs::Version::from_str(v).is_ok_and(|v| &v == version))
+}
+
+/// The size of an open artifact, refused beyond [`ArtifactLimits::max_artifact_bytes`].
+pub(crate) fn artifact_size(
+    file: &std::fs::File,
+    limits: &crate::limits::ArtifactLimits,
+) -> Result<u64, ArtifactRule> {
+    let size = file
+        .metadata()
+        .map_err(|e| ArtifactRule::Io {
+            reason: e.to_string(),
+        })?
+        .len();
+    if size > limits.max_artifact_bytes {
+        return Err(LimitExceeded::ArtifactBytes {
+            limit: limits.max_artifact_bytes,
+            size,
+        }
+        .into());
+    }
+    Ok(size)
 }
 
 /// Reads at most [`MAX_METADATA_BYTES`] from `reader`, failing beyond.

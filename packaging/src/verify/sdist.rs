@@ -1,11 +1,11 @@
 //! Verification of a built sdist.
 
 use super::collect::open_artifact;
-use super::{ArtifactError, ArtifactRule, MAX_METADATA_BYTES, check_name_version};
+use super::{ArtifactError, ArtifactRule, MAX_METADATA_BYTES, artifact_size, check_name_version};
 use crate::archive::path::display_name;
 use crate::archive::scan::{DrainSink, PkgInfo, scan_tar_gz};
 use crate::filename::SdistFilename;
-use crate::limits::{ArtifactLimits, LimitExceeded};
+use crate::limits::ArtifactLimits;
 use crate::metadata::CoreMetadata;
 use pep508_rs::PackageName;
 use std::fs::File;
@@ -32,11 +32,7 @@ pub struct VerifiedSdist {
 ///
 /// See [`verify_sdist_file`] for the rules.
 pub fn verify_sdist(path: &Path, limits: &ArtifactLimits) -> Result<VerifiedSdist, ArtifactError> {
-    let file = open_artifact(path)?;
-    let file_name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
+    let (file, file_name) = open_artifact(path)?;
     verify_sdist_file(&file, file_name, limits)
 }
 
@@ -66,16 +62,7 @@ pub fn verify_sdist_file(
             reason: e.to_string(),
         })
     };
-    let size = file.metadata().map_err(io_rule)?.len();
-    if size > limits.max_artifact_bytes {
-        return Err(refuse(
-            LimitExceeded::ArtifactBytes {
-                limit: limits.max_artifact_bytes,
-                size,
-            }
-            .into(),
-        ));
-    }
+    artifact_size(file, limits).map_err(refuse)?;
     let mut reader = BufReader::new(file);
     reader.seek(SeekFrom::Start(0)).map_err(io_rule)?;
     let summary = scan_tar_gz(reader, &limits.archive, Some(top), &mut DrainSink)

@@ -2,7 +2,9 @@
 
 use super::collect::open_artifact;
 use super::record::{ExpectedHash, HashFieldError, Hasher, parse_hash, parse_record};
-use super::{ArtifactError, ArtifactRule, check_name_version, read_bounded, stem_matches};
+use super::{
+    ArtifactError, ArtifactRule, artifact_size, check_name_version, read_bounded, stem_matches,
+};
 use crate::archive::MemberRule;
 use crate::archive::path::{Dialect, RelPath, display_name, parse_member_name};
 use crate::archive::tree::{Node, Tree};
@@ -49,11 +51,7 @@ pub struct VerifiedWheel {
 ///
 /// See [`verify_wheel_file`] for the rules.
 pub fn verify_wheel(path: &Path, limits: &ArtifactLimits) -> Result<VerifiedWheel, ArtifactError> {
-    let file = open_artifact(path)?;
-    let file_name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
+    let (file, file_name) = open_artifact(path)?;
     verify_wheel_file(&file, file_name, limits)
 }
 
@@ -86,23 +84,7 @@ pub fn verify_wheel_file(
             reason: format!("{e:#}"),
         })
     })?;
-    let size = file
-        .metadata()
-        .map_err(|e| {
-            refuse(ArtifactRule::Io {
-                reason: e.to_string(),
-            })
-        })?
-        .len();
-    if size > limits.max_artifact_bytes {
-        return Err(refuse(
-            LimitExceeded::ArtifactBytes {
-                limit: limits.max_artifact_bytes,
-                size,
-            }
-            .into(),
-        ));
-    }
+    let size = artifact_size(file, limits).map_err(refuse)?;
     let mut zip = ZipArchive::new(BufReader::new(file)).map_err(|e| {
         refuse(ArtifactRule::InvalidZip {
             reason: e.to_string(),

@@ -674,3 +674,27 @@ fn refuses_what_is_not_a_tar_gz() {
     let err = refused_as("pkg-1.0.tar.gz", &gzip(b""), &ArchiveLimits::default());
     assert!(matches!(err, ArchiveError::Empty), "{err}");
 }
+
+#[test]
+fn collect_verify_extract_use_one_handle() {
+    // The default flow: the backend's sdist is collected from /out, verified, and the
+    // wheel is built from its extraction, all from the same open file.
+    let scene = Scene::new();
+    let out = scene.tmp.path().join("archives");
+    scene.archive(
+        "demo-1.0.tar.gz",
+        &tar_gz(&sdist_entries("demo-1.0", "demo", "1.0")),
+    );
+    let collected = crate::verify::collect_artifact(&out, "demo-1.0.tar.gz").unwrap();
+    let limits = crate::limits::ArtifactLimits::default();
+    crate::verify::verify_sdist_file(&collected.file, &collected.file_name, &limits).unwrap();
+    let extracted = extract_sdist_file(
+        &collected.file,
+        &collected.file_name,
+        &scene.dest(),
+        &limits.archive,
+    )
+    .unwrap();
+    assert_eq!(extracted.filename.name.as_ref(), "demo");
+    assert_eq!(extracted.executables, ["bin/run.sh"]);
+}

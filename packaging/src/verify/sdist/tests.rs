@@ -1,5 +1,6 @@
 use super::*;
 use crate::archive::{ArchiveError, LinkRule, MemberRule, NameRule};
+use crate::limits::LimitExceeded;
 use crate::test_support::{TarEntry, sdist_entries, snapshot, tar_gz, write_file};
 
 fn check_with(
