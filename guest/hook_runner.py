@@ -1,0 +1,291 @@
+"""Calls PEP 517 / PEP 660 hooks of a build backend inside the wasm-build sandbox.
+
+The host writes /wasm-build/io/input.json:
+
+    {"backend": "module:object", "backend_path": ["/src/..."], "source_dir": "/src",
+     "env_dir": "/wasm-build/env", "executables": ["bin/tool", ...],
+     "calls": [{"hook": "...", "kwargs": {...}, "stop_unless_within": [...] | null}, ...]}
+
+and reads /wasm-build/io/output.json:
+
+    {"results": [{"hook": "...", "status": "ok", "return_value": ...}
+                 | {"hook": "...", "status": "<failure>", "message": "...", "traceback": "..."}],
+     "stopped_for_requirements": false}
+
+Failure statuses: backend_unavailable, backend_invalid, hook_missing, unsupported, exception.
+Calls run in order in this one interpreter, so the backend is imported once; a call stops
+the sequence when it fails, or when it is a get_requires_* hook whose answer is not within
+`stop_unless_within` (the host must then install more and start a new instance).
+
+Standard library only. Nothing here is trusted by the host: the backend runs in this very
+interpreter and can rewrite any of it. The host checks everything it reads back.
+"""
+
+import json
+import os
+import stat
+import sys
+import traceback
+import zipfile
+
+IO_DIR = "/wasm-build/io"
+
+HOOKS = {
+    "get_requires_for_build_wheel",
+    "get_requires_for_build_sdist",
+    "get_requires_for_build_editable",
+    "prepare_metadata_for_build_wheel",
+    "prepare_metadata_for_build_editable",
+    "build_wheel",
+    "build_sdist",
+    "build_editable",
+}
+
+
+class HookFailure(Exception):
+    """A failure the host turns into a typed error."""
+
+    def __init__(self, status, message, tb=None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.traceback = tb
+
+
+class _NeverRaised(Exception):
+    """Stands in for a backend's UnsupportedOperation when it defines none."""
+
+
+def main():
+    with open(os.path.join(IO_DIR, "input.json"), encoding="utf-8") as f:
+        request = json.load(f)
+    # A fixed start-up state: the runner's own folder is not an import location, the
+    # source tree is the working directory, ~ is a scratch folder.
+    sys.path[:] = [p for p in sys.path if p != os.path.dirname(os.path.abspath(__file__))]
+    source_dir = request["source_dir"]
+    os.chdir(source_dir)
+    home = os.environ.get("HOME")
+    if home:
+        os.makedirs(home, exist_ok=True)
+    sys.dont_write_bytecode = True
+    install_stat_shim(source_dir, request.get("executables") or [])
+    import site
+
+    site.addsitedir(request["env_dir"])
+
+    results = []
+    stopped = False
+    try:
+        backend = load_backend(request["backend"], request.get("backend_path") or [])
+    except HookFailure as failure:
+        results.append(failure_result(request["calls"][0]["hook"], failure))
+    else:
+        for call in request["calls"]:
+            result = call_hook(backend, call["hook"], call.get("kwargs") or {})
+            results.append(result)
+            if result["status"] != "ok":
+                break
+            allowed = call.get("stop_unless_within")
+            if allowed is not None and not set(result["return_value"]) <= set(allowed):
+                stopped = True
+                break
+    write_output({"results": results, "stopped_for_requirements": stopped})
+
+
+def write_output(payload):
+    path = os.path.join(IO_DIR, "output.json")
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        json.dump(payload, f)
+    os.replace(path + ".tmp", path)
+
+
+def failure_result(hook, failure):
+    return {
+        "hook": hook,
+        "status": failure.status,
+        "message": failure.message,
+        "traceback": failure.traceback,
+    }
+
+
+def load_backend(spec, backend_path):
+    """Imports `module:object` as PEP 517 says, checking an in-tree backend's origin."""
+    module_name, _, object_path = spec.partition(":")
+    sys.path[:0] = backend_path
+    try:
+        import importlib
+
+        obj = importlib.import_module(module_name)
+    except ImportError:
+        raise HookFailure(
+            "backend_unavailable",
+            "cannot import build backend module `%s`" % module_name,
+            traceback.format_exc(),
+        )
+    except BaseException as e:
+        raise HookFailure(
+            "backend_unavailable",
+            "importing build backend module `%s` raised %s" % (module_name, type(e).__name__),
+            traceback.format_exc(),
+        )
+    if backend_path:
+        origin = getattr(obj, "__file__", None) or ""
+        if not any(is_within(origin, p) for p in backend_path):
+            raise HookFailure(
+                "backend_invalid",
+                "backend module `%s` was imported from %s, not from backend-path %s"
+                % (module_name, origin or "a built-in location", backend_path),
+            )
+    for attr in filter(None, object_path.split(".")):
+        try:
+            obj = getattr(obj, attr)
+        except AttributeError:
+            raise HookFailure(
+                "backend_unavailable",
+                "build backend module `%s` has no object `%s`" % (module_name, object_path),
+                traceback.format_exc(),
+            )
+    return obj
+
+
+def is_within(path, folder):
+    path = os.path.normcase(os.path.abspath(path))
+    folder = os.path.normcase(os.path.abspath(folder))
+    return os.path.commonpath([path, folder]) == folder
+
+
+def call_hook(backend, hook, kwargs):
+    if hook not in HOOKS:
+        return failure_result(hook, HookFailure("hook_missing", "unknown hook `%s`" % hook))
+    unsupported = getattr(backend, "UnsupportedOperation", _NeverRaised)
+    if not (isinstance(unsupported, type) and issubclass(unsupported, BaseException)):
+        unsupported = _NeverRaised
+    try:
+        value = FALLBACKS.get(hook, call_required)(backend, hook, kwargs)
+    except HookFailure as failure:
+        return failure_result(hook, failure)
+    except unsupported:
+        return failure_result(
+            hook,
+            HookFailure(
+                "unsupported",
+                "the backend does not support `%s` for this project" % hook,
+                traceback.format_exc(),
+            ),
+        )
+    except BaseException as e:
+        # SystemExit and KeyboardInterrupt too: the host needs a result, not a silent exit.
+        return failure_result(
+            hook,
+            HookFailure(
+                "exception",
+                "`%s` raised %s: %s" % (hook, type(e).__name__, e),
+                traceback.format_exc(),
+            ),
+        )
+    return {"hook": hook, "status": "ok", "return_value": value}
+
+
+def call_required(backend, hook, kwargs):
+    function = getattr(backend, hook, None)
+    if function is None:
+        raise HookFailure("hook_missing", "the backend has no `%s` hook" % hook)
+    return function(**kwargs)
+
+
+def get_requires(backend, hook, kwargs):
+    function = getattr(backend, hook, None)
+    if function is None:
+        return []
+    value = function(**kwargs)
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise HookFailure(
+            "exception", "`%s` returned %r, not a list of strings" % (hook, value)
+        )
+    return list(value)
+
+
+def prepare_metadata(backend, hook, kwargs):
+    """PEP 517 fallback: without the hook, build the wheel and take its .dist-info."""
+    function = getattr(backend, hook, None)
+    if function is not None:
+        return function(**kwargs)
+    build_hook = "build_wheel" if hook.endswith("_wheel") else "build_editable"
+    build = getattr(backend, build_hook, None)
+    if build is None:
+        raise HookFailure("hook_missing", "the backend has neither `%s` nor `%s`" % (hook, build_hook))
+    metadata_dir = kwargs["metadata_directory"]
+    wheel_dir = os.path.join(os.environ.get("TMPDIR", "/tmp"), "wasm-build-metadata-wheel")
+    os.makedirs(wheel_dir, exist_ok=True)
+    wheel_name = build(wheel_dir, config_settings=kwargs.get("config_settings"))
+    with zipfile.ZipFile(os.path.join(wheel_dir, wheel_name)) as wheel:
+        dist_infos = {
+            name.split("/", 1)[0]
+            for name in wheel.namelist()
+            if name.split("/", 1)[0].endswith(".dist-info")
+        }
+        if len(dist_infos) != 1:
+            raise HookFailure(
+                "exception", "the wheel %s has %d .dist-info folders" % (wheel_name, len(dist_infos))
+            )
+        dist_info = dist_infos.pop()
+        for name in wheel.namelist():
+            if name.startswith(dist_info + "/") and not name.endswith("/"):
+                wheel.extract(name, metadata_dir)
+    return dist_info
+
+
+FALLBACKS = {
+    "get_requires_for_build_wheel": get_requires,
+    "get_requires_for_build_sdist": get_requires,
+    "get_requires_for_build_editable": get_requires,
+    "prepare_metadata_for_build_wheel": prepare_metadata,
+    "prepare_metadata_for_build_editable": prepare_metadata,
+}
+
+
+def install_stat_shim(source_dir, executables):
+    """WASI preview 1 has no permission bits: stat reports mode 0 for every file, which
+    backends copy into sdist and wheel members. Report what a native build would see:
+    0o644 files, 0o755 folders, 0o755 for the files the host saw as executable."""
+    executable_paths = {os.path.join(source_dir, p) for p in executables}
+    real_stat, real_lstat, real_fstat = os.stat, os.lstat, os.fstat
+
+    def with_mode(result, path):
+        mode = result.st_mode
+        if stat.S_IMODE(mode):
+            return result
+        kind = stat.S_IFMT(mode)
+        if kind == stat.S_IFDIR:
+            perm = 0o755
+        elif kind == stat.S_IFREG:
+            perm = 0o755 if path in executable_paths else 0o644
+        elif kind == stat.S_IFLNK:
+            perm = 0o777
+        else:
+            return result
+        _, (fields, extra) = result.__reduce__()
+        return os.stat_result((mode | perm,) + tuple(fields[1:]), extra)
+
+    def path_key(path):
+        if isinstance(path, int):
+            return None
+        try:
+            return os.path.normpath(os.path.abspath(os.fsdecode(path)))
+        except (TypeError, ValueError):
+            return None
+
+    def patched_stat(path, *args, **kwargs):
+        return with_mode(real_stat(path, *args, **kwargs), path_key(path))
+
+    def patched_lstat(path, *args, **kwargs):
+        return with_mode(real_lstat(path, *args, **kwargs), path_key(path))
+
+    def patched_fstat(fd):
+        return with_mode(real_fstat(fd), None)
+
+    os.stat, os.lstat, os.fstat = patched_stat, patched_lstat, patched_fstat
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,218 @@
+//! Integrity of the read-only trees the guest sees (the runtime's stdlib, build
+//! environments): a content manifest checked when a tree is made, and a cheap metadata
+//! fingerprint checked before every reuse.
+//!
+//! The guest only ever gets these trees read-only, but wasmtime-wasi's permission checks
+//! have had bypasses, so the host does not rely on that one layer: a tree whose fingerprint
+//! changed is checked against its content manifest again, and recreated if that fails.
+
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use wasm_build_packaging::cache::{self, hex};
+
+/// The content manifest of a tree of regular files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// sha256 over the lines `"{sha256} {size} {path}\n"` of every regular file, sorted by
+    /// path (relative, `/`-separated). The recipe in `python-wasm/` computes the same.
+    pub sha256: String,
+    pub files: u64,
+    pub size: u64,
+}
+
+/// Computes the content manifest of `root`. Anything but regular files and folders (a
+/// symlink, a device) is an error: these trees hold nothing else when intact.
+pub fn manifest(root: &Path) -> Result<Manifest> {
+    let mut lines = Vec::new();
+    let mut size = 0u64;
+    for (rel, path, meta) in walk(root)? {
+        if meta.is_dir() {
+            continue;
+        }
+        if !meta.file_type().is_file() {
+            bail!("{} is not a regular file", path.display());
+        }
+        let (sha, len) = cache::sha256_file(&path)?;
+        size += len;
+        lines.push(format!("{sha} {len} {rel}\n"));
+    }
+    lines.sort_by(|a, b| line_path(a).as_bytes().cmp(line_path(b).as_bytes()));
+    let mut hasher = Sha256::new();
+    for line in &lines {
+        hasher.update(line.as_bytes());
+    }
+    Ok(Manifest {
+        sha256: hex(&hasher.finalize()),
+        files: lines.len() as u64,
+        size,
+    })
+}
+
+fn line_path(line: &str) -> &str {
+    line.splitn(3, ' ').nth(2).unwrap_or("")
+}
+
+/// A hash of every entry's path, type, size, inode and change times, read with `lstat`.
+/// Any write to the tree changes the ctime of what it touched, and ctime cannot be set
+/// from user space, so an equal fingerprint means an untouched tree.
+pub fn fingerprint(root: &Path) -> Result<String> {
+    let mut entries: Vec<String> = walk(root)?
+        .into_iter()
+        .map(|(rel, _, meta)| {
+            format!(
+                "{rel}\0{:o}\0{}\0{}\0{}\0{}\0{}\0{}\n",
+                meta.mode(),
+                meta.len(),
+                meta.ino(),
+                meta.mtime(),
+                meta.mtime_nsec(),
+                meta.ctime(),
+                meta.ctime_nsec()
+            )
+        })
+        .collect();
+    entries.sort();
+    let mut hasher = Sha256::new();
+    for entry in &entries {
+        hasher.update(entry.as_bytes());
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+/// Every entry under `root` (not `root` itself), without following symlinks.
+fn walk(root: &Path) -> Result<Vec<(String, PathBuf, fs::Metadata)>> {
+    let mut out = Vec::new();
+    let mut stack = vec![(String::new(), root.to_path_buf())];
+    while let Some((prefix, dir)) = stack.pop() {
+        let entries = fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))?;
+        for entry in entries {
+            let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
+            let path = entry.path();
+            let meta = fs::symlink_metadata(&path)
+                .with_context(|| format!("reading metadata of {}", path.display()))?;
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                bail!("{} has a name that is not UTF-8", path.display());
+            };
+            let rel = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}/{name}")
+            };
+            if meta.is_dir() {
+                stack.push((rel.clone(), path.clone()));
+            }
+            out.push((rel, path, meta));
+        }
+    }
+    Ok(out)
+}
+
+/// A tree checked once by content, with its fingerprint kept beside it (outside the tree,
+/// where no guest can reach).
+pub struct SealedTree<'a> {
+    pub root: &'a Path,
+    /// Where the fingerprint is kept.
+    pub seal: PathBuf,
+    /// The content manifest the tree must have.
+    pub expected_sha256: &'a str,
+}
+
+/// What [`SealedTree::check`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TreeState {
+    /// Unchanged since sealed (or re-checked by content and resealed).
+    Intact,
+    /// The content differs from the manifest: the tree must be recreated.
+    Damaged(String),
+    /// Not there.
+    Missing,
+}
+
+impl SealedTree<'_> {
+    /// Fast path: the fingerprint matches the seal. Slow path: the content manifest matches,
+    /// and the seal is renewed (after a copy or restore of the cache, say).
+    pub fn check(&self) -> Result<TreeState> {
+        if !self.root.is_dir() {
+            return Ok(TreeState::Missing);
+        }
+        let current = fingerprint(self.root)?;
+        if fs::read_to_string(&self.seal).is_ok_and(|seal| seal.trim() == current) {
+            return Ok(TreeState::Intact);
+        }
+        let found = match manifest(self.root) {
+            Ok(found) => found.sha256,
+            Err(e) => return Ok(TreeState::Damaged(format!("{e:#}"))),
+        };
+        if found != self.expected_sha256 {
+            return Ok(TreeState::Damaged(format!(
+                "content manifest is {found}, expected {}",
+                self.expected_sha256
+            )));
+        }
+        self.seal_now()?;
+        Ok(TreeState::Intact)
+    }
+
+    /// Records the tree's current fingerprint as the trusted one.
+    pub fn seal_now(&self) -> Result<()> {
+        cache::write_atomic(&self.seal, fingerprint(self.root)?.as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("lib/pkg")).unwrap();
+        fs::write(dir.path().join("lib/pkg/a.py"), "a = 1\n").unwrap();
+        fs::write(dir.path().join("lib/b.py"), "b = 2\n").unwrap();
+        dir
+    }
+
+    #[test]
+    fn manifest_matches_the_recipe_format() {
+        let dir = tree();
+        let m = manifest(dir.path()).unwrap();
+        let a = cache::sha256_bytes(b"a = 1\n");
+        let b = cache::sha256_bytes(b"b = 2\n");
+        let expected =
+            cache::sha256_bytes(format!("{b} 6 lib/b.py\n{a} 6 lib/pkg/a.py\n").as_bytes());
+        assert_eq!(m.sha256, expected);
+        assert_eq!((m.files, m.size), (2, 12));
+    }
+
+    #[test]
+    fn manifest_refuses_symlinks() {
+        let dir = tree();
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("lib/link")).unwrap();
+        assert!(manifest(dir.path()).is_err());
+    }
+
+    #[test]
+    fn sealed_tree_detects_changes() {
+        let dir = tree();
+        let seal_dir = tempfile::tempdir().unwrap();
+        let expected = manifest(dir.path()).unwrap().sha256;
+        let sealed = SealedTree {
+            root: dir.path(),
+            seal: seal_dir.path().join("seal"),
+            expected_sha256: &expected,
+        };
+        // No seal yet: checked by content, then sealed.
+        assert_eq!(sealed.check().unwrap(), TreeState::Intact);
+        assert_eq!(sealed.check().unwrap(), TreeState::Intact);
+        // Same size, different bytes.
+        fs::write(dir.path().join("lib/b.py"), "b = 3\n").unwrap();
+        assert!(matches!(sealed.check().unwrap(), TreeState::Damaged(_)));
+        fs::write(dir.path().join("lib/b.py"), "b = 2\n").unwrap();
+        assert_eq!(sealed.check().unwrap(), TreeState::Intact);
+        // An added file.
+        fs::write(dir.path().join("lib/evil.pth"), "import os\n").unwrap();
+        assert!(matches!(sealed.check().unwrap(), TreeState::Damaged(_)));
+    }
+}

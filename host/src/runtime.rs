@@ -1,0 +1,437 @@
+//! The CPython-for-WASI interpreter the sandbox runs: which one (the catalog in
+//! `python-wasm/runtime.toml`), and getting it onto this machine, checked against the
+//! pinned sha256 before first use.
+//!
+//! Three sources: embedded in this binary (the project's own build), downloaded from a
+//! carrier wheel on the package index, or a local module the user names (at their own risk).
+
+mod embedded;
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use wasm_build_packaging::cache::{self, Bucket, Cache, FileLock};
+use wasm_build_packaging::index::IndexClient;
+
+use crate::integrity::{self, SealedTree, TreeState};
+
+/// The catalog shipped with this binary.
+pub const CATALOG_TOML: &str = include_str!("../../python-wasm/runtime.toml");
+
+/// The interpreters wasm-build knows, from `python-wasm/runtime.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Catalog {
+    /// The runtime used when none is chosen.
+    pub default: String,
+    pub runtimes: BTreeMap<String, RuntimeSpec>,
+}
+
+/// One pinned interpreter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RuntimeSpec {
+    pub description: String,
+    pub python_version: String,
+    pub source: SourceKind,
+    pub module: ModuleSpec,
+    pub stdlib: Option<StdlibSpec>,
+    #[serde(default)]
+    pub carriers: Vec<Carrier>,
+    /// Free-form: where the bytes come from and how to rebuild them.
+    pub provenance: Option<toml::Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceKind {
+    /// Compressed inside this binary.
+    Embedded,
+    /// Extracted from a carrier wheel on the package index.
+    Download,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ModuleSpec {
+    /// The compressed module, relative to `python-wasm/` (embedded runtimes).
+    pub file: Option<String>,
+    pub sha256: String,
+    pub size: u64,
+    pub gz_sha256: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct StdlibSpec {
+    /// The stdlib as a `.tar.gz` of `lib/python3.X/...`, relative to `python-wasm/`.
+    pub file: String,
+    /// See [`integrity::Manifest`].
+    pub manifest_sha256: String,
+    pub files: u64,
+    pub size: u64,
+    pub gz_sha256: Option<String>,
+}
+
+/// A PyPI wheel that ships the module's bytes as one of its members.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Carrier {
+    pub package: String,
+    pub version: String,
+    pub member: String,
+}
+
+impl Catalog {
+    /// The catalog compiled into this binary.
+    pub fn builtin() -> Result<Self> {
+        toml::from_str(CATALOG_TOML).context("parsing the built-in python-wasm/runtime.toml")
+    }
+
+    /// The spec of runtime `id`, with a list of valid names if there is none.
+    pub fn get(&self, id: &str) -> Result<&RuntimeSpec> {
+        self.runtimes.get(id).with_context(|| {
+            format!(
+                "unknown runtime `{id}`; available: {}",
+                self.runtimes.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })
+    }
+}
+
+/// Which interpreter to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuntimeChoice {
+    /// The catalog's default.
+    Default,
+    /// A runtime of the catalog by name (`--runtime`).
+    Named(String),
+    /// A module on disk (`--python-wasm`), optionally with a prefix folder holding its
+    /// stdlib (`--python-home`), mounted at `/usr/local`.
+    Local {
+        module: PathBuf,
+        home: Option<PathBuf>,
+    },
+}
+
+/// An interpreter ready to run: a checked module on disk and its stdlib, if separate.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    /// Catalog name, or `local` for `--python-wasm`.
+    pub id: String,
+    pub python_version: String,
+    pub module_path: PathBuf,
+    pub module_sha256: String,
+    /// Folder mounted read-only at `/usr/local` (holding `lib/python3.X`), when the stdlib
+    /// is not packed inside the module.
+    pub stdlib: Option<PathBuf>,
+}
+
+/// Makes the chosen runtime available, from the cache when it holds a valid copy.
+/// `index` is only used for runtimes downloaded from a carrier wheel.
+pub fn provision(
+    choice: &RuntimeChoice,
+    cache: &Cache,
+    index: impl FnOnce() -> Result<IndexClient>,
+) -> Result<Runtime> {
+    let catalog = Catalog::builtin()?;
+    let id = match choice {
+        RuntimeChoice::Local { module, home } => return local(module, home.as_deref()),
+        RuntimeChoice::Default => catalog.default.clone(),
+        RuntimeChoice::Named(id) => id.clone(),
+    };
+    let spec = catalog.get(&id)?;
+    let dir = cache
+        .bucket(Bucket::Runtimes)?
+        .join(format!("{id}-{}", &spec.module.sha256[..16]));
+    cache::create_private_dir(&dir)?;
+    let runtime = Runtime {
+        id: id.clone(),
+        python_version: spec.python_version.clone(),
+        module_path: dir.join("python.wasm"),
+        module_sha256: spec.module.sha256.clone(),
+        stdlib: spec.stdlib.as_ref().map(|_| dir.join("prefix")),
+    };
+    if runtime_is_intact(&runtime, spec, &dir)? {
+        return Ok(runtime);
+    }
+    let _lock = FileLock::acquire(dir.join(".lock"))?;
+    if runtime_is_intact(&runtime, spec, &dir)? {
+        return Ok(runtime);
+    }
+    match spec.source {
+        SourceKind::Embedded => unpack_embedded(&id, spec, &dir)?,
+        SourceKind::Download => download_from_carriers(&id, spec, &runtime.module_path, index()?)?,
+    }
+    Ok(runtime)
+}
+
+/// Whether the cached module and stdlib are present and match the pins.
+fn runtime_is_intact(runtime: &Runtime, spec: &RuntimeSpec, dir: &Path) -> Result<bool> {
+    if !module_matches(&runtime.module_path, &spec.module)? {
+        return Ok(false);
+    }
+    let (Some(stdlib), Some(stdlib_spec)) = (&runtime.stdlib, &spec.stdlib) else {
+        return Ok(true);
+    };
+    let sealed = SealedTree {
+        root: stdlib,
+        seal: dir.join("prefix.seal"),
+        expected_sha256: &stdlib_spec.manifest_sha256,
+    };
+    match sealed.check()? {
+        TreeState::Intact => Ok(true),
+        TreeState::Missing => Ok(false),
+        TreeState::Damaged(why) => {
+            eprintln!(
+                "warning: the cached stdlib of runtime `{}` was changed ({why}); unpacking it again",
+                runtime.id
+            );
+            std::fs::remove_dir_all(stdlib)
+                .with_context(|| format!("removing the damaged stdlib {}", stdlib.display()))?;
+            Ok(false)
+        }
+    }
+}
+
+fn module_matches(path: &Path, spec: &ModuleSpec) -> Result<bool> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_file() && meta.len() == spec.size => {}
+        Ok(_) => return Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    Ok(cache::sha256_file(path)?.0 == spec.sha256)
+}
+
+fn unpack_embedded(id: &str, spec: &RuntimeSpec, dir: &Path) -> Result<()> {
+    let files = embedded::files(id).with_context(|| {
+        format!("runtime `{id}` is marked embedded but this binary does not carry it")
+    })?;
+    let module = gunzip(files.module_gz)
+        .with_context(|| format!("decompressing the embedded module of `{id}`"))?;
+    check_bytes(
+        &module,
+        &spec.module,
+        &format!("the embedded module of `{id}`"),
+    )?;
+    cache::write_atomic(&dir.join("python.wasm"), &module)?;
+
+    let Some(stdlib_spec) = &spec.stdlib else {
+        return Ok(());
+    };
+    let stdlib_gz = files
+        .stdlib_gz
+        .with_context(|| format!("the embedded runtime `{id}` lacks its stdlib"))?;
+    let prefix = dir.join("prefix");
+    if prefix.exists() {
+        std::fs::remove_dir_all(&prefix)
+            .with_context(|| format!("removing {}", prefix.display()))?;
+    }
+    let staging = cache::staging_dir_for(&prefix)?;
+    unpack_stdlib(stdlib_gz, staging.path())
+        .with_context(|| format!("unpacking the embedded stdlib of `{id}`"))?;
+    let found = integrity::manifest(staging.path())?;
+    if found.sha256 != stdlib_spec.manifest_sha256 {
+        bail!(
+            "the embedded stdlib of `{id}` does not match runtime.toml: manifest sha256 {} \
+             (expected {}), {} files",
+            found.sha256,
+            stdlib_spec.manifest_sha256,
+            found.files
+        );
+    }
+    cache::publish_dir(staging, &prefix)?;
+    SealedTree {
+        root: &prefix,
+        seal: dir.join("prefix.seal"),
+        expected_sha256: &stdlib_spec.manifest_sha256,
+    }
+    .seal_now()
+}
+
+/// Unpacks the project's own stdlib archive: regular files and folders only, relative
+/// paths without `..`. (The archive is checked by its manifest afterwards as well.)
+fn unpack_stdlib(gz: &[u8], dest: &Path) -> Result<()> {
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(gz));
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let path = entry.path()?.into_owned();
+        if path.is_absolute()
+            || path
+                .components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            bail!(
+                "stdlib archive member {} is not a plain relative path",
+                path.display()
+            );
+        }
+        let target = dest.join(&path);
+        match entry.header().entry_type() {
+            tar::EntryType::Directory => std::fs::create_dir_all(&target)?,
+            tar::EntryType::Regular => {
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                let mut bytes = Vec::with_capacity(entry.size() as usize);
+                entry.read_to_end(&mut bytes)?;
+                std::fs::write(&target, bytes)
+                    .with_context(|| format!("writing {}", target.display()))?;
+            }
+            other => bail!(
+                "stdlib archive member {} has type {other:?}",
+                path.display()
+            ),
+        }
+    }
+    Ok(())
+}
+
+fn download_from_carriers(
+    id: &str,
+    spec: &RuntimeSpec,
+    dest: &Path,
+    index: IndexClient,
+) -> Result<()> {
+    if spec.carriers.is_empty() {
+        bail!("runtime `{id}` has no carrier wheel to download it from");
+    }
+    let mut failures = Vec::new();
+    for carrier in &spec.carriers {
+        match extract_from_carrier(&index, carrier, &spec.module) {
+            Ok(module) => return cache::write_atomic(dest, &module),
+            Err(e) => failures.push(format!(
+                "  {}=={} ({}): {e:#}",
+                carrier.package, carrier.version, carrier.member
+            )),
+        }
+    }
+    bail!(
+        "could not get runtime `{id}` from any carrier wheel:\n{}",
+        failures.join("\n")
+    )
+}
+
+fn extract_from_carrier(
+    index: &IndexClient,
+    carrier: &Carrier,
+    module: &ModuleSpec,
+) -> Result<Vec<u8>> {
+    let name = pep508_rs::PackageName::from_str(&carrier.package)
+        .with_context(|| format!("invalid carrier name `{}`", carrier.package))?;
+    let version = pep440_rs::Version::from_str(&carrier.version)
+        .with_context(|| format!("invalid carrier version `{}`", carrier.version))?;
+    let files = index.project_files(&name)?;
+    let file = files
+        .iter()
+        .find(|f| {
+            f.filename
+                .parse::<wasm_build_packaging::filename::WheelFilename>()
+                .is_ok_and(|w| w.version == version)
+        })
+        .with_context(|| format!("the index has no wheel of {name} {version}"))?;
+    let wheel = index.download(file)?;
+    let reader =
+        std::fs::File::open(&wheel).with_context(|| format!("opening {}", wheel.display()))?;
+    let mut zip = zip::ZipArchive::new(reader)
+        .with_context(|| format!("reading {} as a zip", wheel.display()))?;
+    let mut member = zip
+        .by_name(&carrier.member)
+        .with_context(|| format!("{} has no member {}", file.filename, carrier.member))?;
+    if member.size() != module.size {
+        bail!(
+            "member {} is {} bytes, expected {}",
+            carrier.member,
+            member.size(),
+            module.size
+        );
+    }
+    let mut bytes = Vec::with_capacity(module.size as usize);
+    (&mut member)
+        .take(module.size + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {} from {}", carrier.member, file.filename))?;
+    check_bytes(
+        &bytes,
+        module,
+        &format!("{} from {}", carrier.member, file.filename),
+    )?;
+    Ok(bytes)
+}
+
+/// Refuses bytes whose size or sha256 differ from the pin, naming both hashes.
+fn check_bytes(bytes: &[u8], spec: &ModuleSpec, what: &str) -> Result<()> {
+    let found = cache::sha256_bytes(bytes);
+    if bytes.len() as u64 != spec.size || found != spec.sha256 {
+        bail!(
+            "{what} does not match runtime.toml: sha256 {found} ({} bytes), expected sha256 {} ({} bytes)",
+            bytes.len(),
+            spec.sha256,
+            spec.size
+        );
+    }
+    Ok(())
+}
+
+fn gunzip(gz: &[u8]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(gz).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+fn local(module: &Path, home: Option<&Path>) -> Result<Runtime> {
+    let (sha256, _) = cache::sha256_file(module)
+        .with_context(|| format!("reading --python-wasm {}", module.display()))?;
+    if let Some(home) = home
+        && !home.join("lib").is_dir()
+    {
+        bail!(
+            "--python-home {} has no lib/ folder (expected lib/python3.X inside)",
+            home.display()
+        );
+    }
+    Ok(Runtime {
+        id: "local".to_string(),
+        python_version: "unknown".to_string(),
+        module_path: module.to_path_buf(),
+        module_sha256: sha256,
+        stdlib: home.map(Path::to_path_buf),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_catalog_parses_and_names_a_default() {
+        let catalog = Catalog::builtin().unwrap();
+        let default = catalog.get(&catalog.default).unwrap();
+        assert_eq!(default.module.sha256.len(), 64);
+        for (id, spec) in &catalog.runtimes {
+            match spec.source {
+                SourceKind::Download => assert!(!spec.carriers.is_empty(), "{id}"),
+                SourceKind::Embedded => assert!(embedded::files(id).is_some(), "{id}"),
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_bytes_name_both_hashes() {
+        let spec = ModuleSpec {
+            file: None,
+            sha256: "0".repeat(64),
+            size: 3,
+            gz_sha256: None,
+        };
+        let err = check_bytes(b"abc", &spec, "test module")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&cache::sha256_bytes(b"abc")), "{err}");
+        assert!(err.contains(&"0".repeat(64)), "{err}");
+    }
+}

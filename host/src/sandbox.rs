@@ -1,0 +1,458 @@
+//! The sandbox: one wasmtime engine per process, a compiled-module cache, and one fresh
+//! WASI instance per guest run with exactly the mounts, environment and limits asked for.
+//!
+//! Nothing of the host is visible to the guest but the preopened folders of [`GuestRun`]:
+//! no host environment variables, no sockets, stdin closed, stdout/stderr captured.
+
+mod log;
+mod module_cache;
+mod watch;
+
+pub use self::log::LogSink;
+pub use self::module_cache::wasmtime_version;
+
+use crate::runtime::Runtime;
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use wasm_build_packaging::cache::Cache;
+use wasmtime::{Config, Engine, Linker, Module, OptLevel, ResourceLimiter, Store, UpdateDeadline};
+use wasmtime_wasi::p1::{self, WasiP1Ctx};
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+
+/// How often the epoch advances: the granularity of the time limit and of the disk checks.
+const EPOCH_TICK: Duration = Duration::from_millis(20);
+/// Wasm stack for the guest. CPython recurses deeply while importing setuptools.
+const MAX_WASM_STACK: usize = 8 << 20;
+/// Native stack of the thread that runs the guest; must exceed `MAX_WASM_STACK` comfortably.
+const GUEST_THREAD_STACK: usize = 32 << 20;
+
+/// Resource limits of one guest run. Each has a CLI flag (see `docs/cli.md`).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Wall-clock time of the run.
+    pub wall_time: Duration,
+    /// Linear memory of the guest, in bytes.
+    pub memory: u64,
+    /// Bytes of stdout + stderr kept; writing more ends the run.
+    pub log: usize,
+    /// Bytes the writable mounts may hold together.
+    pub disk: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            wall_time: Duration::from_secs(600),
+            memory: 2 << 30,
+            log: 16 << 20,
+            disk: 4 << 30,
+        }
+    }
+}
+
+/// A resource limit the guest ran into; it ended the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitHit {
+    WallTime,
+    Memory,
+    Log,
+    Disk,
+}
+
+impl LimitHit {
+    /// What the user reads: the limit's value and the flag that raises it.
+    pub fn describe(self, limits: &Limits) -> String {
+        match self {
+            LimitHit::WallTime => format!(
+                "time limit of {} s reached (raise it with --timeout SECONDS)",
+                limits.wall_time.as_secs()
+            ),
+            LimitHit::Memory => format!(
+                "memory limit of {} MiB reached (raise it with --memory-limit MIB)",
+                limits.memory >> 20
+            ),
+            LimitHit::Log => format!(
+                "output limit of {} MiB reached: the backend printed too much (raise it with --log-limit MIB)",
+                limits.log >> 20
+            ),
+            LimitHit::Disk => format!(
+                "disk limit of {} MiB reached in the sandbox's writable folders (raise it with --disk-limit MIB)",
+                limits.disk >> 20
+            ),
+        }
+    }
+}
+
+/// One folder of the host made visible to the guest.
+#[derive(Debug, Clone)]
+pub struct Mount {
+    pub host: PathBuf,
+    pub guest: String,
+    pub writable: bool,
+}
+
+impl Mount {
+    pub fn read_only(host: impl Into<PathBuf>, guest: &str) -> Self {
+        Self {
+            host: host.into(),
+            guest: guest.to_string(),
+            writable: false,
+        }
+    }
+
+    pub fn read_write(host: impl Into<PathBuf>, guest: &str) -> Self {
+        Self {
+            host: host.into(),
+            guest: guest.to_string(),
+            writable: true,
+        }
+    }
+}
+
+/// Everything one guest run gets.
+#[derive(Debug, Clone)]
+pub struct GuestRun {
+    /// `argv`, without the program name.
+    pub args: Vec<String>,
+    /// The guest's whole environment.
+    pub env: Vec<(String, String)>,
+    pub mounts: Vec<Mount>,
+    pub limits: Limits,
+    /// Where the guest's output goes besides the capture (e.g. the terminal with `-v`).
+    pub log: LogSink,
+}
+
+/// How a guest run ended, when no limit stopped it.
+#[derive(Debug)]
+pub struct GuestExit {
+    pub code: i32,
+    /// stdout and stderr, interleaved as written, up to the log limit.
+    pub log: Vec<u8>,
+    pub elapsed: Duration,
+}
+
+/// A run that the sandbox itself ended.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("{}", .hit.describe(.limits))]
+    Limit {
+        hit: LimitHit,
+        limits: Box<Limits>,
+        log: Vec<u8>,
+    },
+    #[error("the guest crashed: {message}")]
+    Trap { message: String, log: Vec<u8> },
+    #[error(transparent)]
+    Setup(#[from] anyhow::Error),
+}
+
+impl SandboxError {
+    /// What the guest printed before the run ended.
+    pub fn log(&self) -> &[u8] {
+        match self {
+            SandboxError::Limit { log, .. } | SandboxError::Trap { log, .. } => log,
+            SandboxError::Setup(_) => &[],
+        }
+    }
+}
+
+/// The engine and the compiled interpreter, shared by every guest run of a process.
+pub struct Sandbox {
+    engine: Engine,
+    module: Module,
+    linker: Linker<GuestState>,
+    stdlib: Option<PathBuf>,
+    empty_root: tempfile::TempDir,
+    _ticker: EpochTicker,
+}
+
+impl Sandbox {
+    /// Sets up the engine and loads the runtime's module, compiling it only when the
+    /// compiled-module cache has no valid entry for it.
+    pub fn new(runtime: &Runtime, cache: &Cache) -> Result<Self> {
+        let engine = Engine::new(&engine_config()).wasm_context("creating the wasmtime engine")?;
+        let module = module_cache::load(&engine, runtime, cache)?;
+        let mut linker = Linker::new(&engine);
+        p1::add_to_linker_sync(&mut linker, |state: &mut GuestState| &mut state.wasi)
+            .wasm_context("linking WASI preview 1")?;
+        let empty_root = tempfile::Builder::new()
+            .prefix("wasm-build-root-")
+            .tempdir()
+            .context("creating the empty root folder for the sandbox")?;
+        let ticker = EpochTicker::start(engine.clone())?;
+        Ok(Self {
+            engine,
+            module,
+            linker,
+            stdlib: runtime.stdlib.clone(),
+            empty_root,
+            _ticker: ticker,
+        })
+    }
+
+    /// Runs the interpreter once in a fresh instance, on a thread with a large stack.
+    pub fn run(&self, run: &GuestRun) -> Result<GuestExit, SandboxError> {
+        std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name("wasm-guest".into())
+                .stack_size(GUEST_THREAD_STACK)
+                .spawn_scoped(scope, || self.run_on_this_thread(run))
+                .context("starting the guest thread")?
+                .join()
+                .map_err(|_| SandboxError::Setup(anyhow::anyhow!("the guest thread panicked")))?
+        })
+    }
+
+    fn run_on_this_thread(&self, run: &GuestRun) -> Result<GuestExit, SandboxError> {
+        let log = log::Capture::new(run.limits.log, run.log);
+        let wasi = self.wasi_context(run, &log)?;
+        let hits = Arc::new(Mutex::new(None::<LimitHit>));
+        let mut store = Store::new(
+            &self.engine,
+            GuestState {
+                wasi,
+                limiter: MemoryLimiter {
+                    max_bytes: run.limits.memory,
+                    hit: false,
+                },
+            },
+        );
+        store.limiter(|state| &mut state.limiter);
+
+        let started = Instant::now();
+        let deadline = started + run.limits.wall_time;
+        let mut disk = watch::DiskWatch::new(
+            run.mounts
+                .iter()
+                .filter(|m| m.writable)
+                .map(|m| m.host.clone())
+                .collect(),
+            run.limits.disk,
+        );
+        let callback_hits = hits.clone();
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            let hit = if Instant::now() >= deadline {
+                Some(LimitHit::WallTime)
+            } else if disk.over_limit() {
+                Some(LimitHit::Disk)
+            } else {
+                None
+            };
+            match hit {
+                Some(hit) => {
+                    *lock(&callback_hits) = Some(hit);
+                    Err(wasmtime::format_err!("{hit:?} limit reached"))
+                }
+                None => Ok(UpdateDeadline::Continue(1)),
+            }
+        });
+
+        let result = self
+            .linker
+            .instantiate(&mut store, &self.module)
+            .and_then(|instance| instance.get_typed_func::<(), ()>(&mut store, "_start"))
+            .and_then(|start| start.call(&mut store, ()));
+        let elapsed = started.elapsed();
+        let memory_hit = store.data().limiter.hit;
+        drop(store);
+
+        let captured = log.take();
+        let limit_hit = lock(&hits).or(if captured.overflowed {
+            Some(LimitHit::Log)
+        } else {
+            None
+        });
+        let code = match result {
+            Ok(()) => 0,
+            Err(error) => match error.downcast_ref::<I32Exit>() {
+                Some(exit) => exit.0,
+                None => {
+                    let hit = limit_hit.or(memory_hit.then_some(LimitHit::Memory));
+                    return Err(match hit {
+                        Some(hit) => SandboxError::Limit {
+                            hit,
+                            limits: Box::new(run.limits.clone()),
+                            log: captured.bytes,
+                        },
+                        None => SandboxError::Trap {
+                            message: format!("{error:?}"),
+                            log: captured.bytes,
+                        },
+                    });
+                }
+            },
+        };
+        // A limit that the guest survived (a refused memory grow surfaces as MemoryError,
+        // a full log as a failed write) still ends the run as that limit.
+        if let Some(hit) = limit_hit.or((memory_hit && code != 0).then_some(LimitHit::Memory)) {
+            return Err(SandboxError::Limit {
+                hit,
+                limits: Box::new(run.limits.clone()),
+                log: captured.bytes,
+            });
+        }
+        Ok(GuestExit {
+            code,
+            log: captured.bytes,
+            elapsed,
+        })
+    }
+
+    fn wasi_context(&self, run: &GuestRun, log: &log::Capture) -> Result<WasiP1Ctx> {
+        let mut builder = WasiCtxBuilder::new();
+        // Must come before the preopens: each preopen copies the flag when it is added.
+        // Without it every file system call is a round trip through a tokio thread (~20×).
+        builder.allow_blocking_current_thread(true);
+        builder.arg("python");
+        builder.args(&run.args);
+        builder.envs(&run.env);
+        builder.stdout(log.clone());
+        builder.stderr(log.clone());
+        // Some backends stat or walk absolute paths and crash on a missing preopen: an
+        // empty read-only root makes `/` exist and hold nothing.
+        builder
+            .preopened_dir(self.empty_root.path(), "/", FsPerms::ReadOnly)
+            .wasm_context("mounting the empty root")?;
+        if let Some(stdlib) = &self.stdlib {
+            builder
+                .preopened_dir(stdlib, "/usr/local", FsPerms::ReadOnly)
+                .wasm_context(format!("mounting the stdlib {}", stdlib.display()))?;
+        }
+        for mount in &run.mounts {
+            let perms = if mount.writable {
+                FsPerms::ReadWrite
+            } else {
+                FsPerms::ReadOnly
+            };
+            builder
+                .preopened_dir(&mount.host, &mount.guest, perms)
+                .wasm_context(format!(
+                    "mounting {} at {}",
+                    mount.host.display(),
+                    mount.guest
+                ))?;
+        }
+        Ok(builder.build_p1())
+    }
+}
+
+/// The compiled-module cache keys this binary would use for modules with these sha256s
+/// (for `cache prune`).
+pub fn current_compiled_keys<'a>(
+    module_sha256s: impl Iterator<Item = &'a str>,
+) -> Result<Vec<String>> {
+    let engine = Engine::new(&engine_config()).wasm_context("creating the wasmtime engine")?;
+    Ok(module_sha256s
+        .map(|sha| module_cache::cache_key(&engine, sha))
+        .collect())
+}
+
+/// Bytes held by regular files under `path`, without following links.
+pub fn disk_usage(path: &std::path::Path) -> u64 {
+    watch::usage(&[path.to_path_buf()], u64::MAX)
+}
+
+fn engine_config() -> Config {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    // wasmtime-wasi turns on wasmtime's async feature, which bounds max_wasm_stack by the
+    // async stack size even when no async call is ever made.
+    config.async_stack_size(MAX_WASM_STACK + (1 << 20));
+    config.max_wasm_stack(MAX_WASM_STACK);
+    config.cranelift_opt_level(OptLevel::Speed);
+    config.parallel_compilation(true);
+    config
+}
+
+struct GuestState {
+    wasi: WasiP1Ctx,
+    limiter: MemoryLimiter,
+}
+
+/// Caps linear memory and remembers a refused grow, so that the `MemoryError` the guest
+/// then raises is reported as the memory limit.
+struct MemoryLimiter {
+    max_bytes: u64,
+    hit: bool,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.max_bytes {
+            self.hit = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // CPython's function table is fixed; growth beyond this is not an interpreter's.
+        Ok(desired <= 1 << 20)
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .context("starting the epoch ticker thread")?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// `anyhow::Context` for wasmtime's own error type, which is not a `std::error::Error`.
+pub(crate) trait WasmContext<T> {
+    fn wasm_context(self, context: impl std::fmt::Display + Send + Sync + 'static) -> Result<T>;
+}
+
+impl<T> WasmContext<T> for wasmtime::Result<T> {
+    fn wasm_context(self, context: impl std::fmt::Display + Send + Sync + 'static) -> Result<T> {
+        self.map_err(anyhow::Error::from).context(context)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -1,0 +1,168 @@
+//! The guest's stdout and stderr: captured up to a limit, optionally echoed to the terminal.
+
+use bytes::Bytes;
+use std::io::Write;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use tokio::io::AsyncWrite;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
+
+/// Where guest output goes besides the in-memory capture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogSink {
+    /// Kept in memory only; shown by the caller if the run fails.
+    #[default]
+    Capture,
+    /// Also written to the host's stderr as it arrives (`-v`).
+    Terminal,
+}
+
+/// What a run wrote, and whether it tried to write more than the limit.
+pub struct Captured {
+    pub bytes: Vec<u8>,
+    pub overflowed: bool,
+}
+
+/// A bounded capture shared by the guest's stdout and stderr.
+#[derive(Clone)]
+pub struct Capture {
+    state: Arc<Mutex<State>>,
+}
+
+struct State {
+    bytes: Vec<u8>,
+    limit: usize,
+    overflowed: bool,
+    sink: LogSink,
+}
+
+/// The most one `check_write` permits: bounds what a single guest write makes the host copy.
+const WRITE_PERMIT: usize = 64 * 1024;
+
+impl Capture {
+    pub fn new(limit: usize, sink: LogSink) -> Self {
+        Self {
+            state: Arc::new(Mutex::new(State {
+                bytes: Vec::new(),
+                limit,
+                overflowed: false,
+                sink,
+            })),
+        }
+    }
+
+    /// Takes what was captured so far.
+    pub fn take(&self) -> Captured {
+        let mut state = self.lock();
+        Captured {
+            bytes: std::mem::take(&mut state.bytes),
+            overflowed: state.overflowed,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Appends `data`; `false` when it did not fit under the limit (what fits is kept).
+    fn append(&self, data: &[u8]) -> bool {
+        let mut state = self.lock();
+        let room = state.limit.saturating_sub(state.bytes.len());
+        let kept = data.len().min(room);
+        state.bytes.extend_from_slice(&data[..kept]);
+        if state.sink == LogSink::Terminal {
+            let mut stderr = std::io::stderr().lock();
+            let _ = stderr.write_all(&data[..kept]);
+            let _ = stderr.flush();
+        }
+        if kept < data.len() {
+            state.overflowed = true;
+            return false;
+        }
+        true
+    }
+}
+
+impl IsTerminal for Capture {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for Capture {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for Capture {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for Capture {
+    fn write(&mut self, bytes: Bytes) -> Result<(), StreamError> {
+        if self.append(&bytes) {
+            Ok(())
+        } else {
+            // Ends the run at once: the host reports the log limit.
+            Err(StreamError::trap("the guest exceeded the log limit"))
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), StreamError> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> Result<usize, StreamError> {
+        Ok(WRITE_PERMIT)
+    }
+}
+
+impl AsyncWrite for Capture {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        if self.append(buf) {
+            Poll::Ready(Ok(buf.len()))
+        } else {
+            Poll::Ready(Err(std::io::Error::other(
+                "the guest exceeded the log limit",
+            )))
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_what_fits_and_flags_the_rest() {
+        let capture = Capture::new(5, LogSink::Capture);
+        let mut stream = capture.clone();
+        assert!(stream.write(Bytes::from_static(b"abc")).is_ok());
+        assert!(stream.write(Bytes::from_static(b"defg")).is_err());
+        let captured = capture.take();
+        assert_eq!(captured.bytes, b"abcde");
+        assert!(captured.overflowed);
+    }
+}

@@ -1,0 +1,105 @@
+//! The compiled-module cache. Cranelift needs seconds for the interpreter; a precompiled
+//! artifact loads in milliseconds.
+//!
+//! Loading a precompiled artifact is `unsafe` (its code runs unchecked), so the host only
+//! loads files it wrote itself into its private cache, and checks each against the sha256
+//! recorded next to it before use: a damaged or foreign entry is compiled again.
+
+use super::WasmContext;
+use crate::runtime::Runtime;
+use anyhow::Result;
+use sha2::{Digest, Sha256};
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+use wasm_build_packaging::cache::{self, Bucket, Cache, FileLock};
+use wasmtime::{Engine, Module};
+
+/// Loads the runtime's module from the cache, or compiles and caches it.
+pub fn load(engine: &Engine, runtime: &Runtime, cache: &Cache) -> Result<Module> {
+    let dir = cache.bucket(Bucket::Compiled)?;
+    let key = cache_key(engine, &runtime.module_sha256);
+    let artifact = dir.join(format!("{key}.cwasm"));
+    let checksum = dir.join(format!("{key}.sha256"));
+
+    if let Some(module) = load_verified(engine, &artifact, &checksum)? {
+        return Ok(module);
+    }
+    // One process compiles; the others wait and then load its result.
+    let _lock = FileLock::acquire(dir.join(format!("{key}.lock")))?;
+    if let Some(module) = load_verified(engine, &artifact, &checksum)? {
+        return Ok(module);
+    }
+    let module = Module::from_file(engine, &runtime.module_path).wasm_context(format!(
+        "compiling the interpreter {}",
+        runtime.module_path.display()
+    ))?;
+    let bytes = module
+        .serialize()
+        .wasm_context("serializing the compiled interpreter")?;
+    // The artifact first, its checksum last: a checksum only ever names a complete file.
+    cache::write_atomic(&artifact, &bytes)?;
+    cache::write_atomic(&checksum, cache::sha256_bytes(&bytes).as_bytes())?;
+    Ok(module)
+}
+
+/// The cached module, if both files are present and the artifact matches its checksum.
+fn load_verified(engine: &Engine, artifact: &Path, checksum: &Path) -> Result<Option<Module>> {
+    let (Ok(expected), Ok(bytes)) = (std::fs::read_to_string(checksum), std::fs::read(artifact))
+    else {
+        return Ok(None);
+    };
+    if cache::sha256_bytes(&bytes) != expected.trim() {
+        return Ok(None);
+    }
+    // SAFETY: the bytes are exactly what this host serialized (checked by sha256 above),
+    // read from the host's private cache; the engine checks version and settings.
+    match unsafe { Module::deserialize(engine, &bytes) } {
+        Ok(module) => Ok(Some(module)),
+        // Written by an incompatible engine or damaged in a way the checksum missed.
+        Err(_) => Ok(None),
+    }
+}
+
+/// (runtime sha256, wasmtime version, engine settings) as one hex string.
+pub(super) fn cache_key(engine: &Engine, module_sha256: &str) -> String {
+    let mut hasher = ShaHasher(Sha256::new());
+    module_sha256.hash(&mut hasher);
+    env!("CARGO_PKG_VERSION").hash(&mut hasher);
+    wasmtime_version().hash(&mut hasher);
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    let digest = cache::hex(&hasher.0.finalize());
+    digest[..32].to_string()
+}
+
+/// The wasmtime version this host was built with.
+pub fn wasmtime_version() -> &'static str {
+    // Kept in step with the `=` pin in host/Cargo.toml by the test below.
+    "48.0.8"
+}
+
+/// Feeds `Hash` output into sha256, which is stable across processes and Rust versions
+/// (unlike `DefaultHasher`).
+struct ShaHasher(Sha256);
+
+impl Hasher for ShaHasher {
+    fn finish(&self) -> u64 {
+        0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn wasmtime_version_matches_the_pin() {
+        let manifest = include_str!("../../Cargo.toml");
+        let pin = format!("wasmtime = {{ version = \"={}\"", super::wasmtime_version());
+        assert!(
+            manifest.contains(&pin),
+            "update wasmtime_version() to the Cargo.toml pin"
+        );
+    }
+}

@@ -1,0 +1,389 @@
+//! End to end: real projects built by the `wasm-build` binary with real backends from the
+//! package index, running in the real interpreter under wasmtime.
+
+mod common;
+
+use common::*;
+use std::fs;
+
+/// Builds the fixture's sdist and the wheel from it (the default), checks both names and the
+/// wheel's files and metadata.
+fn default_build(fixture_name: &str, dist: &str, version: &str, wheel_files: &[&str]) {
+    let project = fixture(fixture_name);
+    let outdir = project.path().join("dist");
+    let artifacts = build_ok(wasm_build().arg(project.path()));
+    let sdist = outdir.join(format!("{dist}-{version}.tar.gz"));
+    let wheel = outdir.join(format!("{dist}-{version}-py3-none-any.whl"));
+    assert_eq!(artifacts, [sdist.clone(), wheel.clone()]);
+    assert_eq!(
+        listing(&outdir).len(),
+        2,
+        "only the artifacts are in the outdir"
+    );
+    assert!(tar_names(&sdist).contains(&format!("{dist}-{version}/PKG-INFO")));
+    let dist_info = format!("{dist}-{version}.dist-info");
+    let mut expected: Vec<String> = wheel_files.iter().map(|s| s.to_string()).collect();
+    for file in ["METADATA", "WHEEL", "RECORD"] {
+        expected.push(format!("{dist_info}/{file}"));
+    }
+    let names = zip_names(&wheel);
+    for file in &expected {
+        assert!(names.contains(file), "{file} missing from {names:?}");
+    }
+    let (name, meta_version) = wheel_name_version(&wheel, &dist_info);
+    assert_eq!(
+        name.to_lowercase().replace(['_', '.'], "-"),
+        dist.replace('_', "-")
+    );
+    assert_eq!(meta_version, version);
+}
+
+#[test]
+fn flit_core_project() {
+    default_build(
+        "flit",
+        "flit_demo",
+        "0.1.0",
+        &["flit_demo/__init__.py", "flit_demo/greet.py"],
+    );
+}
+
+#[test]
+fn setuptools_project_with_pyproject_metadata() {
+    default_build(
+        "setuptools",
+        "setuptools_demo",
+        "1.2.3",
+        &[
+            "st_demo/__init__.py",
+            "st_demo/cli.py",
+            "st_demo/data/words.txt",
+            "setuptools_demo-1.2.3.dist-info/entry_points.txt",
+        ],
+    );
+}
+
+#[test]
+fn setuptools_legacy_project_without_pyproject() {
+    default_build(
+        "setuptools-legacy",
+        "legacy_demo",
+        "2.0.0",
+        &["legacy_demo/__init__.py"],
+    );
+}
+
+#[test]
+fn hatchling_project() {
+    default_build(
+        "hatchling",
+        "hatch_demo",
+        "0.3.0",
+        &["hatch_demo/__init__.py"],
+    );
+}
+
+#[test]
+fn poetry_core_project() {
+    default_build(
+        "poetry",
+        "poetry_demo",
+        "0.4.0",
+        &["poetry_demo/__init__.py"],
+    );
+}
+
+#[test]
+fn pdm_backend_project() {
+    default_build("pdm", "pdm_demo", "0.5.0", &["pdm_demo/__init__.py"]);
+}
+
+#[test]
+fn in_tree_backend_from_backend_path() {
+    default_build(
+        "intree",
+        "intree_demo",
+        "0.7.0",
+        &["intree_demo/__init__.py"],
+    );
+}
+
+#[test]
+fn setuptools_build_leaves_the_source_tree_unchanged() {
+    // setuptools writes build/ and *.egg-info into the folder it builds in.
+    let project = fixture("setuptools");
+    let outdir = tempfile::tempdir().unwrap();
+    let before = snapshot(project.path());
+    build_ok(
+        wasm_build()
+            .arg(project.path())
+            .args(["--sdist", "--wheel", "-o"])
+            .arg(outdir.path()),
+    );
+    assert_eq!(snapshot(project.path()), before);
+    assert_eq!(
+        listing(outdir.path()),
+        [
+            "setuptools_demo-1.2.3-py3-none-any.whl",
+            "setuptools_demo-1.2.3.tar.gz"
+        ]
+    );
+}
+
+#[test]
+fn wheel_from_an_sdist_file() {
+    let project = fixture("flit");
+    let outdir = tempfile::tempdir().unwrap();
+    let sdist = build_ok(
+        wasm_build()
+            .arg(project.path())
+            .arg("--sdist")
+            .arg("-o")
+            .arg(outdir.path()),
+    );
+    let wheels = tempfile::tempdir().unwrap();
+    let built = build_ok(wasm_build().arg(&sdist[0]).arg("-o").arg(wheels.path()));
+    assert_eq!(
+        built,
+        [wheels.path().join("flit_demo-0.1.0-py3-none-any.whl")]
+    );
+}
+
+#[test]
+fn config_settings_reach_the_backend() {
+    let project = fixture("intree");
+    let outdir = tempfile::tempdir().unwrap();
+    let built = build_ok(
+        wasm_build()
+            .arg(project.path())
+            .args(["--wheel", "-C", "mode=fast", "-C", "flag", "-o"])
+            .arg(outdir.path()),
+    );
+    let metadata = zip_member(&built[0], "intree_demo-0.7.0.dist-info/METADATA");
+    let text = String::from_utf8(metadata).unwrap();
+    assert!(text.contains("config-setting:mode=fast"), "{text}");
+    assert!(text.contains("config-setting:flag="), "{text}");
+}
+
+#[test]
+fn metadata_only() {
+    let project = fixture("flit");
+    let outdir = tempfile::tempdir().unwrap();
+    let built = build_ok(
+        wasm_build()
+            .arg(project.path())
+            .arg("--metadata")
+            .arg("-o")
+            .arg(outdir.path()),
+    );
+    assert_eq!(built, [outdir.path().join("flit_demo-0.1.0.dist-info")]);
+    let metadata = fs::read_to_string(built[0].join("METADATA")).unwrap();
+    assert!(metadata.contains("Name: flit-demo"), "{metadata}");
+}
+
+#[test]
+fn metadata_falls_back_to_building_the_wheel() {
+    // The in-tree backend has no prepare_metadata_for_build_wheel: the runner builds the
+    // wheel and takes its .dist-info, as PEP 517 says.
+    let project = fixture("intree");
+    let outdir = tempfile::tempdir().unwrap();
+    let built = build_ok(
+        wasm_build()
+            .arg(project.path())
+            .arg("--metadata")
+            .arg("-o")
+            .arg(outdir.path()),
+    );
+    assert_eq!(built, [outdir.path().join("intree_demo-0.7.0.dist-info")]);
+    assert!(built[0].join("RECORD").is_file());
+}
+
+#[test]
+fn editable_wheel_points_at_the_real_tree() {
+    let project = fixture("hatchling");
+    let outdir = tempfile::tempdir().unwrap();
+    let built = build_ok(
+        wasm_build()
+            .arg(project.path())
+            .arg("--editable")
+            .arg("-o")
+            .arg(outdir.path()),
+    );
+    let pth = zip_names(&built[0])
+        .into_iter()
+        .find(|n| n.ends_with(".pth"))
+        .expect("an editable wheel has a .pth file");
+    let text = String::from_utf8(zip_member(&built[0], &pth)).unwrap();
+    let real = fs::canonicalize(project.path()).unwrap();
+    assert!(text.contains(real.to_str().unwrap()), "{text}");
+}
+
+#[test]
+fn vmware_runtime_builds_too() {
+    let project = fixture("flit");
+    let outdir = tempfile::tempdir().unwrap();
+    let built = build_ok(
+        wasm_build()
+            .arg(project.path())
+            .args(["--wheel", "--runtime", "cpython-3.12-vmware", "-o"])
+            .arg(outdir.path()),
+    );
+    assert_eq!(
+        built,
+        [outdir.path().join("flit_demo-0.1.0-py3-none-any.whl")]
+    );
+}
+
+/// A failed build names the failure, exits with its class's code, and writes nothing.
+fn fails(fixture_name: &str, args: &[&str], code: i32, expected: &[&str]) {
+    let project = fixture(&format!("errors/{fixture_name}"));
+    let outdir = project.path().join("dist");
+    let before = snapshot(project.path());
+    let stderr = build_fails(wasm_build().arg(project.path()).args(args), code);
+    for text in expected {
+        assert!(stderr.contains(text), "expected {text:?} in:\n{stderr}");
+    }
+    assert!(!outdir.exists(), "a failed build created the outdir");
+    assert_eq!(
+        snapshot(project.path()),
+        before,
+        "a failed build changed the source"
+    );
+}
+
+#[test]
+fn backend_unavailable() {
+    fails(
+        "backend-unavailable",
+        &[],
+        5,
+        &[
+            "build backend `no_such_backend.api` is not available",
+            "ModuleNotFoundError",
+        ],
+    );
+}
+
+#[test]
+fn backend_invalid() {
+    fails(
+        "backend-invalid",
+        &[],
+        5,
+        &["build backend `json` is invalid", "not from backend-path"],
+    );
+}
+
+#[test]
+fn hook_missing() {
+    fails(
+        "hook-missing",
+        &["--wheel"],
+        5,
+        &["build backend `backend` has no `build_wheel` hook"],
+    );
+}
+
+#[test]
+fn unsupported_operation() {
+    fails(
+        "unsupported",
+        &["--sdist"],
+        5,
+        &["does not support `build_sdist`"],
+    );
+}
+
+#[test]
+fn hook_raises() {
+    fails(
+        "hook-raises",
+        &["--wheel"],
+        5,
+        &[
+            "hook `build_wheel` of build backend `backend` failed",
+            "ValueError: boom",
+            "compiling things...",
+            "Traceback",
+        ],
+    );
+}
+
+#[test]
+fn invalid_pyproject_toml() {
+    fails("bad-toml", &[], 3, &["pyproject.toml is not valid TOML"]);
+}
+
+#[test]
+fn requires_not_a_list() {
+    fails(
+        "requires-not-list",
+        &[],
+        3,
+        &["pyproject.toml: `build-system.requires` must be a list of strings"],
+    );
+}
+
+#[test]
+fn malformed_requirement() {
+    fails(
+        "bad-requirement",
+        &[],
+        3,
+        &["`build-system.requires` has an invalid requirement `setuptools >= `"],
+    );
+}
+
+#[test]
+fn backend_path_outside_the_project() {
+    fails(
+        "backend-path-outside",
+        &[],
+        3,
+        &["`build-system.backend-path` entry `../elsewhere` points outside the project"],
+    );
+}
+
+#[test]
+fn not_a_project() {
+    fails(
+        "not-a-project",
+        &[],
+        3,
+        &["neither pyproject.toml nor setup.py"],
+    );
+}
+
+#[test]
+fn error_messages_name_the_users_file() {
+    let project = fixture("errors/bad-toml");
+    let stderr = build_fails(wasm_build().arg(project.path()), 3);
+    let expected = project.path().join("pyproject.toml");
+    assert!(stderr.contains(expected.to_str().unwrap()), "{stderr}");
+}
+
+#[test]
+fn cache_dir_and_runtime_info() {
+    let output = run(wasm_build().args(["cache", "dir"]));
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap().trim(),
+        shared_cache().to_str().unwrap()
+    );
+    let output = run(wasm_build().args(["runtime", "info"]));
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("wasmtime 48.0.8"), "{text}");
+    assert!(text.contains("cpython-3.12-vmware"), "{text}");
+}
+
+#[test]
+fn existing_outdir_content_survives_a_failed_build() {
+    let project = fixture("errors/hook-raises");
+    let outdir = project.path().join("dist");
+    fs::create_dir(&outdir).unwrap();
+    fs::write(outdir.join("keep.txt"), "mine").unwrap();
+    build_fails(wasm_build().arg(project.path()).arg("--wheel"), 5);
+    assert_eq!(listing(&outdir), ["keep.txt"]);
+    assert_eq!(fs::read_to_string(outdir.join("keep.txt")).unwrap(), "mine");
+}

@@ -1,0 +1,179 @@
+//! Support for the end-to-end tests: the real `wasm-build` binary, the real interpreter,
+//! real backends from the real index. One cache is shared by all tests of a run (under
+//! cargo's target folder), so the interpreter is compiled and each wheel downloaded once.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The fixture projects.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+}
+
+/// The cache shared by the tests of one `cargo test` run.
+pub fn shared_cache() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasm-build-cache")
+}
+
+/// A scratch copy of fixture `name` (the fixtures themselves are never built in place).
+pub fn fixture(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&fixtures().join(name), dir.path());
+    dir
+}
+
+pub fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(entry.path()).unwrap(), &target).unwrap();
+        } else {
+            fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The `wasm-build` binary with the shared cache and nothing else from the caller's
+/// environment that could change its behaviour.
+pub fn wasm_build() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasm-build"));
+    cmd.env("WASM_BUILD_CACHE_DIR", shared_cache())
+        .env_remove("WASM_BUILD_RUNTIME")
+        .env_remove("WASM_BUILD_PYTHON_WASM")
+        .env_remove("WASM_BUILD_INDEX_URL")
+        .env_remove("SOURCE_DATE_EPOCH");
+    cmd
+}
+
+/// Runs `cmd` and returns its output, printing it for failing tests.
+pub fn run(cmd: &mut Command) -> Output {
+    let output = cmd.output().expect("running wasm-build");
+    eprintln!(
+        "$ {cmd:?}\nexit: {}\n--- stdout\n{}--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Runs `cmd`, asserts success and returns the artifact paths it printed.
+pub fn build_ok(cmd: &mut Command) -> Vec<PathBuf> {
+    let output = run(cmd);
+    assert!(output.status.success(), "wasm-build failed");
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(PathBuf::from)
+        .collect()
+}
+
+/// Runs `cmd`, asserts it failed with `code`, returns stderr.
+pub fn build_fails(cmd: &mut Command, code: i32) -> String {
+    let output = run(cmd);
+    assert_eq!(output.status.code(), Some(code), "unexpected exit status");
+    assert!(output.stdout.is_empty(), "a failed build printed artifacts");
+    String::from_utf8(output.stderr).unwrap()
+}
+
+/// The member names of a wheel (zip), sorted.
+pub fn zip_names(path: &Path) -> Vec<String> {
+    let mut zip = zip::ZipArchive::new(fs::File::open(path).unwrap()).unwrap();
+    let mut names: Vec<String> = (0..zip.len())
+        .map(|i| zip.by_index(i).unwrap().name().unwrap().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// One member of a zip.
+pub fn zip_member(path: &Path, name: &str) -> Vec<u8> {
+    let mut zip = zip::ZipArchive::new(fs::File::open(path).unwrap()).unwrap();
+    let mut member = zip.by_name(name).unwrap();
+    let mut bytes = Vec::new();
+    member.read_to_end(&mut bytes).unwrap();
+    bytes
+}
+
+/// The member names of an sdist (tar.gz), sorted.
+pub fn tar_names(path: &Path) -> Vec<String> {
+    let mut archive =
+        tar::Archive::new(flate2::read::GzDecoder::new(fs::File::open(path).unwrap()));
+    let mut names: Vec<String> = archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// `(Name, Version)` of a wheel's METADATA.
+pub fn wheel_name_version(path: &Path, dist_info: &str) -> (String, String) {
+    let metadata = zip_member(path, &format!("{dist_info}/METADATA"));
+    let text = String::from_utf8(metadata).unwrap();
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}: ")))
+            .unwrap_or_else(|| panic!("no {key} in METADATA:\n{text}"))
+            .to_string()
+    };
+    (field("Name"), field("Version"))
+}
+
+/// Every entry of a tree with its kind, mode, and contents hash: equal snapshots mean an
+/// unchanged tree.
+pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            let rel = path.strip_prefix(root).unwrap().to_path_buf();
+            let mode = meta.permissions().mode();
+            let desc = if meta.is_dir() {
+                stack.push(path.clone());
+                format!("dir {mode:o}")
+            } else if meta.file_type().is_symlink() {
+                format!("link {}", fs::read_link(&path).unwrap().display())
+            } else {
+                let bytes = fs::read(&path).unwrap();
+                format!(
+                    "file {mode:o} {:?} {}",
+                    meta.modified().unwrap(),
+                    sha(&bytes)
+                )
+            };
+            out.insert(rel, desc);
+        }
+    }
+    out
+}
+
+fn sha(bytes: &[u8]) -> String {
+    wasm_build_packaging::cache::sha256_bytes(bytes)
+}
+
+/// File names in a folder (empty if it does not exist).
+pub fn listing(dir: &Path) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
