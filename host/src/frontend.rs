@@ -542,8 +542,11 @@ impl Frontend {
             .to_str()
             .ok_or_else(|| anyhow!("{} is not valid UTF-8", real.display()))?
             .to_string();
-        let reserved = ["/tmp", "/out", "/src", "/wasm-build", "/usr/local"];
+        // A project under /tmp is fine: the guest resolves a path through the preopen with
+        // the longest matching prefix, so the project's mount wins inside its own folder.
+        let reserved = ["/out", "/src", "/wasm-build", "/usr/local"];
         if guest_root == "/"
+            || guest_root == guest_paths::TMP
             || reserved
                 .iter()
                 .any(|r| within(&guest_root, r) || within(r, &guest_root))
