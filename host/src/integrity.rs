@@ -82,6 +82,57 @@ pub fn fingerprint(root: &Path) -> Result<String> {
     Ok(hex(&hasher.finalize()))
 }
 
+/// The [`fingerprint`] of a single regular file (its metadata, not its contents).
+pub fn file_fingerprint(path: &Path) -> Result<String> {
+    let meta = fs::symlink_metadata(path)
+        .with_context(|| format!("reading metadata of {}", path.display()))?;
+    anyhow::ensure!(meta.is_file(), "{} is not a regular file", path.display());
+    Ok(format!(
+        "{:o} {} {} {} {} {} {} {}",
+        meta.mode(),
+        meta.len(),
+        meta.dev(),
+        meta.ino(),
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec()
+    ))
+}
+
+/// A cache file whose content was checked once (by sha256) and whose metadata fingerprint
+/// was recorded then: while the fingerprint matches, the content is the one checked, and
+/// the costly hash is skipped.
+pub struct SealedFile<'a> {
+    pub path: &'a Path,
+    pub seal: PathBuf,
+}
+
+impl SealedFile<'_> {
+    /// The seal for `path`: `path` with `.seal` appended.
+    pub fn beside(path: &Path) -> SealedFile<'_> {
+        let mut seal = path.as_os_str().to_owned();
+        seal.push(".seal");
+        SealedFile {
+            path,
+            seal: PathBuf::from(seal),
+        }
+    }
+
+    /// Whether the file is unchanged since [`Self::seal_now`].
+    pub fn is_sealed(&self) -> bool {
+        match (file_fingerprint(self.path), fs::read_to_string(&self.seal)) {
+            (Ok(current), Ok(seal)) => seal == current,
+            _ => false,
+        }
+    }
+
+    /// Records the file's current fingerprint; call right after checking its content.
+    pub fn seal_now(&self) -> Result<()> {
+        cache::write_atomic(&self.seal, file_fingerprint(self.path)?.as_bytes())
+    }
+}
+
 /// Every entry under `root` (not `root` itself), without following symlinks.
 fn walk(root: &Path) -> Result<Vec<(String, PathBuf, fs::Metadata)>> {
     let mut out = Vec::new();
@@ -191,6 +242,21 @@ mod tests {
         let dir = tree();
         std::os::unix::fs::symlink("/etc/passwd", dir.path().join("lib/link")).unwrap();
         assert!(manifest(dir.path()).is_err());
+    }
+
+    #[test]
+    fn sealed_file_detects_rewrites() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("module");
+        fs::write(&path, "abc").unwrap();
+        let sealed = SealedFile::beside(&path);
+        assert!(!sealed.is_sealed());
+        sealed.seal_now().unwrap();
+        assert!(sealed.is_sealed());
+        // Same size, same bytes even: a rewrite changes the change time.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::write(&path, "abc").unwrap();
+        assert!(!sealed.is_sealed());
     }
 
     #[test]

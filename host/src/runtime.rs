@@ -16,7 +16,7 @@ use std::str::FromStr;
 use wasm_build_packaging::cache::{self, Bucket, Cache, FileLock};
 use wasm_build_packaging::index::IndexClient;
 
-use crate::integrity::{self, SealedTree, TreeState};
+use crate::integrity::{self, SealedFile, SealedTree, TreeState};
 
 /// The catalog shipped with this binary.
 pub const CATALOG_TOML: &str = include_str!("../../python-wasm/runtime.toml");
@@ -197,14 +197,24 @@ fn runtime_is_intact(runtime: &Runtime, spec: &RuntimeSpec, dir: &Path) -> Resul
     }
 }
 
+/// Whether the cached module is the pinned one: by sha256 the first time, then by its
+/// sealed fingerprint.
 fn module_matches(path: &Path, spec: &ModuleSpec) -> Result<bool> {
+    let sealed = SealedFile::beside(path);
+    if sealed.is_sealed() {
+        return Ok(true);
+    }
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.is_file() && meta.len() == spec.size => {}
         Ok(_) => return Ok(false),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     }
-    Ok(cache::sha256_file(path)?.0 == spec.sha256)
+    if cache::sha256_file(path)?.0 != spec.sha256 {
+        return Ok(false);
+    }
+    sealed.seal_now()?;
+    Ok(true)
 }
 
 fn unpack_embedded(id: &str, spec: &RuntimeSpec, dir: &Path) -> Result<()> {

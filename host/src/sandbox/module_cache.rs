@@ -6,6 +6,7 @@
 //! recorded next to it before use: a damaged or foreign entry is compiled again.
 
 use super::WasmContext;
+use crate::integrity::SealedFile;
 use crate::runtime::Runtime;
 use anyhow::Result;
 use sha2::{Digest, Sha256};
@@ -42,18 +43,25 @@ pub fn load(engine: &Engine, runtime: &Runtime, cache: &Cache) -> Result<Module>
     Ok(module)
 }
 
-/// The cached module, if both files are present and the artifact matches its checksum.
+/// The cached module, if the artifact is present and matches its checksum: checked by
+/// content once, then by its sealed metadata fingerprint (see [`SealedFile`]).
 fn load_verified(engine: &Engine, artifact: &Path, checksum: &Path) -> Result<Option<Module>> {
-    let (Ok(expected), Ok(bytes)) = (std::fs::read_to_string(checksum), std::fs::read(artifact))
-    else {
-        return Ok(None);
-    };
-    if cache::sha256_bytes(&bytes) != expected.trim() {
-        return Ok(None);
+    let sealed = SealedFile::beside(artifact);
+    if !sealed.is_sealed() {
+        let (Ok(expected), Ok((found, _))) = (
+            std::fs::read_to_string(checksum),
+            cache::sha256_file(artifact),
+        ) else {
+            return Ok(None);
+        };
+        if found != expected.trim() {
+            return Ok(None);
+        }
+        sealed.seal_now()?;
     }
-    // SAFETY: the bytes are exactly what this host serialized (checked by sha256 above),
-    // read from the host's private cache; the engine checks version and settings.
-    match unsafe { Module::deserialize(engine, &bytes) } {
+    // SAFETY: the file is exactly what this host serialized (checked by sha256, or unchanged
+    // since it was), in the host's private cache; the engine checks version and settings.
+    match unsafe { Module::deserialize_file(engine, artifact) } {
         Ok(module) => Ok(Some(module)),
         // Written by an incompatible engine or damaged in a way the checksum missed.
         Err(_) => Ok(None),
