@@ -69,6 +69,25 @@ enum RuntimeAction {
         /// Only this runtime.
         name: Option<String>,
     },
+    /// Run the sandboxed interpreter, as a backend would be run: `-c CODE`, `-m MODULE` or
+    /// a script path inside the sandbox, with requirements from the index on sys.path.
+    Run {
+        /// A requirement to install into the sandbox's environment (repeatable).
+        #[arg(long = "with", value_name = "REQUIREMENT")]
+        with: Vec<String>,
+        #[command(flatten)]
+        index: IndexArgs,
+        #[command(flatten)]
+        runtime: RuntimeArgs,
+        #[command(flatten)]
+        limits: LimitArgs,
+        /// Environment variable for the guest: KEY=VALUE, or KEY to copy the host's value.
+        #[arg(long = "env", value_name = "KEY[=VALUE]")]
+        env: Vec<String>,
+        /// Arguments for the interpreter.
+        #[arg(last = true, required = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -187,7 +206,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Cache { action }) => cache_command(action).map(|()| ExitCode::SUCCESS),
-        Some(Command::Runtime { action }) => runtime_command(action).map(|()| ExitCode::SUCCESS),
+        Some(Command::Runtime { action }) => runtime_command(action),
         None => return build(cli.build),
     };
     result.unwrap_or_else(|e| {
@@ -272,30 +291,10 @@ fn settings_and_request(args: BuildArgs) -> Result<(Settings, BuildRequest)> {
             distributions.push(dist);
         }
     }
-    let runtime = match (args.runtime.runtime, args.runtime.python_wasm) {
-        (_, Some(module)) => Some(RuntimeChoice::Local {
-            module,
-            home: args.runtime.python_home,
-        }),
-        (Some(name), None) => Some(RuntimeChoice::Named(name)),
-        (None, None) => None,
-    };
     let mib = |v: u64| v.saturating_mul(1 << 20);
-    let limits = Limits {
-        wall_time: Duration::from_secs(args.limits.timeout),
-        memory: mib(args.limits.memory_limit),
-        log: usize::try_from(mib(args.limits.log_limit)).unwrap_or(usize::MAX),
-        disk: mib(args.limits.disk_limit),
-    };
     let mut settings = Settings {
-        runtime,
-        index: IndexOptions {
-            index_url: args.index.index_url,
-            extra_index_urls: args.index.extra_index_url,
-            find_links: args.index.find_links,
-            offline: args.index.offline,
-            refresh: args.index.refresh,
-        },
+        runtime: runtime_choice(args.runtime),
+        index: index_options(&args.index),
         constraints: args
             .index
             .build_constraint
@@ -310,7 +309,7 @@ fn settings_and_request(args: BuildArgs) -> Result<(Settings, BuildRequest)> {
             .iter()
             .map(|s| guest_env_var(s))
             .collect::<Result<_>>()?,
-        limits,
+        limits: args.limits.sandbox(),
         verbose: args.verbose,
         quiet: args.quiet,
         no_cache: args.index.no_cache,
@@ -324,6 +323,39 @@ fn settings_and_request(args: BuildArgs) -> Result<(Settings, BuildRequest)> {
         outdir: args.outdir,
     };
     Ok((settings, request))
+}
+
+fn runtime_choice(args: RuntimeArgs) -> Option<RuntimeChoice> {
+    match (args.runtime, args.python_wasm) {
+        (_, Some(module)) => Some(RuntimeChoice::Local {
+            module,
+            home: args.python_home,
+        }),
+        (Some(name), None) => Some(RuntimeChoice::Named(name)),
+        (None, None) => None,
+    }
+}
+
+fn index_options(args: &IndexArgs) -> IndexOptions {
+    IndexOptions {
+        index_url: args.index_url.clone(),
+        extra_index_urls: args.extra_index_url.clone(),
+        find_links: args.find_links.clone(),
+        offline: args.offline,
+        refresh: args.refresh,
+    }
+}
+
+impl LimitArgs {
+    fn sandbox(&self) -> Limits {
+        let mib = |v: u64| v.saturating_mul(1 << 20);
+        Limits {
+            wall_time: Duration::from_secs(self.timeout),
+            memory: mib(self.memory_limit),
+            log: usize::try_from(mib(self.log_limit)).unwrap_or(usize::MAX),
+            disk: mib(self.disk_limit),
+        }
+    }
 }
 
 /// `KEY=VALUE`, or `KEY` alone for an empty value (as `python -m build -C` takes it).
@@ -374,11 +406,38 @@ fn cache_command(action: CacheAction) -> Result<()> {
     Ok(())
 }
 
-fn runtime_command(action: RuntimeAction) -> Result<()> {
+fn runtime_command(action: RuntimeAction) -> Result<ExitCode> {
     match action {
         RuntimeAction::Info { name } => {
             print!("{}", housekeeping::runtime_info(name.as_deref())?);
-            Ok(())
+            Ok(ExitCode::SUCCESS)
+        }
+        RuntimeAction::Run {
+            with,
+            index,
+            runtime,
+            limits,
+            env,
+            args,
+        } => {
+            let settings = Settings {
+                runtime: runtime_choice(runtime),
+                index: index_options(&index),
+                constraints: index
+                    .build_constraint
+                    .clone()
+                    .map(|path| (path, index.require_hashes)),
+                limits: limits.sandbox(),
+                guest_env: env
+                    .iter()
+                    .map(|s| guest_env_var(s))
+                    .collect::<Result<_>>()?,
+                no_cache: index.no_cache,
+                ..Settings::default()
+            };
+            let frontend = Frontend::new(settings)?;
+            let code = frontend.run_python(&with, &args)?;
+            Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
         }
     }
 }

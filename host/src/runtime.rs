@@ -69,11 +69,18 @@ pub struct ModuleSpec {
 pub struct StdlibSpec {
     /// The stdlib as a `.tar.gz` of `lib/python3.X/...`, relative to `python-wasm/`.
     pub file: String,
+    /// Where the guest sees the unpacked archive: the interpreter's `sys.prefix`.
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
     /// See [`integrity::Manifest`].
     pub manifest_sha256: String,
     pub files: u64,
     pub size: u64,
     pub gz_sha256: Option<String>,
+}
+
+fn default_prefix() -> String {
+    "/usr/local".to_string()
 }
 
 /// A PyPI wheel that ships the module's bytes as one of its members.
@@ -125,9 +132,16 @@ pub struct Runtime {
     pub python_version: String,
     pub module_path: PathBuf,
     pub module_sha256: String,
-    /// Folder mounted read-only at `/usr/local` (holding `lib/python3.X`), when the stdlib
-    /// is not packed inside the module.
-    pub stdlib: Option<PathBuf>,
+    /// The interpreter's prefix folder (holding `lib/python3.X`) and where the guest sees
+    /// it, when the stdlib is not packed inside the module.
+    pub stdlib: Option<Stdlib>,
+}
+
+/// A stdlib folder mounted read-only into the guest.
+#[derive(Debug, Clone)]
+pub struct Stdlib {
+    pub host: PathBuf,
+    pub guest: String,
 }
 
 /// Makes the chosen runtime available, from the cache when it holds a valid copy.
@@ -153,7 +167,10 @@ pub fn provision(
         python_version: spec.python_version.clone(),
         module_path: dir.join("python.wasm"),
         module_sha256: spec.module.sha256.clone(),
-        stdlib: spec.stdlib.as_ref().map(|_| dir.join("prefix")),
+        stdlib: spec.stdlib.as_ref().map(|stdlib| Stdlib {
+            host: dir.join("prefix"),
+            guest: stdlib.prefix.clone(),
+        }),
     };
     if runtime_is_intact(&runtime, spec, &dir)? {
         return Ok(runtime);
@@ -178,7 +195,7 @@ fn runtime_is_intact(runtime: &Runtime, spec: &RuntimeSpec, dir: &Path) -> Resul
         return Ok(true);
     };
     let sealed = SealedTree {
-        root: stdlib,
+        root: &stdlib.host,
         seal: dir.join("prefix.seal"),
         expected_sha256: &stdlib_spec.manifest_sha256,
     };
@@ -190,8 +207,9 @@ fn runtime_is_intact(runtime: &Runtime, spec: &RuntimeSpec, dir: &Path) -> Resul
                 "warning: the cached stdlib of runtime `{}` was changed ({why}); unpacking it again",
                 runtime.id
             );
-            std::fs::remove_dir_all(stdlib)
-                .with_context(|| format!("removing the damaged stdlib {}", stdlib.display()))?;
+            std::fs::remove_dir_all(&stdlib.host).with_context(|| {
+                format!("removing the damaged stdlib {}", stdlib.host.display())
+            })?;
             Ok(false)
         }
     }
@@ -409,7 +427,10 @@ fn local(module: &Path, home: Option<&Path>) -> Result<Runtime> {
         python_version: "unknown".to_string(),
         module_path: module.to_path_buf(),
         module_sha256: sha256,
-        stdlib: home.map(Path::to_path_buf),
+        stdlib: home.map(|home| Stdlib {
+            host: home.to_path_buf(),
+            guest: default_prefix(),
+        }),
     })
 }
 

@@ -11,7 +11,7 @@ mod watch;
 pub use self::log::LogSink;
 pub use self::module_cache::wasmtime_version;
 
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, Stdlib};
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -164,7 +164,7 @@ pub struct Sandbox {
     engine: Engine,
     module: Module,
     linker: Linker<GuestState>,
-    stdlib: Option<PathBuf>,
+    stdlib: Option<Stdlib>,
     empty_root: tempfile::TempDir,
     _ticker: EpochTicker,
 }
@@ -319,8 +319,8 @@ impl Sandbox {
             .wasm_context("mounting the empty root")?;
         if let Some(stdlib) = &self.stdlib {
             builder
-                .preopened_dir(stdlib, "/usr/local", FsPerms::ReadOnly)
-                .wasm_context(format!("mounting the stdlib {}", stdlib.display()))?;
+                .preopened_dir(&stdlib.host, &stdlib.guest, FsPerms::ReadOnly)
+                .wasm_context(format!("mounting the stdlib {}", stdlib.host.display()))?;
         }
         for mount in &run.mounts {
             let perms = if mount.writable {
