@@ -71,23 +71,26 @@ enum RuntimeAction {
     },
     /// Run the sandboxed interpreter, as a backend would be run: `-c CODE`, `-m MODULE` or
     /// a script path inside the sandbox, with requirements from the index on sys.path.
-    Run {
-        /// A requirement to install into the sandbox's environment (repeatable).
-        #[arg(long = "with", value_name = "REQUIREMENT")]
-        with: Vec<String>,
-        #[command(flatten)]
-        index: IndexArgs,
-        #[command(flatten)]
-        runtime: RuntimeArgs,
-        #[command(flatten)]
-        limits: LimitArgs,
-        /// Environment variable for the guest: KEY=VALUE, or KEY to copy the host's value.
-        #[arg(long = "env", value_name = "KEY[=VALUE]")]
-        env: Vec<String>,
-        /// Arguments for the interpreter.
-        #[arg(last = true, required = true)]
-        args: Vec<String>,
-    },
+    Run(Box<RunArgs>),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// A requirement to install into the sandbox's environment (repeatable).
+    #[arg(long = "with", value_name = "REQUIREMENT")]
+    with: Vec<String>,
+    #[command(flatten)]
+    index: IndexArgs,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
+    /// Environment variable for the guest: KEY=VALUE, or KEY to copy the host's value.
+    #[arg(long = "env", value_name = "KEY[=VALUE]")]
+    env: Vec<String>,
+    /// Arguments for the interpreter.
+    #[arg(last = true, required = true)]
+    args: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -412,14 +415,15 @@ fn runtime_command(action: RuntimeAction) -> Result<ExitCode> {
             print!("{}", housekeeping::runtime_info(name.as_deref())?);
             Ok(ExitCode::SUCCESS)
         }
-        RuntimeAction::Run {
-            with,
-            index,
-            runtime,
-            limits,
-            env,
-            args,
-        } => {
+        RuntimeAction::Run(run) => {
+            let RunArgs {
+                with,
+                index,
+                runtime,
+                limits,
+                env,
+                args,
+            } = *run;
             let settings = Settings {
                 runtime: runtime_choice(runtime),
                 index: index_options(&index),
