@@ -9,6 +9,13 @@ pub struct EmbeddedFiles {
 
 /// The embedded files of runtime `id`, if this binary carries it.
 pub fn files(id: &str) -> Option<EmbeddedFiles> {
-    let _ = id;
-    None
+    match id {
+        "cpython-3.13" => Some(EmbeddedFiles {
+            module_gz: include_bytes!("../../../python-wasm/cpython-3.13/python.wasm.gz"),
+            stdlib_gz: Some(include_bytes!(
+                "../../../python-wasm/cpython-3.13/stdlib.tar.gz"
+            )),
+        }),
+        _ => None,
+    }
 }
