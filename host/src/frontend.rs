@@ -12,6 +12,7 @@
 
 use crate::env::{self, BuildEnv, EnvWheel};
 use crate::hooks::{self, Hook, HookCall, HookContext, HookError, guest_paths};
+use crate::progress;
 use crate::project::{self, BuildSystem, ProjectError};
 use crate::runtime::{self, Runtime, RuntimeChoice};
 use crate::sandbox::{GuestRun, Limits, LogSink, Mount, Sandbox};
@@ -186,11 +187,15 @@ impl Frontend {
         };
         let index = IndexClient::new(settings.index.clone(), &cache)?;
         let choice = settings.runtime.clone().unwrap_or(RuntimeChoice::Default);
-        let runtime = runtime::provision(&choice, &cache, || {
-            IndexClient::new(settings.index.clone(), &cache)
+        let show = !settings.quiet && !settings.verbose;
+        let (runtime, sandbox, target) = progress::spin(show, "Preparing the interpreter", || {
+            let runtime = runtime::provision(&choice, &cache, || {
+                IndexClient::new(settings.index.clone(), &cache)
+            })?;
+            let sandbox = Sandbox::new(&runtime, &cache)?;
+            let target = probe_target(&sandbox, &runtime, &cache)?;
+            anyhow::Ok((runtime, sandbox, target))
         })?;
-        let sandbox = Sandbox::new(&runtime, &cache)?;
-        let target = probe_target(&sandbox, &runtime, &cache)?;
         let constraints = match &settings.constraints {
             Some((path, require_hashes)) => BuildConstraints::from_file(path, *require_hashes)?,
             None => BuildConstraints::none(),
@@ -371,7 +376,9 @@ impl Frontend {
                 stop_unless_within: None,
             },
         ];
-        let mut results = hooks::call_hooks(&self.hook_context(project, &env, scratch), &calls)?;
+        let mut results = self.spin(format!("Running {get_requires}, {build}"), || {
+            hooks::call_hooks(&self.hook_context(project, &env, scratch), &calls)
+        })?;
         if results.stopped_for_requirements {
             let extra = results
                 .value(get_requires)
@@ -388,13 +395,15 @@ impl Frontend {
                 requirements.push(parsed);
             }
             let env = self.environment(&requirements, &project.label)?;
-            results = hooks::call_hooks(
-                &self.hook_context(project, &env, scratch),
-                &[HookCall {
-                    hook: build,
-                    stop_unless_within: None,
-                }],
-            )?;
+            results = self.spin(format!("Running {build}"), || {
+                hooks::call_hooks(
+                    &self.hook_context(project, &env, scratch),
+                    &[HookCall {
+                        hook: build,
+                        stop_unless_within: None,
+                    }],
+                )
+            })?;
         }
         let returned = results
             .value(build)
@@ -606,6 +615,14 @@ impl Frontend {
             guest_root,
             ..project.clone()
         })
+    }
+
+    fn spin<T>(&self, message: impl Into<String>, work: impl FnOnce() -> T) -> T {
+        progress::spin(
+            !self.settings.quiet && !self.settings.verbose,
+            message,
+            work,
+        )
     }
 
     fn say(&self, message: String) {
