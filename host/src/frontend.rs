@@ -714,7 +714,7 @@ fn config_settings_json(settings: &[(String, String)]) -> Value {
 
 /// The guest's whole environment: a fixed set, `SOURCE_DATE_EPOCH` from the host when set,
 /// and what the user passed with `--env` (which wins).
-fn guest_environment(user: &[(String, String)]) -> Vec<(String, String)> {
+pub fn guest_environment(user: &[(String, String)]) -> Vec<(String, String)> {
     let mut env: BTreeMap<String, String> = [
         ("TMPDIR", "/tmp"),
         ("HOME", "/tmp/home"),
@@ -735,7 +735,7 @@ fn guest_environment(user: &[(String, String)]) -> Vec<(String, String)> {
 }
 
 /// Asks the guest for its marker environment once per runtime; cached next to it.
-fn probe_target(sandbox: &Sandbox, runtime: &Runtime, cache: &Cache) -> Result<GuestTarget> {
+pub fn probe_target(sandbox: &Sandbox, runtime: &Runtime, cache: &Cache) -> Result<GuestTarget> {
     let path = cache
         .bucket(Bucket::Runtimes)?
         .join(format!("target-{}.json", &runtime.module_sha256[..32]));
