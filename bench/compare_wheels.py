@@ -54,15 +54,17 @@ DEFAULT_SPECS = [
     "urllib3==2.8.0",  # hatchling + hatch-vcs
     "click==8.5.1",  # flit_core
     "certifi==2026.10.18",  # setuptools
-    "charset-normalizer==3.5.3",  # setuptools, optional mypyc extension
+    "charset-normalizer==3.5.3",  # in-tree backend over setuptools, optional mypyc
     "tomli==2.5.0",  # flit_core
     "typing_extensions==4.16.0",  # flit_core
-    "python-dateutil==4.0.0",  # setuptools + setuptools-scm
+    "python-dateutil==4.0.0",  # hatchling + hatch-vcs
+    "python-dateutil==2.9.0.post0",  # setuptools + setuptools-scm
     "jinja2==3.1.6",  # flit_core
     "markupsafe==3.0.4",  # setuptools, optional C extension
     "pluggy==1.7.0",  # setuptools + setuptools-scm
-    "iniconfig==2.3.1",  # hatchling + hatch-vcs
+    "iniconfig==2.3.1",  # setuptools + setuptools-scm
     "pytest==9.2.0",  # setuptools + setuptools-scm
+    "pyyaml==6.0.3",  # in-tree backend over setuptools, optional Cython extension
 ]
 
 DEFAULT_EPOCH = "1700000000"  # 2023-11-14: any fixed value after 1980 will do
@@ -98,6 +100,9 @@ class Outcome:
     wasm_vs_native: Comparison | None = None
     uv_vs_native: Comparison | None = None
     native_vs_native: Comparison | None = None
+    # When only the native wheel has compiled extensions: against a native build whose C
+    # compiler fails (CC=/bin/false), i.e. the backend's own pure-Python fallback.
+    wasm_vs_native_no_compiler: Comparison | None = None
     verdict: str = ""
 
 
@@ -247,7 +252,7 @@ def compare_record(za, zb, ia, ib, is_record) -> str:
         return "identical"
     not_wheel = lambda rows: [r for r in rows if ".dist-info/WHEEL," not in r]
     if not_wheel(a) == not_wheel(b):
-        return "identical but for the WHEEL row (its hash follows the Generator line)"
+        return "identical but for the WHEEL row (WHEEL's bytes differ)"
     if sorted(not_wheel(a)) == sorted(not_wheel(b)):
         return "same rows (but for WHEEL), in another order"
     only_a = sorted(set(not_wheel(a)) - set(not_wheel(b)))
@@ -371,6 +376,13 @@ def main() -> int:
             again = run_build("native2", again_cmd, base / "native2", env)
             if again.ok:
                 outcome.native_vs_native = compare(nat.wheel, again.wheel)
+        if c and any(n.endswith((".so", ".pyd")) for n in c.only_in_reference):
+            nocc = run_build("native-no-cc", [python, "-m", "build", "--wheel", "--outdir",
+                                              str(base / "native-no-cc"), str(sdist)],
+                             base / "native-no-cc", dict(env, CC="/bin/false", CXX="/bin/false"))
+            builds["native-no-cc"] = nocc
+            if nocc.ok:
+                outcome.wasm_vs_native_no_compiler = compare(nocc.wheel, wasm.wheel)
         outcome.verdict = verdict(outcome)
         print(f"#   -> {outcome.verdict}", file=sys.stderr)
         outcomes.append(outcome)
@@ -382,6 +394,19 @@ def main() -> int:
     print(table(outcomes))
     print(f"\nDetails: {work / 'results.json'}", file=sys.stderr)
     return 0 if all(o.verdict.startswith("identical") for o in outcomes) else 1
+
+
+def describe(differing: list[dict]) -> list[str]:
+    """Member names, with the changed lines when they are few."""
+    out = []
+    for d in differing:
+        changed = [l for l in d["diff"].splitlines()
+                   if l[:1] in "+-" and not l.startswith(("+++", "---"))]
+        if changed and len(changed) <= 4:
+            out.append(f"{d['member']} (`" + "` / `".join(changed) + "`)")
+        else:
+            out.append(d["member"])
+    return out
 
 
 def verdict(o: Outcome) -> str:
@@ -399,7 +424,7 @@ def verdict(o: Outcome) -> str:
     if c.only_in_candidate:
         parts.append(f"only wasm: {', '.join(c.only_in_candidate)}")
     if c.differing:
-        parts.append("bytes differ: " + ", ".join(d["member"] for d in c.differing))
+        parts.append("bytes differ: " + ", ".join(describe(c.differing)))
     if c.identical_files:
         parts.insert(0, "identical files")
     parts += c.archive
@@ -408,6 +433,17 @@ def verdict(o: Outcome) -> str:
     n = o.native_vs_native
     if n is not None and not (n.identical_files and not n.archive):
         parts.append("(native build not reproducible itself)")
+    f = o.wasm_vs_native_no_compiler
+    if f is not None:
+        if f.identical_files and not f.archive and not f.wheel_name_differs:
+            parts.append("**identical to the native build without a C compiler**")
+        else:
+            what = describe(f.differing) + f.only_in_reference \
+                + f.only_in_candidate + f.archive
+            if f.wheel_name_differs:
+                what.insert(0, f"file name: {f.wheel_name_differs}")
+            parts.append("**against the native build without a C compiler: "
+                         + "; ".join(what) + "**")
     return "; ".join(parts)
 
 

@@ -314,8 +314,11 @@ def fmt_phases(phases: dict[str, float]) -> str:
 def med(values: list[float]) -> str:
     if not values:
         return "-"
-    m = statistics.median(values)
-    return f"{m:.2f} s" if m >= 10 else f"{m * 1000:.0f} ms"
+    return f"{statistics.median(values) * 1000:.0f} ms"
+
+
+def med_s(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} s" if values else "-"
 
 
 def spread(values: list[float]) -> str:
@@ -335,7 +338,7 @@ def table(rows: list[Row]) -> str:
         fails = len(r.runs) - len(ok)
         runs = f"{len(r.runs)}" + (f" ({fails} failed)" if fails else "")
         out.append(f"| {r.project} | {r.tool} | {r.scenario} | {runs} | "
-                   f"{med(totals)}{spread(totals)} | {phase('env')} | {phase('startup')} | "
+                   f"{med_s(totals)}{spread(totals)} | {phase('env')} | {phase('startup')} | "
                    f"{phase('hooks')} |")
     return "\n".join(out)
 
