@@ -33,6 +33,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 import tomllib
 import urllib.parse
@@ -89,6 +90,7 @@ class Comparison:
     record: str = ""  # a sentence
     archive: list[str] = field(default_factory=list)  # zip-level differences
     generator: tuple[str, str] = ("", "")
+    same_file: bool = False  # the two .whl files have the same sha256
 
 
 @dataclass
@@ -238,6 +240,7 @@ def compare(reference: str, candidate: str) -> Comparison:
             result.wheel_name_differs = f"{Path(reference).name} vs {Path(candidate).name}"
         result.record = compare_record(za, zb, ia, ib, is_record)
         result.archive = compare_archive(za.infolist(), zb.infolist())
+    result.same_file = sha256_file(Path(reference)) == sha256_file(Path(candidate))
     return result
 
 
@@ -313,7 +316,8 @@ def main() -> int:
     parser.add_argument("--no-uv", action="store_true", help="skip the uv control build")
     parser.add_argument("--wasm-build", help="the wasm-build executable")
     parser.add_argument("--wasm-build-arg", action="append", default=[], help="extra argument")
-    parser.add_argument("--work", default="bench-work/compare", help="work folder")
+    parser.add_argument("--work", help="work folder [TMPDIR/wasm-build-bench/compare]",
+                        default=os.path.join(tempfile.gettempdir(), "wasm-build-bench", "compare"))
     parser.add_argument("--epoch", default=DEFAULT_EPOCH, help="SOURCE_DATE_EPOCH for all builds")
     parser.add_argument("--index-json", default="https://pypi.org/pypi", help="PyPI JSON API")
     args = parser.parse_args()
@@ -337,6 +341,7 @@ def main() -> int:
                                      text=True).stdout.strip(),
     }
     print(f"# tools: {versions}", file=sys.stderr)
+    print(f"# load average: {os.getloadavg()}", file=sys.stderr)
 
     outcomes = []
     for spec in specs:
@@ -392,6 +397,7 @@ def main() -> int:
                     "outcomes": [asdict(o) for o in outcomes]}, indent=1)
     )
     print(table(outcomes))
+    print(f"# load average at the end: {os.getloadavg()}", file=sys.stderr)
     print(f"\nDetails: {work / 'results.json'}", file=sys.stderr)
     return 0 if all(o.verdict.startswith("identical") for o in outcomes) else 1
 
@@ -415,7 +421,7 @@ def verdict(o: Outcome) -> str:
         return "build failed: " + ", ".join(failed)
     c = o.wasm_vs_native
     if c.identical_files and not c.archive and not c.wheel_name_differs:
-        return "identical"
+        return "identical" + (" (the same .whl bytes)" if c.same_file else "")
     parts = []
     if c.wheel_name_differs:
         parts.append(f"file name: {c.wheel_name_differs}")
@@ -460,7 +466,8 @@ def table(outcomes: list[Outcome]) -> str:
         backend = o.backend + (f" ({gen})" if gen else "")
         record = o.wasm_vs_native.record if o.wasm_vs_native else ""
         uvc = o.uv_vs_native
-        uv = ("identical" if uvc.identical_files and not uvc.archive else
+        uv = ("identical" + (" (same bytes)" if uvc.same_file else "")
+              if uvc.identical_files and not uvc.archive else
               "; ".join([d["member"] for d in uvc.differing] + uvc.archive)) if uvc else "-"
         rows.append(f"| {o.spec} | {backend} | {times} | {o.verdict} | {record} | {uv} |")
     return "\n".join(rows)

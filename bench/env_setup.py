@@ -369,7 +369,8 @@ def main() -> int:
     p.add_argument("--warm-runs", type=int, default=7)
     p.add_argument("--cold-runs", type=int, default=3)
     p.add_argument("--fully-cold-runs", type=int, default=1)
-    p.add_argument("--work", default="bench-work/env-setup", help="scratch folder (emptied)")
+    p.add_argument("--work", help="scratch folder, emptied [TMPDIR/wasm-build-bench/env-setup]",
+                   default=os.path.join(tempfile.gettempdir(), "wasm-build-bench", "env-setup"))
     p.add_argument("--json", help="also write every run here")
     args = p.parse_args()
 
@@ -388,6 +389,7 @@ def main() -> int:
     if "uv" in args.tools:
         args.uv = find(args.uv, ["uv"], "uv")
 
+    print(f"  load average at the start: {os.getloadavg()}", file=sys.stderr)
     bench = Bench(args)
     rows = []
     seed = None
@@ -396,6 +398,8 @@ def main() -> int:
     for project in args.projects:
         rows += bench.rows_for(project.resolve(), seed)
     print(table(rows))
+    print(f"\n(load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
+          f"{os.cpu_count()} CPUs)")
     print()
     print("wasm-build: where the env-setup time goes when an environment is made "
           "(medians, from the cache's file times)\n")
