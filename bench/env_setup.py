@@ -400,10 +400,11 @@ def main() -> int:
     print(table(rows))
     print(f"\n(load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
           f"{os.cpu_count()} CPUs)")
-    print()
-    print("wasm-build: where the env-setup time goes when an environment is made "
-          "(medians, from the cache's file times)\n")
-    print(breakdown_table(rows))
+    if "wasm-build" in args.tools:
+        print()
+        print("wasm-build: where the env-setup time goes when an environment is made "
+              "(medians, from the cache's file times)\n")
+        print(breakdown_table(rows))
     if args.json:
         Path(args.json).write_text(json.dumps([asdict(r) for r in rows], indent=1))
     return 0
