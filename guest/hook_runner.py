@@ -245,46 +245,78 @@ FALLBACKS = {
 
 
 def install_stat_shim(source_dir, executables):
-    """WASI preview 1 has no permission bits: stat reports mode 0 for every file, which
-    backends copy into sdist and wheel members. Report what a native build would see:
-    0o644 files, 0o755 folders, 0o755 for the files the host saw as executable."""
-    executable_paths = {os.path.join(source_dir, p) for p in executables}
-    real_stat, real_lstat, real_fstat = os.stat, os.lstat, os.fstat
+    """WASI preview 1 has no permission bits: stat reports mode 0 for every file and chmod
+    does nothing, yet backends copy modes into sdist and wheel members. Report what a native
+    build would see: the mode last set with chmod in this run, else 0o755 for the files the
+    host saw as executable, else 0o644 for files and 0o755 for folders.
 
-    def with_mode(result, path):
+    Modes are kept per file (device and inode, which WASI does report), so they follow the
+    file through renames and are found by fstat too (wheel writers stat the open file)."""
+    real_stat, real_lstat, real_fstat = os.stat, os.lstat, os.fstat
+    real_chmod, real_fchmod = getattr(os, "chmod", None), getattr(os, "fchmod", None)
+    real_unlink, real_remove = os.unlink, os.remove
+    modes = {}
+
+    def file_id(result):
+        return (result.st_dev, result.st_ino)
+
+    for path in executables:
+        try:
+            modes[file_id(real_stat(os.path.join(source_dir, path)))] = 0o755
+        except OSError:
+            pass
+
+    def with_mode(result):
         mode = result.st_mode
         if stat.S_IMODE(mode):
             return result
         kind = stat.S_IFMT(mode)
-        if kind == stat.S_IFDIR:
-            perm = 0o755
-        elif kind == stat.S_IFREG:
-            perm = 0o755 if path in executable_paths else 0o644
+        if kind == stat.S_IFREG:
+            perm = modes.get(file_id(result), 0o644)
+        elif kind == stat.S_IFDIR:
+            perm = modes.get(file_id(result), 0o755)
         elif kind == stat.S_IFLNK:
             perm = 0o777
         else:
             return result
         _, (fields, extra) = result.__reduce__()
-        return os.stat_result((mode | perm,) + tuple(fields[1:]), extra)
-
-    def path_key(path):
-        if isinstance(path, int):
-            return None
-        try:
-            return os.path.normpath(os.path.abspath(os.fsdecode(path)))
-        except (TypeError, ValueError):
-            return None
+        return os.stat_result((kind | perm,) + tuple(fields[1:]), extra)
 
     def patched_stat(path, *args, **kwargs):
-        return with_mode(real_stat(path, *args, **kwargs), path_key(path))
+        return with_mode(real_stat(path, *args, **kwargs))
 
     def patched_lstat(path, *args, **kwargs):
-        return with_mode(real_lstat(path, *args, **kwargs), path_key(path))
+        return with_mode(real_lstat(path, *args, **kwargs))
 
     def patched_fstat(fd):
-        return with_mode(real_fstat(fd), None)
+        return with_mode(real_fstat(fd))
+
+    def patched_chmod(path, mode, *args, follow_symlinks=True, **kwargs):
+        if real_chmod is not None:
+            real_chmod(path, mode, *args, follow_symlinks=follow_symlinks, **kwargs)
+        result = (real_stat if follow_symlinks else real_lstat)(path)
+        modes[file_id(result)] = stat.S_IMODE(mode)
+
+    def patched_fchmod(fd, mode):
+        if real_fchmod is not None:
+            real_fchmod(fd, mode)
+        modes[file_id(real_fstat(fd))] = stat.S_IMODE(mode)
+
+    def forgetting(remove):
+        # The inode may be reused by the next file made: it must not inherit the mode.
+        def patched(path, *args, **kwargs):
+            try:
+                identity = file_id(real_lstat(path))
+            except OSError:
+                identity = None
+            remove(path, *args, **kwargs)
+            modes.pop(identity, None)
+
+        return patched
 
     os.stat, os.lstat, os.fstat = patched_stat, patched_lstat, patched_fstat
+    os.chmod, os.fchmod = patched_chmod, patched_fchmod
+    os.unlink, os.remove = forgetting(real_unlink), forgetting(real_remove)
 
 
 if __name__ == "__main__":

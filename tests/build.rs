@@ -387,3 +387,40 @@ fn existing_outdir_content_survives_a_failed_build() {
     assert_eq!(listing(&outdir), ["keep.txt"]);
     assert_eq!(fs::read_to_string(outdir.join("keep.txt")).unwrap(), "mine");
 }
+
+#[test]
+fn platform_wheels_are_refused() {
+    // The extension cannot be compiled in the sandbox; setuptools falls back to pure Python
+    // but tags the wheel for WASI. Such a wheel installs nowhere: refused, not published.
+    fails(
+        "native-extension",
+        &["--wheel"],
+        7,
+        &[
+            "tagged for the platform wasi",
+            "only builds pure-Python wheels",
+        ],
+    );
+}
+
+#[test]
+fn modes_set_by_the_backend_reach_the_wheel() {
+    // setuptools copies package data with copy_file(preserve_mode=1), i.e. os.chmod, which
+    // WASI ignores; the hook runner remembers the mode so the wheel matches a native build.
+    let project = fixture("setuptools");
+    let script = project.path().join("src/st_demo/data/run.sh");
+    fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
+    fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let pyproject = project.path().join("pyproject.toml");
+    let text = fs::read_to_string(&pyproject).unwrap().replace(
+        r#"st_demo = ["data/*.txt"]"#,
+        r#"st_demo = ["data/*.txt", "data/*.sh"]"#,
+    );
+    fs::write(&pyproject, text).unwrap();
+    // The default flow: the mode travels source → sdist → extracted sdist → wheel.
+    let built = build_ok(wasm_build().arg(project.path()));
+    let sdist_mode = tar_mode(&built[0], "setuptools_demo-1.2.3/src/st_demo/data/run.sh");
+    assert_eq!(sdist_mode & 0o777, 0o755);
+    assert_eq!(zip_mode(&built[1], "st_demo/data/run.sh"), 0o100755);
+    assert_eq!(zip_mode(&built[1], "st_demo/data/words.txt"), 0o100644);
+}

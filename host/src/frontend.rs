@@ -26,6 +26,7 @@ use std::sync::Mutex;
 use wasm_build_packaging::archive;
 use wasm_build_packaging::cache::{self, Bucket, Cache};
 use wasm_build_packaging::constraints::BuildConstraints;
+use wasm_build_packaging::filename::WheelFilename;
 use wasm_build_packaging::index::{IndexClient, IndexOptions};
 use wasm_build_packaging::limits::{ArchiveLimits, ArtifactLimits, StageLimits};
 use wasm_build_packaging::resolve;
@@ -430,14 +431,15 @@ impl Frontend {
             _ => {
                 let collected =
                     verify::collect_artifact(&out_dir, &returned).map_err(|e| refused(e.into()))?;
-                let checked = if dist == Distribution::Sdist {
+                if dist == Distribution::Sdist {
                     verify::verify_sdist_file(&collected.file, &collected.file_name, limits)
-                        .map(drop)
+                        .map_err(|e| refused(e.into()))?;
                 } else {
-                    verify::verify_wheel_file(&collected.file, &collected.file_name, limits)
-                        .map(drop)
-                };
-                checked.map_err(|e| refused(e.into()))?;
+                    let wheel =
+                        verify::verify_wheel_file(&collected.file, &collected.file_name, limits)
+                            .map_err(|e| refused(e.into()))?;
+                    check_pure(&wheel.filename).map_err(refused)?;
+                }
                 Artifact::File(collected)
             }
         };
@@ -638,6 +640,25 @@ impl Frontend {
 
 fn within(path: &str, folder: &str) -> bool {
     path == folder || path.starts_with(&format!("{folder}/"))
+}
+
+/// A wheel built in the sandbox can only be pure Python: a platform tag means the backend
+/// built (or tried to build) extensions for WASI, which no host can install.
+fn check_pure(filename: &WheelFilename) -> Result<()> {
+    let platforms: Vec<&str> = filename
+        .platform_tags
+        .iter()
+        .map(String::as_str)
+        .filter(|tag| *tag != "any")
+        .collect();
+    if !platforms.is_empty() {
+        bail!(
+            "it is tagged for the platform {} (the sandbox's own): the project builds native \
+             extensions, and wasm-build only builds pure-Python wheels",
+            platforms.join(".")
+        );
+    }
+    Ok(())
 }
 
 /// Errors about the scratch copy name the user's file instead.

@@ -106,6 +106,28 @@ pub fn zip_member(path: &Path, name: &str) -> Vec<u8> {
     bytes
 }
 
+/// The unix mode a zip member carries in its external attributes.
+pub fn zip_mode(path: &Path, name: &str) -> u32 {
+    let mut zip = zip::ZipArchive::new(fs::File::open(path).unwrap()).unwrap();
+    let member = zip.by_name(name).unwrap();
+    member
+        .unix_mode()
+        .unwrap_or_else(|| panic!("{name} has no unix mode"))
+}
+
+/// The mode of an sdist member.
+pub fn tar_mode(path: &Path, name: &str) -> u32 {
+    let mut archive =
+        tar::Archive::new(flate2::read::GzDecoder::new(fs::File::open(path).unwrap()));
+    for entry in archive.entries().unwrap() {
+        let entry = entry.unwrap();
+        if entry.path().unwrap().to_string_lossy() == name {
+            return entry.header().mode().unwrap();
+        }
+    }
+    panic!("{name} is not in {}", path.display())
+}
+
 /// The member names of an sdist (tar.gz), sorted.
 pub fn tar_names(path: &Path) -> Vec<String> {
     let mut archive =
