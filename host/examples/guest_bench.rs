@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --example guest_bench -- [--runtime NAME] [--with REQ]... [--runs N]
-//!     [--project DIR --hook build_wheel] | [-- PYTHON_ARGS...]
+//!     [--env KEY=VALUE]... [--project DIR --hook build_wheel] | [-- PYTHON_ARGS...]
 //! ```
 //!
 //! Prints one JSON object: the runtime, each run's milliseconds and their median. With
@@ -34,6 +34,7 @@ struct Options {
     runs: usize,
     project: Option<PathBuf>,
     hook: String,
+    env: Vec<(String, String)>,
     args: Vec<String>,
 }
 
@@ -44,6 +45,7 @@ fn parse_args() -> Result<Options> {
         runs: 10,
         project: None,
         hook: "build_wheel".into(),
+        env: Vec::new(),
         args: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
@@ -55,6 +57,11 @@ fn parse_args() -> Result<Options> {
             "--runs" => options.runs = value()?.parse()?,
             "--project" => options.project = Some(PathBuf::from(value()?)),
             "--hook" => options.hook = value()?,
+            "--env" => {
+                let pair = value()?;
+                let (k, v) = pair.split_once('=').context("--env KEY=VALUE")?;
+                options.env.push((k.to_string(), v.to_string()));
+            }
             "--" => {
                 options.args = args.collect();
                 break;
@@ -102,8 +109,9 @@ fn main() -> Result<()> {
         })
         .collect();
     let env = env::prepare(&sandbox, &runtime, &cache, &wheels)?;
-    let guest_env =
-        frontend::guest_environment(&[("SOURCE_DATE_EPOCH".into(), "1700000000".into())]);
+    let mut extra = vec![("SOURCE_DATE_EPOCH".to_string(), "1700000000".to_string())];
+    extra.extend(options.env.iter().cloned());
+    let guest_env = frontend::guest_environment(&extra);
 
     let mut times = Vec::new();
     // One warm-up run, not counted: the first instance pays for page faults of the module.
@@ -190,6 +198,7 @@ fn main() -> Result<()> {
             "runs_ms": times,
             "median_ms": median,
             "env": env.contents,
+            "site_packages": env.site_packages,
         })
     );
     Ok(())
