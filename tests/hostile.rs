@@ -323,12 +323,26 @@ fn write_project(dir: &Path, hostile: &str, requires: &[&str]) {
 fn control_the_hostile_base_builds_a_correct_wheel() {
     let scene = Scene::with_backend(
         r#"
+import select
+import time
+
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
-    return finish_wheel(wheel_directory, {"control": "ok"})
+    report = {"control": "ok"}
+    # Short sleeps still work under the time limit's wrapper of poll_oneoff.
+    for label, sleep in [("time.sleep", lambda: time.sleep(0.2)),
+                         ("select", lambda: select.select([], [], [], 0.2))]:
+        start = time.monotonic()
+        sleep()
+        report[label] = "%.2f" % (time.monotonic() - start)
+    return finish_wheel(wheel_directory, report)
 "#,
     );
-    let report = scene.report(&mut scene.wheel_cmd(&[]));
+    let report = scene.report(&mut scene.wheel_cmd(&["--timeout", "60"]));
     assert_eq!(report["control"], "ok");
+    for sleep in ["time.sleep", "select"] {
+        let slept: f64 = report[sleep].parse().unwrap();
+        assert!((0.2..5.0).contains(&slept), "{sleep} slept {slept} s");
+    }
 }
 
 // ---- reading the host ---------------------------------------------------------------------
@@ -991,6 +1005,30 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
         &["time limit of 3 s reached (raise it with --timeout SECONDS)"],
         30,
     );
+}
+
+/// Sleeping blocks in the host (WASI `poll_oneoff`), where epoch interruption cannot reach:
+/// the time limit must still end it on time.
+#[test]
+fn a_long_sleep_hits_the_time_limit() {
+    // time.sleep waits for an absolute time on the monotonic clock; select for a relative
+    // one (wasmtime-wasi's fast path, a plain thread sleep).
+    for sleep in ["time.sleep(3600)", "select.select([], [], [], 3600)"] {
+        stopped_by_the_sandbox(
+            &format!(
+                r#"
+import select
+import time
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    {sleep}
+"#
+            ),
+            &["--timeout", "3"],
+            &["time limit of 3 s reached (raise it with --timeout SECONDS)"],
+            30,
+        );
+    }
 }
 
 #[test]
