@@ -1031,6 +1031,47 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     }
 }
 
+/// A backend that allocates without bound: the refused growth surfaces as `MemoryError`
+/// in the guest. Whether the backend lets it propagate, catches it and fails otherwise,
+/// or asks for one huge block, the build ends as the memory limit, not as a backend error.
+#[test]
+fn unbounded_allocation_hits_the_memory_limit() {
+    for hoard in [
+        "hoard = []\n    while True:\n        hoard.append(bytearray(10 << 20))",
+        "hoard = []\n    try:\n        while True:\n            hoard.append(bytearray(10 << 20))\n    \
+         except MemoryError:\n        del hoard\n        raise RuntimeError('no luck')",
+        "bytearray(1 << 30)",
+    ] {
+        stopped_by_the_sandbox(
+            &format!(
+                "\ndef build_wheel(wheel_directory, config_settings=None, metadata_directory=None):\n    {hoard}\n"
+            ),
+            &["--memory-limit", "256"],
+            &["memory limit of 256 MiB reached (raise it with --memory-limit MIB)"],
+            60,
+        );
+    }
+}
+
+/// A refused allocation the backend recovers from is not an error: the limit held, and the
+/// wheel it then builds is verified like any other.
+#[test]
+fn a_recovered_memory_error_does_not_fail_the_build() {
+    let scene = Scene::with_backend(
+        r#"
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    try:
+        bytearray(1 << 30)
+        outcome = "allowed"
+    except MemoryError:
+        outcome = "refused"
+    return finish_wheel(wheel_directory, {"1 GiB": outcome})
+"#,
+    );
+    let report = scene.report(&mut scene.wheel_cmd(&["--memory-limit", "256"]));
+    assert_eq!(report["1 GiB"], "refused");
+}
+
 #[test]
 fn unbounded_output_hits_the_log_limit() {
     stopped_by_the_sandbox(

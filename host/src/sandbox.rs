@@ -136,6 +136,10 @@ pub struct GuestExit {
     /// stdout and stderr, interleaved as written, up to the log limit.
     pub log: Vec<u8>,
     pub elapsed: Duration,
+    /// The guest asked for memory beyond the limit and was refused, yet exited normally:
+    /// it saw a `MemoryError`, which code may catch. A caller that finds the run failed
+    /// all the same reports the memory limit (see `hooks`).
+    pub memory_refused: bool,
 }
 
 /// A run that the sandbox itself ended.
@@ -337,6 +341,7 @@ impl Guest {
             code,
             log: captured.bytes,
             elapsed,
+            memory_refused: memory_hit,
         })
     }
 
