@@ -1560,3 +1560,94 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
         &["returned a malformed result: opening output.json (is it a symlink?)"],
     );
 }
+
+/// Empty files and folders hold no bytes but take inodes and folder blocks on the host:
+/// each entry counts against the disk limit (4 KiB) besides its bytes. The backend would
+/// give up by itself at 200 000 entries; the limit stops it after about 12 800.
+#[test]
+fn filling_the_scratch_disk_with_empty_files_hits_the_disk_limit() {
+    let scene = Scene::with_backend(
+        r#"
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    for i in range(200):
+        os.mkdir("/tmp/d%d" % i)
+        for j in range(1000):
+            open("/tmp/d%d/%d" % (i, j), "w").close()
+        print("created %d entries" % ((i + 1) * 1001), flush=True)
+    return good_wheel(wheel_directory)
+"#,
+    );
+    let stderr = scene.fails(
+        &mut scene.wheel_cmd(&["--disk-limit", "50"]),
+        6,
+        &["disk limit of 50 MiB reached in the sandbox's writable folders (raise it with --disk-limit MIB)"],
+    );
+    let created: u64 = stderr
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("created ")?
+                .strip_suffix(" entries")?
+                .parse()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(
+        created < 100_000,
+        "stopped late: {created} entries\n{stderr}"
+    );
+}
+
+/// Folders nested far deeper than PATH_MAX (400 levels of 200-character names, each made
+/// from the descriptor of the one above) with data at the bottom, in a wasm-build whose
+/// open-file limit is 256: what lies down there counts against the disk limit, and the
+/// scratch folder is removed all the same (`std::fs::remove_dir_all` needs a descriptor
+/// per level and would leave it behind).
+#[test]
+fn filling_the_scratch_disk_below_path_max_hits_the_disk_limit() {
+    let scene = Scene::with_backend(
+        r#"
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    name = "d" * 200
+    fd = os.open("/tmp", os.O_RDONLY | os.O_DIRECTORY)
+    for depth in range(400):
+        os.mkdir(name, dir_fd=fd)
+        deeper = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = deeper
+    print("nested %d deep" % (depth + 1), flush=True)
+    chunk = b"\0" * (10 << 20)
+    for i in range(100):
+        out = os.open("fill-%d" % i, os.O_WRONLY | os.O_CREAT, dir_fd=fd)
+        os.write(out, chunk)
+        os.close(out)
+        print("wrote %d MiB" % ((i + 1) * 10), flush=True)
+    return good_wheel(wheel_directory)
+"#,
+    );
+    let mut cmd = scene.wheel_cmd(&["--disk-limit", "50"]);
+    // SAFETY: setrlimit is async-signal-safe; the closure touches nothing else.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 256,
+                rlim_max: 256,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let stderr = scene.fails(
+        &mut cmd,
+        6,
+        &[
+            "nested 400 deep",
+            "disk limit of 50 MiB reached in the sandbox's writable folders (raise it with --disk-limit MIB)",
+        ],
+    );
+    assert!(!stderr.contains("wrote 400 MiB"), "stopped late:\n{stderr}");
+}

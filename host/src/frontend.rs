@@ -28,6 +28,7 @@ use wasm_build_packaging::constraints::BuildConstraints;
 use wasm_build_packaging::index::{IndexClient, IndexOptions};
 use wasm_build_packaging::limits::{ArchiveLimits, ArtifactLimits, StageLimits};
 use wasm_build_packaging::resolve;
+use wasm_build_packaging::scratch;
 use wasm_build_packaging::target::{GuestTarget, PROBE_SCRIPT};
 use wasm_build_packaging::verify::{self, CollectedArtifact};
 
@@ -145,6 +146,28 @@ struct Project {
     label: String,
 }
 
+/// The scratch folder of one build. Guests write into it and can nest folders deeper than
+/// `std::fs::remove_dir_all` (one descriptor per level) can remove, so it is removed with
+/// [`scratch::remove`], which walks any depth.
+struct Scratch(tempfile::TempDir);
+
+impl Scratch {
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Err(e) = scratch::remove(self.path()) {
+            eprintln!(
+                "warning: could not remove the scratch folder {}: {e}",
+                self.path().display()
+            );
+        }
+    }
+}
+
 /// A verified artifact, waiting to be published.
 enum Artifact {
     /// An sdist or wheel, held open: what is published is the very file that was verified.
@@ -224,10 +247,12 @@ impl Frontend {
     /// Builds what `request` asks for and moves the verified artifacts into the output
     /// folder. On failure nothing is written there and the source is untouched.
     pub fn build(&self, request: &BuildRequest) -> Result<Vec<PathBuf>, BuildError> {
-        let scratch = tempfile::Builder::new()
-            .prefix("wasm-build-")
-            .tempdir()
-            .context("creating the scratch folder")?;
+        let scratch = Scratch(
+            tempfile::Builder::new()
+                .prefix("wasm-build-")
+                .tempdir()
+                .context("creating the scratch folder")?,
+        );
         let is_sdist = request.source.is_file();
         let outdir = match &request.outdir {
             Some(dir) => dir.clone(),

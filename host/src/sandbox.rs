@@ -396,7 +396,7 @@ pub fn current_compiled_keys<'a>(
 
 /// Bytes held by regular files under `path`, without following links.
 pub fn disk_usage(path: &std::path::Path) -> u64 {
-    watch::usage(&[path.to_path_buf()], u64::MAX)
+    wasm_build_packaging::scratch::usage(path, |_| false).map_or(0, |usage| usage.bytes)
 }
 
 fn engine_config() -> Config {
