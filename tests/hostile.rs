@@ -1424,6 +1424,47 @@ def write_bytes(directory):
     );
 }
 
+/// A wheel for another project, consistent in itself (name, METADATA, RECORD), from the
+/// sdist of this one: a registry building `hostile-demo` must not be handed a `requests`
+/// wheel. Refused when the wheel is built from an sdist, the default flow as well as an
+/// sdist given on the command line.
+#[test]
+fn wheel_of_another_project_is_refused() {
+    let hostile = r#"
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    members = {}
+    for path, data in wheel_members("requests", "hostile_demo", "99.0").items():
+        members[path.replace("hostile_demo-99.0", "requests-99.0")] = data
+    return write_wheel(wheel_directory, "requests-99.0-py3-none-any.whl", rerecord(members))
+"#;
+    let expected = "the backend's wheel `requests-99.0-py3-none-any.whl` (from build_wheel) was refused: \
+                    it is a wheel of requests 99.0, but the sdist `hostile_demo-1.0.tar.gz` is hostile-demo 1.0";
+    let scene = Scene::with_backend(hostile);
+    scene.fails(scene.cmd().arg(scene.project()), 7, &[expected]);
+
+    let scene = Scene::build(|scene| {
+        write_sdist(scene, &[]);
+        let sdist = scene.host().join(SDIST);
+        // The same sdist, with the hostile backend.
+        let dir = tempfile::tempdir().unwrap();
+        write_project(dir.path(), hostile, &[]);
+        let backend = fs::read(dir.path().join("_build/backend.py")).unwrap();
+        let base = sdist_base();
+        let members: Vec<Member<'_>> = base
+            .iter()
+            .map(|(n, d)| {
+                if n.ends_with("_build/backend.py") {
+                    file(n, &backend)
+                } else {
+                    file(n, d)
+                }
+            })
+            .collect();
+        fs::write(&sdist, raw_tar_gz(&members)).unwrap();
+    });
+    scene.fails(scene.cmd().arg(scene.host().join(SDIST)), 7, &[expected]);
+}
+
 /// The backend's sdist links to a host file: the guest cannot read through the link, and
 /// the host refuses the sdist before extracting or publishing it.
 #[test]

@@ -16,7 +16,8 @@ use crate::project::{self, BuildSystem, ProjectError};
 use crate::runtime::{self, Runtime, RuntimeChoice};
 use crate::sandbox::{GuestRun, Limits, LogSink, Mount, Sandbox};
 use anyhow::{Context, Result, anyhow, bail};
-use pep508_rs::{Requirement, VerbatimUrl};
+use pep440_rs::Version;
+use pep508_rs::{PackageName, Requirement, VerbatimUrl};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -25,6 +26,7 @@ use std::sync::Mutex;
 use wasm_build_packaging::archive;
 use wasm_build_packaging::cache::{self, Bucket, Cache};
 use wasm_build_packaging::constraints::BuildConstraints;
+use wasm_build_packaging::filename::SdistFilename;
 use wasm_build_packaging::index::{IndexClient, IndexOptions};
 use wasm_build_packaging::limits::{ArchiveLimits, ArtifactLimits, StageLimits};
 use wasm_build_packaging::resolve;
@@ -144,6 +146,9 @@ struct Project {
     build_system: BuildSystem,
     /// For messages: the user's path or sdist name.
     label: String,
+    /// The sdist this tree was unpacked from: what is built from it must be that project,
+    /// at that version.
+    sdist: Option<SdistFilename>,
 }
 
 /// The scratch folder of one build. Guests write into it and can nest folders deeper than
@@ -393,6 +398,13 @@ impl Frontend {
             Distribution::Metadata => {
                 let collected = verify::collect_metadata_dir(&out_dir, &returned, limits)
                     .map_err(|e| refused(e.into()))?;
+                let (name, version) = (
+                    collected.metadata.name.parse::<PackageName>(),
+                    collected.metadata.version.parse::<Version>(),
+                );
+                if let (Ok(name), Ok(version)) = (name, version) {
+                    same_project(project, "metadata", &name, &version).map_err(refused)?;
+                }
                 let dest = verified.join(&collected.name);
                 copy_tree_or_file(&collected.path, &dest)?;
                 Artifact::Dir {
@@ -403,14 +415,16 @@ impl Frontend {
             _ => {
                 let collected =
                     verify::collect_artifact(&out_dir, &returned).map_err(|e| refused(e.into()))?;
-                let checked = if dist == Distribution::Sdist {
+                if dist == Distribution::Sdist {
                     verify::verify_sdist_file(&collected.file, &collected.file_name, limits)
-                        .map(drop)
+                        .map_err(|e| refused(e.into()))?;
                 } else {
-                    verify::verify_wheel_file(&collected.file, &collected.file_name, limits)
-                        .map(drop)
-                };
-                checked.map_err(|e| refused(e.into()))?;
+                    let wheel =
+                        verify::verify_wheel_file(&collected.file, &collected.file_name, limits)
+                            .map_err(|e| refused(e.into()))?;
+                    let file = &wheel.filename;
+                    same_project(project, "wheel", &file.name, &file.version).map_err(refused)?;
+                }
                 Artifact::File(collected)
             }
         };
@@ -500,6 +514,7 @@ impl Frontend {
             executables: staged.executables,
             build_system,
             label: source.display().to_string(),
+            sdist: None,
         })
     }
 
@@ -539,6 +554,7 @@ impl Frontend {
             executables: extracted.executables,
             build_system,
             label: name.to_string(),
+            sdist: Some(extracted.filename),
         })
     }
 
@@ -599,6 +615,28 @@ impl Frontend {
     fn warn(&self, message: &str) {
         eprintln!("warning: {message}");
     }
+}
+
+/// What is built from an sdist must be the sdist's project at the sdist's version: a
+/// backend must not pass off a wheel of another project as this one's.
+fn same_project(
+    project: &Project,
+    what: &str,
+    name: &PackageName,
+    version: &Version,
+) -> Result<()> {
+    let Some(sdist) = &project.sdist else {
+        return Ok(());
+    };
+    if &sdist.name != name || &sdist.version != version {
+        bail!(
+            "it is a {what} of {name} {version}, but the sdist `{}` is {} {}",
+            project.label,
+            sdist.name,
+            sdist.version
+        );
+    }
+    Ok(())
 }
 
 fn within(path: &str, folder: &str) -> bool {
@@ -786,6 +824,15 @@ mod tests {
             config_settings_json(&settings),
             serde_json::json!({"a": ["1", "2", "3"], "b": "x"})
         );
+    }
+
+    #[test]
+    fn same_project_compares_normalized_names_and_pep_440_versions() {
+        // What `same_project` relies on: `Foo_Bar 1.0` (an sdist) is `foo-bar 1.0.0` (a wheel).
+        let sdist = SdistFilename::parse_guess("Foo_Bar-1.0.tar.gz").unwrap();
+        assert_eq!(sdist.name, "foo-bar".parse::<PackageName>().unwrap());
+        assert_eq!(sdist.version, "1.0.0".parse::<Version>().unwrap());
+        assert_ne!(sdist.version, "1.0.post0".parse::<Version>().unwrap());
     }
 
     #[test]
