@@ -1299,10 +1299,10 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 
 // ---- what the backend's artifacts hold ----------------------------------------------------
 
-/// A wheel build whose `build_wheel` writes the in-tree backend's members after `tamper`
+/// A backend whose `build_wheel` writes the in-tree backend's members after `tamper`
 /// (Python statements on `members`, a dict of path → bytes) ran.
-fn tampered_wheel(tamper: &str, expected: &str) {
-    let hostile = format!(
+fn tampered_backend(tamper: &str) -> String {
+    format!(
         r#"
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     name, package, version = _project()
@@ -1314,9 +1314,13 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
             .lines()
             .map(|l| format!("    {l}\n"))
             .collect::<String>()
-    );
+    )
+}
+
+/// The wheel of [`tampered_backend`] must be refused for `expected`.
+fn tampered_wheel(tamper: &str, expected: &str) {
     artifact_refused(
-        &hostile,
+        &tampered_backend(tamper),
         &["--wheel"],
         &[&format!("artifact `{WHEEL}` refused: {expected}")],
     );
@@ -1421,6 +1425,37 @@ def write_bytes(directory):
 "#,
         &["--wheel"],
         &["artifact `hostile_demo-1.0-py3-none-any.whl` refused: not a valid zip archive"],
+    );
+}
+
+/// An artifact larger than `--artifact-limit`: refused, naming the flag that raises it.
+#[test]
+fn wheel_over_the_artifact_limit_is_refused() {
+    artifact_refused(
+        &tampered_backend(
+            r#"members["hostile_demo/noise.bin"] = os.urandom(2 << 20)
+rerecord(members)"#,
+        ),
+        &["--wheel", "--artifact-limit", "1"],
+        &[
+            &format!("artifact `{WHEEL}` refused: file of "),
+            "bytes is larger than 1048576 bytes (limit `max_artifact_bytes`); raise it with --artifact-limit MIB",
+        ],
+    );
+}
+
+/// A zip bomb: 64 MiB of zeros deflate to about 64 KiB. Verification stops once the ratio
+/// passes 100:1 (after a 32 MiB grace), without unpacking the rest. No flag raises this one.
+#[test]
+fn wheel_decompression_bomb_is_refused() {
+    tampered_wheel(
+        r#"members["hostile_demo/bomb.bin"] = bytes(64 << 20)
+rerecord(members)
+with zipfile.ZipFile(os.path.join(wheel_directory, wheel_name()), "w") as z:
+    for path, data in members.items():
+        z.writestr(zipfile.ZipInfo(path, EPOCH), data, compress_type=zipfile.ZIP_DEFLATED)
+return wheel_name()"#,
+        "compression ratio above 100:1 after ",
     );
 }
 

@@ -23,16 +23,16 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use wasm_build_packaging::archive;
+use wasm_build_packaging::archive::{self, ArchiveError};
 use wasm_build_packaging::cache::{self, Bucket, Cache};
 use wasm_build_packaging::constraints::BuildConstraints;
 use wasm_build_packaging::filename::SdistFilename;
 use wasm_build_packaging::index::{IndexClient, IndexOptions};
-use wasm_build_packaging::limits::{ArchiveLimits, ArtifactLimits, StageLimits};
+use wasm_build_packaging::limits::{ArchiveLimits, ArtifactLimits, LimitExceeded, StageLimits};
 use wasm_build_packaging::resolve;
 use wasm_build_packaging::scratch;
 use wasm_build_packaging::target::{GuestTarget, PROBE_SCRIPT};
-use wasm_build_packaging::verify::{self, CollectedArtifact};
+use wasm_build_packaging::verify::{self, ArtifactError, ArtifactRule, CollectedArtifact};
 
 /// What to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -397,7 +397,7 @@ impl Frontend {
         let artifact = match dist {
             Distribution::Metadata => {
                 let collected = verify::collect_metadata_dir(&out_dir, &returned, limits)
-                    .map_err(|e| refused(e.into()))?;
+                    .map_err(|e| refused(with_hint(e)))?;
                 let (name, version) = (
                     collected.metadata.name.parse::<PackageName>(),
                     collected.metadata.version.parse::<Version>(),
@@ -413,15 +413,15 @@ impl Frontend {
                 }
             }
             _ => {
-                let collected =
-                    verify::collect_artifact(&out_dir, &returned).map_err(|e| refused(e.into()))?;
+                let collected = verify::collect_artifact(&out_dir, &returned)
+                    .map_err(|e| refused(with_hint(e)))?;
                 if dist == Distribution::Sdist {
                     verify::verify_sdist_file(&collected.file, &collected.file_name, limits)
-                        .map_err(|e| refused(e.into()))?;
+                        .map_err(|e| refused(with_hint(e)))?;
                 } else {
                     let wheel =
                         verify::verify_wheel_file(&collected.file, &collected.file_name, limits)
-                            .map_err(|e| refused(e.into()))?;
+                            .map_err(|e| refused(with_hint(e)))?;
                     let file = &wheel.filename;
                     same_project(project, "wheel", &file.name, &file.version).map_err(refused)?;
                 }
@@ -614,6 +614,20 @@ impl Frontend {
 
     fn warn(&self, message: &str) {
         eprintln!("warning: {message}");
+    }
+}
+
+/// An artifact's refusal, with the flag that raises the limit it ran into, if a flag does.
+fn with_hint(error: ArtifactError) -> anyhow::Error {
+    let limit = match &error.rule {
+        ArtifactRule::Limit(limit) | ArtifactRule::Archive(ArchiveError::Limit(limit)) => limit,
+        _ => return error.into(),
+    };
+    match limit {
+        LimitExceeded::ArtifactBytes { .. } | LimitExceeded::UnpackedBytes { .. } => {
+            anyhow!("{error}; raise it with --artifact-limit MIB")
+        }
+        _ => error.into(),
     }
 }
 
