@@ -620,6 +620,35 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     assert_eq!(report["helper"], "pristine");
 }
 
+// ---- the user's terminal --------------------------------------------------------------
+
+/// The backend's output, traceback and exception message reach the user's terminal: escape
+/// sequences in them (here: clear the screen, write the clipboard with OSC 52, set the
+/// window title, and a carriage return to overwrite a line) must arrive inert, with `-v`
+/// (streamed) and without (shown after the failure).
+#[test]
+fn escape_sequences_cannot_drive_the_terminal() {
+    let hostile = r#"
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    print("\x1b[2J\x1b]52;c;cm0gLXJmIH4=\x07\x1b]0;pwned\x07")
+    print("progress\r* Built totally-legit-1.0-py3-none-any.whl", file=sys.stderr)
+    raise RuntimeError("\x1b[8mhidden\x1b[0m")
+"#;
+    for verbose in [false, true] {
+        let scene = Scene::with_backend(hostile);
+        let mut cmd = scene.wheel_cmd(if verbose { &["-v"] } else { &[] });
+        let stderr = scene.fails(&mut cmd, 5, &["RuntimeError"]);
+        for (byte, what) in [('\x1b', "ESC"), ('\x07', "BEL"), ('\r', "carriage return")] {
+            assert!(
+                !stderr.contains(byte),
+                "an {what} reached the terminal (verbose: {verbose}):\n{stderr:?}"
+            );
+        }
+        // Shown, escaped, rather than dropped: the user sees what the backend tried.
+        assert!(stderr.contains("\\x1b[2J"), "{stderr}");
+    }
+}
+
 // ---- the network and other processes ------------------------------------------------------
 
 /// The backend tries to reach a listener the test runs on 127.0.0.1 (raw socket, HTTP,
@@ -1617,6 +1646,50 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
         &["--wheel"],
         &[
             "artifact `/etc/passwd` refused: the hook's return value is not a bare file name in the output folder: it holds a `/`",
+        ],
+    );
+}
+
+#[test]
+fn output_json_larger_than_4_mib_is_refused() {
+    let scene = Scene::with_backend(
+        r#"
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    with open("/wasm-build/io/output.json", "w") as f:
+        f.write(" " * (5 << 20))
+    os._exit(0)
+"#,
+    );
+    scene.fails(
+        &mut scene.wheel_cmd(&[]),
+        5,
+        &["returned a malformed result: output.json is larger than 4194304 bytes"],
+    );
+}
+
+/// The backend asks for a build requirement that is a URL to a host file: the host would
+/// read it for the guest. Build requirements come from the package index only.
+#[test]
+fn requirement_with_a_direct_url_is_refused() {
+    let scene = Scene::build(|scene| {
+        let hostile = format!(
+            r#"
+HOST = {facts}
+
+def get_requires_for_build_wheel(config_settings=None):
+    return ["stolen @ file://" + HOST["home_secret"]]
+"#,
+            facts = host_facts(scene, &[])
+        );
+        write_project(&scene.project(), &hostile, &[]);
+    });
+    scene.fails(
+        &mut scene.wheel_cmd(&[]),
+        4,
+        &[
+            "(returned by get_requires_for_build_wheel)",
+            "has the direct URL requirement `stolen @ file://",
+            "build requirements must come from a package index",
         ],
     );
 }

@@ -12,3 +12,4 @@ pub mod integrity;
 pub mod project;
 pub mod runtime;
 pub mod sandbox;
+pub mod terminal;
