@@ -1167,6 +1167,29 @@ fn artifact_refused(hostile: &str, args: &[&str], expected: &[&str]) {
     scene.fails(&mut cmd, 7, &all);
 }
 
+/// Whatever else the backend leaves in /out (a `.pth` file, a second wheel, a folder) stays
+/// in the scratch folder: only the artifact the hook returned, verified, is published.
+#[test]
+fn only_the_returned_artifact_is_published() {
+    let scene = Scene::with_backend(
+        r#"
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    name = good_wheel(wheel_directory)
+    write(os.path.join(wheel_directory, "evil.pth"), b"import os; os.system('sh')\n")
+    shutil.copy(os.path.join(wheel_directory, name), os.path.join(wheel_directory, "requests-2.0-py3-none-any.whl"))
+    os.mkdir(os.path.join(wheel_directory, "extra"))
+    return finish_wheel(wheel_directory, {"left in /out": repr(sorted(os.listdir(wheel_directory)))})
+
+import shutil
+"#,
+    );
+    let report = scene.report(&mut scene.wheel_cmd(&[]));
+    assert_eq!(
+        report["left in /out"],
+        format!("['evil.pth', 'extra', '{WHEEL}', 'requests-2.0-py3-none-any.whl']")
+    );
+}
+
 #[test]
 fn returned_path_with_dotdot_is_refused() {
     artifact_refused(
