@@ -182,6 +182,15 @@ impl Scene {
     }
 }
 
+/// Builds the project of [`Scene::with_backend`]`(hostile)` with `args`: the build must
+/// fail with `code` and `expected` (see [`Scene::fails`]). Returns stderr.
+fn backend_fails(hostile: &str, args: &[&str], code: i32, expected: &[&str]) -> String {
+    let scene = Scene::with_backend(hostile);
+    let mut cmd = scene.cmd();
+    cmd.arg(scene.project()).args(args);
+    scene.fails(&mut cmd, code, expected)
+}
+
 fn cache_canary() -> PathBuf {
     shared_cache().join("hostile-canary.txt")
 }
@@ -728,15 +737,13 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 /// for the version, say) fails with the guest's error and a hint naming the cause.
 #[test]
 fn a_backend_that_runs_a_process_fails_with_a_hint() {
-    let scene = Scene::with_backend(
+    backend_fails(
         r#"
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     import subprocess
     subprocess.run(["git", "describe", "--tags"], check=True)
 "#,
-    );
-    scene.fails(
-        &mut scene.wheel_cmd(&[]),
+        &["--wheel"],
         5,
         &[
             "hook `build_wheel` of build backend `backend` failed",
@@ -1159,12 +1166,9 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 /// A wheel build whose artifact must be refused by the host (exit 7) with `expected`;
 /// nothing reaches the output folder.
 fn artifact_refused(hostile: &str, args: &[&str], expected: &[&str]) {
-    let scene = Scene::with_backend(hostile);
-    let mut cmd = scene.cmd();
-    cmd.arg(scene.project()).args(args);
     let mut all = vec!["the backend's "];
     all.extend_from_slice(expected);
-    scene.fails(&mut cmd, 7, &all);
+    backend_fails(hostile, args, 7, &all);
 }
 
 /// Whatever else the backend leaves in /out (a `.pth` file, a second wheel, a folder) stays
@@ -1593,15 +1597,13 @@ def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
 
 #[test]
 fn os_exit_in_a_hook_leaves_no_artifact() {
-    let scene = Scene::with_backend(
+    backend_fails(
         r#"
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     good_wheel(wheel_directory)
     os._exit(0)
 "#,
-    );
-    scene.fails(
-        &mut scene.wheel_cmd(&[]),
+        &["--wheel"],
         5,
         &["ended without a result (the interpreter exited with code 0)"],
     );
@@ -1609,17 +1611,17 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 
 #[test]
 fn sys_exit_in_a_hook_is_a_backend_error() {
-    let scene = Scene::with_backend(
+    backend_fails(
         r#"
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     good_wheel(wheel_directory)
     sys.exit(0)
 "#,
-    );
-    scene.fails(
-        &mut scene.wheel_cmd(&[]),
+        &["--wheel"],
         5,
-        &["hook `build_wheel` of build backend `backend` failed: `build_wheel` raised SystemExit: 0"],
+        &[
+            "hook `build_wheel` of build backend `backend` failed: `build_wheel` raised SystemExit: 0",
+        ],
     );
 }
 
@@ -1675,16 +1677,14 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 
 #[test]
 fn output_json_larger_than_4_mib_is_refused() {
-    let scene = Scene::with_backend(
+    backend_fails(
         r#"
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     with open("/wasm-build/io/output.json", "w") as f:
         f.write(" " * (5 << 20))
     os._exit(0)
 "#,
-    );
-    scene.fails(
-        &mut scene.wheel_cmd(&[]),
+        &["--wheel"],
         5,
         &["returned a malformed result: output.json is larger than 4194304 bytes"],
     );
@@ -1719,15 +1719,13 @@ def get_requires_for_build_wheel(config_settings=None):
 
 #[test]
 fn output_json_as_a_symlink_is_refused() {
-    let scene = Scene::with_backend(
+    backend_fails(
         r#"
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     os.symlink("../" * 12 + "etc/passwd", "/wasm-build/io/output.json")
     os._exit(0)
 "#,
-    );
-    scene.fails(
-        &mut scene.wheel_cmd(&[]),
+        &["--wheel"],
         5,
         &["returned a malformed result: opening output.json (is it a symlink?)"],
     );
