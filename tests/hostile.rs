@@ -469,46 +469,50 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 
 // ---- writing outside the scratch folders --------------------------------------------------
 
-/// A pure-Python wheel `hostile_helper` (one module, `VALUE = "pristine"`) in a find-links
-/// folder of its own, so a hostile project can have a non-empty build environment
-/// without the network.
-fn helper_wheel_dir() -> tempfile::TempDir {
+/// A pure-Python wheel `hostile_helper` at `version` (one module, `VALUE = "pristine"`) in
+/// a find-links folder of its own, so a hostile project can have a non-empty build
+/// environment without the network. Each test uses its own version, hence its own
+/// environment in the shared cache.
+fn helper_wheel_dir(version: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let files: [(&str, &[u8]); 3] = [
-        ("hostile_helper/__init__.py", b"VALUE = \"pristine\"\n"),
+    let info = format!("hostile_helper-{version}.dist-info");
+    let metadata = format!("Metadata-Version: 2.1\nName: hostile-helper\nVersion: {version}\n");
+    let files: [(String, &[u8]); 3] = [
+        ("hostile_helper/__init__.py".into(), b"VALUE = \"pristine\"\n"),
+        (format!("{info}/METADATA"), metadata.as_bytes()),
         (
-            "hostile_helper-1.0.dist-info/METADATA",
-            b"Metadata-Version: 2.1\nName: hostile-helper\nVersion: 1.0\n",
-        ),
-        (
-            "hostile_helper-1.0.dist-info/WHEEL",
+            format!("{info}/WHEEL"),
             b"Wheel-Version: 1.0\nGenerator: hostile.rs\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
         ),
     ];
-    let path = dir.path().join("hostile_helper-1.0-py3-none-any.whl");
+    let path = dir
+        .path()
+        .join(format!("hostile_helper-{version}-py3-none-any.whl"));
     let mut zip = zip::ZipWriter::new(fs::File::create(path).unwrap());
     let options = zip::write::SimpleFileOptions::default();
     let mut record = String::new();
-    for (name, data) in files {
-        zip.start_file(name, options).unwrap();
+    for (name, data) in &files {
+        zip.start_file(name.as_str(), options).unwrap();
         zip.write_all(data).unwrap();
         record.push_str(&format!("{name},,\n"));
     }
-    record.push_str("hostile_helper-1.0.dist-info/RECORD,,\n");
-    zip.start_file("hostile_helper-1.0.dist-info/RECORD", options)
-        .unwrap();
+    record.push_str(&format!("{info}/RECORD,,\n"));
+    zip.start_file(format!("{info}/RECORD"), options).unwrap();
     zip.write_all(record.as_bytes()).unwrap();
     zip.finish().unwrap();
     dir
 }
 
-/// The cached build environment holding `hostile_helper`: its site-packages folder.
-fn helper_environment() -> PathBuf {
+/// The cached build environment holding `hostile_helper` at `version`: its site-packages.
+fn helper_environment(version: &str) -> PathBuf {
     let envs = shared_cache().join(wasm_build_packaging::cache::Bucket::Envs.dir_name());
     fs::read_dir(&envs)
         .unwrap()
         .map(|e| e.unwrap().path().join("site-packages"))
-        .find(|sp| sp.join("hostile_helper").is_dir())
+        .find(|sp| {
+            sp.join(format!("hostile_helper-{version}.dist-info"))
+                .is_dir()
+        })
         .expect("the build environment with hostile_helper is cached")
 }
 
@@ -520,7 +524,7 @@ fn helper_environment() -> PathBuf {
 /// imports the unchanged helper.
 #[test]
 fn writes_outside_the_scratch_folders_are_refused() {
-    let wheels = helper_wheel_dir();
+    let wheels = helper_wheel_dir("1.0");
     let hostile = r#"
 ENV = "/wasm-build/env/hostile_helper/__init__.py"
 
@@ -567,7 +571,7 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     report["stdlib"] = os.path.dirname(os.__file__)
     return finish_wheel(wheel_directory, report)
 "#;
-    let setup = |scene: &Scene| write_project(&scene.project(), hostile, &["hostile-helper"]);
+    let setup = |scene: &Scene| write_project(&scene.project(), hostile, &["hostile-helper==1.0"]);
     let find_links = |cmd: &mut Command| {
         cmd.arg("--offline").arg("--find-links").arg(wheels.path());
     };
@@ -586,7 +590,7 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 
     // On the host: the environment is exactly what was sealed, not merely equal in content
     // (the fingerprint covers inode and change times, which any write would change).
-    let site_packages = helper_environment();
+    let site_packages = helper_environment("1.0");
     let env_dir = site_packages.parent().unwrap();
     let seal = fs::read_to_string(env_dir.with_extension("seal")).unwrap();
     assert_eq!(
@@ -626,6 +630,40 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     let mut cmd = scene.wheel_cmd(&[]);
     find_links(&mut cmd);
     let report = scene.report(&mut cmd);
+    assert_eq!(report["helper"], "pristine");
+}
+
+/// wasmtime-wasi's permission checks have had bypasses, so the host does not take a
+/// read-only mount's integrity on trust: a cached build environment changed on disk (here
+/// by the test, standing in for such a bypass) is found out before its next use and made
+/// again; the backend imports the pristine helper.
+#[test]
+fn a_tampered_build_environment_is_made_again() {
+    use std::os::unix::fs::PermissionsExt;
+    let wheels = helper_wheel_dir("2.0");
+    let build = || {
+        let scene = Scene::build(|scene| {
+            let hostile = r#"
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    import hostile_helper
+    return finish_wheel(wheel_directory, {"helper": hostile_helper.VALUE})
+"#;
+            write_project(&scene.project(), hostile, &["hostile-helper==2.0"]);
+        });
+        let mut cmd = scene.wheel_cmd(&["--offline", "--find-links"]);
+        cmd.arg(wheels.path());
+        scene.report_and_stderr(&mut cmd)
+    };
+    assert_eq!(build().0["helper"], "pristine");
+    let module = helper_environment("2.0").join("hostile_helper/__init__.py");
+    fs::set_permissions(&module, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(&module, "VALUE = 'tampered'\n").unwrap();
+    let (report, stderr) = build();
+    assert!(
+        stderr.contains("warning: cached build environment ")
+            && stderr.contains(" was changed (content manifest is "),
+        "{stderr}"
+    );
     assert_eq!(report["helper"], "pristine");
 }
 
