@@ -118,6 +118,15 @@ impl Scene {
         cmd
     }
 
+    /// [`Scene::wheel_cmd`] without the network: build requirements from the find-links
+    /// folder `wheels` only.
+    fn offline_cmd(&self, wheels: &tempfile::TempDir) -> Command {
+        ensure_runtime();
+        let mut cmd = self.wheel_cmd(&["--offline", "--find-links"]);
+        cmd.arg(wheels.path());
+        cmd
+    }
+
     /// The host-side guarantees every test ends with.
     fn check_host_unchanged(&self) {
         assert_eq!(
@@ -189,6 +198,16 @@ fn backend_fails(hostile: &str, args: &[&str], code: i32, expected: &[&str]) -> 
     let mut cmd = scene.cmd();
     cmd.arg(scene.project()).args(args);
     scene.fails(&mut cmd, code, expected)
+}
+
+/// An `--offline` build cannot fetch the interpreter: on a cold shared cache, one ordinary
+/// build provisions it first.
+fn ensure_runtime() {
+    static READY: std::sync::Once = std::sync::Once::new();
+    READY.call_once(|| {
+        let scene = Scene::with_backend("");
+        build_ok(&mut scene.wheel_cmd(&[]));
+    });
 }
 
 fn cache_canary() -> PathBuf {
@@ -572,13 +591,8 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     return finish_wheel(wheel_directory, report)
 "#;
     let setup = |scene: &Scene| write_project(&scene.project(), hostile, &["hostile-helper==1.0"]);
-    let find_links = |cmd: &mut Command| {
-        cmd.arg("--offline").arg("--find-links").arg(wheels.path());
-    };
     let scene = Scene::build(setup);
-    let mut cmd = scene.wheel_cmd(&[]);
-    find_links(&mut cmd);
-    let report = scene.report(&mut cmd);
+    let report = scene.report(&mut scene.offline_cmd(&wheels));
     let attempts: Vec<&str> = report
         .keys()
         .map(String::as_str)
@@ -627,9 +641,7 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 
     // A second build in the same environment still works and sees the pristine helper.
     let scene = Scene::build(setup);
-    let mut cmd = scene.wheel_cmd(&[]);
-    find_links(&mut cmd);
-    let report = scene.report(&mut cmd);
+    let report = scene.report(&mut scene.offline_cmd(&wheels));
     assert_eq!(report["helper"], "pristine");
 }
 
@@ -650,9 +662,7 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 "#;
             write_project(&scene.project(), hostile, &["hostile-helper==2.0"]);
         });
-        let mut cmd = scene.wheel_cmd(&["--offline", "--find-links"]);
-        cmd.arg(wheels.path());
-        scene.report_and_stderr(&mut cmd)
+        scene.report_and_stderr(&mut scene.offline_cmd(&wheels))
     };
     assert_eq!(build().0["helper"], "pristine");
     let module = helper_environment("2.0").join("hostile_helper/__init__.py");
