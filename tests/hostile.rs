@@ -73,8 +73,6 @@ impl Scene {
         fs::write(scene.canary(), SECRET_NEXT_TO_PROJECT).unwrap();
         fs::create_dir(scene.tmp()).unwrap();
         fs::create_dir(scene.project()).unwrap();
-        fs::create_dir_all(shared_cache()).unwrap();
-        fs::write(cache_canary(), SECRET_IN_CACHE).unwrap();
         setup(&scene);
         scene.before = snapshot(&scene.host());
         scene
@@ -210,8 +208,18 @@ fn ensure_runtime() {
     });
 }
 
+/// A secret in the shared cache, written once per test process (tests run in parallel and
+/// read it back), by rename so that it is never seen half-written.
 fn cache_canary() -> PathBuf {
-    shared_cache().join("hostile-canary.txt")
+    static WRITTEN: std::sync::Once = std::sync::Once::new();
+    let path = shared_cache().join("hostile-canary.txt");
+    WRITTEN.call_once(|| {
+        fs::create_dir_all(shared_cache()).unwrap();
+        let tmp = tempfile::NamedTempFile::new_in(shared_cache()).unwrap();
+        fs::write(tmp.path(), SECRET_IN_CACHE).unwrap();
+        tmp.persist(&path).unwrap();
+    });
+    path
 }
 
 fn assert_no_secrets(what: &str, bytes: &[u8]) {
