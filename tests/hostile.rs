@@ -410,6 +410,11 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     attempt(report, "list the host project", lambda: os.listdir(HOST["project"]))
     attempt(report, "list the host TMPDIR", lambda: os.listdir(HOST["tmp"]))
     attempt(report, "read stdin", lambda: sys.stdin.read())
+    # wasmtime lets the guest make a link that climbs out of its mount, but not follow it.
+    attempt(report, "make a link out of /tmp", lambda: os.symlink("../" * 12 + HOST["canary"][1:], "/tmp/out-link"))
+    attempt(report, "read through the link", lambda: read("/tmp/out-link"))
+    attempt(report, "make a link to /src/..", lambda: os.symlink("..", "/src/parent"))
+    attempt(report, "list through the link", lambda: os.listdir("/src/parent"))
     report["cwd"] = os.getcwd()
     report["home"] = os.path.expanduser("~")
     report["listdir /"] = repr(sorted(os.listdir("/")))
@@ -439,8 +444,12 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
             "list the host project",
             "list the host TMPDIR",
             "list /src/..",
+            "read through the link",
+            "list through the link",
         ],
     );
+    assert_eq!(report["make a link out of /tmp"], "allowed: None");
+    assert_eq!(report["make a link to /src/.."], "allowed: None");
     // stdin is closed: reading it ends at once instead of waiting for the user.
     assert_eq!(report["read stdin"], "allowed: ''");
     assert_eq!(report["cwd"], "/src");
