@@ -17,21 +17,23 @@ use crate::project::{self, BuildSystem, ProjectError};
 use crate::runtime::{self, Runtime, RuntimeChoice};
 use crate::sandbox::{GuestRun, Limits, LogSink, Mount, Sandbox};
 use anyhow::{Context, Result, anyhow, bail};
-use pep508_rs::{Requirement, VerbatimUrl};
+use pep440_rs::Version;
+use pep508_rs::{PackageName, Requirement, VerbatimUrl};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use wasm_build_packaging::archive;
+use wasm_build_packaging::archive::{self, ArchiveError};
 use wasm_build_packaging::cache::{self, Bucket, Cache};
 use wasm_build_packaging::constraints::BuildConstraints;
-use wasm_build_packaging::filename::WheelFilename;
+use wasm_build_packaging::filename::{SdistFilename, WheelFilename};
 use wasm_build_packaging::index::{IndexClient, IndexOptions};
-use wasm_build_packaging::limits::{ArchiveLimits, ArtifactLimits, StageLimits};
+use wasm_build_packaging::limits::{ArchiveLimits, ArtifactLimits, LimitExceeded, StageLimits};
 use wasm_build_packaging::resolve;
+use wasm_build_packaging::scratch;
 use wasm_build_packaging::target::{GuestTarget, PROBE_SCRIPT};
-use wasm_build_packaging::verify::{self, CollectedArtifact};
+use wasm_build_packaging::verify::{self, ArtifactError, ArtifactRule, CollectedArtifact};
 
 /// What to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -145,6 +147,31 @@ struct Project {
     build_system: BuildSystem,
     /// For messages: the user's path or sdist name.
     label: String,
+    /// The sdist this tree was unpacked from: what is built from it must be that project,
+    /// at that version.
+    sdist: Option<SdistFilename>,
+}
+
+/// The scratch folder of one build. Guests write into it and can nest folders deeper than
+/// `std::fs::remove_dir_all` (one descriptor per level) can remove, so it is removed with
+/// [`scratch::remove`], which walks any depth.
+struct Scratch(tempfile::TempDir);
+
+impl Scratch {
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Err(e) = scratch::remove(self.path()) {
+            eprintln!(
+                "warning: could not remove the scratch folder {}: {e}",
+                self.path().display()
+            );
+        }
+    }
 }
 
 /// A verified artifact, waiting to be published.
@@ -230,10 +257,12 @@ impl Frontend {
     /// Builds what `request` asks for and moves the verified artifacts into the output
     /// folder. On failure nothing is written there and the source is untouched.
     pub fn build(&self, request: &BuildRequest) -> Result<Vec<PathBuf>, BuildError> {
-        let scratch = tempfile::Builder::new()
-            .prefix("wasm-build-")
-            .tempdir()
-            .context("creating the scratch folder")?;
+        let scratch = Scratch(
+            tempfile::Builder::new()
+                .prefix("wasm-build-")
+                .tempdir()
+                .context("creating the scratch folder")?,
+        );
         let is_sdist = request.source.is_file();
         let outdir = match &request.outdir {
             Some(dir) => dir.clone(),
@@ -420,7 +449,14 @@ impl Frontend {
         let artifact = match dist {
             Distribution::Metadata => {
                 let collected = verify::collect_metadata_dir(&out_dir, &returned, limits)
-                    .map_err(|e| refused(e.into()))?;
+                    .map_err(|e| refused(with_hint(e)))?;
+                let (name, version) = (
+                    collected.metadata.name.parse::<PackageName>(),
+                    collected.metadata.version.parse::<Version>(),
+                );
+                if let (Ok(name), Ok(version)) = (name, version) {
+                    same_project(project, "metadata", &name, &version).map_err(refused)?;
+                }
                 let dest = verified.join(&collected.name);
                 copy_tree_or_file(&collected.path, &dest)?;
                 Artifact::Dir {
@@ -429,16 +465,18 @@ impl Frontend {
                 }
             }
             _ => {
-                let collected =
-                    verify::collect_artifact(&out_dir, &returned).map_err(|e| refused(e.into()))?;
+                let collected = verify::collect_artifact(&out_dir, &returned)
+                    .map_err(|e| refused(with_hint(e)))?;
                 if dist == Distribution::Sdist {
                     verify::verify_sdist_file(&collected.file, &collected.file_name, limits)
-                        .map_err(|e| refused(e.into()))?;
+                        .map_err(|e| refused(with_hint(e)))?;
                 } else {
                     let wheel =
                         verify::verify_wheel_file(&collected.file, &collected.file_name, limits)
-                            .map_err(|e| refused(e.into()))?;
-                    check_pure(&wheel.filename).map_err(refused)?;
+                            .map_err(|e| refused(with_hint(e)))?;
+                    let file = &wheel.filename;
+                    same_project(project, "wheel", &file.name, &file.version).map_err(refused)?;
+                    check_pure(file).map_err(refused)?;
                 }
                 Artifact::File(collected)
             }
@@ -529,6 +567,7 @@ impl Frontend {
             executables: staged.executables,
             build_system,
             label: source.display().to_string(),
+            sdist: None,
         })
     }
 
@@ -568,6 +607,7 @@ impl Frontend {
             executables: extracted.executables,
             build_system,
             label: name.to_string(),
+            sdist: Some(extracted.filename),
         })
     }
 
@@ -636,6 +676,42 @@ impl Frontend {
     fn warn(&self, message: &str) {
         eprintln!("warning: {message}");
     }
+}
+
+/// An artifact's refusal, with the flag that raises the limit it ran into, if a flag does.
+fn with_hint(error: ArtifactError) -> anyhow::Error {
+    let limit = match &error.rule {
+        ArtifactRule::Limit(limit) | ArtifactRule::Archive(ArchiveError::Limit(limit)) => limit,
+        _ => return error.into(),
+    };
+    match limit {
+        LimitExceeded::ArtifactBytes { .. } | LimitExceeded::UnpackedBytes { .. } => {
+            anyhow!("{error}; raise it with --artifact-limit MIB")
+        }
+        _ => error.into(),
+    }
+}
+
+/// What is built from an sdist must be the sdist's project at the sdist's version: a
+/// backend must not pass off a wheel of another project as this one's.
+fn same_project(
+    project: &Project,
+    what: &str,
+    name: &PackageName,
+    version: &Version,
+) -> Result<()> {
+    let Some(sdist) = &project.sdist else {
+        return Ok(());
+    };
+    if &sdist.name != name || &sdist.version != version {
+        bail!(
+            "it is a {what} of {name} {version}, but the sdist `{}` is {} {}",
+            project.label,
+            sdist.name,
+            sdist.version
+        );
+    }
+    Ok(())
 }
 
 fn within(path: &str, folder: &str) -> bool {
@@ -862,6 +938,15 @@ mod tests {
             config_settings_json(&settings),
             serde_json::json!({"a": ["1", "2", "3"], "b": "x"})
         );
+    }
+
+    #[test]
+    fn same_project_compares_normalized_names_and_pep_440_versions() {
+        // What `same_project` relies on: `Foo_Bar 1.0` (an sdist) is `foo-bar 1.0.0` (a wheel).
+        let sdist = SdistFilename::parse_guess("Foo_Bar-1.0.tar.gz").unwrap();
+        assert_eq!(sdist.name, "foo-bar".parse::<PackageName>().unwrap());
+        assert_eq!(sdist.version, "1.0.0".parse::<Version>().unwrap());
+        assert_ne!(sdist.version, "1.0.post0".parse::<Version>().unwrap());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! the guest is untrusted: `output.json` is size-capped, opened without following links,
 //! and checked against the calls that were asked for.
 
-use crate::sandbox::{GuestRun, Limits, LogSink, Mount, Sandbox, SandboxError};
+use crate::sandbox::{GuestRun, LimitHit, Limits, LogSink, Mount, Sandbox, SandboxError};
 use anyhow::{Context, Result};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -252,28 +252,43 @@ pub fn call_hooks(ctx: &HookContext<'_>, calls: &[HookCall]) -> Result<HookResul
         )
     })?;
 
-    let output = match read_output(&run.path().join("io/output.json")) {
-        Ok(Some(output)) => output,
-        Ok(None) => {
-            return Err(fail(
-                HookErrorKind::NoResult {
-                    hook: first,
-                    code: exit.code,
-                },
-                exit.log,
-            ));
-        }
-        Err(reason) => {
-            return Err(fail(
-                HookErrorKind::BadResult {
-                    hook: first,
-                    reason: format!("{reason:#}"),
-                },
-                exit.log,
-            ));
-        }
+    let memory_refused = exit.memory_refused;
+    let outcome = match read_output(&run.path().join("io/output.json")) {
+        Ok(Some(output)) => interpret(ctx.backend, calls, output, exit.log, run),
+        Ok(None) => Err(fail(
+            HookErrorKind::NoResult {
+                hook: first,
+                code: exit.code,
+            },
+            exit.log,
+        )),
+        Err(reason) => Err(fail(
+            HookErrorKind::BadResult {
+                hook: first,
+                reason: format!("{reason:#}"),
+            },
+            exit.log,
+        )),
     };
-    interpret(ctx.backend, calls, output, exit.log, run)
+    // A run that failed after the sandbox refused it memory failed for want of memory,
+    // whatever the backend made of the `MemoryError` (the runner reports it as the hook
+    // raising; a backend may catch it and fail otherwise).
+    outcome.map_err(|error| {
+        if !memory_refused || error.kind.is_sandbox_failure() {
+            return error;
+        }
+        HookError {
+            kind: HookErrorKind::Sandbox {
+                hook: error.hook,
+                source: SandboxError::Limit {
+                    hit: LimitHit::Memory,
+                    limits: Box::new(ctx.limits.clone()),
+                    log: Vec::new(),
+                },
+            },
+            ..error
+        }
+    })
 }
 
 fn prepare_run(ctx: &HookContext<'_>, calls: &[HookCall]) -> Result<tempfile::TempDir> {

@@ -13,3 +13,4 @@ pub mod progress;
 pub mod project;
 pub mod runtime;
 pub mod sandbox;
+pub mod terminal;

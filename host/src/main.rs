@@ -11,6 +11,7 @@ use wasm_build::hooks::HookErrorKind;
 use wasm_build::housekeeping;
 use wasm_build::runtime::RuntimeChoice;
 use wasm_build::sandbox::Limits;
+use wasm_build::terminal::inert;
 use wasm_build_packaging::cache::Cache;
 use wasm_build_packaging::index::IndexOptions;
 
@@ -249,17 +250,18 @@ fn build(args: BuildArgs) -> ExitCode {
 }
 
 /// Prints a failed build: the error, then what the backend printed and its traceback.
+/// Each holds text from the guest, so control characters are escaped (see `terminal`).
 fn report(error: &BuildError, verbose: bool) {
-    eprintln!("error: {error}");
+    eprintln!("error: {}", inert(&error.to_string()));
     if let BuildError::Hook(hook_error) = error {
         if !verbose && !hook_error.log.is_empty() {
             eprintln!("\n--- output of the backend (last {LOG_TAIL_LINES} lines) ---");
-            eprintln!("{}", tail(&hook_error.log, LOG_TAIL_LINES));
+            eprintln!("{}", inert(&tail(&hook_error.log, LOG_TAIL_LINES)));
         }
         if let Some(traceback) = hook_error.kind.traceback() {
             eprintln!(
                 "\n--- traceback in the sandbox ---\n{}",
-                traceback.trim_end()
+                inert(traceback.trim_end())
             );
         }
         if let HookErrorKind::Raised { message, .. } = &hook_error.kind

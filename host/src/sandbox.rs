@@ -15,6 +15,7 @@ use crate::runtime::{Runtime, Stdlib};
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasm_build_packaging::cache::Cache;
@@ -28,6 +29,9 @@ const EPOCH_TICK: Duration = Duration::from_millis(20);
 const MAX_WASM_STACK: usize = 8 << 20;
 /// Native stack of the thread that runs the guest; must exceed `MAX_WASM_STACK` comfortably.
 const GUEST_THREAD_STACK: usize = 32 << 20;
+/// How long past the time limit the watchdog waits for a guest that epoch interruption
+/// cannot stop (one blocked in a host call) before giving up on it.
+const WATCHDOG_GRACE: Duration = Duration::from_secs(1);
 
 /// Resource limits of one guest run. Each has a CLI flag (see `docs/cli.md`).
 #[derive(Debug, Clone)]
@@ -132,6 +136,10 @@ pub struct GuestExit {
     /// stdout and stderr, interleaved as written, up to the log limit.
     pub log: Vec<u8>,
     pub elapsed: Duration,
+    /// The guest asked for memory beyond the limit and was refused, yet exited normally:
+    /// it saw a `MemoryError`, which code may catch. A caller that finds the run failed
+    /// all the same reports the memory limit (see `hooks`).
+    pub memory_refused: bool,
 }
 
 /// A run that the sandbox itself ended.
@@ -161,12 +169,21 @@ impl SandboxError {
 
 /// The engine and the compiled interpreter, shared by every guest run of a process.
 pub struct Sandbox {
+    guest: Guest,
+    _empty_root: tempfile::TempDir,
+    _ticker: EpochTicker,
+}
+
+/// What a guest thread needs to run the interpreter: cheap clones of the shared parts, so
+/// that the thread owns them (see [`Sandbox::run`]).
+#[derive(Clone)]
+struct Guest {
     engine: Engine,
     module: Module,
     linker: Linker<GuestState>,
     stdlib: Option<Stdlib>,
-    empty_root: tempfile::TempDir,
-    _ticker: EpochTicker,
+    /// The empty folder mounted at `/`.
+    root: PathBuf,
 }
 
 impl Sandbox {
@@ -184,31 +201,56 @@ impl Sandbox {
             .context("creating the empty root folder for the sandbox")?;
         let ticker = EpochTicker::start(engine.clone())?;
         Ok(Self {
-            engine,
-            module,
-            linker,
-            stdlib: runtime.stdlib.clone(),
-            empty_root,
+            guest: Guest {
+                engine,
+                module,
+                linker,
+                stdlib: runtime.stdlib.clone(),
+                root: empty_root.path().to_path_buf(),
+            },
+            _empty_root: empty_root,
             _ticker: ticker,
         })
     }
 
     /// Runs the interpreter once in a fresh instance, on a thread with a large stack.
+    ///
+    /// The time limit is kept twice. Epoch interruption stops the guest while it runs wasm
+    /// code; it cannot reach a guest blocked inside a host call, and a WASI sleep
+    /// (`poll_oneoff`) blocks there for as long as the guest asks. So this thread also
+    /// waits for the guest no longer than the limit (plus [`WATCHDOG_GRACE`]) and then
+    /// reports the time limit. The guest thread is left behind: it can reach nothing but its
+    /// own scratch folders, and it traps at its first epoch check once the host call
+    /// returns, the epoch having passed its deadline by then.
     pub fn run(&self, run: &GuestRun) -> Result<GuestExit, SandboxError> {
-        std::thread::scope(|scope| {
-            std::thread::Builder::new()
-                .name("wasm-guest".into())
-                .stack_size(GUEST_THREAD_STACK)
-                .spawn_scoped(scope, || self.run_on_this_thread(run))
-                .context("starting the guest thread")?
-                .join()
-                .map_err(|_| SandboxError::Setup(anyhow::anyhow!("the guest thread panicked")))?
-        })
-    }
-
-    fn run_on_this_thread(&self, run: &GuestRun) -> Result<GuestExit, SandboxError> {
         let log = log::Capture::new(run.limits.log, run.log);
-        let wasi = self.wasi_context(run, &log)?;
+        let (done, finished) = mpsc::sync_channel(1);
+        let (guest, job, capture) = (self.guest.clone(), run.clone(), log.clone());
+        std::thread::Builder::new()
+            .name("wasm-guest".into())
+            .stack_size(GUEST_THREAD_STACK)
+            .spawn(move || {
+                // The receiver is gone only if the watchdog gave up on this run.
+                let _ = done.send(guest.run(&job, &capture));
+            })
+            .context("starting the guest thread")?;
+        match finished.recv_timeout(run.limits.wall_time.saturating_add(WATCHDOG_GRACE)) {
+            Ok(result) => result,
+            Err(RecvTimeoutError::Timeout) => Err(SandboxError::Limit {
+                hit: LimitHit::WallTime,
+                limits: Box::new(run.limits.clone()),
+                log: log.take().bytes,
+            }),
+            Err(RecvTimeoutError::Disconnected) => Err(SandboxError::Setup(anyhow::anyhow!(
+                "the guest thread panicked"
+            ))),
+        }
+    }
+}
+
+impl Guest {
+    fn run(&self, run: &GuestRun, log: &log::Capture) -> Result<GuestExit, SandboxError> {
+        let wasi = self.wasi_context(run, log)?;
         let hits = Arc::new(Mutex::new(None::<LimitHit>));
         let mut store = Store::new(
             &self.engine,
@@ -299,6 +341,7 @@ impl Sandbox {
             code,
             log: captured.bytes,
             elapsed,
+            memory_refused: memory_hit,
         })
     }
 
@@ -315,7 +358,7 @@ impl Sandbox {
         // Some backends stat or walk absolute paths and crash on a missing preopen: an
         // empty read-only root makes `/` exist and hold nothing.
         builder
-            .preopened_dir(self.empty_root.path(), "/", FsPerms::ReadOnly)
+            .preopened_dir(&self.root, "/", FsPerms::ReadOnly)
             .wasm_context("mounting the empty root")?;
         if let Some(stdlib) = &self.stdlib {
             builder
@@ -353,7 +396,7 @@ pub fn current_compiled_keys<'a>(
 
 /// Bytes held by regular files under `path`, without following links.
 pub fn disk_usage(path: &std::path::Path) -> u64 {
-    watch::usage(&[path.to_path_buf()], u64::MAX)
+    wasm_build_packaging::scratch::usage(path, |_| false).map_or(0, |usage| usage.bytes)
 }
 
 fn engine_config() -> Config {

@@ -1,6 +1,6 @@
 //! Python packaging for wasm-build, without the sandbox: distribution file names, core
 //! metadata, the guest target, the package index client, build-requirement resolution,
-//! safe archive handling and artifact verification.
+//! safe archive handling, artifact verification, and the walk of trees a stranger wrote.
 //!
 //! Everything here treats its input as untrusted: index pages, downloaded files, sdists
 //! and whatever a build backend produced.
@@ -13,6 +13,7 @@ pub mod index;
 pub mod limits;
 pub mod metadata;
 pub mod resolve;
+pub mod scratch;
 pub mod target;
 pub mod verify;
 

@@ -170,6 +170,9 @@ pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
                 format!("dir {mode:o}")
             } else if meta.file_type().is_symlink() {
                 format!("link {}", fs::read_link(&path).unwrap().display())
+            } else if !meta.is_file() {
+                // A FIFO, socket or device: opening it could block or have effects.
+                format!("special {mode:o} {:?}", meta.modified().unwrap())
             } else {
                 let bytes = fs::read(&path).unwrap();
                 format!(

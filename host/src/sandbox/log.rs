@@ -1,5 +1,6 @@
 //! The guest's stdout and stderr: captured up to a limit, optionally echoed to the terminal.
 
+use crate::terminal::InertStream;
 use bytes::Bytes;
 use std::io::Write;
 use std::pin::Pin;
@@ -15,7 +16,7 @@ pub enum LogSink {
     /// Kept in memory only; shown by the caller if the run fails.
     #[default]
     Capture,
-    /// Also written to the host's stderr as it arrives (`-v`).
+    /// Also written to the host's stderr as it arrives (`-v`), control characters escaped.
     Terminal,
 }
 
@@ -36,6 +37,8 @@ struct State {
     limit: usize,
     overflowed: bool,
     sink: LogSink,
+    /// What reaches the terminal is made inert first (see `terminal`).
+    shown: InertStream,
 }
 
 /// The most one `check_write` permits: bounds what a single guest write makes the host copy.
@@ -49,6 +52,7 @@ impl Capture {
                 limit,
                 overflowed: false,
                 sink,
+                shown: InertStream::default(),
             })),
         }
     }
@@ -75,8 +79,9 @@ impl Capture {
         let kept = data.len().min(room);
         state.bytes.extend_from_slice(&data[..kept]);
         if state.sink == LogSink::Terminal {
+            let shown = state.shown.push(&data[..kept]);
             let mut stderr = std::io::stderr().lock();
-            let _ = stderr.write_all(&data[..kept]);
+            let _ = stderr.write_all(shown.as_bytes());
             let _ = stderr.flush();
         }
         if kept < data.len() {

@@ -101,6 +101,36 @@ impl Hasher for ShaHasher {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn a_changed_compiled_module_is_not_loaded() {
+        let engine = Engine::new(&super::super::engine_config()).unwrap();
+        let bytes = Module::new(&engine, b"\0asm\x01\0\0\0")
+            .unwrap()
+            .serialize()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let (artifact, checksum) = (dir.path().join("m.cwasm"), dir.path().join("m.sha256"));
+        cache::write_atomic(&artifact, &bytes).unwrap();
+        cache::write_atomic(&checksum, cache::sha256_bytes(&bytes).as_bytes()).unwrap();
+        assert!(
+            load_verified(&engine, &artifact, &checksum)
+                .unwrap()
+                .is_some()
+        );
+        // One bit changed: the code would run unchecked, so it is compiled again instead.
+        let mut changed = bytes.clone();
+        let middle = changed.len() / 2;
+        changed[middle] ^= 1;
+        std::fs::write(&artifact, &changed).unwrap();
+        assert!(
+            load_verified(&engine, &artifact, &checksum)
+                .unwrap()
+                .is_none()
+        );
+    }
+
     #[test]
     fn wasmtime_version_matches_the_pin() {
         let manifest = include_str!("../../Cargo.toml");

@@ -2,13 +2,27 @@
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use wasm_build_packaging::scratch::{self, TreeUsage};
 
 /// The shortest pause between two walks of the writable folders.
 const MIN_INTERVAL: Duration = Duration::from_millis(250);
 
+/// What each entry (file, folder, symlink) costs besides a file's bytes: about the block
+/// and inode it takes on the host. Without it a guest could fill the host's inodes and
+/// folder blocks with millions of empty files at no cost.
+pub const ENTRY_BYTES: u64 = 4096;
+
+/// What a tree counts against the disk limit.
+pub fn charge(usage: &TreeUsage) -> u64 {
+    usage
+        .bytes
+        .saturating_add(usage.entries.saturating_mul(ENTRY_BYTES))
+}
+
 /// Walks the writable mounts now and then and tells when they hold more than the limit.
 /// Walking costs time proportional to the tree, so the pause between walks grows with it
-/// (at most ~5 % of the run goes to walking).
+/// (at most ~5 % of the run goes to walking). The walk runs in the epoch callback, on the
+/// guest's thread, so the tree holds still while it is measured.
 pub struct DiskWatch {
     roots: Vec<PathBuf>,
     limit: u64,
@@ -30,32 +44,28 @@ impl DiskWatch {
         if now < self.next_check {
             return false;
         }
-        let used = usage(&self.roots, self.limit);
+        let used = charged(&self.roots, self.limit);
         let took = now.elapsed();
         self.next_check = Instant::now() + MIN_INTERVAL.max(took * 20);
         used > self.limit
     }
 }
 
-/// Bytes held by regular files under `roots`, without following links. Stops counting
-/// once past `stop_after`.
-pub fn usage(roots: &[PathBuf], stop_after: u64) -> u64 {
+/// What `roots` count against the disk limit (see [`charge`]), counting stopped once past
+/// `stop_after`. A tree that cannot be walked counts as over any limit: what cannot be
+/// measured is not let through.
+pub fn charged(roots: &[PathBuf], stop_after: u64) -> u64 {
     let mut total = 0u64;
-    let mut stack: Vec<PathBuf> = roots.to_vec();
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.is_dir() {
-                stack.push(entry.path());
-            } else {
-                total = total.saturating_add(meta.len());
-                if total > stop_after {
-                    return total;
-                }
-            }
+    for root in roots {
+        let measured = scratch::usage(root, |usage| {
+            total.saturating_add(charge(usage)) > stop_after
+        });
+        match measured {
+            Ok(usage) => total = total.saturating_add(charge(&usage)),
+            Err(_) => return u64::MAX,
+        }
+        if total > stop_after {
+            break;
         }
     }
     total
@@ -66,12 +76,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counts_nested_files() {
+    fn counts_bytes_and_entries() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("a")).unwrap();
         std::fs::write(dir.path().join("a/x"), vec![0u8; 1000]).unwrap();
         std::fs::write(dir.path().join("y"), vec![0u8; 24]).unwrap();
-        assert_eq!(usage(&[dir.path().to_path_buf()], u64::MAX), 1024);
-        assert!(usage(&[dir.path().to_path_buf()], 10) > 10);
+        let roots = [dir.path().to_path_buf()];
+        assert_eq!(charged(&roots, u64::MAX), 1024 + 3 * ENTRY_BYTES);
+        assert!(charged(&roots, 10) > 10);
+        // Empty files are not free.
+        for i in 0..100 {
+            std::fs::write(dir.path().join(format!("empty-{i}")), b"").unwrap();
+        }
+        assert_eq!(charged(&roots, u64::MAX), 1024 + 103 * ENTRY_BYTES);
+    }
+
+    #[test]
+    fn a_tree_that_cannot_be_walked_is_over_any_limit() {
+        let missing = tempfile::tempdir().unwrap().path().join("gone");
+        assert_eq!(charged(&[missing], 10), u64::MAX);
     }
 }
