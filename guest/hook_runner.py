@@ -81,6 +81,7 @@ def main():
         results.append(failure_result(request["calls"][0]["hook"], failure))
     else:
         for call in request["calls"]:
+            mark_running(call["hook"])
             result = call_hook(backend, call["hook"], call.get("kwargs") or {})
             results.append(result)
             if result["status"] != "ok":
@@ -90,6 +91,12 @@ def main():
                 stopped = True
                 break
     write_output({"results": results, "stopped_for_requirements": stopped})
+
+
+def mark_running(hook):
+    """Tells the host which hook runs, should the sandbox have to stop it."""
+    with open(os.path.join(IO_DIR, "running"), "w", encoding="utf-8") as f:
+        f.write(hook)
 
 
 def write_output(payload):
@@ -291,16 +298,22 @@ def install_stat_shim(source_dir, executables):
     def patched_fstat(fd):
         return with_mode(real_fstat(fd))
 
+    def remember(result, mode):
+        # A mode without any permission bit comes from a stat the shim did not see (such as
+        # os.DirEntry.stat, which cannot be patched) copied by shutil.copymode: keep the
+        # default instead of publishing a file nobody may read.
+        if stat.S_IMODE(mode):
+            modes[file_id(result)] = stat.S_IMODE(mode)
+
     def patched_chmod(path, mode, *args, follow_symlinks=True, **kwargs):
         if real_chmod is not None:
             real_chmod(path, mode, *args, follow_symlinks=follow_symlinks, **kwargs)
-        result = (real_stat if follow_symlinks else real_lstat)(path)
-        modes[file_id(result)] = stat.S_IMODE(mode)
+        remember((real_stat if follow_symlinks else real_lstat)(path), mode)
 
     def patched_fchmod(fd, mode):
         if real_fchmod is not None:
             real_fchmod(fd, mode)
-        modes[file_id(real_fstat(fd))] = stat.S_IMODE(mode)
+        remember(real_fstat(fd), mode)
 
     def forgetting(remove):
         # The inode may be reused by the next file made: it must not inherit the mode.

@@ -1103,7 +1103,11 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
         pass
 "#,
         &["--timeout", "3"],
-        &["time limit of 3 s reached (raise it with --timeout SECONDS)"],
+        &[
+            // The hook that was running, not the first of the run (get_requires_*).
+            "hook `build_wheel` was stopped by the sandbox",
+            "time limit of 3 s reached (raise it with --timeout SECONDS)",
+        ],
         30,
     );
 }

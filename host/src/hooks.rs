@@ -243,25 +243,28 @@ pub fn call_hooks(ctx: &HookContext<'_>, calls: &[HookCall]) -> Result<HookResul
     };
     let exit = ctx.sandbox.run(&guest).map_err(|source| {
         let log = source.log().to_vec();
-        fail(
-            HookErrorKind::Sandbox {
-                hook: first,
-                source,
-            },
+        let hook = running_hook(&run.path().join("io/running"), calls);
+        HookError {
+            hook,
+            kind: HookErrorKind::Sandbox { hook, source },
             log,
-        )
+        }
     })?;
 
     let memory_refused = exit.memory_refused;
     let outcome = match read_output(&run.path().join("io/output.json")) {
         Ok(Some(output)) => interpret(ctx.backend, calls, output, exit.log, run),
-        Ok(None) => Err(fail(
-            HookErrorKind::NoResult {
-                hook: first,
-                code: exit.code,
-            },
-            exit.log,
-        )),
+        Ok(None) => {
+            let hook = running_hook(&run.path().join("io/running"), calls);
+            Err(HookError {
+                hook,
+                kind: HookErrorKind::NoResult {
+                    hook,
+                    code: exit.code,
+                },
+                log: exit.log,
+            })
+        }
         Err(reason) => Err(fail(
             HookErrorKind::BadResult {
                 hook: first,
@@ -289,6 +292,23 @@ pub fn call_hooks(ctx: &HookContext<'_>, calls: &[HookCall]) -> Result<HookResul
             ..error
         }
     })
+}
+
+/// The hook the runner said it was running when the run ended without a result; the first
+/// hook when it said nothing usable (the guest wrote the file: only names of `calls` count).
+fn running_hook(path: &Path, calls: &[HookCall]) -> Hook {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut name = String::new();
+    let read = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .and_then(|file| file.take(64).read_to_string(&mut name));
+    calls
+        .iter()
+        .map(|call| call.hook)
+        .find(|hook| read.is_ok() && hook.name() == name.trim())
+        .unwrap_or_else(|| first_hook(calls))
 }
 
 fn prepare_run(ctx: &HookContext<'_>, calls: &[HookCall]) -> Result<tempfile::TempDir> {
