@@ -98,16 +98,7 @@ fn main() -> Result<()> {
         .map(|r| pep508_rs::Requirement::from_str(r).with_context(|| r.clone()))
         .collect::<Result<Vec<_>>>()?;
     let resolution = resolve::resolve(&index()?, &target, &parsed, &BuildConstraints::none())?;
-    let wheels: Vec<EnvWheel> = resolution
-        .packages
-        .iter()
-        .map(|p| EnvWheel {
-            name: p.name.to_string(),
-            version: p.version.to_string(),
-            sha256: p.sha256.clone(),
-            path: p.path.clone(),
-        })
-        .collect();
+    let wheels: Vec<EnvWheel> = resolution.packages.iter().map(EnvWheel::from).collect();
     let env = env::prepare(&sandbox, &runtime, &cache, &wheels)?;
     let mut extra = vec![("SOURCE_DATE_EPOCH".to_string(), "1700000000".to_string())];
     extra.extend(options.env.iter().cloned());

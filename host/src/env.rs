@@ -15,6 +15,7 @@ use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
 use std::time::SystemTime;
 use wasm_build_packaging::cache::{self, Bucket, Cache, FileLock};
+use wasm_build_packaging::resolve::ResolvedPackage;
 
 /// Bumped whenever the layout or the bytecode step changes, so old entries are not reused.
 const FORMAT: &str = "wasm-build-env-v1";
@@ -33,6 +34,17 @@ pub struct EnvWheel {
     pub sha256: String,
     /// The downloaded wheel, already checked against `sha256`.
     pub path: PathBuf,
+}
+
+impl From<&ResolvedPackage> for EnvWheel {
+    fn from(package: &ResolvedPackage) -> Self {
+        Self {
+            name: package.name.to_string(),
+            version: package.version.to_string(),
+            sha256: package.sha256.clone(),
+            path: package.path.clone(),
+        }
+    }
 }
 
 /// A ready build environment.

@@ -527,21 +527,17 @@ impl Frontend {
             what: label.to_string(),
             source,
         };
-        let resolution =
-            resolve::resolve(&self.index, &self.target, requirements, &self.constraints)
-                .map_err(|e| failed(e.into()))?;
-        let wheels: Vec<EnvWheel> = resolution
-            .packages
-            .iter()
-            .map(|p| EnvWheel {
-                name: p.name.to_string(),
-                version: p.version.to_string(),
-                sha256: p.sha256.clone(),
-                path: p.path.clone(),
+        let resolution = self
+            .spin("Resolving build requirements", || {
+                resolve::resolve(&self.index, &self.target, requirements, &self.constraints)
             })
-            .collect();
-        let env =
-            env::prepare(&self.sandbox, &self.runtime, &self.cache, &wheels).map_err(failed)?;
+            .map_err(|e| failed(e.into()))?;
+        let wheels: Vec<EnvWheel> = resolution.packages.iter().map(EnvWheel::from).collect();
+        let env = self
+            .spin("Preparing the build environment", || {
+                env::prepare(&self.sandbox, &self.runtime, &self.cache, &wheels)
+            })
+            .map_err(failed)?;
         if !env.contents.is_empty() {
             self.say(format!("Build environment: {}", env.contents.join(", ")));
         }
