@@ -133,16 +133,7 @@ fn main() -> Result<()> {
                     log: LogSink::Capture,
                     scratch: scratch.path(),
                 };
-                let calls = [
-                    HookCall {
-                        hook: get_requires,
-                        stop_unless_within: Some(bs.requires.clone()),
-                    },
-                    HookCall {
-                        hook: build,
-                        stop_unless_within: None,
-                    },
-                ];
+                let calls = HookCall::build_step(get_requires, build, &bs.requires);
                 let started = Instant::now();
                 let results = hooks::call_hooks(&ctx, &calls)
                     .map_err(|e| anyhow::anyhow!("{e}\n{}", String::from_utf8_lossy(&e.log)))?;

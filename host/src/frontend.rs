@@ -396,16 +396,7 @@ impl Frontend {
             self.target.markers.python_full_version
         ));
         let env = self.environment(&bs.requirements, &project.label)?;
-        let calls = [
-            HookCall {
-                hook: get_requires,
-                stop_unless_within: Some(bs.requires.clone()),
-            },
-            HookCall {
-                hook: build,
-                stop_unless_within: None,
-            },
-        ];
+        let calls = HookCall::build_step(get_requires, build, &bs.requires);
         let mut results = self.spin(format!("Running {get_requires}, {build}"), || {
             hooks::call_hooks(&self.hook_context(project, &env, scratch), &calls)
         })?;
@@ -428,10 +419,7 @@ impl Frontend {
             results = self.spin(format!("Running {build}"), || {
                 hooks::call_hooks(
                     &self.hook_context(project, &env, scratch),
-                    &[HookCall {
-                        hook: build,
-                        stop_unless_within: None,
-                    }],
+                    &[HookCall::run(build)],
                 )
             })?;
         }

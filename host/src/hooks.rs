@@ -94,6 +94,28 @@ pub struct HookCall {
     pub stop_unless_within: Option<Vec<String>>,
 }
 
+impl HookCall {
+    /// A hook whose result never stops the run.
+    pub fn run(hook: Hook) -> Self {
+        Self {
+            hook,
+            stop_unless_within: None,
+        }
+    }
+
+    /// The calls of one build step in one instance: `get_requires`, then `build` unless the
+    /// backend asked for requirements outside `installed`.
+    pub fn build_step(get_requires: Hook, build: Hook, installed: &[String]) -> [HookCall; 2] {
+        [
+            HookCall {
+                hook: get_requires,
+                stop_unless_within: Some(installed.to_vec()),
+            },
+            HookCall::run(build),
+        ]
+    }
+}
+
 /// What the guest gets besides the hook calls.
 #[derive(Clone)]
 pub struct HookContext<'a> {
