@@ -79,8 +79,8 @@ fn main() -> Result<()> {
         .runtime
         .clone()
         .map_or(RuntimeChoice::Default, RuntimeChoice::Named);
-    let index = || IndexClient::new(IndexOptions::default(), &cache);
-    let runtime = runtime::provision(&choice, &cache, index)?;
+    let index = IndexClient::new(IndexOptions::default(), &cache)?;
+    let runtime = runtime::provision(&choice, &cache, &index)?;
     let sandbox = Sandbox::new(&runtime, &cache)?;
 
     let target = frontend::probe_target(&sandbox, &runtime, &cache)?;
@@ -97,7 +97,7 @@ fn main() -> Result<()> {
         .iter()
         .map(|r| pep508_rs::Requirement::from_str(r).with_context(|| r.clone()))
         .collect::<Result<Vec<_>>>()?;
-    let resolution = resolve::resolve(&index()?, &target, &parsed, &BuildConstraints::none())?;
+    let resolution = resolve::resolve(&index, &target, &parsed, &BuildConstraints::none())?;
     let wheels: Vec<EnvWheel> = resolution.packages.iter().map(EnvWheel::from).collect();
     let env = env::prepare(&sandbox, &runtime, &cache, &wheels)?;
     let mut extra = vec![("SOURCE_DATE_EPOCH".to_string(), "1700000000".to_string())];

@@ -217,9 +217,7 @@ impl Frontend {
         let choice = settings.runtime.clone().unwrap_or(RuntimeChoice::Default);
         let show = !settings.quiet && !settings.verbose;
         let (runtime, sandbox, target) = progress::spin(show, "Preparing the interpreter", || {
-            let runtime = runtime::provision(&choice, &cache, || {
-                IndexClient::new(settings.index.clone(), &cache)
-            })?;
+            let runtime = runtime::provision(&choice, &cache, &index)?;
             let sandbox = Sandbox::new(&runtime, &cache)?;
             let target = probe_target(&sandbox, &runtime, &cache)?;
             anyhow::Ok((runtime, sandbox, target))

