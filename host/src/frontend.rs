@@ -794,16 +794,8 @@ fn config_settings_json(settings: &[(String, String)]) -> Value {
 /// The guest's whole environment: a fixed set, `SOURCE_DATE_EPOCH` from the host when set,
 /// and what the user passed with `--env` (which wins).
 pub fn guest_environment(user: &[(String, String)]) -> Vec<(String, String)> {
-    let mut env: BTreeMap<String, String> = [
-        ("TMPDIR", "/tmp"),
-        ("HOME", "/tmp/home"),
-        ("LANG", "C.UTF-8"),
-        ("PYTHONHASHSEED", "0"),
-        ("PYTHONDONTWRITEBYTECODE", "1"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    let mut env: BTreeMap<String, String> =
+        crate::sandbox::base_environment().into_iter().collect();
     if let Ok(epoch) = std::env::var("SOURCE_DATE_EPOCH") {
         env.insert("SOURCE_DATE_EPOCH".into(), epoch);
     }

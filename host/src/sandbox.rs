@@ -6,6 +6,7 @@
 
 mod log;
 mod module_cache;
+mod snapshot;
 mod watch;
 
 pub use self::log::LogSink;
@@ -16,9 +17,9 @@ use anyhow::{Context, Result};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
-use wasm_build_packaging::cache::Cache;
+use wasm_build_packaging::cache::{Bucket, Cache};
 use wasmtime::{Config, Engine, Linker, Module, OptLevel, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::p1::{self, WasiP1Ctx};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
@@ -179,7 +180,9 @@ pub struct Sandbox {
 #[derive(Clone)]
 struct Guest {
     engine: Engine,
-    module: Module,
+    /// The runtime's module as built, for runs the pre-initialized one cannot serve.
+    plain: Arc<PlainModule>,
+    pre_initialized: Option<snapshot::PreInitialized>,
     linker: Linker<GuestState>,
     stdlib: Option<Stdlib>,
     /// The empty folder mounted at `/`.
@@ -189,9 +192,12 @@ struct Guest {
 impl Sandbox {
     /// Sets up the engine and loads the runtime's module, compiling it only when the
     /// compiled-module cache has no valid entry for it.
+    ///
+    /// Runtimes built by the recipe start hooks from a pre-initialized interpreter (see
+    /// [`snapshot`]), made on first use with [`base_environment`]; the module as built is
+    /// then only loaded for a run that needs another start-up.
     pub fn new(runtime: &Runtime, cache: &Cache) -> Result<Self> {
         let engine = Engine::new(&engine_config()).wasm_context("creating the wasmtime engine")?;
-        let module = module_cache::load(&engine, runtime, cache)?;
         let mut linker = Linker::new(&engine);
         p1::add_to_linker_sync(&mut linker, |state: &mut GuestState| &mut state.wasi)
             .wasm_context("linking WASI preview 1")?;
@@ -200,10 +206,27 @@ impl Sandbox {
             .tempdir()
             .context("creating the empty root folder for the sandbox")?;
         let ticker = EpochTicker::start(engine.clone())?;
+        let pre_initialized = snapshot::load(
+            &engine,
+            &linker,
+            runtime,
+            cache,
+            empty_root.path(),
+            &base_environment(),
+        )?;
+        let plain = Arc::new(PlainModule {
+            runtime: runtime.clone(),
+            dir: cache.bucket(Bucket::Compiled)?,
+            module: OnceLock::new(),
+        });
+        if pre_initialized.is_none() {
+            plain.get(&engine)?;
+        }
         Ok(Self {
             guest: Guest {
                 engine,
-                module,
+                plain,
+                pre_initialized,
                 linker,
                 stdlib: runtime.stdlib.clone(),
                 root: empty_root.path().to_path_buf(),
@@ -211,6 +234,11 @@ impl Sandbox {
             _empty_root: empty_root,
             _ticker: ticker,
         })
+    }
+
+    /// Whether runs that start as `python -S` begin from the pre-initialized interpreter.
+    pub fn is_pre_initialized(&self) -> bool {
+        self.guest.pre_initialized.is_some()
     }
 
     /// Runs the interpreter once in a fresh instance, on a thread with a large stack.
@@ -250,6 +278,10 @@ impl Sandbox {
 
 impl Guest {
     fn run(&self, run: &GuestRun, log: &log::Capture) -> Result<GuestExit, SandboxError> {
+        let module = match &self.pre_initialized {
+            Some(pre) if pre.serves(&run.args, &run.env) => pre.module.clone(),
+            _ => self.plain.get(&self.engine)?,
+        };
         let wasi = self.wasi_context(run, log)?;
         let hits = Arc::new(Mutex::new(None::<LimitHit>));
         let mut store = Store::new(
@@ -295,7 +327,7 @@ impl Guest {
 
         let result = self
             .linker
-            .instantiate(&mut store, &self.module)
+            .instantiate(&mut store, &module)
             .and_then(|instance| instance.get_typed_func::<(), ()>(&mut store, "_start"))
             .and_then(|start| start.call(&mut store, ()));
         let elapsed = started.elapsed();
@@ -383,14 +415,54 @@ impl Guest {
     }
 }
 
+/// The runtime's module as built, loaded (or compiled) when first needed.
+struct PlainModule {
+    runtime: Runtime,
+    /// The cache's compiled-module folder.
+    dir: PathBuf,
+    module: OnceLock<Module>,
+}
+
+impl PlainModule {
+    fn get(&self, engine: &Engine) -> Result<Module> {
+        if let Some(module) = self.module.get() {
+            return Ok(module.clone());
+        }
+        let module = module_cache::load(engine, &self.runtime, &self.dir)?;
+        Ok(self.module.get_or_init(|| module).clone())
+    }
+}
+
+/// The environment every guest starts from; the frontend adds `SOURCE_DATE_EPOCH` and the
+/// user's `--env`. The pre-initialized interpreter is made with it, so its start-up
+/// settings (`PYTHON*`, the locale) are those of every run that does not change them.
+pub fn base_environment() -> Vec<(String, String)> {
+    [
+        ("TMPDIR", "/tmp"),
+        ("HOME", "/tmp/home"),
+        ("LANG", "C.UTF-8"),
+        ("PYTHONHASHSEED", "0"),
+        ("PYTHONDONTWRITEBYTECODE", "1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
 /// The compiled-module cache keys this binary would use for modules with these sha256s
 /// (for `cache prune`).
 pub fn current_compiled_keys<'a>(
     module_sha256s: impl Iterator<Item = &'a str>,
 ) -> Result<Vec<String>> {
     let engine = Engine::new(&engine_config()).wasm_context("creating the wasmtime engine")?;
+    let startup_env = base_environment();
     Ok(module_sha256s
-        .map(|sha| module_cache::cache_key(&engine, sha))
+        .flat_map(|sha| {
+            [
+                module_cache::cache_key(&engine, sha),
+                snapshot::cache_key(&engine, sha, &startup_env),
+            ]
+        })
         .collect())
 }
 

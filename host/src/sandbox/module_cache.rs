@@ -12,28 +12,40 @@ use anyhow::Result;
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
 use std::path::Path;
-use wasm_build_packaging::cache::{self, Bucket, Cache, FileLock};
+use wasm_build_packaging::cache::{self, FileLock};
 use wasmtime::{Engine, Module};
 
 /// Loads the runtime's module from the cache, or compiles and caches it.
-pub fn load(engine: &Engine, runtime: &Runtime, cache: &Cache) -> Result<Module> {
-    let dir = cache.bucket(Bucket::Compiled)?;
+pub fn load(engine: &Engine, runtime: &Runtime, dir: &Path) -> Result<Module> {
     let key = cache_key(engine, &runtime.module_sha256);
+    load_or_compile(engine, dir, &key, || {
+        Module::from_file(engine, &runtime.module_path).wasm_context(format!(
+            "compiling the interpreter {}",
+            runtime.module_path.display()
+        ))
+    })
+}
+
+/// The compiled module cached under `key` in `dir` (the cache's compiled bucket), or the
+/// one `compile` makes, cached for the next process. One process compiles; the others wait
+/// and then load its result.
+pub fn load_or_compile(
+    engine: &Engine,
+    dir: &Path,
+    key: &str,
+    compile: impl FnOnce() -> Result<Module>,
+) -> Result<Module> {
     let artifact = dir.join(format!("{key}.cwasm"));
     let checksum = dir.join(format!("{key}.sha256"));
 
     if let Some(module) = load_verified(engine, &artifact, &checksum)? {
         return Ok(module);
     }
-    // One process compiles; the others wait and then load its result.
     let _lock = FileLock::acquire(dir.join(format!("{key}.lock")))?;
     if let Some(module) = load_verified(engine, &artifact, &checksum)? {
         return Ok(module);
     }
-    let module = Module::from_file(engine, &runtime.module_path).wasm_context(format!(
-        "compiling the interpreter {}",
-        runtime.module_path.display()
-    ))?;
+    let module = compile()?;
     let bytes = module
         .serialize()
         .wasm_context("serializing the compiled interpreter")?;
@@ -70,8 +82,13 @@ fn load_verified(engine: &Engine, artifact: &Path, checksum: &Path) -> Result<Op
 
 /// (runtime sha256, wasmtime version, engine settings) as one hex string.
 pub(super) fn cache_key(engine: &Engine, module_sha256: &str) -> String {
+    derived_key(engine, &[module_sha256])
+}
+
+/// (`parts`, this binary's version, wasmtime version, engine settings) as one hex string.
+pub(super) fn derived_key(engine: &Engine, parts: &[&str]) -> String {
     let mut hasher = ShaHasher(Sha256::new());
-    module_sha256.hash(&mut hasher);
+    parts.hash(&mut hasher);
     env!("CARGO_PKG_VERSION").hash(&mut hasher);
     wasmtime_version().hash(&mut hasher);
     engine.precompile_compatibility_hash().hash(&mut hasher);

@@ -1,0 +1,373 @@
+//! The pre-initialized interpreter: CPython's start-up done once per runtime instead of
+//! once per hook.
+//!
+//! A runtime whose module exports `wasm_build_init` and `wasm_build_start` (the recipe's
+//! `python-wasm/wasm_build_main.c`) is instantiated once with only the stdlib mounted and
+//! the start-up environment; `wasm_build_init` brings the interpreter up as `python -S`
+//! does, and wasmtime-wizer turns the instance's memory and globals into a new module whose
+//! `_start` is `wasm_build_start`. Every run of that module begins where start-up ended.
+//!
+//! Only CPython and its stdlib run before the snapshot, never a backend, so the snapshot is
+//! as trusted as the runtime it came from; it is rebuilt from the runtime, never downloaded.
+//! It is compiled and cached like the runtime's own module (see [`super::module_cache`]).
+
+use super::module_cache;
+use super::{GuestState, MemoryLimiter, WasmContext, log};
+use crate::runtime::Runtime;
+use anyhow::{Context, Result, bail};
+use std::future::Future;
+use std::path::Path;
+use std::pin::pin;
+use std::task::{Poll, Waker};
+use wasm_build_packaging::cache::{self, Bucket, Cache};
+use wasmtime::{Engine, Instance, Linker, Module, Store};
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+use wasmtime_wizer::{InstanceState, SnapshotVal, ValType, Wizer};
+
+/// The module's export that brings the interpreter up and returns.
+const INIT_EXPORT: &str = "wasm_build_init";
+/// The module's export that runs one command line in a pre-initialized instance.
+const START_EXPORT: &str = "wasm_build_start";
+/// Changes whenever what goes into a snapshot changes, so old ones are not reused.
+const FORMAT: &str = "pre-initialized-1";
+/// Epoch ticks the start-up may take (trusted code, but a hang must not hang the host).
+const INIT_TICKS: u64 = 60_000 / super::EPOCH_TICK.as_millis() as u64;
+
+/// A pre-initialized interpreter and what its start-up fixed.
+#[derive(Clone)]
+pub struct PreInitialized {
+    pub module: Module,
+    /// The environment variables CPython read while starting (see [`read_at_startup`]).
+    startup_env: Vec<(String, String)>,
+}
+
+impl PreInitialized {
+    /// Whether a run with these arguments and this environment behaves in the snapshot as
+    /// it would in a fresh interpreter: the same start-up settings, and a command line that
+    /// `wasm_build_start` takes (`-S` then `-c CODE`, `-m MODULE` or a script).
+    pub fn serves(&self, args: &[String], env: &[(String, String)]) -> bool {
+        let command_line = match args {
+            [s, option, _operand, ..] if s == "-S" && (option == "-c" || option == "-m") => true,
+            [s, script, ..] if s == "-S" => !script.starts_with('-'),
+            _ => false,
+        };
+        command_line && startup_subset(env) == self.startup_env
+    }
+}
+
+/// Whether CPython reads `key` while it starts: its own settings and the locale.
+fn read_at_startup(key: &str) -> bool {
+    key.starts_with("PYTHON") || key == "LANG" || key.starts_with("LC_")
+}
+
+fn startup_subset(env: &[(String, String)]) -> Vec<(String, String)> {
+    let mut subset: Vec<_> = env
+        .iter()
+        .filter(|(key, _)| read_at_startup(key))
+        .cloned()
+        .collect();
+    subset.sort();
+    subset
+}
+
+/// The runtime's pre-initialized interpreter for runs whose start-up environment is
+/// `env`, from the cache or made now; `None` when the runtime has no such entry points.
+pub fn load(
+    engine: &Engine,
+    linker: &Linker<GuestState>,
+    runtime: &Runtime,
+    cache: &Cache,
+    root: &Path,
+    env: &[(String, String)],
+) -> Result<Option<PreInitialized>> {
+    let startup_env = startup_subset(env);
+    let key = cache_key(engine, &runtime.module_sha256, env);
+    // Runtimes without the entry points (the VMware build, most --python-wasm modules) are
+    // remembered, so that no later process reads the module to find out again.
+    let dir = cache.bucket(Bucket::Compiled)?;
+    let unsupported = dir.join(format!("{key}.not-pre-initializable"));
+    if unsupported.exists() {
+        return Ok(None);
+    }
+    let result = module_cache::load_or_compile(engine, &dir, &key, || {
+        let wasm = std::fs::read(&runtime.module_path)
+            .with_context(|| format!("reading {}", runtime.module_path.display()))?;
+        if !has_entry_points(&wasm)? {
+            return Err(NotPreInitializable.into());
+        }
+        let snapshot = make_snapshot(engine, linker, runtime, root, &startup_env, &wasm)
+            .with_context(|| {
+                format!(
+                    "pre-initializing the interpreter {}",
+                    runtime.module_path.display()
+                )
+            })?;
+        Module::new(engine, &snapshot).wasm_context("compiling the pre-initialized interpreter")
+    });
+    match result {
+        Ok(module) => Ok(Some(PreInitialized {
+            module,
+            startup_env,
+        })),
+        Err(error) if error.is::<NotPreInitializable>() => {
+            cache::write_atomic(&unsupported, b"")?;
+            Ok(None)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// The compiled-module cache key of the pre-initialized interpreter for this runtime and
+/// start-up environment.
+pub fn cache_key(engine: &Engine, module_sha256: &str, env: &[(String, String)]) -> String {
+    let startup: String = startup_subset(env)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}\0"))
+        .collect();
+    module_cache::derived_key(engine, &[module_sha256, FORMAT, &startup])
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the module has no pre-initialization entry points")]
+struct NotPreInitializable;
+
+fn has_entry_points(wasm: &[u8]) -> Result<bool> {
+    for payload in wasmparser::Parser::new(0).parse_all(wasm) {
+        if let wasmparser::Payload::ExportSection(exports) =
+            payload.context("reading the module")?
+        {
+            let mut found = (false, false);
+            for export in exports {
+                let export = export.context("reading the module's exports")?;
+                if export.kind == wasmparser::ExternalKind::Func {
+                    found.0 |= export.name == INIT_EXPORT;
+                    found.1 |= export.name == START_EXPORT;
+                }
+            }
+            return Ok(found == (true, true));
+        }
+    }
+    Ok(false)
+}
+
+/// Runs `wasm_build_init` in an instrumented instance and returns the snapshot module.
+fn make_snapshot(
+    engine: &Engine,
+    linker: &Linker<GuestState>,
+    runtime: &Runtime,
+    root: &Path,
+    env: &[(String, String)],
+    wasm: &[u8],
+) -> Result<Vec<u8>> {
+    let mut wizer = Wizer::new();
+    wizer
+        .init_func(INIT_EXPORT)
+        .func_rename("_start", START_EXPORT);
+    let (context, instrumented) = wizer
+        .instrument(wasm)
+        .wasm_context("instrumenting the module")?;
+    let module = Module::new(engine, &instrumented).wasm_context("compiling the module")?;
+
+    let output = log::Capture::new(1 << 20, super::LogSink::Capture);
+    let mut builder = WasiCtxBuilder::new();
+    builder.allow_blocking_current_thread(true);
+    builder.arg("python");
+    builder.envs(env);
+    builder.stdout(output.clone());
+    builder.stderr(output.clone());
+    builder
+        .preopened_dir(root, "/", FsPerms::ReadOnly)
+        .wasm_context("mounting the empty root")?;
+    if let Some(stdlib) = &runtime.stdlib {
+        builder
+            .preopened_dir(&stdlib.host, &stdlib.guest, FsPerms::ReadOnly)
+            .wasm_context(format!("mounting the stdlib {}", stdlib.host.display()))?;
+    }
+    let mut store = Store::new(
+        engine,
+        GuestState {
+            wasi: builder.build_p1(),
+            limiter: MemoryLimiter {
+                max_bytes: super::Limits::default().memory,
+                hit: false,
+            },
+        },
+    );
+    store.limiter(|state| &mut state.limiter);
+    store.set_epoch_deadline(INIT_TICKS);
+
+    let instance = linker
+        .instantiate(&mut store, &module)
+        .wasm_context("instantiating the module")?;
+    let init = instance
+        .get_typed_func::<(), ()>(&mut store, INIT_EXPORT)
+        .wasm_context("finding the start-up entry point")?;
+    if let Err(error) = init.call(&mut store, ()) {
+        let printed = String::from_utf8_lossy(&output.take().bytes).into_owned();
+        match error.downcast_ref::<I32Exit>() {
+            Some(exit) => bail!("start-up exited with status {}:\n{printed}", exit.0),
+            None => bail!("start-up crashed: {error:?}\n{printed}"),
+        }
+    }
+    let printed = output.take().bytes;
+    if !printed.is_empty() {
+        bail!(
+            "start-up printed output, which would be replayed by every run:\n{}",
+            String::from_utf8_lossy(&printed)
+        );
+    }
+    ready(wizer.snapshot(
+        &context,
+        &mut InstanceView {
+            store: &mut store,
+            instance,
+        },
+    ))?
+    .wasm_context("snapshotting the instance")
+}
+
+/// What wizer reads from the initialized instance.
+struct InstanceView<'a> {
+    store: &'a mut Store<GuestState>,
+    instance: Instance,
+}
+
+impl InstanceState for InstanceView<'_> {
+    fn global_get(&mut self, name: &str, _: ValType) -> impl Future<Output = SnapshotVal> + Send {
+        // The instrumented module exports every global wizer asks for; a missing one or a
+        // reference type is a bug in wizer's instrumentation, which panics here by contract.
+        let global = self
+            .instance
+            .get_global(&mut *self.store, name)
+            .expect("wizer exports the globals it snapshots");
+        let value = match global.get(&mut *self.store) {
+            wasmtime::Val::I32(x) => SnapshotVal::I32(x),
+            wasmtime::Val::I64(x) => SnapshotVal::I64(x),
+            wasmtime::Val::F32(x) => SnapshotVal::F32(x),
+            wasmtime::Val::F64(x) => SnapshotVal::F64(x),
+            wasmtime::Val::V128(x) => SnapshotVal::V128(x.as_u128()),
+            other => panic!(
+                "a global of type {:?} cannot be snapshotted",
+                other.ty(&*self.store)
+            ),
+        };
+        std::future::ready(value)
+    }
+
+    fn memory_contents(
+        &mut self,
+        name: &str,
+        contents: impl FnOnce(&[u8]) + Send,
+    ) -> impl Future<Output = ()> + Send {
+        let memory = self
+            .instance
+            .get_memory(&mut *self.store, name)
+            .expect("wizer exports the memories it snapshots");
+        contents(memory.data(&*self.store));
+        std::future::ready(())
+    }
+}
+
+/// The output of a future that never waits: wizer's snapshot is `async` for hosts that
+/// read instances asynchronously, and [`InstanceView`] answers at once.
+fn ready<F: Future>(future: F) -> Result<F::Output> {
+    let mut future = pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => Ok(output),
+        Poll::Pending => bail!("the snapshot waited on something that never comes"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn snapshot_with_env(env: &[(&str, &str)]) -> PreInitialized {
+        let engine = Engine::default();
+        let module = Module::new(&engine, b"\0asm\x01\0\0\0").unwrap();
+        let env: Vec<_> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        PreInitialized {
+            module,
+            startup_env: startup_subset(&env),
+        }
+    }
+
+    #[test]
+    fn serves_the_command_lines_its_entry_point_takes() {
+        let snapshot = snapshot_with_env(&[]);
+        assert!(snapshot.serves(&strings(&["-S", "-c", "pass"]), &[]));
+        assert!(snapshot.serves(&strings(&["-S", "-m", "compileall", "-q"]), &[]));
+        assert!(snapshot.serves(&strings(&["-S", "/runner/hook_runner.py"]), &[]));
+        assert!(!snapshot.serves(&strings(&["-c", "pass"]), &[]));
+        assert!(!snapshot.serves(&strings(&["-S", "-c"]), &[]));
+        assert!(!snapshot.serves(&strings(&["-S", "-I", "-c", "pass"]), &[]));
+        assert!(!snapshot.serves(&strings(&["-S"]), &[]));
+    }
+
+    #[test]
+    fn serves_only_the_start_up_environment_it_was_made_with() {
+        let snapshot = snapshot_with_env(&[("PYTHONHASHSEED", "0"), ("LANG", "C.UTF-8")]);
+        let args = strings(&["-S", "-c", "pass"]);
+        let env = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        // Variables CPython does not read while starting may differ.
+        assert!(snapshot.serves(
+            &args,
+            &env(&[("LANG", "C.UTF-8"), ("HOME", "/x"), ("PYTHONHASHSEED", "0")])
+        ));
+        assert!(!snapshot.serves(&args, &env(&[("LANG", "C.UTF-8"), ("PYTHONHASHSEED", "1")])));
+        assert!(!snapshot.serves(&args, &env(&[("LANG", "C.UTF-8")])));
+        assert!(!snapshot.serves(
+            &args,
+            &env(&[
+                ("LANG", "C.UTF-8"),
+                ("PYTHONHASHSEED", "0"),
+                ("PYTHONUTF8", "1")
+            ])
+        ));
+    }
+
+    #[test]
+    fn finds_the_entry_points_among_the_exports() {
+        let with = wat_module(&["wasm_build_init", "wasm_build_start", "_start"]);
+        let without = wat_module(&["_start"]);
+        assert!(has_entry_points(&with).unwrap());
+        assert!(!has_entry_points(&without).unwrap());
+    }
+
+    /// A module exporting one empty function under each name.
+    fn wat_module(exports: &[&str]) -> Vec<u8> {
+        let mut module = wasm_encoder::Module::new();
+        let mut types = wasm_encoder::TypeSection::new();
+        types.ty().function([], []);
+        module.section(&types);
+        let mut functions = wasm_encoder::FunctionSection::new();
+        functions.function(0);
+        module.section(&functions);
+        let mut export_section = wasm_encoder::ExportSection::new();
+        for name in exports {
+            export_section.export(name, wasm_encoder::ExportKind::Func, 0);
+        }
+        module.section(&export_section);
+        let mut code = wasm_encoder::CodeSection::new();
+        let mut body = wasm_encoder::Function::new([]);
+        body.instructions().end();
+        code.function(&body);
+        module.section(&code);
+        module.finish()
+    }
+}
