@@ -4,8 +4,8 @@
 For each runtime (wasm-build's cpython-3.13, the VMware cpython-3.12) and for a native
 CPython 3.13 (the recipe's own native build, same sources: --native-python), measures
 
-  start-up          python -c pass
-  import            import setuptools (from the same build environment)
+  start-up          python -S -c pass (every hook starts as python -S)
+  import            python -S, then import setuptools (from the same build environment)
   flit wheel        get_requires_for_build_wheel + build_wheel of tests/fixtures/flit
   setuptools wheel  the same for tests/fixtures/setuptools
   hatchling wheel   the same for tests/fixtures/hatchling
@@ -35,6 +35,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
 RUNTIMES = ["cpython-3.13", "cpython-3.12-vmware"]
 PROJECTS = ["flit", "setuptools", "hatchling"]
+STARTUP = "start-up (-S -c pass)"
 
 NATIVE_HOOKS = r"""
 import importlib, os, shutil, sys, tempfile
@@ -100,10 +101,10 @@ def main():
 
     native_env = None
     for runtime in args.runtimes:
-        add("start-up (-c pass)", runtime, guest(args.bench, runtime, args.runs, "--", "-c", "pass")["median_ms"])
+        add(STARTUP, runtime, guest(args.bench, runtime, args.runs, "--", "-S", "-c", "pass")["median_ms"])
         result = guest(
             args.bench, runtime, args.runs, "--with", "setuptools", "--",
-            "-c", "import site; site.addsitedir('/wasm-build/env'); import setuptools",
+            "-S", "-c", "import site; site.addsitedir('/wasm-build/env'); import setuptools",
         )
         add("import setuptools", runtime, result["median_ms"])
         if runtime == "cpython-3.13":
@@ -115,15 +116,15 @@ def main():
                 add(f"{project} build_wheel", "env", result["site_packages"])
 
     python = args.native_python
-    add("start-up (-c pass)", "native", native(python, args.runs, ["-c", "pass"], env))
+    add(STARTUP, "native", native(python, args.runs, ["-S", "-c", "pass"], env))
     if native_env:
         add("import setuptools", "native", native(
-            python, args.runs, ["-c", f"import site; site.addsitedir({native_env!r}); import setuptools"], env))
+            python, args.runs, ["-S", "-c", f"import site; site.addsitedir({native_env!r}); import setuptools"], env))
     for project in PROJECTS:
         for name, values in rows:
             if name == f"{project} build_wheel" and "env" in values:
                 add(name, "native", native(python, args.runs, [
-                    "-c", NATIVE_HOOKS, os.path.join(FIXTURES, project), values.pop("env"), backend_of(project)], env))
+                    "-S", "-c", NATIVE_HOOKS, os.path.join(FIXTURES, project), values.pop("env"), backend_of(project)], env))
 
     columns = [*args.runtimes, "native"]
     print(f"\nmedians of {args.runs} runs, ms (ratio to native)\n")

@@ -2,7 +2,8 @@
 //! frontend runs it: `instantiate + _start` of one fresh instance per run.
 //!
 //! ```text
-//! cargo run --release --example guest_bench -- [--runtime NAME] [--with REQ]... [--runs N]
+//! cargo run --release --example guest_bench -- [--runtime NAME | --python-wasm PATH
+//!     --python-home DIR] [--with REQ]... [--runs N]
 //!     [--env KEY=VALUE]... [--project DIR --hook build_wheel] | [-- PYTHON_ARGS...]
 //! ```
 //!
@@ -30,6 +31,8 @@ use wasm_build_packaging::resolve;
 
 struct Options {
     runtime: Option<String>,
+    python_wasm: Option<PathBuf>,
+    python_home: Option<PathBuf>,
     with: Vec<String>,
     runs: usize,
     project: Option<PathBuf>,
@@ -41,6 +44,8 @@ struct Options {
 fn parse_args() -> Result<Options> {
     let mut options = Options {
         runtime: None,
+        python_wasm: None,
+        python_home: None,
         with: Vec::new(),
         runs: 10,
         project: None,
@@ -53,6 +58,8 @@ fn parse_args() -> Result<Options> {
         let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
             "--runtime" => options.runtime = Some(value()?),
+            "--python-wasm" => options.python_wasm = Some(PathBuf::from(value()?)),
+            "--python-home" => options.python_home = Some(PathBuf::from(value()?)),
             "--with" => options.with.push(value()?),
             "--runs" => options.runs = value()?.parse()?,
             "--project" => options.project = Some(PathBuf::from(value()?)),
@@ -75,10 +82,14 @@ fn parse_args() -> Result<Options> {
 fn main() -> Result<()> {
     let options = parse_args()?;
     let cache = Cache::from_env()?;
-    let choice = options
-        .runtime
-        .clone()
-        .map_or(RuntimeChoice::Default, RuntimeChoice::Named);
+    let choice = match (&options.python_wasm, &options.runtime) {
+        (Some(module), _) => RuntimeChoice::Local {
+            module: module.clone(),
+            home: options.python_home.clone(),
+        },
+        (None, Some(name)) => RuntimeChoice::Named(name.clone()),
+        (None, None) => RuntimeChoice::Default,
+    };
     let index = IndexClient::new(IndexOptions::default(), &cache)?;
     let runtime = runtime::provision(&choice, &cache, &index)?;
     let sandbox = Sandbox::new(&runtime, &cache)?;
