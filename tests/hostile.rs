@@ -640,17 +640,10 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     let catalog = wasm_build::runtime::Catalog::builtin().unwrap();
     let pinned = &catalog.get(&catalog.default).unwrap().module.sha256;
     let runtimes = shared_cache().join(wasm_build_packaging::cache::Bucket::Runtimes.dir_name());
-    let module = fs::read_dir(&runtimes)
-        .unwrap()
-        .map(|e| e.unwrap().path().join("python.wasm"))
-        .find(|p| {
-            p.is_file()
-                && p.parent()
-                    .unwrap()
-                    .to_string_lossy()
-                    .contains(&catalog.default)
-        })
-        .unwrap();
+    // (The cache may also hold earlier pinned versions, each in its own folder.)
+    let module = runtimes
+        .join(format!("{}-{}", catalog.default, &pinned[..16]))
+        .join("python.wasm");
     assert_eq!(
         &wasm_build_packaging::cache::sha256_file(&module).unwrap().0,
         pinned
