@@ -4,8 +4,12 @@
 //! ```text
 //! cargo run --release --example guest_bench -- [--runtime NAME | --python-wasm PATH
 //!     --python-home DIR] [--with REQ]... [--runs N]
-//!     [--env KEY=VALUE]... [--project DIR --hook build_wheel] | [-- PYTHON_ARGS...]
+//!     [--env KEY=VALUE]... [--guest-process PATH/TO/wasm-build]
+//!     [--project DIR --hook build_wheel] | [--mount HOST:GUEST]... [-- PYTHON_ARGS...]
 //! ```
+//!
+//! With `--guest-process`, each run is a child process of that `wasm-build` binary
+//! (`Isolation::Process`, as the CLI runs guests); otherwise a thread of this process.
 //!
 //! Prints one JSON object: the runtime, each run's milliseconds and their median. With
 //! `--project`, each run is a hook call (get_requires_for_build_X + build_X in one
@@ -21,7 +25,7 @@ use wasm_build::frontend;
 use wasm_build::hooks::{self, Hook, HookCall, HookContext, guest_paths};
 use wasm_build::project::BuildSystem;
 use wasm_build::runtime::{self, RuntimeChoice};
-use wasm_build::sandbox::{GuestRun, Limits, LogSink, Mount, Sandbox};
+use wasm_build::sandbox::{GuestRun, Isolation, Limits, LogSink, Mount, Sandbox};
 use wasm_build_packaging::archive;
 use wasm_build_packaging::cache::Cache;
 use wasm_build_packaging::constraints::BuildConstraints;
@@ -38,6 +42,8 @@ struct Options {
     project: Option<PathBuf>,
     hook: String,
     env: Vec<(String, String)>,
+    mounts: Vec<Mount>,
+    guest_process: Option<PathBuf>,
     args: Vec<String>,
 }
 
@@ -51,6 +57,8 @@ fn parse_args() -> Result<Options> {
         project: None,
         hook: "build_wheel".into(),
         env: Vec::new(),
+        mounts: Vec::new(),
+        guest_process: None,
         args: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
@@ -64,6 +72,12 @@ fn parse_args() -> Result<Options> {
             "--runs" => options.runs = value()?.parse()?,
             "--project" => options.project = Some(PathBuf::from(value()?)),
             "--hook" => options.hook = value()?,
+            "--guest-process" => options.guest_process = Some(PathBuf::from(value()?)),
+            "--mount" => {
+                let spec = value()?;
+                let (host, guest) = spec.split_once(':').context("--mount HOST:GUEST")?;
+                options.mounts.push(Mount::read_only(host, guest));
+            }
             "--env" => {
                 let pair = value()?;
                 let (k, v) = pair.split_once('=').context("--env KEY=VALUE")?;
@@ -92,7 +106,14 @@ fn main() -> Result<()> {
     };
     let index = IndexClient::new(IndexOptions::default(), &cache)?;
     let runtime = runtime::provision(&choice, &cache, &index)?;
-    let sandbox = Sandbox::new(&runtime, &cache)?;
+    let isolation = match &options.guest_process {
+        Some(program) => Isolation::Process {
+            program: program.clone(),
+            args: vec!["__guest".into()],
+        },
+        None => Isolation::Thread,
+    };
+    let sandbox = Sandbox::with_isolation(&runtime, &cache, isolation)?;
 
     let target = frontend::probe_target(&sandbox, &runtime, &cache)?;
     let mut requirements = options.with.clone();
@@ -160,10 +181,13 @@ fn main() -> Result<()> {
                 let guest = GuestRun {
                     args: options.args.clone(),
                     env: guest_env.clone(),
-                    mounts: vec![
+                    mounts: [
                         Mount::read_write(&tmp, guest_paths::TMP),
                         Mount::read_only(&env.site_packages, guest_paths::ENV),
-                    ],
+                    ]
+                    .into_iter()
+                    .chain(options.mounts.iter().cloned())
+                    .collect(),
                     limits: Limits::default(),
                     log: LogSink::Capture,
                 };

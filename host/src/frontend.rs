@@ -15,7 +15,7 @@ use crate::hooks::{self, Hook, HookCall, HookContext, HookError, guest_paths};
 use crate::progress;
 use crate::project::{self, BuildSystem, ProjectError};
 use crate::runtime::{self, Runtime, RuntimeChoice};
-use crate::sandbox::{GuestRun, Limits, LogSink, Mount, Sandbox};
+use crate::sandbox::{GuestRun, Isolation, Limits, LogSink, Mount, Sandbox};
 use anyhow::{Context, Result, anyhow, bail};
 use pep440_rs::Version;
 use pep508_rs::{PackageName, Requirement, VerbatimUrl};
@@ -103,6 +103,8 @@ pub struct Settings {
     pub quiet: bool,
     /// Use a throw-away cache (`--no-cache`).
     pub no_cache: bool,
+    /// Where guests run: threads of this process, or child processes (what the CLI uses).
+    pub isolation: Isolation,
 }
 
 /// A build that failed. Backend failures, sandbox failures and refusals are kept apart,
@@ -218,7 +220,7 @@ impl Frontend {
         let show = !settings.quiet && !settings.verbose;
         let (runtime, sandbox, target) = progress::spin(show, "Preparing the interpreter", || {
             let runtime = runtime::provision(&choice, &cache, &index)?;
-            let sandbox = Sandbox::new(&runtime, &cache)?;
+            let sandbox = Sandbox::with_isolation(&runtime, &cache, settings.isolation.clone())?;
             let target = probe_target(&sandbox, &runtime, &cache)?;
             anyhow::Ok((runtime, sandbox, target))
         })?;

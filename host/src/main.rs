@@ -10,7 +10,7 @@ use wasm_build::frontend::{BuildError, BuildRequest, Distribution, Frontend, Set
 use wasm_build::hooks::HookErrorKind;
 use wasm_build::housekeeping;
 use wasm_build::runtime::RuntimeChoice;
-use wasm_build::sandbox::Limits;
+use wasm_build::sandbox::{self, Isolation, Limits};
 use wasm_build::terminal::inert;
 use wasm_build_packaging::cache::Cache;
 use wasm_build_packaging::index::IndexOptions;
@@ -46,6 +46,9 @@ enum Command {
         #[command(subcommand)]
         action: RuntimeAction,
     },
+    /// Internal: run one guest for a parent wasm-build (sandbox::Isolation::Process).
+    #[command(name = "__guest", hide = true)]
+    Guest,
 }
 
 #[derive(Debug, Subcommand)]
@@ -211,6 +214,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Cache { action }) => cache_command(action).map(|()| ExitCode::SUCCESS),
         Some(Command::Runtime { action }) => runtime_command(action),
+        Some(Command::Guest) => sandbox::serve_child().map(|()| ExitCode::SUCCESS),
         None => return build(cli.build),
     };
     result.unwrap_or_else(|e| {
@@ -298,6 +302,7 @@ fn settings_and_request(args: BuildArgs) -> Result<(Settings, BuildRequest)> {
     }
     let mib = |v: u64| v.saturating_mul(1 << 20);
     let mut settings = Settings {
+        isolation: guest_processes()?,
         runtime: runtime_choice(args.runtime),
         index: index_options(&args.index),
         constraints: args
@@ -427,6 +432,7 @@ fn runtime_command(action: RuntimeAction) -> Result<ExitCode> {
                 args,
             } = *run;
             let settings = Settings {
+                isolation: guest_processes()?,
                 runtime: runtime_choice(runtime),
                 index: index_options(&index),
                 constraints: index
@@ -446,6 +452,15 @@ fn runtime_command(action: RuntimeAction) -> Result<ExitCode> {
             Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
         }
     }
+}
+
+/// Guests run in child processes of this binary (`wasm-build __guest`): their code carries
+/// no interruption checks, and a run past a limit is killed.
+fn guest_processes() -> Result<Isolation> {
+    Ok(Isolation::Process {
+        program: std::env::current_exe().context("finding the wasm-build executable")?,
+        args: vec!["__guest".to_string()],
+    })
 }
 
 fn human_bytes(bytes: u64) -> String {

@@ -138,7 +138,7 @@ pub struct Runtime {
 }
 
 /// A stdlib folder mounted read-only into the guest.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, Deserialize)]
 pub struct Stdlib {
     pub host: PathBuf,
     pub guest: String,

@@ -4,11 +4,13 @@
 //! Nothing of the host is visible to the guest but the preopened folders of [`GuestRun`]:
 //! no host environment variables, no sockets, stdin closed, stdout/stderr captured.
 
+mod isolated;
 mod log;
 mod module_cache;
 mod snapshot;
 mod watch;
 
+pub use self::isolated::serve as serve_child;
 pub use self::log::LogSink;
 pub use self::module_cache::wasmtime_version;
 
@@ -92,7 +94,7 @@ impl LimitHit {
 }
 
 /// One folder of the host made visible to the guest.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Mount {
     pub host: PathBuf,
     pub guest: String,
@@ -168,22 +170,45 @@ impl SandboxError {
     }
 }
 
+/// How guest runs are kept apart from the host process.
+#[derive(Debug, Clone, Default)]
+pub enum Isolation {
+    /// On a thread of this process. Epoch interruption stops a guest at the time and disk
+    /// limits, which costs the guest's code 7–14 %; a guest asleep in a host call past the
+    /// time limit keeps its thread until it wakes.
+    #[default]
+    Thread,
+    /// In a child process, `program args...`, which must call [`serve_child`]. The parent
+    /// keeps every limit and kills the child at one; the guest's code runs uninstrumented.
+    Process { program: PathBuf, args: Vec<String> },
+}
+
+/// The two engine settings: with epoch interruption (guests on a thread) or without
+/// (guests in a child process, stopped by killing it). Compiled modules differ between them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EngineKind {
+    Interruptible,
+    Uninterrupted,
+}
+
 /// The engine and the compiled interpreter, shared by every guest run of a process.
 pub struct Sandbox {
     guest: Guest,
+    /// The runtime's module as built, for runs the pre-initialized one cannot serve.
+    plain: PlainModule,
+    pre_initialized: Option<snapshot::PreInitialized>,
+    isolation: Isolation,
     _empty_root: tempfile::TempDir,
-    _ticker: EpochTicker,
+    _ticker: Option<EpochTicker>,
 }
 
-/// What a guest thread needs to run the interpreter: cheap clones of the shared parts, so
-/// that the thread owns them (see [`Sandbox::run`]).
+/// What runs the interpreter: cheap clones of the shared parts, so that a guest thread owns
+/// them (see [`Sandbox::run`]).
 #[derive(Clone)]
 struct Guest {
     engine: Engine,
-    /// The runtime's module as built, for runs the pre-initialized one cannot serve.
-    plain: Arc<PlainModule>,
-    pre_initialized: Option<snapshot::PreInitialized>,
     linker: Linker<GuestState>,
+    kind: EngineKind,
     stdlib: Option<Stdlib>,
     /// The empty folder mounted at `/`.
     root: PathBuf,
@@ -191,46 +216,56 @@ struct Guest {
 
 impl Sandbox {
     /// Sets up the engine and loads the runtime's module, compiling it only when the
-    /// compiled-module cache has no valid entry for it.
+    /// compiled-module cache has no valid entry for it. Guests run on threads of this
+    /// process ([`Isolation::Thread`]); see [`Sandbox::with_isolation`].
     ///
     /// Runtimes built by the recipe start hooks from a pre-initialized interpreter (see
     /// [`snapshot`]), made on first use with [`base_environment`]; the module as built is
     /// then only loaded for a run that needs another start-up.
     pub fn new(runtime: &Runtime, cache: &Cache) -> Result<Self> {
-        let engine = Engine::new(&engine_config()).wasm_context("creating the wasmtime engine")?;
-        let mut linker = Linker::new(&engine);
-        p1::add_to_linker_sync(&mut linker, |state: &mut GuestState| &mut state.wasi)
-            .wasm_context("linking WASI preview 1")?;
+        Self::with_isolation(runtime, cache, Isolation::Thread)
+    }
+
+    /// [`Sandbox::new`] with guests run as `isolation` says.
+    pub fn with_isolation(runtime: &Runtime, cache: &Cache, isolation: Isolation) -> Result<Self> {
+        let kind = match isolation {
+            Isolation::Thread => EngineKind::Interruptible,
+            Isolation::Process { .. } => EngineKind::Uninterrupted,
+        };
         let empty_root = tempfile::Builder::new()
             .prefix("wasm-build-root-")
             .tempdir()
             .context("creating the empty root folder for the sandbox")?;
-        let ticker = EpochTicker::start(engine.clone())?;
+        let guest = Guest::new(
+            kind,
+            runtime.stdlib.clone(),
+            empty_root.path().to_path_buf(),
+        )?;
+        let ticker = match kind {
+            EngineKind::Interruptible => Some(EpochTicker::start(guest.engine.clone())?),
+            EngineKind::Uninterrupted => None,
+        };
         let pre_initialized = snapshot::load(
-            &engine,
-            &linker,
+            &guest.engine,
+            &guest.linker,
             runtime,
             cache,
             empty_root.path(),
             &base_environment(),
         )?;
-        let plain = Arc::new(PlainModule {
+        let plain = PlainModule {
             runtime: runtime.clone(),
             dir: cache.bucket(Bucket::Compiled)?,
             module: OnceLock::new(),
-        });
+        };
         if pre_initialized.is_none() {
-            plain.get(&engine)?;
+            plain.get(&guest.engine)?;
         }
         Ok(Self {
-            guest: Guest {
-                engine,
-                plain,
-                pre_initialized,
-                linker,
-                stdlib: runtime.stdlib.clone(),
-                root: empty_root.path().to_path_buf(),
-            },
+            guest,
+            plain,
+            pre_initialized,
+            isolation,
             _empty_root: empty_root,
             _ticker: ticker,
         })
@@ -238,10 +273,29 @@ impl Sandbox {
 
     /// Whether runs that start as `python -S` begin from the pre-initialized interpreter.
     pub fn is_pre_initialized(&self) -> bool {
-        self.guest.pre_initialized.is_some()
+        self.pre_initialized.is_some()
     }
 
-    /// Runs the interpreter once in a fresh instance, on a thread with a large stack.
+    /// Runs the interpreter once in a fresh instance, as [`Isolation`] says.
+    pub fn run(&self, run: &GuestRun) -> Result<GuestExit, SandboxError> {
+        let (module, path) = match &self.pre_initialized {
+            Some(pre) if pre.serves(&run.args, &run.env) => (pre.module.clone(), pre.path.clone()),
+            _ => self.plain.get(&self.guest.engine)?,
+        };
+        match &self.isolation {
+            Isolation::Thread => self.run_on_thread(run, module),
+            Isolation::Process { program, args } => isolated::run(
+                program,
+                args,
+                &path,
+                self.guest.stdlib.as_ref(),
+                &self.guest.root,
+                run,
+            ),
+        }
+    }
+
+    /// Runs the guest on a thread with a large stack.
     ///
     /// The time limit is kept twice. Epoch interruption stops the guest while it runs wasm
     /// code; it cannot reach a guest blocked inside a host call, and a WASI sleep
@@ -250,7 +304,7 @@ impl Sandbox {
     /// reports the time limit. The guest thread is left behind: it can reach nothing but its
     /// own scratch folders, and it traps at its first epoch check once the host call
     /// returns, the epoch having passed its deadline by then.
-    pub fn run(&self, run: &GuestRun) -> Result<GuestExit, SandboxError> {
+    fn run_on_thread(&self, run: &GuestRun, module: Module) -> Result<GuestExit, SandboxError> {
         let log = log::Capture::new(run.limits.log, run.log);
         let (done, finished) = mpsc::sync_channel(1);
         let (guest, job, capture) = (self.guest.clone(), run.clone(), log.clone());
@@ -259,7 +313,7 @@ impl Sandbox {
             .stack_size(GUEST_THREAD_STACK)
             .spawn(move || {
                 // The receiver is gone only if the watchdog gave up on this run.
-                let _ = done.send(guest.run(&job, &capture));
+                let _ = done.send(guest.run(&job, &module, &capture));
             })
             .context("starting the guest thread")?;
         match finished.recv_timeout(run.limits.wall_time.saturating_add(WATCHDOG_GRACE)) {
@@ -277,11 +331,29 @@ impl Sandbox {
 }
 
 impl Guest {
-    fn run(&self, run: &GuestRun, log: &log::Capture) -> Result<GuestExit, SandboxError> {
-        let module = match &self.pre_initialized {
-            Some(pre) if pre.serves(&run.args, &run.env) => pre.module.clone(),
-            _ => self.plain.get(&self.engine)?,
-        };
+    fn new(kind: EngineKind, stdlib: Option<Stdlib>, root: PathBuf) -> Result<Self> {
+        let engine =
+            Engine::new(&engine_config(kind)).wasm_context("creating the wasmtime engine")?;
+        let mut linker = Linker::new(&engine);
+        p1::add_to_linker_sync(&mut linker, |state: &mut GuestState| &mut state.wasi)
+            .wasm_context("linking WASI preview 1")?;
+        Ok(Self {
+            engine,
+            linker,
+            kind,
+            stdlib,
+            root,
+        })
+    }
+
+    /// Runs `module` in a fresh instance on this thread. With an interruptible engine, the
+    /// time and disk limits stop the guest at its next epoch check.
+    fn run(
+        &self,
+        run: &GuestRun,
+        module: &Module,
+        log: &log::Capture,
+    ) -> Result<GuestExit, SandboxError> {
         let wasi = self.wasi_context(run, log)?;
         let hits = Arc::new(Mutex::new(None::<LimitHit>));
         let mut store = Store::new(
@@ -306,28 +378,30 @@ impl Guest {
                 .collect(),
             run.limits.disk,
         );
-        let callback_hits = hits.clone();
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            let hit = if Instant::now() >= deadline {
-                Some(LimitHit::WallTime)
-            } else if disk.over_limit() {
-                Some(LimitHit::Disk)
-            } else {
-                None
-            };
-            match hit {
-                Some(hit) => {
-                    *lock(&callback_hits) = Some(hit);
-                    Err(wasmtime::format_err!("{hit:?} limit reached"))
+        if self.kind == EngineKind::Interruptible {
+            let callback_hits = hits.clone();
+            store.set_epoch_deadline(1);
+            store.epoch_deadline_callback(move |_| {
+                let hit = if Instant::now() >= deadline {
+                    Some(LimitHit::WallTime)
+                } else if disk.over_limit() {
+                    Some(LimitHit::Disk)
+                } else {
+                    None
+                };
+                match hit {
+                    Some(hit) => {
+                        *lock(&callback_hits) = Some(hit);
+                        Err(wasmtime::format_err!("{hit:?} limit reached"))
+                    }
+                    None => Ok(UpdateDeadline::Continue(1)),
                 }
-                None => Ok(UpdateDeadline::Continue(1)),
-            }
-        });
+            });
+        }
 
         let result = self
             .linker
-            .instantiate(&mut store, &module)
+            .instantiate(&mut store, module)
             .and_then(|instance| instance.get_typed_func::<(), ()>(&mut store, "_start"))
             .and_then(|start| start.call(&mut store, ()));
         let elapsed = started.elapsed();
@@ -420,16 +494,17 @@ struct PlainModule {
     runtime: Runtime,
     /// The cache's compiled-module folder.
     dir: PathBuf,
-    module: OnceLock<Module>,
+    /// The compiled module and its cached artifact.
+    module: OnceLock<(Module, PathBuf)>,
 }
 
 impl PlainModule {
-    fn get(&self, engine: &Engine) -> Result<Module> {
-        if let Some(module) = self.module.get() {
-            return Ok(module.clone());
+    fn get(&self, engine: &Engine) -> Result<(Module, PathBuf)> {
+        if let Some(loaded) = self.module.get() {
+            return Ok(loaded.clone());
         }
-        let module = module_cache::load(engine, &self.runtime, &self.dir)?;
-        Ok(self.module.get_or_init(|| module).clone())
+        let loaded = module_cache::load(engine, &self.runtime, &self.dir)?;
+        Ok(self.module.get_or_init(|| loaded).clone())
     }
 }
 
@@ -454,14 +529,19 @@ pub fn base_environment() -> Vec<(String, String)> {
 pub fn current_compiled_keys<'a>(
     module_sha256s: impl Iterator<Item = &'a str>,
 ) -> Result<Vec<String>> {
-    let engine = Engine::new(&engine_config()).wasm_context("creating the wasmtime engine")?;
+    let engines = [EngineKind::Interruptible, EngineKind::Uninterrupted]
+        .map(|kind| Engine::new(&engine_config(kind)).wasm_context("creating the wasmtime engine"));
+    let [interruptible, uninterrupted] = engines;
+    let engines = [interruptible?, uninterrupted?];
     let startup_env = base_environment();
     Ok(module_sha256s
         .flat_map(|sha| {
-            [
-                module_cache::cache_key(&engine, sha),
-                snapshot::cache_key(&engine, sha, &startup_env),
-            ]
+            engines.iter().flat_map(|engine| {
+                [
+                    module_cache::cache_key(engine, sha),
+                    snapshot::cache_key(engine, sha, &startup_env),
+                ]
+            })
         })
         .collect())
 }
@@ -471,9 +551,9 @@ pub fn disk_usage(path: &std::path::Path) -> u64 {
     wasm_build_packaging::scratch::usage(path, |_| false).map_or(0, |usage| usage.bytes)
 }
 
-fn engine_config() -> Config {
+fn engine_config(kind: EngineKind) -> Config {
     let mut config = Config::new();
-    config.epoch_interruption(true);
+    config.epoch_interruption(kind == EngineKind::Interruptible);
     // wasmtime-wasi turns on wasmtime's async feature, which bounds max_wasm_stack by the
     // async stack size even when no async call is ever made.
     config.async_stack_size(MAX_WASM_STACK + (1 << 20));

@@ -39,6 +39,9 @@ struct State {
     sink: LogSink,
     /// What reaches the terminal is made inert first (see `terminal`).
     shown: InertStream,
+    /// A guest process's capture: everything goes to this process's stdout as written, for
+    /// the parent to capture and bound (see `isolated`); nothing is kept here.
+    forward: bool,
 }
 
 /// The most one `check_write` permits: bounds what a single guest write makes the host copy.
@@ -53,8 +56,17 @@ impl Capture {
                 overflowed: false,
                 sink,
                 shown: InertStream::default(),
+                forward: false,
             })),
         }
+    }
+
+    /// Writes everything to stdout as it comes, unbounded: the guest side of a run in a
+    /// child process, whose parent bounds the output (and ends the run past the limit).
+    pub fn forwarding() -> Self {
+        let capture = Self::new(0, LogSink::Capture);
+        capture.lock().forward = true;
+        capture
     }
 
     /// Takes what was captured so far.
@@ -73,8 +85,12 @@ impl Capture {
     }
 
     /// Appends `data`; `false` when it did not fit under the limit (what fits is kept).
-    fn append(&self, data: &[u8]) -> bool {
+    pub fn append(&self, data: &[u8]) -> bool {
         let mut state = self.lock();
+        if state.forward {
+            let mut stdout = std::io::stdout().lock();
+            return stdout.write_all(data).and_then(|()| stdout.flush()).is_ok();
+        }
         let room = state.limit.saturating_sub(state.bytes.len());
         let kept = data.len().min(room);
         state.bytes.extend_from_slice(&data[..kept]);

@@ -11,12 +11,13 @@ use crate::runtime::Runtime;
 use anyhow::Result;
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use wasm_build_packaging::cache::{self, FileLock};
 use wasmtime::{Engine, Module};
 
-/// Loads the runtime's module from the cache, or compiles and caches it.
-pub fn load(engine: &Engine, runtime: &Runtime, dir: &Path) -> Result<Module> {
+/// Loads the runtime's module from the cache, or compiles and caches it; also returns the
+/// cached artifact's path.
+pub fn load(engine: &Engine, runtime: &Runtime, dir: &Path) -> Result<(Module, PathBuf)> {
     let key = cache_key(engine, &runtime.module_sha256);
     load_or_compile(engine, dir, &key, || {
         Module::from_file(engine, &runtime.module_path).wasm_context(format!(
@@ -27,23 +28,23 @@ pub fn load(engine: &Engine, runtime: &Runtime, dir: &Path) -> Result<Module> {
 }
 
 /// The compiled module cached under `key` in `dir` (the cache's compiled bucket), or the
-/// one `compile` makes, cached for the next process. One process compiles; the others wait
-/// and then load its result.
+/// one `compile` makes, cached for the next process, with the cached artifact's path. One
+/// process compiles; the others wait and then load its result.
 pub fn load_or_compile(
     engine: &Engine,
     dir: &Path,
     key: &str,
     compile: impl FnOnce() -> Result<Module>,
-) -> Result<Module> {
+) -> Result<(Module, PathBuf)> {
     let artifact = dir.join(format!("{key}.cwasm"));
     let checksum = dir.join(format!("{key}.sha256"));
 
     if let Some(module) = load_verified(engine, &artifact, &checksum)? {
-        return Ok(module);
+        return Ok((module, artifact));
     }
     let _lock = FileLock::acquire(dir.join(format!("{key}.lock")))?;
     if let Some(module) = load_verified(engine, &artifact, &checksum)? {
-        return Ok(module);
+        return Ok((module, artifact));
     }
     let module = compile()?;
     let bytes = module
@@ -52,7 +53,8 @@ pub fn load_or_compile(
     // The artifact first, its checksum last: a checksum only ever names a complete file.
     cache::write_atomic(&artifact, &bytes)?;
     cache::write_atomic(&checksum, cache::sha256_bytes(&bytes).as_bytes())?;
-    Ok(module)
+    SealedFile::beside(&artifact).seal_now()?;
+    Ok((module, artifact))
 }
 
 /// The cached module, if the artifact is present and matches its checksum: checked by
@@ -122,7 +124,10 @@ mod tests {
 
     #[test]
     fn a_changed_compiled_module_is_not_loaded() {
-        let engine = Engine::new(&super::super::engine_config()).unwrap();
+        let engine = Engine::new(&super::super::engine_config(
+            super::super::EngineKind::Interruptible,
+        ))
+        .unwrap();
         let bytes = Module::new(&engine, b"\0asm\x01\0\0\0")
             .unwrap()
             .serialize()

@@ -16,7 +16,7 @@ use super::{GuestState, MemoryLimiter, WasmContext, log};
 use crate::runtime::Runtime;
 use anyhow::{Context, Result, bail};
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::pin;
 use std::task::{Poll, Waker};
 use wasm_build_packaging::cache::{self, Bucket, Cache};
@@ -37,6 +37,8 @@ const INIT_TICKS: u64 = 60_000 / super::EPOCH_TICK.as_millis() as u64;
 #[derive(Clone)]
 pub struct PreInitialized {
     pub module: Module,
+    /// The compiled module in the cache.
+    pub path: PathBuf,
     /// The environment variables CPython read while starting (see [`read_at_startup`]).
     startup_env: Vec<(String, String)>,
 }
@@ -105,8 +107,9 @@ pub fn load(
         Module::new(engine, &snapshot).wasm_context("compiling the pre-initialized interpreter")
     });
     match result {
-        Ok(module) => Ok(Some(PreInitialized {
+        Ok((module, path)) => Ok(Some(PreInitialized {
             module,
+            path,
             startup_env,
         })),
         Err(error) if error.is::<NotPreInitializable>() => {
@@ -298,6 +301,7 @@ mod tests {
             .collect();
         PreInitialized {
             module,
+            path: PathBuf::new(),
             startup_env: startup_subset(&env),
         }
     }

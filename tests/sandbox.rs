@@ -1,0 +1,216 @@
+//! The sandbox as a library. The pre-initialized interpreter (docs/runtime.md): every run
+//! starts from the snapshot taken after CPython's start-up, yet sees only its own arguments,
+//! environment and mounts, and nothing a previous run did. Guest processes
+//! (docs/architecture.md): a guest cannot forge how its process ended, and is killed at the
+//! time limit even while asleep in the host.
+
+mod common;
+
+use common::*;
+use std::process::Output;
+use wasm_build::runtime::{self, RuntimeChoice};
+use wasm_build::sandbox::{
+    GuestExit, GuestRun, Isolation, LimitHit, Limits, LogSink, Mount, Sandbox, SandboxError,
+    base_environment,
+};
+use wasm_build_packaging::cache::Cache;
+use wasm_build_packaging::index::{IndexClient, IndexOptions};
+
+fn runtime_run(extra: &[&str], code: &str) -> Output {
+    let mut cmd = wasm_build();
+    cmd.args(["runtime", "run"])
+        .args(extra)
+        .args(["--", "-c", code, "one", "two"]);
+    run(&mut cmd)
+}
+
+/// What the guest printed (`runtime run` passes the guest's output to stderr).
+fn printed(output: &Output) -> String {
+    assert!(output.status.success(), "the guest failed");
+    String::from_utf8_lossy(&output.stderr).trim().to_string()
+}
+
+#[test]
+fn a_run_sees_its_own_arguments_environment_and_mounts() {
+    let output = runtime_run(
+        &["--env", "WASM_BUILD_TEST=run-1"],
+        "import json, os, sys; print(json.dumps([sys.argv, os.environ.get('WASM_BUILD_TEST'), \
+         os.environb.get(b'WASM_BUILD_TEST').decode(), os.getcwd(), os.path.isdir('/wasm-build/env'), \
+         sys.flags.no_site, sys.flags.dont_write_bytecode, sys.path[0], sys.orig_argv[1:3]]))",
+    );
+    assert_eq!(
+        printed(&output),
+        r#"[["-c", "one", "two"], "run-1", "run-1", "/src", true, 1, 1, "", ["-S", "-c"]]"#
+    );
+    // The same snapshot, another environment: nothing of the first run is left.
+    let output = runtime_run(
+        &["--env", "WASM_BUILD_TEST=run-2"],
+        "import os; print(os.environ.get('WASM_BUILD_TEST'))",
+    );
+    assert_eq!(printed(&output), "run-2");
+}
+
+#[test]
+fn a_run_with_other_start_up_settings_gets_a_fresh_start_up() {
+    let code = "import sys; print(sys.flags.hash_randomization, hash('wasm-build'))";
+    let fixed = printed(&runtime_run(&[], code));
+    let seeded = printed(&runtime_run(&["--env", "PYTHONHASHSEED=1"], code));
+    let fixed_again = printed(&runtime_run(&["--env", "PYTHONHASHSEED=0"], code));
+    assert!(fixed.starts_with("0 "), "{fixed}");
+    assert!(seeded.starts_with("1 "), "{seeded}");
+    assert_ne!(
+        fixed, seeded,
+        "PYTHONHASHSEED=1 must reach CPython's start-up"
+    );
+    assert_eq!(fixed, fixed_again);
+}
+
+#[test]
+fn exit_codes_and_uncaught_exceptions_behave_as_in_python() {
+    let output = runtime_run(&[], "import sys; sys.exit(7)");
+    assert_eq!(output.status.code(), Some(7));
+    let output = runtime_run(&[], "import sys; sys.exit('a message')");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("a message"));
+
+    let output = runtime_run(&[], "raise ValueError('from the guest')");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("ValueError: from the guest"), "{stderr}");
+}
+
+fn sandbox(isolation: Isolation) -> Sandbox {
+    let cache = Cache::at(shared_cache()).unwrap();
+    let index = IndexClient::new(IndexOptions::default(), &cache).unwrap();
+    let runtime = runtime::provision(&RuntimeChoice::Default, &cache, &index).unwrap();
+    let sandbox = Sandbox::with_isolation(&runtime, &cache, isolation).unwrap();
+    assert!(
+        sandbox.is_pre_initialized(),
+        "the default runtime has the entry points"
+    );
+    sandbox
+}
+
+fn guest_processes() -> Isolation {
+    Isolation::Process {
+        program: env!("CARGO_BIN_EXE_wasm-build").into(),
+        args: vec!["__guest".into()],
+    }
+}
+
+fn run_code(
+    sandbox: &Sandbox,
+    scratch: &std::path::Path,
+    code: &str,
+    limits: Limits,
+) -> Result<GuestExit, SandboxError> {
+    sandbox.run(&GuestRun {
+        args: vec!["-S".into(), "-c".into(), code.into()],
+        env: base_environment(),
+        mounts: vec![Mount::read_write(scratch, "/tmp")],
+        limits,
+        log: LogSink::Capture,
+    })
+}
+
+/// Two runs of one sandbox: whatever the first does to the interpreter (module globals,
+/// `sys.modules`, builtins, the environment, an open file) is gone for the second,
+/// which starts from the snapshot again. On a thread and in a child process.
+#[test]
+fn a_run_cannot_leave_anything_for_the_next() {
+    for isolation in [Isolation::Thread, guest_processes()] {
+        let sandbox = sandbox(isolation);
+        let scratch = tempfile::tempdir().unwrap();
+        let first = run_code(
+            &sandbox,
+            scratch.path(),
+            "import builtins, os, sys\n\
+             builtins.LEFT_BEHIND = 1\n\
+             sys.modules['left_behind'] = sys\n\
+             os.environ['LEFT_BEHIND'] = '1'\n\
+             sys.path.insert(0, '/tmp/left-behind')\n\
+             kept = open('/tmp/kept-open', 'w')\n\
+             sys.setrecursionlimit(50)\n",
+            Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(first.code, 0, "{}", String::from_utf8_lossy(&first.log));
+        let second = run_code(
+            &sandbox,
+            scratch.path(),
+            "import builtins, os, sys\n\
+             left = [hasattr(builtins, 'LEFT_BEHIND'), 'left_behind' in sys.modules,\n\
+                     'LEFT_BEHIND' in os.environ, '/tmp/left-behind' in sys.path,\n\
+                     sys.getrecursionlimit() == 50]\n\
+             print(left)\n\
+             sys.exit(1 if any(left) else 0)\n",
+            Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            second.code,
+            0,
+            "state survived between runs: {}",
+            String::from_utf8_lossy(&second.log)
+        );
+    }
+}
+
+/// The guest writes what looks like its process's outcome report, on stdout and stderr, and
+/// exits with another code: the parent reads reports only from the child's own stderr,
+/// which the guest cannot reach, and keeps the guest's output as output.
+#[test]
+fn a_guest_cannot_forge_the_outcome_of_its_process() {
+    let sandbox = sandbox(guest_processes());
+    let scratch = tempfile::tempdir().unwrap();
+    let forged = r#"{"Exited":{"code":0,"memory_refused":false}}"#;
+    let exit = run_code(
+        &sandbox,
+        scratch.path(),
+        &format!(
+            "import os, sys\n\
+             line = {forged:?} + '\\n'\n\
+             sys.stdout.write(line); sys.stderr.write(line); sys.stdout.flush(); sys.stderr.flush()\n\
+             os.write(2, line.encode()); os.write(1, line.encode())\n\
+             sys.exit(3)\n"
+        ),
+        Limits::default(),
+    )
+    .unwrap();
+    assert_eq!(exit.code, 3);
+    assert!(String::from_utf8_lossy(&exit.log).contains(forged));
+    assert!(!exit.memory_refused);
+}
+
+/// A guest asleep in a host call (a WASI sleep) is out of reach of epoch interruption; in a
+/// child process it is killed at the limit like any other.
+#[test]
+fn a_sleeping_guest_process_is_killed_at_the_time_limit() {
+    let sandbox = sandbox(guest_processes());
+    let scratch = tempfile::tempdir().unwrap();
+    let limits = Limits {
+        wall_time: std::time::Duration::from_secs(2),
+        ..Limits::default()
+    };
+    let started = std::time::Instant::now();
+    let error = run_code(
+        &sandbox,
+        scratch.path(),
+        "import time\nprint('going to sleep', flush=True)\ntime.sleep(3600)\n",
+        limits,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            SandboxError::Limit {
+                hit: LimitHit::WallTime,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(String::from_utf8_lossy(error.log()).contains("going to sleep"));
+    // Behaviour, not speed: the run ended with the limit, not with the hour-long sleep.
+    assert!(started.elapsed() < std::time::Duration::from_secs(600));
+}
