@@ -11,14 +11,15 @@ CPython 3.13 (the recipe's own native build, same sources: --native-python), mea
   hatchling wheel   the same for tests/fixtures/hatchling
 
 Guest figures come from `examples/guest_bench` (the engine and module loaded once, one fresh
-instance per run: what a hook costs inside `wasm-build`); native figures are whole
+instance per run in a child process of target/release/wasm-build, as the CLI runs it, or on a
+thread with --thread: what a hook costs inside `wasm-build`); native figures are whole
 processes running the same backend calls on a fresh copy of the project, with the same
-site-packages folder (its bytecode is CPython 3.13's, so it serves both). Medians of --runs
-runs after one warm-up, and the ratio to native.
+site-packages folder (its bytecode is CPython 3.13's, so it serves both). The columns take
+turns run by run; medians of --runs runs after a warm-up, and the ratio to native.
 
     python3 bench/runtime.py --native-python /path/to/build-native/python [--runs 7]
 
-Build the example first: cargo build --release --example guest_bench
+Build the example and the binary first: cargo build --release --example guest_bench
 """
 
 import argparse
@@ -36,6 +37,7 @@ FIXTURES = os.path.join(ROOT, "tests", "fixtures")
 RUNTIMES = ["cpython-3.13", "cpython-3.12-vmware"]
 PROJECTS = ["flit", "setuptools", "hatchling"]
 STARTUP = "start-up (-S -c pass)"
+GUEST_PROCESS = []  # guest_bench arguments for child processes
 
 NATIVE_HOOKS = r"""
 import importlib, os, shutil, sys, tempfile
@@ -57,22 +59,21 @@ backend.build_wheel(out, config_settings={})
 """
 
 
-def guest(bench, runtime, runs, *args):
-    cmd = [bench, "--runtime", runtime, "--runs", str(runs), *args]
+def guest(bench, runtime, *args, isolation=None):
+    """One timed guest run (after one warm-up instance in the same guest_bench process)."""
+    isolation = GUEST_PROCESS if isolation is None else isolation
+    cmd = [bench, "--runtime", runtime, "--runs", "1", *isolation, *args]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{result.stderr}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def native(python, runs, argv, env=None):
-    times = []
-    for run in range(runs + 1):
-        started = time.perf_counter()
-        subprocess.run([python, *argv], check=True, env=env, capture_output=True)
-        if run:
-            times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
+def native(python, argv, env):
+    """One timed native process."""
+    started = time.perf_counter()
+    subprocess.run([python, *argv], check=True, env=env, capture_output=True)
+    return (time.perf_counter() - started) * 1000
 
 
 def backend_of(project):
@@ -88,54 +89,65 @@ def main():
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--bench", default=os.path.join(ROOT, "target/release/examples/guest_bench"))
     parser.add_argument("--runtimes", nargs="*", default=RUNTIMES)
+    parser.add_argument("--wasm-build", default=os.path.join(ROOT, "target/release/wasm-build"))
+    parser.add_argument("--thread", action="store_true", help="guests on a thread (epoch checks), not child processes")
+    parser.add_argument("--also-thread", action="store_true",
+                        help="add a column: cpython-3.13 on a thread (epoch checks), alternating with the others")
+    parser.add_argument("--gap-ms", type=int, default=50,
+                        help="untimed pause before each guest run: the host's own work between the runs of a build, "
+                             "during which the next child process gets ready (0: back to back)")
     args = parser.parse_args()
+    if not args.thread:
+        GUEST_PROCESS.extend(["--guest-process", args.wasm_build, "--gap-ms", str(args.gap_ms)])
     env = dict(os.environ, SOURCE_DATE_EPOCH="1700000000", PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1")
-
-    rows = []  # (workload, {column: ms})
-    def add(workload, column, ms):
-        for name, values in rows:
-            if name == workload:
-                values[column] = ms
-                return
-        rows.append((workload, {column: ms}))
-
-    native_env = None
-    for runtime in args.runtimes:
-        add(STARTUP, runtime, guest(args.bench, runtime, args.runs, "--", "-S", "-c", "pass")["median_ms"])
-        result = guest(
-            args.bench, runtime, args.runs, "--with", "setuptools", "--",
-            "-S", "-c", "import site; site.addsitedir('/wasm-build/env'); import setuptools",
-        )
-        add("import setuptools", runtime, result["median_ms"])
-        if runtime == "cpython-3.13":
-            native_env = result["site_packages"]
-        for project in PROJECTS:
-            result = guest(args.bench, runtime, args.runs, "--project", os.path.join(FIXTURES, project))
-            add(f"{project} build_wheel", runtime, result["median_ms"])
-            if runtime == "cpython-3.13":
-                add(f"{project} build_wheel", "env", result["site_packages"])
-
     python = args.native_python
-    add(STARTUP, "native", native(python, args.runs, ["-S", "-c", "pass"], env))
-    if native_env:
-        add("import setuptools", "native", native(
-            python, args.runs, ["-S", "-c", f"import site; site.addsitedir({native_env!r}); import setuptools"], env))
-    for project in PROJECTS:
-        for name, values in rows:
-            if name == f"{project} build_wheel" and "env" in values:
-                add(name, "native", native(python, args.runs, [
-                    "-S", "-c", NATIVE_HOOKS, os.path.join(FIXTURES, project), values.pop("env"), backend_of(project)], env))
+    import_code = "import site; site.addsitedir({!r}); import setuptools"
 
-    columns = [*args.runtimes, "native"]
-    print(f"\nmedians of {args.runs} runs, ms (ratio to native)\n")
+    # The build environments the guest uses: their bytecode is CPython 3.13's, so the native
+    # interpreter runs the very same files.
+    envs = {
+        "import": guest(args.bench, RUNTIMES[0], "--with", "setuptools", "--", "-S", "-c", "pass")["site_packages"],
+    }
+    for project in PROJECTS:
+        envs[project] = guest(args.bench, RUNTIMES[0], "--project", os.path.join(FIXTURES, project))["site_packages"]
+
+    # (workload, guest arguments, native argv)
+    workloads = [
+        (STARTUP, ["--", "-S", "-c", "pass"], ["-S", "-c", "pass"]),
+        ("import setuptools",
+         ["--with", "setuptools", "--", "-S", "-c", import_code.format("/wasm-build/env")],
+         ["-S", "-c", import_code.format(envs["import"])]),
+    ] + [
+        (f"{project} build_wheel",
+         ["--project", os.path.join(FIXTURES, project)],
+         ["-S", "-c", NATIVE_HOOKS, os.path.join(FIXTURES, project), envs[project], backend_of(project)])
+        for project in PROJECTS
+    ]
+    # column -> (runtime, guest_bench isolation arguments); native is separate
+    guests = {runtime: (runtime, GUEST_PROCESS) for runtime in args.runtimes}
+    if args.also_thread and not args.thread:
+        guests[f"{RUNTIMES[0]} (thread)"] = (RUNTIMES[0], [])
+    columns = [*guests, "native"]
+    # Run by run, every column in turn: this machine's speed drifts from minute to minute,
+    # and alternating puts the drift into every column alike.
+    rows = []
+    for name, guest_args, native_argv in workloads:
+        native(python, native_argv, env)  # warm-up
+        times = {column: [] for column in columns}
+        for _ in range(args.runs):
+            for column, (runtime, isolation) in guests.items():
+                times[column].append(guest(args.bench, runtime, *guest_args, isolation=isolation)["runs_ms"][0])
+            times["native"].append(native(python, native_argv, env))
+        rows.append((name, {column: statistics.median(values) for column, values in times.items()}))
+
+    mode = "thread (epoch checks)" if args.thread else f"child process, {args.gap_ms} ms apart"
+    print(f"\nguests: {mode}; medians of {args.runs} alternating runs, ms (ratio to native)\n")
     print(f"{'workload':<26}" + "".join(f"{c:>26}" for c in columns))
     for name, values in rows:
         line = f"{name:<26}"
         for column in columns:
-            ms = values.get(column)
-            if ms is None:
-                line += f"{'-':>26}"
-            elif column == "native" or "native" not in values:
+            ms = values[column]
+            if column == "native":
                 line += f"{ms:>26.1f}"
             else:
                 cell = f"{ms:.1f} ({ms / values['native']:.2f}x)"

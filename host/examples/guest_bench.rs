@@ -4,12 +4,14 @@
 //! ```text
 //! cargo run --release --example guest_bench -- [--runtime NAME | --python-wasm PATH
 //!     --python-home DIR] [--with REQ]... [--runs N]
-//!     [--env KEY=VALUE]... [--guest-process PATH/TO/wasm-build]
+//!     [--env KEY=VALUE]... [--guest-process PATH/TO/wasm-build] [--gap-ms N]
 //!     [--project DIR --hook build_wheel] | [--mount HOST:GUEST]... [-- PYTHON_ARGS...]
 //! ```
 //!
 //! With `--guest-process`, each run is a child process of that `wasm-build` binary
 //! (`Isolation::Process`, as the CLI runs guests); otherwise a thread of this process.
+//! `--gap-ms N` waits N ms (untimed) before each run, as the host's own work separates the
+//! runs of a build: time for the next child process to get ready.
 //!
 //! Prints one JSON object: the runtime, each run's milliseconds and their median. With
 //! `--project`, each run is a hook call (get_requires_for_build_X + build_X in one
@@ -44,6 +46,7 @@ struct Options {
     env: Vec<(String, String)>,
     mounts: Vec<Mount>,
     guest_process: Option<PathBuf>,
+    gap: std::time::Duration,
     args: Vec<String>,
 }
 
@@ -59,6 +62,7 @@ fn parse_args() -> Result<Options> {
         env: Vec::new(),
         mounts: Vec::new(),
         guest_process: None,
+        gap: std::time::Duration::ZERO,
         args: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
@@ -73,6 +77,7 @@ fn parse_args() -> Result<Options> {
             "--project" => options.project = Some(PathBuf::from(value()?)),
             "--hook" => options.hook = value()?,
             "--guest-process" => options.guest_process = Some(PathBuf::from(value()?)),
+            "--gap-ms" => options.gap = std::time::Duration::from_millis(value()?.parse()?),
             "--mount" => {
                 let spec = value()?;
                 let (host, guest) = spec.split_once(':').context("--mount HOST:GUEST")?;
@@ -139,6 +144,8 @@ fn main() -> Result<()> {
     let mut times = Vec::new();
     // One warm-up run, not counted: the first instance pays for page faults of the module.
     for run in 0..=options.runs {
+        // The host's own work between two runs of a build (staging, verifying), untimed.
+        std::thread::sleep(options.gap);
         let scratch = tempfile::tempdir()?;
         let elapsed = match (&options.project, &build_system) {
             (Some(project), Some(bs)) => {

@@ -132,6 +132,20 @@ pub struct GuestRun {
     pub log: LogSink,
 }
 
+impl GuestRun {
+    /// Watches the run's writable mounts against its disk limit.
+    fn disk_watch(&self) -> watch::DiskWatch {
+        watch::DiskWatch::new(
+            self.mounts
+                .iter()
+                .filter(|m| m.writable)
+                .map(|m| m.host.clone())
+                .collect(),
+            self.limits.disk,
+        )
+    }
+}
+
 /// How a guest run ended, when no limit stopped it.
 #[derive(Debug)]
 pub struct GuestExit {
@@ -197,7 +211,8 @@ pub struct Sandbox {
     /// The runtime's module as built, for runs the pre-initialized one cannot serve.
     plain: PlainModule,
     pre_initialized: Option<snapshot::PreInitialized>,
-    isolation: Isolation,
+    /// Child processes started ahead, with [`Isolation::Process`].
+    workers: Option<isolated::Workers>,
     _empty_root: tempfile::TempDir,
     _ticker: Option<EpochTicker>,
 }
@@ -261,11 +276,23 @@ impl Sandbox {
         if pre_initialized.is_none() {
             plain.get(&guest.engine)?;
         }
+        let workers = match isolation {
+            Isolation::Thread => None,
+            Isolation::Process { program, args } => {
+                let workers = isolated::Workers::new(program, args);
+                // The first run's child loads and warms up while the caller prepares it.
+                match &pre_initialized {
+                    Some(pre) => workers.prepare(&pre.path),
+                    None => workers.prepare(&plain.get(&guest.engine)?.1),
+                }
+                Some(workers)
+            }
+        };
         Ok(Self {
             guest,
             plain,
             pre_initialized,
-            isolation,
+            workers,
             _empty_root: empty_root,
             _ticker: ticker,
         })
@@ -282,11 +309,10 @@ impl Sandbox {
             Some(pre) if pre.serves(&run.args, &run.env) => (pre.module.clone(), pre.path.clone()),
             _ => self.plain.get(&self.guest.engine)?,
         };
-        match &self.isolation {
-            Isolation::Thread => self.run_on_thread(run, module),
-            Isolation::Process { program, args } => isolated::run(
-                program,
-                args,
+        match &self.workers {
+            None => self.run_on_thread(run, module),
+            Some(workers) => isolated::run(
+                workers,
                 &path,
                 self.guest.stdlib.as_ref(),
                 &self.guest.root,
@@ -370,14 +396,7 @@ impl Guest {
 
         let started = Instant::now();
         let deadline = started + run.limits.wall_time;
-        let mut disk = watch::DiskWatch::new(
-            run.mounts
-                .iter()
-                .filter(|m| m.writable)
-                .map(|m| m.host.clone())
-                .collect(),
-            run.limits.disk,
-        );
+        let mut disk = run.disk_watch();
         if self.kind == EngineKind::Interruptible {
             let callback_hits = hits.clone();
             store.set_epoch_deadline(1);

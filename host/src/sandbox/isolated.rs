@@ -7,12 +7,16 @@
 //! module the parent chose (from the parent's checked cache), runs the guest with its
 //! output forwarded to stdout as written, and reports a [`ChildOutcome`] on stderr.
 //!
+//! Starting a child costs more than the run it serves when that run is short (the engine,
+//! the module's code pages, its memory image: ~8 ms), so the parent keeps one child started
+//! ahead ([`Workers`]): it loads the module it is told to expect and faults in its code and
+//! memory image, then waits for its job; each run takes the ready child and starts the next.
+//!
 //! The parent trusts nothing from the child but the outcome's shape: the guest cannot reach
 //! the child's stdout or stderr except through WASI writes, which go to stdout only.
 
 use super::{
-    EngineKind, Guest, GuestExit, GuestRun, LimitHit, Limits, Mount, SandboxError, WasmContext,
-    log, watch,
+    EngineKind, Guest, GuestExit, GuestRun, LimitHit, Limits, Mount, SandboxError, WasmContext, log,
 };
 use crate::runtime::Stdlib;
 use anyhow::{Context, Result, anyhow};
@@ -20,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 use wasmtime::Module;
@@ -51,10 +56,81 @@ enum ChildOutcome {
     Setup(String),
 }
 
-/// Runs `run` in a child process `program args...` and keeps its limits from here.
+/// The environment variable naming the compiled module a child loads before its job comes.
+const PRELOAD: &str = "WASM_BUILD_GUEST_PRELOAD";
+
+/// A child started ahead, waiting for its job.
+struct Worker {
+    child: Child,
+    /// The module it loaded ahead.
+    preloaded: PathBuf,
+}
+
+/// At most one child started ahead of the run that will need it.
+pub(super) struct Workers {
+    program: PathBuf,
+    args: Vec<String>,
+    ready: Mutex<Option<Worker>>,
+}
+
+impl Workers {
+    pub(super) fn new(program: PathBuf, args: Vec<String>) -> Self {
+        Self {
+            program,
+            args,
+            ready: Mutex::new(None),
+        }
+    }
+
+    /// Starts a child that loads `module` while it waits, unless one is ready already.
+    pub(super) fn prepare(&self, module: &Path) {
+        let mut ready = super::lock(&self.ready);
+        if ready.is_none() {
+            *ready = self.spawn(module).ok();
+        }
+    }
+
+    /// A child for `module`: the one started ahead if it expects this module, else a new one.
+    fn take(&self, module: &Path) -> Result<Child> {
+        let ready = super::lock(&self.ready).take();
+        match ready {
+            Some(worker) if worker.preloaded == module => Ok(worker.child),
+            Some(mut other) => {
+                end(&mut other.child);
+                Ok(self.spawn(module)?.child)
+            }
+            None => Ok(self.spawn(module)?.child),
+        }
+    }
+
+    fn spawn(&self, module: &Path) -> Result<Worker> {
+        let child = Command::new(&self.program)
+            .args(&self.args)
+            .env_clear()
+            .env(PRELOAD, module)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting the guest process {}", self.program.display()))?;
+        Ok(Worker {
+            child,
+            preloaded: module.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        if let Some(mut worker) = super::lock(&self.ready).take() {
+            end(&mut worker.child);
+        }
+    }
+}
+
+/// Runs `run` in a child process and keeps its limits from here; starts the next child.
 pub(super) fn run(
-    program: &Path,
-    program_args: &[String],
+    workers: &Workers,
     module: &Path,
     stdlib: Option<&Stdlib>,
     root: &Path,
@@ -70,14 +146,11 @@ pub(super) fn run(
         memory: run.limits.memory,
     };
     let started = Instant::now();
-    let mut child = Command::new(program)
-        .args(program_args)
-        .env_clear()
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting the guest process {}", program.display()))?;
+    let mut child = workers.take(module)?;
+    // The next run most likely wants the same module: its child warms up once this run is
+    // over, while the host does its own work, not during the run, where it would compete
+    // with the guest for the CPU.
+    let _prepare_next = PrepareOnDrop { workers, module };
     let stdin = child
         .stdin
         .take()
@@ -122,14 +195,7 @@ pub(super) fn run(
     });
 
     let deadline = started + run.limits.wall_time;
-    let mut disk = watch::DiskWatch::new(
-        run.mounts
-            .iter()
-            .filter(|m| m.writable)
-            .map(|m| m.host.clone())
-            .collect(),
-        run.limits.disk,
-    );
+    let mut disk = run.disk_watch();
     let hit = loop {
         let now = Instant::now();
         if now >= deadline {
@@ -192,7 +258,7 @@ pub(super) fn run(
         Some(ChildOutcome::Setup(message)) => Err(SandboxError::Setup(anyhow!(message))),
         None => Err(SandboxError::Setup(anyhow!(
             "the guest process {} ended ({status}) without a report{}",
-            program.display(),
+            workers.program.display(),
             if report.trim().is_empty() {
                 String::new()
             } else {
@@ -205,6 +271,18 @@ pub(super) fn run(
 enum Event {
     Closed,
     LogFull,
+}
+
+/// Starts the next child when the run is over, however it ends.
+struct PrepareOnDrop<'a> {
+    workers: &'a Workers,
+    module: &'a Path,
+}
+
+impl Drop for PrepareOnDrop<'_> {
+    fn drop(&mut self) {
+        self.workers.prepare(self.module);
+    }
 }
 
 fn end(child: &mut Child) {
@@ -220,12 +298,19 @@ pub fn serve() -> Result<()> {
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
     }
+    let guest = Guest::new(EngineKind::Uninterrupted, None, PathBuf::new())?;
+    let preloaded = preloaded(&guest.engine);
     let mut input = String::new();
     std::io::stdin()
         .read_to_string(&mut input)
         .context("reading the guest job")?;
     let job: ChildJob = serde_json::from_str(&input).context("reading the guest job")?;
-    let outcome = match run_job(&job) {
+    let guest = Guest {
+        stdlib: job.stdlib.clone(),
+        root: job.root.clone(),
+        ..guest
+    };
+    let outcome = match run_job(&guest, preloaded, &job) {
         Ok(exit) => ChildOutcome::Exited {
             code: exit.code,
             memory_refused: exit.memory_refused,
@@ -250,23 +335,51 @@ pub fn serve() -> Result<()> {
     Ok(())
 }
 
-fn run_job(job: &ChildJob) -> Result<GuestExit, SandboxError> {
-    let guest = Guest::new(
-        EngineKind::Uninterrupted,
-        job.stdlib.clone(),
-        job.root.clone(),
-    )?;
-    if !job.module.is_file() {
+/// Loads a compiled module the parent (this same program) handed over.
+fn load(engine: &wasmtime::Engine, path: &Path) -> Result<Module, SandboxError> {
+    if !path.is_file() {
         return Err(SandboxError::Setup(anyhow!(
             "the compiled module {} is missing",
-            job.module.display()
+            path.display()
         )));
     }
-    // SAFETY: the parent (this same program) wrote this file into its private cache and
-    // checked it by sha256 or seal before handing it over; the engine checks the version
-    // and settings it was compiled with.
-    let module = unsafe { Module::deserialize_file(&guest.engine, &job.module) }
-        .wasm_context(format!("loading {}", job.module.display()))?;
+    // SAFETY: the parent wrote this file into its private cache and checked it by sha256
+    // or seal before naming it; the engine checks the version and settings it was compiled
+    // with.
+    Ok(unsafe { Module::deserialize_file(engine, path) }
+        .wasm_context(format!("loading {}", path.display()))?)
+}
+
+/// Does before the job arrives what the first instance would otherwise do on the clock:
+/// the copy-on-write memory image, and a read of every page of the code.
+fn warm_up(module: &Module) {
+    let _ = module.initialize_copy_on_write_image();
+    let text = module.text();
+    let mut sum = 0u8;
+    for page in text.chunks(4096) {
+        // SAFETY: a read of an initialized byte of a live slice.
+        sum = sum.wrapping_add(unsafe { std::ptr::read_volatile(page.as_ptr()) });
+    }
+    std::hint::black_box(sum);
+}
+
+/// Loads the module named by the environment ([`PRELOAD`]), if any, before reading the job.
+fn preloaded(engine: &wasmtime::Engine) -> Option<(PathBuf, Module)> {
+    let path = PathBuf::from(std::env::var_os(PRELOAD)?);
+    let module = load(engine, &path).ok()?;
+    warm_up(&module);
+    Some((path, module))
+}
+
+fn run_job(
+    guest: &Guest,
+    preloaded: Option<(PathBuf, Module)>,
+    job: &ChildJob,
+) -> Result<GuestExit, SandboxError> {
+    let module = match preloaded {
+        Some((path, module)) if path == job.module => module,
+        _ => load(&guest.engine, &job.module)?,
+    };
     let run = GuestRun {
         args: job.args.clone(),
         env: job.env.clone(),
