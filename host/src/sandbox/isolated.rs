@@ -293,8 +293,10 @@ fn end(child: &mut Child) {
 /// The child's side: reads one job on stdin, runs it, reports on stderr. Call it from the
 /// program given to [`super::Isolation::Process`] when started with its arguments.
 pub fn serve() -> Result<()> {
-    // The child must not outlive a parent that was killed (and can no longer kill it).
+    // The child must not outlive a parent that was killed (and can no longer kill it). A
+    // parent gone before this line closes the job pipe, and the child stops at reading it.
     // SAFETY: prctl with PR_SET_PDEATHSIG only sets a flag of this process.
+    #[cfg(target_os = "linux")]
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
     }
