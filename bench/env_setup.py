@@ -283,27 +283,24 @@ class Bench:
                         Path(warm["WASM_BUILD_CACHE_DIR"]),
                         ["runtimes-v1", "compiled-v1", "index-v1", "wheels-v1"]))},
                     ["--offline"])
+        def cold_then_warm(tool, cache_var, offline):
+            """Cold runs each with a fresh cache, then warm runs on the last one."""
+            caches = []
+
+            def cold(i):
+                caches.append(self.fresh(cache_var.lower()) / "c")
+                return {cache_var: str(caches[-1])}
+
+            measure(tool, "cold", a.cold_runs, cold)
+            warm = {cache_var: str(caches[-1])}
+            measure(tool, "warm", a.warm_runs, lambda i: warm)
+            if offline:
+                measure(tool, "warm --offline", a.warm_runs, lambda i: warm, ["--offline"])
+
         if "uv" in tools:
-            caches = []
-
-            def uv_cold(i):
-                caches.append(self.fresh("uv-cache") / "c")
-                return {"UV_CACHE_DIR": str(caches[-1])}
-
-            measure("uv build", "cold", a.cold_runs, uv_cold)
-            warm = {"UV_CACHE_DIR": str(caches[-1])}
-            measure("uv build", "warm", a.warm_runs, lambda i: warm)
-            measure("uv build", "warm --offline", a.warm_runs, lambda i: warm, ["--offline"])
+            cold_then_warm("uv build", "UV_CACHE_DIR", offline=True)
         if "build" in tools:
-            caches = []
-
-            def pip_cold(i):
-                caches.append(self.fresh("pip-cache") / "c")
-                return {"PIP_CACHE_DIR": str(caches[-1])}
-
-            measure("python -m build", "cold", a.cold_runs, pip_cold)
-            warm = {"PIP_CACHE_DIR": str(caches[-1])}
-            measure("python -m build", "warm", a.warm_runs, lambda i: warm)
+            cold_then_warm("python -m build", "PIP_CACHE_DIR", offline=False)
         return rows
 
 

@@ -84,14 +84,7 @@ struct RunArgs {
     #[arg(long = "with", value_name = "REQUIREMENT")]
     with: Vec<String>,
     #[command(flatten)]
-    index: IndexArgs,
-    #[command(flatten)]
-    runtime: RuntimeArgs,
-    #[command(flatten)]
-    limits: LimitArgs,
-    /// Environment variable for the guest: KEY=VALUE, or KEY to copy the host's value.
-    #[arg(long = "env", value_name = "KEY[=VALUE]")]
-    env: Vec<String>,
+    sandbox: SandboxArgs,
     /// Arguments for the interpreter.
     #[arg(last = true, required = true)]
     args: Vec<String>,
@@ -122,9 +115,6 @@ struct BuildArgs {
     /// Setting passed to the backend's hooks (repeatable; a repeated key gives a list).
     #[arg(short = 'C', long = "config-setting", value_name = "KEY[=VALUE]")]
     config_settings: Vec<String>,
-    /// Environment variable for the backend: KEY=VALUE, or KEY to copy the host's value.
-    #[arg(long = "env", value_name = "KEY[=VALUE]")]
-    env: Vec<String>,
 
     /// Stream the backend's output.
     #[arg(short, long, conflicts_with = "quiet")]
@@ -134,11 +124,49 @@ struct BuildArgs {
     quiet: bool,
 
     #[command(flatten)]
+    sandbox: SandboxArgs,
+}
+
+/// What every command that runs the guest takes: the environment it sees, where its
+/// requirements come from, which interpreter, and its limits.
+#[derive(Debug, Args)]
+struct SandboxArgs {
+    /// Environment variable for the backend: KEY=VALUE, or KEY to copy the host's value.
+    #[arg(long = "env", value_name = "KEY[=VALUE]")]
+    env: Vec<String>,
+    #[command(flatten)]
     index: IndexArgs,
     #[command(flatten)]
     runtime: RuntimeArgs,
     #[command(flatten)]
     limits: LimitArgs,
+}
+
+impl SandboxArgs {
+    /// The frontend settings these give; guests run in child processes of this binary.
+    fn settings(self) -> Result<Settings> {
+        let mib = |v: u64| v.saturating_mul(1 << 20);
+        let mut settings = Settings {
+            isolation: guest_processes()?,
+            runtime: runtime_choice(self.runtime),
+            index: index_options(&self.index),
+            constraints: self
+                .index
+                .build_constraint
+                .map(|path| (path, self.index.require_hashes)),
+            guest_env: self
+                .env
+                .iter()
+                .map(|s| guest_env_var(s))
+                .collect::<Result<_>>()?,
+            limits: self.limits.sandbox(),
+            no_cache: self.index.no_cache,
+            ..Settings::default()
+        };
+        settings.artifact_limits.max_artifact_bytes = mib(self.limits.artifact_limit);
+        settings.artifact_limits.archive.max_unpacked_bytes = mib(self.limits.artifact_limit);
+        Ok(settings)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -300,33 +328,16 @@ fn settings_and_request(args: BuildArgs) -> Result<(Settings, BuildRequest)> {
             distributions.push(dist);
         }
     }
-    let mib = |v: u64| v.saturating_mul(1 << 20);
-    let mut settings = Settings {
-        isolation: guest_processes()?,
-        runtime: runtime_choice(args.runtime),
-        index: index_options(&args.index),
-        constraints: args
-            .index
-            .build_constraint
-            .map(|path| (path, args.index.require_hashes)),
+    let settings = Settings {
         config_settings: args
             .config_settings
             .iter()
             .map(|s| split_setting(s))
             .collect(),
-        guest_env: args
-            .env
-            .iter()
-            .map(|s| guest_env_var(s))
-            .collect::<Result<_>>()?,
-        limits: args.limits.sandbox(),
         verbose: args.verbose,
         quiet: args.quiet,
-        no_cache: args.index.no_cache,
-        ..Settings::default()
+        ..args.sandbox.settings()?
     };
-    settings.artifact_limits.max_artifact_bytes = mib(args.limits.artifact_limit);
-    settings.artifact_limits.archive.max_unpacked_bytes = mib(args.limits.artifact_limit);
     let request = BuildRequest {
         source: args.source,
         distributions,
@@ -425,28 +436,10 @@ fn runtime_command(action: RuntimeAction) -> Result<ExitCode> {
         RuntimeAction::Run(run) => {
             let RunArgs {
                 with,
-                index,
-                runtime,
-                limits,
-                env,
+                sandbox,
                 args,
             } = *run;
-            let settings = Settings {
-                isolation: guest_processes()?,
-                runtime: runtime_choice(runtime),
-                index: index_options(&index),
-                constraints: index
-                    .build_constraint
-                    .clone()
-                    .map(|path| (path, index.require_hashes)),
-                limits: limits.sandbox(),
-                guest_env: env
-                    .iter()
-                    .map(|s| guest_env_var(s))
-                    .collect::<Result<_>>()?,
-                no_cache: index.no_cache,
-                ..Settings::default()
-            };
+            let settings = sandbox.settings()?;
             let frontend = Frontend::new(settings)?;
             let code = frontend.run_python(&with, &args)?;
             Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))

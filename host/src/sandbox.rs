@@ -175,6 +175,15 @@ pub enum SandboxError {
 }
 
 impl SandboxError {
+    /// `run` reached the limit `hit`; `log` is what it printed until then.
+    fn limit(hit: LimitHit, run: &GuestRun, log: Vec<u8>) -> Self {
+        SandboxError::Limit {
+            hit,
+            limits: Box::new(run.limits.clone()),
+            log,
+        }
+    }
+
     /// What the guest printed before the run ended.
     pub fn log(&self) -> &[u8] {
         match self {
@@ -260,14 +269,7 @@ impl Sandbox {
             EngineKind::Interruptible => Some(EpochTicker::start(guest.engine.clone())?),
             EngineKind::Uninterrupted => None,
         };
-        let pre_initialized = snapshot::load(
-            &guest.engine,
-            &guest.linker,
-            runtime,
-            cache,
-            empty_root.path(),
-            &base_environment(),
-        )?;
+        let pre_initialized = snapshot::load(&guest, runtime, cache, &base_environment())?;
         let plain = PlainModule {
             runtime: runtime.clone(),
             dir: cache.bucket(Bucket::Compiled)?,
@@ -344,11 +346,11 @@ impl Sandbox {
             .context("starting the guest thread")?;
         match finished.recv_timeout(run.limits.wall_time.saturating_add(WATCHDOG_GRACE)) {
             Ok(result) => result,
-            Err(RecvTimeoutError::Timeout) => Err(SandboxError::Limit {
-                hit: LimitHit::WallTime,
-                limits: Box::new(run.limits.clone()),
-                log: log.take().bytes,
-            }),
+            Err(RecvTimeoutError::Timeout) => Err(SandboxError::limit(
+                LimitHit::WallTime,
+                run,
+                log.take().bytes,
+            )),
             Err(RecvTimeoutError::Disconnected) => Err(SandboxError::Setup(anyhow::anyhow!(
                 "the guest thread panicked"
             ))),
@@ -380,19 +382,8 @@ impl Guest {
         module: &Module,
         log: &log::Capture,
     ) -> Result<GuestExit, SandboxError> {
-        let wasi = self.wasi_context(run, log)?;
+        let mut store = self.store(run, log)?;
         let hits = Arc::new(Mutex::new(None::<LimitHit>));
-        let mut store = Store::new(
-            &self.engine,
-            GuestState {
-                wasi,
-                limiter: MemoryLimiter {
-                    max_bytes: run.limits.memory,
-                    hit: false,
-                },
-            },
-        );
-        store.limiter(|state| &mut state.limiter);
 
         let started = Instant::now();
         let deadline = started + run.limits.wall_time;
@@ -440,11 +431,7 @@ impl Guest {
                 None => {
                     let hit = limit_hit.or(memory_hit.then_some(LimitHit::Memory));
                     return Err(match hit {
-                        Some(hit) => SandboxError::Limit {
-                            hit,
-                            limits: Box::new(run.limits.clone()),
-                            log: captured.bytes,
-                        },
+                        Some(hit) => SandboxError::limit(hit, run, captured.bytes),
                         None => SandboxError::Trap {
                             message: format!("{error:?}"),
                             log: captured.bytes,
@@ -456,11 +443,7 @@ impl Guest {
         // A limit that the guest survived (a refused memory grow surfaces as MemoryError,
         // a full log as a failed write) still ends the run as that limit.
         if let Some(hit) = limit_hit.or((memory_hit && code != 0).then_some(LimitHit::Memory)) {
-            return Err(SandboxError::Limit {
-                hit,
-                limits: Box::new(run.limits.clone()),
-                log: captured.bytes,
-            });
+            return Err(SandboxError::limit(hit, run, captured.bytes));
         }
         Ok(GuestExit {
             code,
@@ -468,6 +451,22 @@ impl Guest {
             elapsed,
             memory_refused: memory_hit,
         })
+    }
+
+    /// A store for one run: its WASI world and its memory limit.
+    fn store(&self, run: &GuestRun, log: &log::Capture) -> Result<Store<GuestState>> {
+        let mut store = Store::new(
+            &self.engine,
+            GuestState {
+                wasi: self.wasi_context(run, log)?,
+                limiter: MemoryLimiter {
+                    max_bytes: run.limits.memory,
+                    hit: false,
+                },
+            },
+        );
+        store.limiter(|state| &mut state.limiter);
+        Ok(store)
     }
 
     fn wasi_context(&self, run: &GuestRun, log: &log::Capture) -> Result<WasiP1Ctx> {

@@ -215,11 +215,7 @@ pub(super) fn run(
     if let Some(hit) = hit {
         end(&mut child);
         let _ = reader.join();
-        return Err(SandboxError::Limit {
-            hit,
-            limits: Box::new(run.limits.clone()),
-            log: capture.take().bytes,
-        });
+        return Err(SandboxError::limit(hit, run, capture.take().bytes));
     }
     let status = child.wait().context("waiting for the guest process")?;
     let _ = reader.join();
@@ -231,29 +227,18 @@ pub(super) fn run(
         .last()
         .and_then(|line| serde_json::from_str::<ChildOutcome>(line).ok());
     match outcome {
+        // The child applied the memory rule already (see `Guest::run`): a failed run after
+        // a refused grow comes as MemoryLimit.
         Some(ChildOutcome::Exited {
             code,
             memory_refused,
-        }) => {
-            if memory_refused && code != 0 {
-                return Err(SandboxError::Limit {
-                    hit: LimitHit::Memory,
-                    limits: Box::new(run.limits.clone()),
-                    log,
-                });
-            }
-            Ok(GuestExit {
-                code,
-                log,
-                elapsed,
-                memory_refused,
-            })
-        }
-        Some(ChildOutcome::MemoryLimit) => Err(SandboxError::Limit {
-            hit: LimitHit::Memory,
-            limits: Box::new(run.limits.clone()),
+        }) => Ok(GuestExit {
+            code,
             log,
+            elapsed,
+            memory_refused,
         }),
+        Some(ChildOutcome::MemoryLimit) => Err(SandboxError::limit(LimitHit::Memory, run, log)),
         Some(ChildOutcome::Trap(message)) => Err(SandboxError::Trap { message, log }),
         Some(ChildOutcome::Setup(message)) => Err(SandboxError::Setup(anyhow!(message))),
         None => Err(SandboxError::Setup(anyhow!(

@@ -12,16 +12,16 @@
 //! It is compiled and cached like the runtime's own module (see [`super::module_cache`]).
 
 use super::module_cache;
-use super::{GuestState, MemoryLimiter, WasmContext, log};
+use super::{Guest, GuestRun, GuestState, Limits, LogSink, WasmContext, log};
 use crate::runtime::Runtime;
 use anyhow::{Context, Result, bail};
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::pin;
 use std::task::{Poll, Waker};
 use wasm_build_packaging::cache::{self, Bucket, Cache};
-use wasmtime::{Engine, Instance, Linker, Module, Store};
-use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+use wasmtime::{Engine, Instance, Module, Store};
+use wasmtime_wasi::I32Exit;
 use wasmtime_wizer::{InstanceState, SnapshotVal, ValType, Wizer};
 
 /// The module's export that brings the interpreter up and returns.
@@ -75,13 +75,12 @@ fn startup_subset(env: &[(String, String)]) -> Vec<(String, String)> {
 /// The runtime's pre-initialized interpreter for runs whose start-up environment is
 /// `env`, from the cache or made now; `None` when the runtime has no such entry points.
 pub fn load(
-    engine: &Engine,
-    linker: &Linker<GuestState>,
+    guest: &Guest,
     runtime: &Runtime,
     cache: &Cache,
-    root: &Path,
     env: &[(String, String)],
 ) -> Result<Option<PreInitialized>> {
+    let engine = &guest.engine;
     let startup_env = startup_subset(env);
     let key = cache_key(engine, &runtime.module_sha256, env);
     // Runtimes without the entry points (the VMware build, most --python-wasm modules) are
@@ -97,13 +96,12 @@ pub fn load(
         if !has_entry_points(&wasm)? {
             return Err(NotPreInitializable.into());
         }
-        let snapshot = make_snapshot(engine, linker, runtime, root, &startup_env, &wasm)
-            .with_context(|| {
-                format!(
-                    "pre-initializing the interpreter {}",
-                    runtime.module_path.display()
-                )
-            })?;
+        let snapshot = make_snapshot(guest, &startup_env, &wasm).with_context(|| {
+            format!(
+                "pre-initializing the interpreter {}",
+                runtime.module_path.display()
+            )
+        })?;
         Module::new(engine, &snapshot).wasm_context("compiling the pre-initialized interpreter")
     });
     match result {
@@ -153,15 +151,9 @@ fn has_entry_points(wasm: &[u8]) -> Result<bool> {
     Ok(false)
 }
 
-/// Runs `wasm_build_init` in an instrumented instance and returns the snapshot module.
-fn make_snapshot(
-    engine: &Engine,
-    linker: &Linker<GuestState>,
-    runtime: &Runtime,
-    root: &Path,
-    env: &[(String, String)],
-    wasm: &[u8],
-) -> Result<Vec<u8>> {
+/// Runs `wasm_build_init` in an instrumented instance, with only the stdlib and the empty
+/// root mounted, and returns the snapshot module.
+fn make_snapshot(guest: &Guest, env: &[(String, String)], wasm: &[u8]) -> Result<Vec<u8>> {
     let mut wizer = Wizer::new();
     wizer
         .init_func(INIT_EXPORT)
@@ -169,37 +161,21 @@ fn make_snapshot(
     let (context, instrumented) = wizer
         .instrument(wasm)
         .wasm_context("instrumenting the module")?;
-    let module = Module::new(engine, &instrumented).wasm_context("compiling the module")?;
+    let module = Module::new(&guest.engine, &instrumented).wasm_context("compiling the module")?;
 
-    let output = log::Capture::new(1 << 20, super::LogSink::Capture);
-    let mut builder = WasiCtxBuilder::new();
-    builder.allow_blocking_current_thread(true);
-    builder.arg("python");
-    builder.envs(env);
-    builder.stdout(output.clone());
-    builder.stderr(output.clone());
-    builder
-        .preopened_dir(root, "/", FsPerms::ReadOnly)
-        .wasm_context("mounting the empty root")?;
-    if let Some(stdlib) = &runtime.stdlib {
-        builder
-            .preopened_dir(&stdlib.host, &stdlib.guest, FsPerms::ReadOnly)
-            .wasm_context(format!("mounting the stdlib {}", stdlib.host.display()))?;
-    }
-    let mut store = Store::new(
-        engine,
-        GuestState {
-            wasi: builder.build_p1(),
-            limiter: MemoryLimiter {
-                max_bytes: super::Limits::default().memory,
-                hit: false,
-            },
-        },
-    );
-    store.limiter(|state| &mut state.limiter);
+    let output = log::Capture::new(1 << 20, LogSink::Capture);
+    let start_up = GuestRun {
+        args: Vec::new(),
+        env: env.to_vec(),
+        mounts: Vec::new(),
+        limits: Limits::default(),
+        log: LogSink::Capture,
+    };
+    let mut store = guest.store(&start_up, &output)?;
     store.set_epoch_deadline(INIT_TICKS);
 
-    let instance = linker
+    let instance = guest
+        .linker
         .instantiate(&mut store, &module)
         .wasm_context("instantiating the module")?;
     let init = instance
