@@ -578,6 +578,10 @@ fn engine_config(kind: EngineKind) -> Config {
     config.max_wasm_stack(MAX_WASM_STACK);
     config.cranelift_opt_level(OptLevel::Speed);
     config.parallel_compilation(true);
+    // CPython calls through function pointers everywhere (type slots, vectorcall): with the
+    // table filled at instantiation (~4,500 entries, microseconds) no `call_indirect` has to
+    // check for a lazily initialized entry. Measured: hooks 2–3 % faster.
+    config.table_lazy_init(false);
     config
 }
 
