@@ -3,19 +3,25 @@
  *
  * `_start` is CPython's usual main: the module is a normal python.wasm for any WASI host.
  *
- * Two more exports let the host start hooks from a pre-initialized interpreter instead of
+ * More exports let the host start hooks from a pre-initialized interpreter instead of
  * initializing one per hook (see docs/runtime.md, "The pre-initialized interpreter"):
  *
- *   wasm_build_init   initializes the interpreter the way `python -S` does, reading only the
- *                     stdlib and the environment the host gave it, then returns. The host
- *                     snapshots the instance right after (wasmtime-wizer): memory and globals
- *                     become a new module whose `_start` is wasm_build_start.
- *   wasm_build_start  runs in a fresh instance of that snapshot, with the hook's own WASI
- *                     world: it forgets the snapshot's preopens and environment, takes the
- *                     arguments (`-S` then `-c CODE`, `-m MODULE` or `SCRIPT`, then the
- *                     script's arguments) and runs them as `python` would, then finalizes.
+ *   wasm_build_init     initializes the interpreter the way `python -S` does, reading only
+ *                       the stdlib and the environment the host gave it, then returns. The
+ *                       host snapshots the instance right after (wasmtime-wizer): memory and
+ *                       globals become a new module whose `_start` is wasm_build_start.
+ *   wasm_build_start    runs in a fresh instance of that snapshot, with the hook's own WASI
+ *                       world: it forgets the snapshot's preopens and environment, takes the
+ *                       arguments (`-S` then `-c CODE`, `-m MODULE` or `SCRIPT`, then the
+ *                       script's arguments) and runs them as `python` would, then finalizes.
+ *   wasm_build_prepare  does what wasm_build_start does but does not finalize: it returns
+ *                       with the interpreter as the command left it (the hook runner with a
+ *                       backend imported), and the host keeps that instance's memory to start
+ *                       later runs from ("The prepared backend" in docs/runtime.md). Exits
+ *                       with the command's status if the command fails.
  *
- * Nothing here runs untrusted code before the snapshot: only CPython's own start-up.
+ * wasm_build_init runs no untrusted code: only CPython's own start-up. wasm_build_prepare runs
+ * whatever command the host gives it, as wasm_build_start does.
  */
 
 #include "Python.h"
@@ -193,8 +199,9 @@ run_file(const char *path)
     return PyRun_AnyFileExFlags(file, path, 1, &flags) != 0;
 }
 
-__attribute__((export_name("wasm_build_start"))) void
-wasm_build_start(void)
+/* Runs this instance's command line in the pre-initialized interpreter; returns its status. */
+static int
+run_command(void)
 {
     __wasilibc_reset_preopens();
     __wasilibc_deinitialize_environ();
@@ -209,7 +216,6 @@ wasm_build_start(void)
                         "-S (-c CODE | -m MODULE | SCRIPT) [ARGS...]\n");
         exit(2);
     }
-    int code;
     if (refresh_environ() < 0 || set_orig_argv(argc, argv) < 0) {
         PyErr_Print();
         exit(1);
@@ -225,19 +231,37 @@ wasm_build_start(void)
         if (option[1] == 'c') {
             PyCompilerFlags flags = _PyCompilerFlags_INIT;
             flags.cf_flags |= PyCF_IGNORE_COOKIE;
-            code = PyRun_SimpleStringFlags(operand, &flags) != 0;
-        } else {
-            code = run_module(operand);
+            return PyRun_SimpleStringFlags(operand, &flags) != 0;
         }
-    } else {
-        if (set_argv(argc - 2, argv + 2) < 0) {
-            PyErr_Print();
-            exit(1);
-        }
-        code = run_file(argv[2]);
+        return run_module(operand);
     }
+    if (set_argv(argc - 2, argv + 2) < 0) {
+        PyErr_Print();
+        exit(1);
+    }
+    return run_file(argv[2]);
+}
+
+__attribute__((export_name("wasm_build_start"))) void
+wasm_build_start(void)
+{
+    int code = run_command();
     if (Py_FinalizeEx() < 0) {
         code = 120;
     }
     exit(code);
+}
+
+__attribute__((export_name("wasm_build_prepare"))) void
+wasm_build_prepare(void)
+{
+    int code = run_command();
+    if (code != 0) {
+        exit(code);
+    }
+    /* As after start-up: nothing buffered may survive into the kept memory. */
+    if (PyRun_SimpleString("import sys; sys.stdout.flush(); sys.stderr.flush()") != 0) {
+        exit(1);
+    }
+    fflush(NULL);
 }
