@@ -68,7 +68,8 @@ def main():
     if home:
         os.makedirs(home, exist_ok=True)
     sys.dont_write_bytecode = True
-    install_stat_shim(source_dir, request.get("executables") or [])
+    modes = install_stat_shim()
+    mark_executables(modes, source_dir, request.get("executables") or [])
     import site
 
     site.addsitedir(request["env_dir"])
@@ -251,27 +252,36 @@ FALLBACKS = {
 }
 
 
-def install_stat_shim(source_dir, executables):
+def file_id(result):
+    return (result.st_dev, result.st_ino)
+
+
+def mark_executables(modes, source_dir, executables):
+    """The files the host saw as executable in the source tree get 0o755 (see the shim)."""
+    for path in executables:
+        try:
+            # The shim's stat (if installed) changes only the mode, not the file's identity.
+            result = os.stat(os.path.join(source_dir, path))
+        except OSError:
+            continue
+        modes[file_id(result)] = (stat.S_IFMT(result.st_mode), 0o755)
+
+
+def install_stat_shim():
     """WASI preview 1 has no permission bits: stat reports mode 0 for every file and chmod
     does nothing, yet backends copy modes into sdist and wheel members. Report what a native
     build would see: the mode last set with chmod in this run, else 0o755 for the files the
-    host saw as executable, else 0o644 for files and 0o755 for folders.
+    host saw as executable (mark_executables), else 0o644 for files and 0o755 for folders.
+    Returns the table of modes.
 
     Modes are kept per file (device and inode, which WASI does report), so they follow the
-    file through renames and are found by fstat too (wheel writers stat the open file)."""
+    file through renames and are found by fstat too (wheel writers stat the open file). An
+    inode is reused by the next file or folder made once its file is gone: removing,
+    renaming over and removing folders forget the mode, and a mode applies only to the kind
+    of file it was set on."""
     real_stat, real_lstat, real_fstat = os.stat, os.lstat, os.fstat
     real_chmod, real_fchmod = getattr(os, "chmod", None), getattr(os, "fchmod", None)
-    real_unlink, real_remove = os.unlink, os.remove
     modes = {}
-
-    def file_id(result):
-        return (result.st_dev, result.st_ino)
-
-    for path in executables:
-        try:
-            modes[file_id(real_stat(os.path.join(source_dir, path)))] = 0o755
-        except OSError:
-            pass
 
     def with_mode(result):
         mode = result.st_mode
@@ -279,15 +289,15 @@ def install_stat_shim(source_dir, executables):
             return result
         kind = stat.S_IFMT(mode)
         if kind == stat.S_IFREG:
-            perm = modes.get(file_id(result), 0o644)
+            default = 0o644
         elif kind == stat.S_IFDIR:
-            perm = modes.get(file_id(result), 0o755)
+            default = 0o755
         elif kind == stat.S_IFLNK:
-            perm = 0o777
+            return _with_perm(result, kind, 0o777)
         else:
             return result
-        _, (fields, extra) = result.__reduce__()
-        return os.stat_result((kind | perm,) + tuple(fields[1:]), extra)
+        kept_kind, perm = modes.get(file_id(result), (kind, default))
+        return _with_perm(result, kind, perm if kept_kind == kind else default)
 
     def patched_stat(path, *args, **kwargs):
         return with_mode(real_stat(path, *args, **kwargs))
@@ -303,33 +313,52 @@ def install_stat_shim(source_dir, executables):
         # os.DirEntry.stat, which cannot be patched) copied by shutil.copymode: keep the
         # default instead of publishing a file nobody may read.
         if stat.S_IMODE(mode):
-            modes[file_id(result)] = stat.S_IMODE(mode)
+            modes[file_id(result)] = (stat.S_IFMT(result.st_mode), stat.S_IMODE(mode))
 
-    def patched_chmod(path, mode, *args, follow_symlinks=True, **kwargs):
+    def patched_chmod(path, mode, *args, dir_fd=None, follow_symlinks=True, **kwargs):
         if real_chmod is not None:
-            real_chmod(path, mode, *args, follow_symlinks=follow_symlinks, **kwargs)
-        remember((real_stat if follow_symlinks else real_lstat)(path), mode)
+            real_chmod(path, mode, *args, dir_fd=dir_fd, follow_symlinks=follow_symlinks, **kwargs)
+        remember((real_stat if follow_symlinks else real_lstat)(path, dir_fd=dir_fd), mode)
 
     def patched_fchmod(fd, mode):
         if real_fchmod is not None:
             real_fchmod(fd, mode)
         remember(real_fstat(fd), mode)
 
+    def identity(path, dir_fd=None):
+        try:
+            return file_id(real_lstat(path, dir_fd=dir_fd))
+        except (OSError, NotImplementedError, TypeError, ValueError):
+            return None
+
     def forgetting(remove):
-        # The inode may be reused by the next file made: it must not inherit the mode.
-        def patched(path, *args, **kwargs):
-            try:
-                identity = file_id(real_lstat(path))
-            except OSError:
-                identity = None
-            remove(path, *args, **kwargs)
-            modes.pop(identity, None)
+        def patched(path, *args, dir_fd=None, **kwargs):
+            gone = identity(path, dir_fd)
+            remove(path, *args, dir_fd=dir_fd, **kwargs)
+            modes.pop(gone, None)
+
+        return patched
+
+    def forgetting_target(move):
+        # What a rename replaces is gone; the moved file keeps its identity and its mode.
+        def patched(src, dst, *args, src_dir_fd=None, dst_dir_fd=None, **kwargs):
+            moved, replaced = identity(src, src_dir_fd), identity(dst, dst_dir_fd)
+            move(src, dst, *args, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd, **kwargs)
+            if replaced != moved:
+                modes.pop(replaced, None)
 
         return patched
 
     os.stat, os.lstat, os.fstat = patched_stat, patched_lstat, patched_fstat
     os.chmod, os.fchmod = patched_chmod, patched_fchmod
-    os.unlink, os.remove = forgetting(real_unlink), forgetting(real_remove)
+    os.unlink, os.remove, os.rmdir = forgetting(os.unlink), forgetting(os.remove), forgetting(os.rmdir)
+    os.rename, os.replace = forgetting_target(os.rename), forgetting_target(os.replace)
+    return modes
+
+
+def _with_perm(result, kind, perm):
+    _, (fields, extra) = result.__reduce__()
+    return os.stat_result((kind | perm,) + tuple(fields[1:]), extra)
 
 
 if __name__ == "__main__":

@@ -429,4 +429,12 @@ fn modes_set_by_the_backend_reach_the_wheel() {
             assert_eq!(zip_mode(&built[1], &name), 0o100644, "{name}");
         }
     }
+    // Folders too: setuptools makes the sdist's top folder after removing files it had
+    // chmod'ed, and the new folder may get one of their inodes, which must not bring the
+    // file's mode along (it did: the folder was 0644 in some builds).
+    let folders = tar_folder_modes(&built[0]);
+    assert!(folders.len() >= 4, "{folders:?}");
+    for (name, mode) in folders {
+        assert_eq!(mode & 0o777, 0o755, "{name}");
+    }
 }

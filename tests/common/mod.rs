@@ -128,6 +128,22 @@ pub fn tar_mode(path: &Path, name: &str) -> u32 {
     panic!("{name} is not in {}", path.display())
 }
 
+/// The folders of an sdist (tar.gz) with their modes.
+pub fn tar_folder_modes(path: &Path) -> Vec<(String, u32)> {
+    let mut archive =
+        tar::Archive::new(flate2::read::GzDecoder::new(fs::File::open(path).unwrap()));
+    archive
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.header().entry_type().is_dir())
+        .map(|e| {
+            let name = e.path().unwrap().to_string_lossy().into_owned();
+            (name, e.header().mode().unwrap())
+        })
+        .collect()
+}
+
 /// The member names of an sdist (tar.gz), sorted.
 pub fn tar_names(path: &Path) -> Vec<String> {
     let mut archive =
