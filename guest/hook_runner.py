@@ -17,6 +17,14 @@ Calls run in order in this one interpreter, so the backend is imported once; a c
 the sequence when it fails, or when it is a get_requires_* hook whose answer is not within
 `stop_unless_within` (the host must then install more and start a new instance).
 
+With {"prepare": true, "open_fds": N} in place of "calls", the runner only sets up and imports
+the backend, keeps both in sys.modules[PREPARED] and writes {"prepared": true} (or the
+failure). The host keeps that instance's memory (see "The prepared backend" in
+docs/runtime.md) and starts later runs of the same backend and environment from it: they
+find the backend imported and skip the import. N is how many file descriptors the instance
+was started with: a backend that leaves a file open cannot be kept, since the descriptor
+would name another file in the next instance.
+
 Standard library only. Nothing here is trusted by the host: the backend runs in this very
 interpreter and can rewrite any of it. The host checks everything it reads back.
 """
@@ -56,6 +64,10 @@ class _NeverRaised(Exception):
     """Stands in for a backend's UnsupportedOperation when it defines none."""
 
 
+# Where a prepared instance keeps its backend, for the runs started from it.
+PREPARED = "_wasm_build_prepared"
+
+
 def main():
     with open(os.path.join(IO_DIR, "input.json"), encoding="utf-8") as f:
         request = json.load(f)
@@ -68,30 +80,59 @@ def main():
     if home:
         os.makedirs(home, exist_ok=True)
     sys.dont_write_bytecode = True
-    modes = install_stat_shim()
-    mark_executables(modes, source_dir, request.get("executables") or [])
-    import site
+    identity = (request["backend"], request["env_dir"], source_dir)
+    prepared = sys.modules.get(PREPARED)
+    if prepared is not None and prepared.identity == identity and not request.get("prepare"):
+        backend, modes = prepared.backend, prepared.modes
+    else:
+        modes = install_stat_shim()
+        import site
 
-    site.addsitedir(request["env_dir"])
+        site.addsitedir(request["env_dir"])
+        try:
+            backend = load_backend(request["backend"], request.get("backend_path") or [])
+        except HookFailure as failure:
+            hook = "import" if request.get("prepare") else request["calls"][0]["hook"]
+            write_output({"results": [failure_result(hook, failure)], "stopped_for_requirements": False})
+            return
+        if request.get("prepare"):
+            prepare(identity, backend, modes, request["open_fds"])
+            return
+    mark_executables(modes, source_dir, request.get("executables") or [])
 
     results = []
     stopped = False
-    try:
-        backend = load_backend(request["backend"], request.get("backend_path") or [])
-    except HookFailure as failure:
-        results.append(failure_result(request["calls"][0]["hook"], failure))
-    else:
-        for call in request["calls"]:
-            mark_running(call["hook"])
-            result = call_hook(backend, call["hook"], call.get("kwargs") or {})
-            results.append(result)
-            if result["status"] != "ok":
-                break
-            allowed = call.get("stop_unless_within")
-            if allowed is not None and not set(result["return_value"]) <= set(allowed):
-                stopped = True
-                break
+    for call in request["calls"]:
+        mark_running(call["hook"])
+        result = call_hook(backend, call["hook"], call.get("kwargs") or {})
+        results.append(result)
+        if result["status"] != "ok":
+            break
+        allowed = call.get("stop_unless_within")
+        if allowed is not None and not set(result["return_value"]) <= set(allowed):
+            stopped = True
+            break
     write_output({"results": results, "stopped_for_requirements": stopped})
+
+
+def prepare(identity, backend, modes, open_fds):
+    """Keeps the imported backend for the runs started from this instance's memory."""
+    import types
+
+    # Descriptors 0-2 and the mounts, numbered from 3 in order: anything else is a file the
+    # backend's import left open.
+    for fd in range(open_fds, open_fds + 64):
+        try:
+            os.fstat(fd)
+        except OSError:
+            continue
+        failure = HookFailure("unsupported", "importing the backend left file descriptor %d open" % fd)
+        write_output({"results": [failure_result("import", failure)], "stopped_for_requirements": False})
+        return
+    kept = types.ModuleType(PREPARED)
+    kept.identity, kept.backend, kept.modes = identity, backend, modes
+    sys.modules[PREPARED] = kept
+    write_output({"prepared": True})
 
 
 def mark_running(hook):

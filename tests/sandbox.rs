@@ -1,8 +1,9 @@
 //! The sandbox as a library. The pre-initialized interpreter (docs/runtime.md): every run
 //! starts from the snapshot taken after CPython's start-up, yet sees only its own arguments,
-//! environment and mounts, and nothing a previous run did. Guest processes
-//! (docs/architecture.md): a guest cannot forge how its process ended, and is killed at the
-//! time limit even while asleep in the host.
+//! environment and mounts, and nothing a previous run did; runs from a memory image start
+//! where the prepared command ended, and a guest process uses only the image bytes the parent
+//! checked. Guest processes (docs/architecture.md): a guest cannot forge how its process
+//! ended, and is killed at the time limit even while asleep in the host.
 
 mod common;
 
@@ -213,4 +214,93 @@ fn a_sleeping_guest_process_is_killed_at_the_time_limit() {
     assert!(String::from_utf8_lossy(error.log()).contains("going to sleep"));
     // Behaviour, not speed: the run ended with the limit, not with the hour-long sleep.
     assert!(started.elapsed() < std::time::Duration::from_secs(600));
+}
+
+/// A run `prepare`d without finalizing leaves its interpreter to the runs started from its
+/// memory image, and only to them: each sees what the prepared command did, with its own
+/// arguments and environment, and nothing another run from the image did. On a thread and
+/// in a child process (where the image is also written into an instance ahead of the job).
+#[test]
+fn runs_from_a_memory_image_start_where_the_prepared_command_ended() {
+    for isolation in [Isolation::Thread, guest_processes()] {
+        let sandbox = sandbox(isolation);
+        let scratch = tempfile::tempdir().unwrap();
+        let image_dir = tempfile::tempdir().unwrap();
+        let image_path = image_dir.path().join("prepared.image");
+        let run = |code: &str, env: Vec<(String, String)>| GuestRun {
+            args: vec!["-S".into(), "-c".into(), code.into()],
+            env,
+            mounts: vec![Mount::read_write(scratch.path(), "/tmp")],
+            limits: Limits::default(),
+            log: LogSink::Capture,
+        };
+        let prepare = run(
+            "import builtins, json\nbuiltins.PREPARED = json.dumps({'ready': 1})\n",
+            base_environment(),
+        );
+        assert!(sandbox.image_base(&prepare).is_some());
+        let made = sandbox.prepare(&prepare, &image_path).unwrap();
+        assert_eq!(made.code, 0, "{}", String::from_utf8_lossy(&made.log));
+        let image = wasm_build::sandbox::MemoryImage::load(&image_path).unwrap();
+
+        let mut env = base_environment();
+        env.push(("WHO".into(), "second".into()));
+        for round in 0..3 {
+            let check = run(
+                "import builtins, os, sys\n\
+                 assert builtins.PREPARED == '{\"ready\": 1}', 'the prepared state is missing'\n\
+                 assert not hasattr(builtins, 'LEFT_BEHIND'), 'a run from the image left state'\n\
+                 assert os.environ.get('WHO') == 'second', os.environ\n\
+                 assert sys.argv == ['-c'], sys.argv\n\
+                 builtins.LEFT_BEHIND = 1\n",
+                env.clone(),
+            );
+            let exit = sandbox.run_from(&check, &image).unwrap();
+            assert_eq!(
+                exit.code,
+                0,
+                "round {round}: {}",
+                String::from_utf8_lossy(&exit.log)
+            );
+        }
+    }
+}
+
+/// A child process writes into its instance only the image bytes the parent checked: an
+/// image changed on disk after the parent read it is refused.
+#[test]
+fn a_guest_process_refuses_an_image_changed_after_the_parent_checked_it() {
+    let sandbox = sandbox(guest_processes());
+    let scratch = tempfile::tempdir().unwrap();
+    let image_dir = tempfile::tempdir().unwrap();
+    let image_path = image_dir.path().join("prepared.image");
+    let run = |code: &str| GuestRun {
+        args: vec!["-S".into(), "-c".into(), code.into()],
+        env: base_environment(),
+        mounts: vec![Mount::read_write(scratch.path(), "/tmp")],
+        limits: Limits::default(),
+        log: LogSink::Capture,
+    };
+    let made = sandbox
+        .prepare(
+            &run("import builtins\nbuiltins.PREPARED = 1\n"),
+            &image_path,
+        )
+        .unwrap();
+    assert_eq!(made.code, 0);
+    let image = wasm_build::sandbox::MemoryImage::load(&image_path).unwrap();
+    let mut bytes = std::fs::read(&image_path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&image_path, bytes).unwrap();
+    match sandbox.run_from(
+        &run("import builtins\nassert builtins.PREPARED == 1\n"),
+        &image,
+    ) {
+        Err(SandboxError::Setup(error)) => assert!(
+            format!("{error:#}").contains("changed after the host checked it"),
+            "{error:#}"
+        ),
+        other => panic!("the changed image was used: {other:?}"),
+    }
 }

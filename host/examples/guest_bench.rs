@@ -5,7 +5,8 @@
 //! cargo run --release --example guest_bench -- [--runtime NAME | --python-wasm PATH
 //!     --python-home DIR] [--with REQ]... [--runs N]
 //!     [--env KEY=VALUE]... [--guest-process PATH/TO/wasm-build] [--gap-ms N]
-//!     [--project DIR --hook build_wheel] | [--mount HOST:GUEST]... [-- PYTHON_ARGS...]
+//!     [--project DIR --hook build_wheel [--no-prepared-backend]]
+//!     | [--mount HOST:GUEST]... [-- PYTHON_ARGS...]
 //! ```
 //!
 //! With `--guest-process`, each run is a child process of that `wasm-build` binary
@@ -15,8 +16,9 @@
 //!
 //! Prints one JSON object: the runtime, each run's milliseconds and their median. With
 //! `--project`, each run is a hook call (get_requires_for_build_X + build_X in one
-//! instance, as `wasm-build` makes it) on a fresh copy of the project. Used by
-//! `bench/runtime.py`.
+//! instance, as `wasm-build` makes it) on a fresh copy of the project, started from the
+//! prepared backend as `wasm-build` does (made before the warm-up run if the cache has
+//! none), or importing the backend with `--no-prepared-backend`. Used by `bench/runtime.py`.
 
 use anyhow::{Context, Result, bail};
 use std::path::PathBuf;
@@ -25,6 +27,7 @@ use std::time::Instant;
 use wasm_build::env::{self, EnvWheel};
 use wasm_build::frontend;
 use wasm_build::hooks::{self, Hook, HookCall, HookContext, guest_paths};
+use wasm_build::prepared::PreparedBackends;
 use wasm_build::project::BuildSystem;
 use wasm_build::runtime::{self, RuntimeChoice};
 use wasm_build::sandbox::{GuestRun, Isolation, Limits, LogSink, Mount, Sandbox};
@@ -47,6 +50,7 @@ struct Options {
     mounts: Vec<Mount>,
     guest_process: Option<PathBuf>,
     gap: std::time::Duration,
+    no_prepared_backend: bool,
     args: Vec<String>,
 }
 
@@ -63,6 +67,7 @@ fn parse_args() -> Result<Options> {
         mounts: Vec::new(),
         guest_process: None,
         gap: std::time::Duration::ZERO,
+        no_prepared_backend: false,
         args: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
@@ -78,6 +83,7 @@ fn parse_args() -> Result<Options> {
             "--hook" => options.hook = value()?,
             "--guest-process" => options.guest_process = Some(PathBuf::from(value()?)),
             "--gap-ms" => options.gap = std::time::Duration::from_millis(value()?.parse()?),
+            "--no-prepared-backend" => options.no_prepared_backend = true,
             "--mount" => {
                 let spec = value()?;
                 let (host, guest) = spec.split_once(':').context("--mount HOST:GUEST")?;
@@ -140,6 +146,7 @@ fn main() -> Result<()> {
     let mut extra = vec![("SOURCE_DATE_EPOCH".to_string(), "1700000000".to_string())];
     extra.extend(options.env.iter().cloned());
     let guest_env = frontend::guest_environment(&extra);
+    let prepared = PreparedBackends::new(&cache)?;
 
     let mut times = Vec::new();
     // One warm-up run, not counted: the first instance pays for page faults of the module.
@@ -171,6 +178,8 @@ fn main() -> Result<()> {
                     limits: &limits,
                     log: LogSink::Capture,
                     scratch: scratch.path(),
+                    prepared: (!options.no_prepared_backend)
+                        .then_some((&prepared, env.key.as_str())),
                 };
                 let calls = HookCall::build_step(get_requires, build, &bs.requires);
                 let started = Instant::now();

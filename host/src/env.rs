@@ -50,6 +50,8 @@ impl From<&ResolvedPackage> for EnvWheel {
 /// A ready build environment.
 #[derive(Debug, Clone)]
 pub struct BuildEnv {
+    /// The cache key: the runtime and the exact wheels.
+    pub key: String,
     /// The folder mounted at `/wasm-build/env`.
     pub site_packages: PathBuf,
     /// `name==version` of each wheel, for messages.
@@ -70,6 +72,7 @@ pub fn prepare(
     let bucket = cache.bucket(Bucket::Envs)?;
     let dir = bucket.join(&key);
     let env = BuildEnv {
+        key: key.clone(),
         site_packages: dir.join("site-packages"),
         contents: wheels
             .iter()

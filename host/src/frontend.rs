@@ -12,6 +12,7 @@
 
 use crate::env::{self, BuildEnv, EnvWheel};
 use crate::hooks::{self, Hook, HookCall, HookContext, HookError, guest_paths};
+use crate::prepared::PreparedBackends;
 use crate::progress;
 use crate::project::{self, BuildSystem, ProjectError};
 use crate::runtime::{self, Runtime, RuntimeChoice};
@@ -105,6 +106,9 @@ pub struct Settings {
     pub no_cache: bool,
     /// Where guests run: threads of this process, or child processes (what the CLI uses).
     pub isolation: Isolation,
+    /// Import the backend in every hook run instead of starting runs from a prepared one
+    /// (`--no-prepared-backend`, see [`crate::prepared`]).
+    pub no_prepared_backends: bool,
 }
 
 /// A build that failed. Backend failures, sandbox failures and refusals are kept apart,
@@ -205,6 +209,7 @@ pub struct Frontend {
     config_settings: Value,
     guest_env: Vec<(String, String)>,
     environments: Mutex<HashMap<Vec<String>, BuildEnv>>,
+    prepared: Option<PreparedBackends>,
 }
 
 impl Frontend {
@@ -230,6 +235,11 @@ impl Frontend {
         };
         let config_settings = config_settings_json(&settings.config_settings);
         let guest_env = guest_environment(&settings.guest_env);
+        let prepared = if settings.no_prepared_backends {
+            None
+        } else {
+            Some(PreparedBackends::new(&cache)?)
+        };
         Ok(Self {
             settings,
             cache,
@@ -241,6 +251,7 @@ impl Frontend {
             config_settings,
             guest_env,
             environments: Mutex::new(HashMap::new()),
+            prepared,
         })
     }
 
@@ -496,6 +507,7 @@ impl Frontend {
                 LogSink::Capture
             },
             scratch,
+            prepared: self.prepared.as_ref().map(|p| (p, env.key.as_str())),
         }
     }
 

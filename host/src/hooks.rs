@@ -5,9 +5,11 @@
 //! the guest is untrusted: `output.json` is size-capped, opened without following links,
 //! and checked against the calls that were asked for.
 
+use crate::prepared::{self, PreparedBackends};
 use crate::sandbox::{GuestRun, LimitHit, Limits, LogSink, Mount, Sandbox, SandboxError};
 use anyhow::{Context, Result};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::fmt;
 use std::io::Read;
@@ -140,6 +142,9 @@ pub struct HookContext<'a> {
     pub log: LogSink,
     /// Where the per-run scratch folders are made.
     pub scratch: &'a Path,
+    /// Where hook runs find the backend already imported (see [`crate::prepared`]), and
+    /// the build environment's cache key; `None` imports it in every run.
+    pub prepared: Option<(&'a PreparedBackends, &'a str)>,
 }
 
 /// What a sequence of hook calls returned.
@@ -245,25 +250,26 @@ pub fn call_hooks(ctx: &HookContext<'_>, calls: &[HookCall]) -> Result<HookResul
     };
 
     let run = prepare_run(ctx, calls).map_err(setup)?;
-    let mounts = vec![
-        Mount::read_write(ctx.source, ctx.source_guest),
-        Mount::read_write(run.path().join("out"), guest_paths::OUT),
-        Mount::read_write(run.path().join("tmp"), guest_paths::TMP),
-        Mount::read_write(run.path().join("io"), guest_paths::IO),
-        Mount::read_only(run.path().join("runner"), guest_paths::RUNNER),
-        Mount::read_only(ctx.site_packages, guest_paths::ENV),
-    ];
     let guest = GuestRun {
         args: vec![
             "-S".into(),
             format!("{}/hook_runner.py", guest_paths::RUNNER),
         ],
         env: ctx.env.to_vec(),
-        mounts,
+        mounts: runner_mounts(ctx.source, ctx.source_guest, run.path(), ctx.site_packages),
         limits: ctx.limits.clone(),
         log: ctx.log,
     };
-    let exit = ctx.sandbox.run(&guest).map_err(|source| {
+    // Without an image the run imports the backend itself, as it always could.
+    let image = prepared_image(ctx, &guest).unwrap_or_else(|error| {
+        eprintln!("warning: importing the build backend afresh: {error:#}");
+        None
+    });
+    let exit = match &image {
+        Some(image) => ctx.sandbox.run_from(&guest, image),
+        None => ctx.sandbox.run(&guest),
+    };
+    let exit = exit.map_err(|source| {
         let log = source.log().to_vec();
         let hook = running_hook(&run.path().join("io/running"), calls);
         HookError {
@@ -333,18 +339,34 @@ fn running_hook(path: &Path, calls: &[HookCall]) -> Hook {
         .unwrap_or_else(|| first_hook(calls))
 }
 
+/// The memory image the run starts from, when the backend can be prepared (an environment
+/// backend, the source at `/src`, a sandbox that keeps prepared instances).
+fn prepared_image(
+    ctx: &HookContext<'_>,
+    guest: &GuestRun,
+) -> Result<Option<crate::sandbox::MemoryImage>> {
+    let Some((backends, env_key)) = ctx.prepared else {
+        return Ok(None);
+    };
+    if !ctx.backend_path.is_empty() || ctx.source_guest != guest_paths::SOURCE {
+        return Ok(None);
+    }
+    backends.image(&prepared::Wanted {
+        sandbox: ctx.sandbox,
+        env_key,
+        site_packages: ctx.site_packages,
+        backend: ctx.backend,
+        run: guest,
+        scratch: ctx.scratch,
+    })
+}
+
 fn prepare_run(ctx: &HookContext<'_>, calls: &[HookCall]) -> Result<tempfile::TempDir> {
     let run = tempfile::Builder::new()
         .prefix("hook-")
         .tempdir_in(ctx.scratch)
         .context("creating the hook's scratch folder")?;
-    for dir in ["out", "tmp", "io", "runner"] {
-        std::fs::create_dir(run.path().join(dir))
-            .with_context(|| format!("creating {}", run.path().join(dir).display()))?;
-    }
-    // Written afresh for every run, so no guest can leave a changed runner behind.
-    std::fs::write(run.path().join("runner/hook_runner.py"), HOOK_RUNNER)
-        .context("writing the hook runner")?;
+    make_runner_dirs(run.path())?;
     let backend_path: Vec<String> = ctx
         .backend_path
         .iter()
@@ -362,12 +384,45 @@ fn prepare_run(ctx: &HookContext<'_>, calls: &[HookCall]) -> Result<tempfile::Te
             "stop_unless_within": call.stop_unless_within,
         })).collect::<Vec<_>>(),
     });
-    std::fs::write(
-        run.path().join("io/input.json"),
-        serde_json::to_vec(&input).context("encoding the hook input")?,
-    )
-    .context("writing the hook input")?;
+    write_input(run.path(), &input)?;
     Ok(run)
+}
+
+/// The folders of one runner instance under `run` (`out`, `tmp`, `io`, `runner`), with the
+/// runner written afresh, so that no guest can leave a changed runner behind.
+pub(crate) fn make_runner_dirs(run: &Path) -> Result<()> {
+    for dir in ["out", "tmp", "io", "runner"] {
+        std::fs::create_dir(run.join(dir))
+            .with_context(|| format!("creating {}", run.join(dir).display()))?;
+    }
+    std::fs::write(run.join("runner/hook_runner.py"), HOOK_RUNNER)
+        .context("writing the hook runner")
+}
+
+/// The mount table of a runner instance whose folders are under `run`.
+pub(crate) fn runner_mounts(
+    source: &Path,
+    source_guest: &str,
+    run: &Path,
+    site_packages: &Path,
+) -> Vec<Mount> {
+    vec![
+        Mount::read_write(source, source_guest),
+        Mount::read_write(run.join("out"), guest_paths::OUT),
+        Mount::read_write(run.join("tmp"), guest_paths::TMP),
+        Mount::read_write(run.join("io"), guest_paths::IO),
+        Mount::read_only(run.join("runner"), guest_paths::RUNNER),
+        Mount::read_only(site_packages, guest_paths::ENV),
+    ]
+}
+
+/// Writes the runner's `input.json` into `run`'s `io` folder.
+pub(crate) fn write_input(run: &Path, input: &Value) -> Result<()> {
+    std::fs::write(
+        run.join("io/input.json"),
+        serde_json::to_vec(input).context("encoding the hook input")?,
+    )
+    .context("writing the hook input")
 }
 
 fn guest_join(base: &str, rel: &str) -> String {
@@ -398,6 +453,12 @@ struct CallResult {
 
 /// `None` when the guest wrote no output at all.
 fn read_output(path: &Path) -> Result<Option<Output>> {
+    read_json(path)
+}
+
+/// A JSON file the guest wrote (opened without following links, size-capped); `None` when
+/// it wrote none.
+pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = match std::fs::OpenOptions::new()
         .read(true)

@@ -21,8 +21,9 @@ pub fn clean(cache: &Cache) -> Result<u64> {
     Ok(freed)
 }
 
-/// Removes build environments unused for `max_age`, compiled modules and runtimes that no
-/// runtime of this binary's catalog uses, and leftovers of interrupted writes.
+/// Removes build environments unused for `max_age` (with their prepared backends), compiled
+/// modules and runtimes that no runtime of this binary's catalog uses, and leftovers of
+/// interrupted writes.
 pub fn prune(cache: &Cache, max_age: Duration) -> Result<u64> {
     let now = SystemTime::now();
     let older_than = |path: &Path, age: Duration| {
@@ -58,6 +59,16 @@ pub fn prune(cache: &Cache, max_age: Duration) -> Result<u64> {
                     freed += remove(&path)?;
                 }
             }
+        }
+    }
+
+    // Prepared backends, `<env key>-<image key>.<ext>`: they go with their environment.
+    let prepared = cache.bucket(Bucket::Prepared)?;
+    for entry in read_dir(&prepared)? {
+        let name = file_name(&entry);
+        let env = name.split('-').next().unwrap_or_default();
+        if !name.starts_with('.') && !envs.join(env).is_dir() {
+            freed += remove(&entry)?;
         }
     }
 
@@ -237,10 +248,27 @@ mod tests {
             .unwrap()
             .set_modified(long_ago)
             .unwrap();
+        let prepared = cache.bucket(Bucket::Prepared).unwrap();
+        for name in [
+            "old-1.image",
+            "old-1.sha256",
+            "fresh-2.image",
+            "fresh-2.refused",
+        ] {
+            fs::write(prepared.join(name), "x").unwrap();
+        }
         prune(&cache, Duration::from_secs(30 * 24 * 3600)).unwrap();
         assert!(!envs.join("old").exists());
         assert!(!envs.join("old.seal").exists());
         assert!(envs.join("fresh").exists());
         assert!(envs.join("fresh.seal").exists());
+        // Prepared backends go with their environment.
+        let mut left: Vec<String> = read_dir(&prepared)
+            .unwrap()
+            .iter()
+            .map(|p| file_name(p))
+            .collect();
+        left.sort();
+        assert_eq!(left, ["fresh-2.image", "fresh-2.refused"]);
     }
 }

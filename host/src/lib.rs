@@ -9,6 +9,7 @@ pub mod frontend;
 pub mod hooks;
 pub mod housekeeping;
 pub mod integrity;
+pub mod prepared;
 pub mod progress;
 pub mod project;
 pub mod runtime;

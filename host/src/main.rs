@@ -146,6 +146,7 @@ impl SandboxArgs {
     /// The frontend settings these give; guests run in child processes of this binary.
     fn settings(self) -> Result<Settings> {
         let mib = |v: u64| v.saturating_mul(1 << 20);
+        let no_prepared_backends = self.runtime.no_prepared_backend;
         let mut settings = Settings {
             isolation: guest_processes()?,
             runtime: runtime_choice(self.runtime),
@@ -161,6 +162,7 @@ impl SandboxArgs {
                 .collect::<Result<_>>()?,
             limits: self.limits.sandbox(),
             no_cache: self.index.no_cache,
+            no_prepared_backends,
             ..Settings::default()
         };
         settings.artifact_limits.max_artifact_bytes = mib(self.limits.artifact_limit);
@@ -215,6 +217,10 @@ struct RuntimeArgs {
     /// Prefix folder holding lib/python3.X for --python-wasm, mounted at /usr/local.
     #[arg(long, value_name = "DIR", requires = "python_wasm")]
     python_home: Option<PathBuf>,
+    /// Import the build backend in every hook run, instead of starting hook runs from an
+    /// interpreter kept with the backend already imported (see docs/runtime.md).
+    #[arg(long)]
+    no_prepared_backend: bool,
 }
 
 #[derive(Debug, Args)]

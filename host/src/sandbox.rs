@@ -6,12 +6,14 @@
 
 mod isolated;
 mod log;
+mod memory_image;
 mod module_cache;
 mod snapshot;
 mod watch;
 
 pub use self::isolated::serve as serve_child;
 pub use self::log::LogSink;
+pub use self::memory_image::MemoryImage;
 pub use self::module_cache::wasmtime_version;
 
 use crate::runtime::{Runtime, Stdlib};
@@ -28,6 +30,8 @@ use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 /// How often the epoch advances: the granularity of the time limit and of the disk checks.
 const EPOCH_TICK: Duration = Duration::from_millis(20);
+/// Epoch ticks a store without a run (see `Guest::bare_store`) may be used for: an hour.
+const BARE_STORE_TICKS: u64 = 3_600_000 / EPOCH_TICK.as_millis() as u64;
 /// Wasm stack for the guest. CPython recurses deeply while importing setuptools.
 const MAX_WASM_STACK: usize = 8 << 20;
 /// Native stack of the thread that runs the guest; must exceed `MAX_WASM_STACK` comfortably.
@@ -145,6 +149,25 @@ impl GuestRun {
         )
     }
 }
+
+/// Where a guest run enters the module.
+#[derive(Clone)]
+enum Entry {
+    /// `_start` of a fresh instance, or of one given this memory image first.
+    Start(Option<MemoryImage>),
+    /// `wasm_build_prepare`; when it returns, the instance's memory is written to this file
+    /// as an image (see [`memory_image`]).
+    Prepare(PathBuf),
+}
+
+/// An instance made before its run: see [`Guest::instance_ahead`].
+struct InstanceAhead {
+    store: Store<GuestState>,
+    instance: wasmtime::Instance,
+}
+
+/// The pre-initialized module's export that runs a command and keeps the interpreter.
+const PREPARE_EXPORT: &str = "wasm_build_prepare";
 
 /// How a guest run ended, when no limit stopped it.
 #[derive(Debug)]
@@ -284,8 +307,8 @@ impl Sandbox {
                 let workers = isolated::Workers::new(program, args);
                 // The first run's child loads and warms up while the caller prepares it.
                 match &pre_initialized {
-                    Some(pre) => workers.prepare(&pre.path),
-                    None => workers.prepare(&plain.get(&guest.engine)?.1),
+                    Some(pre) => workers.prepare(&pre.path, None),
+                    None => workers.prepare(&plain.get(&guest.engine)?.1, None),
                 }
                 Some(workers)
             }
@@ -311,14 +334,81 @@ impl Sandbox {
             Some(pre) if pre.serves(&run.args, &run.env) => (pre.module.clone(), pre.path.clone()),
             _ => self.plain.get(&self.guest.engine)?,
         };
+        self.run_entry(run, module, &path, Entry::Start(None))
+    }
+
+    /// What memory images of this sandbox start from: the pre-initialized interpreter's
+    /// compiled artifact (its name), when it can keep an interpreter with
+    /// [`Sandbox::prepare`] and `run` is a run it serves. Images made from one base are
+    /// only ever written into instances of the same base.
+    pub fn image_base(&self, run: &GuestRun) -> Option<String> {
+        let pre = self.pre_initialized.as_ref()?;
+        let prepares = pre.module.get_export(PREPARE_EXPORT).is_some();
+        (prepares && pre.serves(&run.args, &run.env))
+            .then(|| pre.path.file_stem()?.to_str().map(String::from))
+            .flatten()
+    }
+
+    /// Runs `run`'s command in the pre-initialized interpreter without finalizing it
+    /// (`wasm_build_prepare`) and, if the command succeeds, writes the instance's memory to
+    /// `image`, for [`Sandbox::run_from`]. Only for runs with an [`Sandbox::image_base`].
+    pub fn prepare(
+        &self,
+        run: &GuestRun,
+        image: &std::path::Path,
+    ) -> Result<GuestExit, SandboxError> {
+        let pre = self.serving(run)?;
+        self.run_entry(
+            run,
+            pre.module.clone(),
+            &pre.path,
+            Entry::Prepare(image.to_path_buf()),
+        )
+    }
+
+    /// Runs the interpreter in a fresh instance of the pre-initialized interpreter that is
+    /// given `image`'s memory first (see [`Sandbox::prepare`]).
+    pub fn run_from(&self, run: &GuestRun, image: &MemoryImage) -> Result<GuestExit, SandboxError> {
+        let pre = self.serving(run)?;
+        self.run_entry(
+            run,
+            pre.module.clone(),
+            &pre.path,
+            Entry::Start(Some(image.clone())),
+        )
+    }
+
+    /// How many file descriptors a guest of `run` starts with: stdin, stdout, stderr, then
+    /// the empty root, the stdlib (when mounted) and `run`'s mounts, in that order.
+    pub fn descriptors(&self, run: &GuestRun) -> usize {
+        3 + 1 + usize::from(self.guest.stdlib.is_some()) + run.mounts.len()
+    }
+
+    fn serving(&self, run: &GuestRun) -> Result<&snapshot::PreInitialized, SandboxError> {
+        match &self.pre_initialized {
+            Some(pre) if self.image_base(run).is_some() => Ok(pre),
+            _ => Err(SandboxError::Setup(anyhow::anyhow!(
+                "the interpreter cannot keep a prepared instance for this run"
+            ))),
+        }
+    }
+
+    fn run_entry(
+        &self,
+        run: &GuestRun,
+        module: Module,
+        path: &std::path::Path,
+        entry: Entry,
+    ) -> Result<GuestExit, SandboxError> {
         match &self.workers {
-            None => self.run_on_thread(run, module),
+            None => self.run_on_thread(run, module, entry),
             Some(workers) => isolated::run(
                 workers,
-                &path,
+                path,
                 self.guest.stdlib.as_ref(),
                 &self.guest.root,
                 run,
+                &entry,
             ),
         }
     }
@@ -332,7 +422,12 @@ impl Sandbox {
     /// reports the time limit. The guest thread is left behind: it can reach nothing but its
     /// own scratch folders, and it traps at its first epoch check once the host call
     /// returns, the epoch having passed its deadline by then.
-    fn run_on_thread(&self, run: &GuestRun, module: Module) -> Result<GuestExit, SandboxError> {
+    fn run_on_thread(
+        &self,
+        run: &GuestRun,
+        module: Module,
+        entry: Entry,
+    ) -> Result<GuestExit, SandboxError> {
         let log = log::Capture::new(run.limits.log, run.log);
         let (done, finished) = mpsc::sync_channel(1);
         let (guest, job, capture) = (self.guest.clone(), run.clone(), log.clone());
@@ -341,7 +436,7 @@ impl Sandbox {
             .stack_size(GUEST_THREAD_STACK)
             .spawn(move || {
                 // The receiver is gone only if the watchdog gave up on this run.
-                let _ = done.send(guest.run(&job, &module, &capture));
+                let _ = done.send(guest.run(&job, &module, &capture, &entry));
             })
             .context("starting the guest thread")?;
         match finished.recv_timeout(run.limits.wall_time.saturating_add(WATCHDOG_GRACE)) {
@@ -381,8 +476,70 @@ impl Guest {
         run: &GuestRun,
         module: &Module,
         log: &log::Capture,
+        entry: &Entry,
     ) -> Result<GuestExit, SandboxError> {
-        let mut store = self.store(run, log)?;
+        let store = self.store(run, log)?;
+        self.run_in(store, None, run, module, log, entry)
+    }
+
+    /// Runs `run` in `ahead`, an instance made before the run's WASI world was known
+    /// ([`Guest::instance_ahead`]): it gets that world and the run's memory limit now, and
+    /// starts at `_start` (its memory image, if any, is written already).
+    fn run_ahead(
+        &self,
+        ahead: InstanceAhead,
+        run: &GuestRun,
+        module: &Module,
+        log: &log::Capture,
+    ) -> Result<GuestExit, SandboxError> {
+        let InstanceAhead {
+            mut store,
+            instance,
+        } = ahead;
+        let state = store.data_mut();
+        state.wasi = self.wasi_context(run, log)?;
+        state.limiter = MemoryLimiter {
+            max_bytes: run.limits.memory,
+            hit: false,
+        };
+        let memory = instance
+            .get_memory(&mut store, "memory")
+            .map_or(0, |memory| memory.data_size(&store) as u64);
+        if memory > run.limits.memory {
+            return Err(SandboxError::limit(LimitHit::Memory, run, Vec::new()));
+        }
+        self.run_in(store, Some(instance), run, module, log, &Entry::Start(None))
+    }
+
+    /// An instance of `module` for a run not known yet, with `image` written into its
+    /// memory: what a guest process makes while it waits for its job. No guest code has
+    /// run in it, so the WASI world and the limits it gets later are all it ever sees.
+    fn instance_ahead(
+        &self,
+        module: &Module,
+        image: Option<&MemoryImage>,
+    ) -> Result<InstanceAhead> {
+        let mut store = self.bare_store()?;
+        let instance = self
+            .linker
+            .instantiate(&mut store, module)
+            .wasm_context("instantiating the module ahead of its run")?;
+        if let Some(image) = image {
+            image.restore(&mut store, &instance)?;
+        }
+        Ok(InstanceAhead { store, instance })
+    }
+
+    /// `run` in `store`, in `instance` or a new instance of `module`.
+    fn run_in(
+        &self,
+        mut store: Store<GuestState>,
+        instance: Option<wasmtime::Instance>,
+        run: &GuestRun,
+        module: &Module,
+        log: &log::Capture,
+        entry: &Entry,
+    ) -> Result<GuestExit, SandboxError> {
         let hits = Arc::new(Mutex::new(None::<LimitHit>));
 
         let started = Instant::now();
@@ -409,11 +566,11 @@ impl Guest {
             });
         }
 
-        let result = self
-            .linker
-            .instantiate(&mut store, module)
-            .and_then(|instance| instance.get_typed_func::<(), ()>(&mut store, "_start"))
-            .and_then(|start| start.call(&mut store, ()));
+        let instance = match instance {
+            Some(instance) => Ok(instance),
+            None => self.linker.instantiate(&mut store, module),
+        };
+        let result = instance.and_then(|instance| self.enter(&mut store, module, &instance, entry));
         let elapsed = started.elapsed();
         let memory_hit = store.data().limiter.hit;
         drop(store);
@@ -451,6 +608,80 @@ impl Guest {
             elapsed,
             memory_refused: memory_hit,
         })
+    }
+
+    /// Runs the instance from `entry`: `_start` (after writing a memory image into it), or
+    /// `wasm_build_prepare` followed by the capture of its memory.
+    fn enter(
+        &self,
+        store: &mut Store<GuestState>,
+        module: &Module,
+        instance: &wasmtime::Instance,
+        entry: &Entry,
+    ) -> wasmtime::Result<()> {
+        match entry {
+            Entry::Start(image) => {
+                if let Some(image) = image {
+                    image
+                        .restore(&mut *store, instance)
+                        .map_err(|e| wasmtime::format_err!("{e:#}"))?;
+                }
+                let start = instance.get_typed_func::<(), ()>(&mut *store, "_start")?;
+                start.call(&mut *store, ())
+            }
+            Entry::Prepare(path) => {
+                let prepare = instance.get_typed_func::<(), ()>(&mut *store, PREPARE_EXPORT)?;
+                prepare.call(&mut *store, ())?;
+                self.capture(store, module, instance, path)
+                    .map_err(|e| wasmtime::format_err!("{e:#}"))
+            }
+        }
+    }
+
+    /// Writes the memory of `instance` to `path` as an image: the pages that differ from
+    /// a fresh instance of `module`.
+    fn capture(
+        &self,
+        store: &mut Store<GuestState>,
+        module: &Module,
+        instance: &wasmtime::Instance,
+        path: &std::path::Path,
+    ) -> Result<()> {
+        let mut fresh_store = self.bare_store()?;
+        let fresh = self
+            .linker
+            .instantiate(&mut fresh_store, module)
+            .wasm_context("instantiating a fresh instance to compare with")?;
+        let memory_of = |instance: &wasmtime::Instance, store: &mut Store<GuestState>| {
+            instance
+                .get_memory(&mut *store, "memory")
+                .context("the module exports no memory")
+        };
+        let fresh_memory = memory_of(&fresh, &mut fresh_store)?;
+        let memory = memory_of(instance, store)?;
+        let image = memory_image::encode(memory.data(&*store), fresh_memory.data(&fresh_store))?;
+        std::fs::write(path, image).with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// A store with an empty WASI world (no arguments, environment, files or output) and
+    /// the default memory limit.
+    fn bare_store(&self) -> Result<Store<GuestState>> {
+        let mut store = Store::new(
+            &self.engine,
+            GuestState {
+                wasi: WasiCtxBuilder::new().build_p1(),
+                limiter: MemoryLimiter {
+                    max_bytes: Limits::default().memory,
+                    hit: false,
+                },
+            },
+        );
+        store.limiter(|state| &mut state.limiter);
+        if self.kind == EngineKind::Interruptible {
+            // No guest code runs in these instances, but instantiation checks the epoch too.
+            store.set_epoch_deadline(BARE_STORE_TICKS);
+        }
+        Ok(store)
     }
 
     /// A store for one run: its WASI world and its memory limit.

@@ -86,16 +86,19 @@ pub enum Bucket {
     Index,
     Wheels,
     Envs,
+    /// Memory images of prepared backends (see the host's `prepared` module).
+    Prepared,
 }
 
 impl Bucket {
     /// All buckets, for `cache clean`.
-    pub const ALL: [Bucket; 5] = [
+    pub const ALL: [Bucket; 6] = [
         Bucket::Runtimes,
         Bucket::Compiled,
         Bucket::Index,
         Bucket::Wheels,
         Bucket::Envs,
+        Bucket::Prepared,
     ];
 
     /// The bucket's folder name under the cache root.
@@ -106,6 +109,7 @@ impl Bucket {
             Bucket::Index => "index-v1",
             Bucket::Wheels => "wheels-v1",
             Bucket::Envs => "envs-v1",
+            Bucket::Prepared => "prepared-v1",
         }
     }
 }

@@ -16,7 +16,8 @@
 //! the child's stdout or stderr except through WASI writes, which go to stdout only.
 
 use super::{
-    EngineKind, Guest, GuestExit, GuestRun, LimitHit, Limits, Mount, SandboxError, WasmContext, log,
+    EngineKind, Entry, Guest, GuestExit, GuestRun, InstanceAhead, LimitHit, Limits, MemoryImage,
+    Mount, SandboxError, WasmContext, log,
 };
 use crate::runtime::Stdlib;
 use anyhow::{Context, Result, anyhow};
@@ -45,6 +46,42 @@ struct ChildJob {
     stdlib: Option<Stdlib>,
     root: PathBuf,
     memory: u64,
+    entry: JobEntry,
+}
+
+/// [`Entry`] as the child gets it: memory images by path and the sha256 the parent knows
+/// them by (the child checks that it reads the same bytes).
+#[derive(Serialize, Deserialize)]
+enum JobEntry {
+    Start { image: Option<ImageRef> },
+    Prepare { image: PathBuf },
+}
+
+/// A memory image file and its sha256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct ImageRef {
+    path: PathBuf,
+    sha256: String,
+}
+
+impl ImageRef {
+    fn of(image: &MemoryImage) -> Self {
+        Self {
+            path: image.path.clone(),
+            sha256: image.sha256.clone(),
+        }
+    }
+
+    /// Reads the image, which must still be the file the parent checked.
+    fn load(&self) -> Result<MemoryImage> {
+        let image = MemoryImage::load(&self.path)?;
+        anyhow::ensure!(
+            image.sha256 == self.sha256,
+            "the memory image {} changed after the host checked it",
+            self.path.display()
+        );
+        Ok(image)
+    }
 }
 
 /// How the guest ended, as the child reports it.
@@ -58,6 +95,10 @@ enum ChildOutcome {
 
 /// The environment variable naming the compiled module a child loads before its job comes.
 const PRELOAD: &str = "WASM_BUILD_GUEST_PRELOAD";
+/// The memory image (path, then its sha256) a child writes into an instance ahead of its
+/// job, when the job is expected to start from one.
+const PRELOAD_IMAGE: &str = "WASM_BUILD_GUEST_PRELOAD_IMAGE";
+const PRELOAD_IMAGE_SHA256: &str = "WASM_BUILD_GUEST_PRELOAD_IMAGE_SHA256";
 
 /// A child started ahead, waiting for its job.
 struct Worker {
@@ -82,32 +123,38 @@ impl Workers {
         }
     }
 
-    /// Starts a child that loads `module` while it waits, unless one is ready already.
-    pub(super) fn prepare(&self, module: &Path) {
+    /// Starts a child that loads `module`, and makes an instance of it with `image` written
+    /// in, while it waits; unless one is ready already.
+    pub(super) fn prepare(&self, module: &Path, image: Option<&ImageRef>) {
         let mut ready = super::lock(&self.ready);
         if ready.is_none() {
-            *ready = self.spawn(module).ok();
+            *ready = self.spawn(module, image).ok();
         }
     }
 
     /// A child for `module`: the one started ahead if it expects this module, else a new one.
+    /// (A child that made an instance with another image ahead makes the one its job needs.)
     fn take(&self, module: &Path) -> Result<Child> {
         let ready = super::lock(&self.ready).take();
         match ready {
             Some(worker) if worker.preloaded == module => Ok(worker.child),
             Some(mut other) => {
                 end(&mut other.child);
-                Ok(self.spawn(module)?.child)
+                Ok(self.spawn(module, None)?.child)
             }
-            None => Ok(self.spawn(module)?.child),
+            None => Ok(self.spawn(module, None)?.child),
         }
     }
 
-    fn spawn(&self, module: &Path) -> Result<Worker> {
-        let child = Command::new(&self.program)
-            .args(&self.args)
-            .env_clear()
-            .env(PRELOAD, module)
+    fn spawn(&self, module: &Path, image: Option<&ImageRef>) -> Result<Worker> {
+        let mut command = Command::new(&self.program);
+        command.args(&self.args).env_clear().env(PRELOAD, module);
+        if let Some(image) = image {
+            command
+                .env(PRELOAD_IMAGE, &image.path)
+                .env(PRELOAD_IMAGE_SHA256, &image.sha256);
+        }
+        let child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -135,7 +182,23 @@ pub(super) fn run(
     stdlib: Option<&Stdlib>,
     root: &Path,
     run: &GuestRun,
+    entry: &Entry,
 ) -> Result<GuestExit, SandboxError> {
+    let entry = match entry {
+        Entry::Start(image) => JobEntry::Start {
+            image: image.as_ref().map(ImageRef::of),
+        },
+        Entry::Prepare(image) => JobEntry::Prepare {
+            image: image.clone(),
+        },
+    };
+    // The next run most likely wants the same module and image: a run from a prepared
+    // backend is followed by another (the sdist, then the wheel), a prepare run by the run
+    // it prepared.
+    let next_image = match &entry {
+        JobEntry::Start { image } => image.clone(),
+        JobEntry::Prepare { .. } => None,
+    };
     let job = ChildJob {
         module: module.to_path_buf(),
         args: run.args.clone(),
@@ -144,13 +207,17 @@ pub(super) fn run(
         stdlib: stdlib.cloned(),
         root: root.to_path_buf(),
         memory: run.limits.memory,
+        entry,
     };
     let started = Instant::now();
     let mut child = workers.take(module)?;
-    // The next run most likely wants the same module: its child warms up once this run is
-    // over, while the host does its own work, not during the run, where it would compete
-    // with the guest for the CPU.
-    let _prepare_next = PrepareOnDrop { workers, module };
+    // Its child warms up once this run is over, while the host does its own work, not
+    // during the run, where it would compete with the guest for the CPU.
+    let _prepare_next = PrepareOnDrop {
+        workers,
+        module,
+        image: next_image,
+    };
     let stdin = child
         .stdin
         .take()
@@ -262,11 +329,12 @@ enum Event {
 struct PrepareOnDrop<'a> {
     workers: &'a Workers,
     module: &'a Path,
+    image: Option<ImageRef>,
 }
 
 impl Drop for PrepareOnDrop<'_> {
     fn drop(&mut self) {
-        self.workers.prepare(self.module);
+        self.workers.prepare(self.module, self.image.as_ref());
     }
 }
 
@@ -286,7 +354,7 @@ pub fn serve() -> Result<()> {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
     }
     let guest = Guest::new(EngineKind::Uninterrupted, None, PathBuf::new())?;
-    let preloaded = preloaded(&guest.engine);
+    let preloaded = preloaded(&guest);
     let mut input = String::new();
     std::io::stdin()
         .read_to_string(&mut input)
@@ -350,23 +418,49 @@ fn warm_up(module: &Module) {
     std::hint::black_box(sum);
 }
 
-/// Loads the module named by the environment ([`PRELOAD`]), if any, before reading the job.
-fn preloaded(engine: &wasmtime::Engine) -> Option<(PathBuf, Module)> {
-    let path = PathBuf::from(std::env::var_os(PRELOAD)?);
-    let module = load(engine, &path).ok()?;
+/// What a child loads and makes before its job comes ([`PRELOAD`], [`PRELOAD_IMAGE`]).
+struct Preloaded {
+    module_path: PathBuf,
+    module: Module,
+    /// A fresh instance, with this image written in (if any).
+    ahead: Option<(Option<ImageRef>, InstanceAhead)>,
+}
+
+/// Loads the module named by the environment, if any, and makes an instance of it, with
+/// the memory image named there written in, before reading the job.
+fn preloaded(guest: &Guest) -> Option<Preloaded> {
+    let module_path = PathBuf::from(std::env::var_os(PRELOAD)?);
+    let module = load(&guest.engine, &module_path).ok()?;
     warm_up(&module);
-    Some((path, module))
+    let image = match (
+        std::env::var_os(PRELOAD_IMAGE),
+        std::env::var(PRELOAD_IMAGE_SHA256),
+    ) {
+        (Some(path), Ok(sha256)) => {
+            let wanted = ImageRef {
+                path: PathBuf::from(path),
+                sha256,
+            };
+            wanted.load().ok().map(|image| (wanted, image))
+        }
+        _ => None,
+    };
+    let ahead = guest
+        .instance_ahead(&module, image.as_ref().map(|(_, image)| image))
+        .ok()
+        .map(|instance| (image.map(|(wanted, _)| wanted), instance));
+    Some(Preloaded {
+        module_path,
+        module,
+        ahead,
+    })
 }
 
 fn run_job(
     guest: &Guest,
-    preloaded: Option<(PathBuf, Module)>,
+    preloaded: Option<Preloaded>,
     job: &ChildJob,
 ) -> Result<GuestExit, SandboxError> {
-    let module = match preloaded {
-        Some((path, module)) if path == job.module => module,
-        _ => load(&guest.engine, &job.module)?,
-    };
     let run = GuestRun {
         args: job.args.clone(),
         env: job.env.clone(),
@@ -377,5 +471,22 @@ fn run_job(
         },
         log: log::LogSink::Capture,
     };
-    guest.run(&run, &module, &log::Capture::forwarding())
+    let log = log::Capture::forwarding();
+    let (module, ahead) = match preloaded {
+        Some(pre) if pre.module_path == job.module => (pre.module, pre.ahead),
+        _ => (load(&guest.engine, &job.module)?, None),
+    };
+    match (&job.entry, ahead) {
+        // The instance made ahead is what this job starts from.
+        (JobEntry::Start { image }, Some((made_with, ahead))) if *image == made_with => {
+            guest.run_ahead(ahead, &run, &module, &log)
+        }
+        (JobEntry::Start { image }, _) => {
+            let image = image.as_ref().map(ImageRef::load).transpose()?;
+            guest.run(&run, &module, &log, &Entry::Start(image))
+        }
+        (JobEntry::Prepare { image }, _) => {
+            guest.run(&run, &module, &log, &Entry::Prepare(image.clone()))
+        }
+    }
 }

@@ -1,0 +1,294 @@
+//! Prepared backends: the hook runner with the build backend already imported, kept as a
+//! memory image per build environment, backend and guest environment, so that hook runs do
+//! not import the same backend again (docs/runtime.md, "The prepared backend").
+//!
+//! Importing the backend is most of a small build (`import setuptools` is ~60 % of a small
+//! `build_wheel`), and a build runs the backend in two or more instances (the sdist, the
+//! wheel from it, metadata), a registry in thousands. The first hook run of a backend in an
+//! environment therefore starts with a prepare run: the runner sets up and imports the
+//! backend in the pre-initialized interpreter with an empty source tree and the hook runs'
+//! mount table, returns without finalizing, and the sandbox keeps the pages of memory that
+//! the import changed ([`MemoryImage`]). Every hook run of that backend, environment and
+//! guest environment then starts from the image.
+//!
+//! What runs before the image is taken is exactly the code the hook runs would run first:
+//! the runner and the environment's backend, nothing of the project. The image is data for
+//! the guest's own memory, so it cannot widen what a guest may do; it does decide what the
+//! guest computes, so it is kept like a build environment: written by the host into its
+//! private cache, checked by sha256 and sealed, and checked before reuse. A backend whose
+//! import prints, fails or leaves a file open is not prepared (remembered, so the attempt is
+//! made once; a prepare run stopped by a limit is not remembered); its hook runs import it
+//! as before. In-tree backends (`backend-path`) and editable builds, whose source is mounted
+//! elsewhere, are never prepared.
+
+use crate::hooks::{self, HOOK_RUNNER, guest_paths};
+use crate::integrity::SealedFile;
+use crate::sandbox::{GuestRun, LogSink, MemoryImage, Sandbox, SandboxError};
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use wasm_build_packaging::cache::{self, Bucket, Cache, FileLock};
+
+/// Bumped whenever what goes into an image changes, so old images are not reused.
+const FORMAT: &str = "prepared-backend-1";
+
+/// The images of one process: found in, or made into, the cache's `prepared` bucket; each
+/// looked up once per process.
+pub struct PreparedBackends {
+    dir: PathBuf,
+    /// Key → the image, or `None` for a backend that is not prepared.
+    loaded: Mutex<HashMap<String, Option<MemoryImage>>>,
+}
+
+/// What a hook run needs to find its image: its environment and its run.
+pub struct Wanted<'a> {
+    pub sandbox: &'a Sandbox,
+    /// The build environment's cache key.
+    pub env_key: &'a str,
+    pub site_packages: &'a Path,
+    pub backend: &'a str,
+    /// The hook run itself: its arguments, environment and limits are the prepare run's.
+    pub run: &'a GuestRun,
+    /// Where the prepare run's scratch folders go.
+    pub scratch: &'a Path,
+}
+
+impl PreparedBackends {
+    /// The prepared backends kept in `cache`.
+    pub fn new(cache: &Cache) -> Result<Self> {
+        Ok(Self {
+            dir: cache.bucket(Bucket::Prepared)?,
+            loaded: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The image a hook run of `wanted` starts from: cached, or made now. `None` when the
+    /// backend cannot be prepared (then the run imports it itself).
+    pub fn image(&self, wanted: &Wanted<'_>) -> Result<Option<MemoryImage>> {
+        let Some(base) = wanted.sandbox.image_base(wanted.run) else {
+            return Ok(None);
+        };
+        let key = image_key(&base, wanted.env_key, wanted.backend, wanted.run);
+        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(found) = loaded.get(&key) {
+            return Ok(found.clone());
+        }
+        let image = self.find_or_make(&key, wanted)?;
+        loaded.insert(key, image.clone());
+        Ok(image)
+    }
+
+    fn find_or_make(&self, key: &str, wanted: &Wanted<'_>) -> Result<Option<MemoryImage>> {
+        let path = self.dir.join(format!("{key}.image"));
+        let checksum = self.dir.join(format!("{key}.sha256"));
+        let refused = self.dir.join(format!("{key}.refused"));
+        if refused.exists() {
+            return Ok(None);
+        }
+        if let Some(image) = load_verified(&path, &checksum)? {
+            return Ok(Some(image));
+        }
+        let _lock = FileLock::acquire(self.dir.join(format!("{key}.lock")))?;
+        if refused.exists() {
+            return Ok(None);
+        }
+        if let Some(image) = load_verified(&path, &checksum)? {
+            return Ok(Some(image));
+        }
+        let staging = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .suffix(".image")
+            .tempfile_in(&self.dir)
+            .context("creating a file for the memory image")?
+            .into_temp_path();
+        match prepare(wanted, &staging)? {
+            Outcome::Made => {
+                let (sha256, _) = cache::sha256_file(&staging)?;
+                staging
+                    .persist(&path)
+                    .with_context(|| format!("moving the memory image to {}", path.display()))?;
+                cache::write_atomic(&checksum, sha256.as_bytes())?;
+                SealedFile::beside(&path).seal_now()?;
+                Ok(Some(MemoryImage::load(&path)?))
+            }
+            Outcome::Refused(reason) => {
+                cache::write_atomic(&refused, reason.as_bytes())?;
+                Ok(None)
+            }
+            Outcome::NotThisTime => Ok(None),
+        }
+    }
+}
+
+/// How a prepare run ended.
+enum Outcome {
+    /// The image is written.
+    Made,
+    /// The backend cannot be prepared, for a reason that does not change: the attempt is
+    /// not made again for this key.
+    Refused(String),
+    /// The run met a limit or crashed, which the same limits in the hook runs will report;
+    /// another process with other limits may try again.
+    NotThisTime,
+}
+
+/// The image's cache key: `{env key}-{hash of everything the import could depend on}`.
+fn image_key(base: &str, env_key: &str, backend: &str, run: &GuestRun) -> String {
+    let mut text = format!(
+        "{FORMAT}\n{base}\n{env_key}\n{backend}\n{}\n",
+        cache::sha256_bytes(HOOK_RUNNER.as_bytes())
+    );
+    let mut env = run.env.clone();
+    env.sort();
+    for (k, v) in &env {
+        text.push_str(&format!("{k}={v}\0"));
+    }
+    text.push('\n');
+    for arg in &run.args {
+        text.push_str(&format!("{arg}\0"));
+    }
+    format!("{env_key}-{}", &cache::sha256_bytes(text.as_bytes())[..32])
+}
+
+/// The image at `path`, if it matches its checksum (by content once, then by its seal).
+fn load_verified(path: &Path, checksum: &Path) -> Result<Option<MemoryImage>> {
+    let sealed = SealedFile::beside(path);
+    if !sealed.is_sealed() {
+        let (Ok(expected), Ok((found, _))) =
+            (std::fs::read_to_string(checksum), cache::sha256_file(path))
+        else {
+            return Ok(None);
+        };
+        if found != expected.trim() {
+            return Ok(None);
+        }
+        sealed.seal_now()?;
+    }
+    match MemoryImage::load(path) {
+        Ok(image) => Ok(Some(image)),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Runs the prepare run into `image`.
+fn prepare(wanted: &Wanted<'_>, image: &Path) -> Result<Outcome> {
+    let run_dir = tempfile::Builder::new()
+        .prefix("prepare-")
+        .tempdir_in(wanted.scratch)
+        .context("creating the prepare run's scratch folder")?;
+    let src = run_dir.path().join("src");
+    std::fs::create_dir(&src).with_context(|| format!("creating {}", src.display()))?;
+    hooks::make_runner_dirs(run_dir.path())?;
+    let mounts = hooks::runner_mounts(
+        &src,
+        guest_paths::SOURCE,
+        run_dir.path(),
+        wanted.site_packages,
+    );
+    let run = GuestRun {
+        mounts,
+        log: LogSink::Capture,
+        ..wanted.run.clone()
+    };
+    let input = json!({
+        "prepare": true,
+        "open_fds": wanted.sandbox.descriptors(&run),
+        "backend": wanted.backend,
+        "backend_path": [],
+        "source_dir": guest_paths::SOURCE,
+        "env_dir": guest_paths::ENV,
+        "executables": [],
+    });
+    hooks::write_input(run_dir.path(), &input)?;
+    let exit = match wanted.sandbox.prepare(&run, image) {
+        Ok(exit) => exit,
+        Err(SandboxError::Limit { .. } | SandboxError::Trap { .. }) => {
+            return Ok(Outcome::NotThisTime);
+        }
+        Err(SandboxError::Setup(error)) => return Err(error),
+    };
+    let refused = |reason: String| Ok(Outcome::Refused(reason));
+    if exit.code != 0 {
+        return refused(format!("the prepare run exited with status {}", exit.code));
+    }
+    if !exit.log.is_empty() {
+        return refused(format!(
+            "importing the backend printed output, which hook runs would not show:\n{}",
+            String::from_utf8_lossy(&exit.log)
+        ));
+    }
+    match hooks::read_json::<serde_json::Value>(&run_dir.path().join("io/output.json")) {
+        Ok(Some(output)) if output["prepared"] == true => {
+            if !image.is_file() {
+                bail!("the prepare run left no memory image");
+            }
+            Ok(Outcome::Made)
+        }
+        Ok(Some(output)) => refused(format!("the backend was not prepared: {output}")),
+        Ok(None) => refused("the prepare run wrote no result".into()),
+        Err(error) => refused(format!("{error:#}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::Limits;
+
+    fn run(env: &[(&str, &str)], args: &[&str]) -> GuestRun {
+        GuestRun {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            mounts: Vec::new(),
+            limits: Limits::default(),
+            log: LogSink::Capture,
+        }
+    }
+
+    #[test]
+    fn an_image_is_keyed_by_all_the_import_could_depend_on() {
+        let args = ["-S", "/wasm-build/runner/hook_runner.py"];
+        let base = run(&[("A", "1"), ("B", "2")], &args);
+        let key = image_key("base", "env", "setuptools.build_meta", &base);
+        assert!(
+            key.starts_with("env-"),
+            "prune finds an image's environment: {key}"
+        );
+        // The order of the environment does not matter; everything else does.
+        let reordered = run(&[("B", "2"), ("A", "1")], &args);
+        assert_eq!(
+            image_key("base", "env", "setuptools.build_meta", &reordered),
+            key
+        );
+        for other in [
+            image_key("other base", "env", "setuptools.build_meta", &base),
+            image_key("base", "env2", "setuptools.build_meta", &base),
+            image_key("base", "env", "flit_core.buildapi", &base),
+            image_key(
+                "base",
+                "env",
+                "setuptools.build_meta",
+                &run(&[("A", "1")], &args),
+            ),
+            image_key(
+                "base",
+                "env",
+                "setuptools.build_meta",
+                &run(&[("A", "1"), ("B", "3")], &args),
+            ),
+            image_key(
+                "base",
+                "env",
+                "setuptools.build_meta",
+                &run(&[("A", "1"), ("B", "2")], &["-S", "x.py"]),
+            ),
+        ] {
+            assert_ne!(other, key);
+        }
+    }
+}
