@@ -12,7 +12,6 @@ mod common;
 use common::*;
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -510,33 +509,11 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 /// environment without the network. Each test uses its own version, hence its own
 /// environment in the shared cache.
 fn helper_wheel_dir(version: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let info = format!("hostile_helper-{version}.dist-info");
-    let metadata = format!("Metadata-Version: 2.1\nName: hostile-helper\nVersion: {version}\n");
-    let files: [(String, &[u8]); 3] = [
-        ("hostile_helper/__init__.py".into(), b"VALUE = \"pristine\"\n"),
-        (format!("{info}/METADATA"), metadata.as_bytes()),
-        (
-            format!("{info}/WHEEL"),
-            b"Wheel-Version: 1.0\nGenerator: hostile.rs\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-        ),
-    ];
-    let path = dir
-        .path()
-        .join(format!("hostile_helper-{version}-py3-none-any.whl"));
-    let mut zip = zip::ZipWriter::new(fs::File::create(path).unwrap());
-    let options = zip::write::SimpleFileOptions::default();
-    let mut record = String::new();
-    for (name, data) in &files {
-        zip.start_file(name.as_str(), options).unwrap();
-        zip.write_all(data).unwrap();
-        record.push_str(&format!("{name},,\n"));
-    }
-    record.push_str(&format!("{info}/RECORD,,\n"));
-    zip.start_file(format!("{info}/RECORD"), options).unwrap();
-    zip.write_all(record.as_bytes()).unwrap();
-    zip.finish().unwrap();
-    dir
+    wheel_dir(
+        "hostile-helper",
+        version,
+        &[("hostile_helper/__init__.py", b"VALUE = \"pristine\"\n")],
+    )
 }
 
 /// The cached build environment holding `hostile_helper` at `version`: its site-packages.

@@ -11,7 +11,6 @@ mod common;
 
 use common::*;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use wasm_build_packaging::cache::Bucket;
@@ -40,35 +39,13 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 /// A find-links folder with the probe backend `prepared_probe` at `version`, whose import
 /// also runs `at_import`.
 fn probe_wheels(version: &str, at_import: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
     let base = fs::read_to_string(fixtures().join("intree/_build/backend.py")).unwrap();
     let module = format!("{base}{PROBE}{at_import}\n");
-    let info = format!("prepared_probe-{version}.dist-info");
-    let metadata = format!("Metadata-Version: 2.1\nName: prepared-probe\nVersion: {version}\n");
-    let files: [(String, &[u8]); 3] = [
-        ("prepared_probe.py".into(), module.as_bytes()),
-        (format!("{info}/METADATA"), metadata.as_bytes()),
-        (
-            format!("{info}/WHEEL"),
-            b"Wheel-Version: 1.0\nGenerator: prepared.rs\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-        ),
-    ];
-    let path = dir
-        .path()
-        .join(format!("prepared_probe-{version}-py3-none-any.whl"));
-    let mut zip = zip::ZipWriter::new(fs::File::create(path).unwrap());
-    let options = zip::write::SimpleFileOptions::default();
-    let mut record = String::new();
-    for (name, data) in &files {
-        zip.start_file(name.as_str(), options).unwrap();
-        zip.write_all(data).unwrap();
-        record.push_str(&format!("{name},,\n"));
-    }
-    record.push_str(&format!("{info}/RECORD,,\n"));
-    zip.start_file(format!("{info}/RECORD"), options).unwrap();
-    zip.write_all(record.as_bytes()).unwrap();
-    zip.finish().unwrap();
-    dir
+    wheel_dir(
+        "prepared-probe",
+        version,
+        &[("prepared_probe.py", module.as_bytes())],
+    )
 }
 
 /// A project built by the probe at `version`.
@@ -123,15 +100,21 @@ fn report(artifacts: &[PathBuf]) -> serde_json::Value {
     serde_json::from_slice(&zip_member(wheel, "probe_demo/probe_report.json")).unwrap()
 }
 
-/// The cache key of the probe's build environment, once it exists.
+/// The cache key of the probe's build environment, once it exists: the one used last (an
+/// earlier run of the suite may have left one made of other probe bytes).
 fn probe_env_key(version: &str) -> Option<String> {
     let envs = shared_cache().join(Bucket::Envs.dir_name());
     let found = fs::read_dir(&envs)
         .ok()?
         .map(|e| e.unwrap().path())
-        .find(|p| {
+        .filter(|p| {
             p.join(format!("site-packages/prepared_probe-{version}.dist-info"))
                 .is_dir()
+        })
+        .max_by_key(|p| {
+            fs::metadata(p.join("last-used"))
+                .and_then(|m| m.modified())
+                .ok()
         })?;
     Some(found.file_name()?.to_string_lossy().into_owned())
 }
@@ -220,21 +203,16 @@ fn without_a_prepared_backend_every_run_imports_it_with_the_project_mounted() {
     assert!(prepared_files("2.0", "").is_empty(), "nothing was prepared");
 }
 
-#[test]
-fn a_backend_whose_import_prints_is_imported_in_each_run_and_its_output_shown() {
+/// Builds the probe at `version`, whose import also runs `at_import`, with `args`; checks
+/// that the backend was imported in the hook run (the project was mounted) and that it is
+/// remembered as not prepared for a reason containing `why`. Returns the build's stderr.
+fn build_not_prepared(version: &str, at_import: &str, args: &[&str], why: &str) -> String {
     ensure_runtime();
-    forget_prepared("3.0");
-    let (wheels, project) = (
-        probe_wheels("3.0", "print('hello from the import')"),
-        probe_project("3.0"),
-    );
+    forget_prepared(version);
+    let (wheels, project) = (probe_wheels(version, at_import), probe_project(version));
     let out = tempfile::tempdir().unwrap();
-    let output = run(probe_cmd(project.path(), wheels.path(), out.path()).args(["--wheel", "-v"]));
+    let output = run(probe_cmd(project.path(), wheels.path(), out.path()).args(args));
     assert!(output.status.success());
-    assert!(
-        String::from_utf8_lossy(&output.stderr).contains("hello from the import"),
-        "the import's output reaches the user"
-    );
     let artifacts: Vec<PathBuf> = String::from_utf8(output.stdout)
         .unwrap()
         .lines()
@@ -244,32 +222,34 @@ fn a_backend_whose_import_prints_is_imported_in_each_run_and_its_output_shown() 
         report(&artifacts)["src_at_import"],
         serde_json::json!(["probe_demo", "pyproject.toml"])
     );
-    let refused = prepared_files("3.0", ".refused");
+    let refused = prepared_files(version, ".refused");
     assert_eq!(refused.len(), 1);
-    assert!(fs::read_to_string(&refused[0]).unwrap().contains("printed"));
-    assert!(prepared_files("3.0", ".image").is_empty());
+    assert!(fs::read_to_string(&refused[0]).unwrap().contains(why));
+    assert!(prepared_files(version, ".image").is_empty());
+    String::from_utf8(output.stderr).unwrap()
+}
+
+#[test]
+fn a_backend_whose_import_prints_is_imported_in_each_run_and_its_output_shown() {
+    let stderr = build_not_prepared(
+        "3.0",
+        "print('hello from the import')",
+        &["--wheel", "-v"],
+        "printed",
+    );
+    assert!(
+        stderr.contains("hello from the import"),
+        "the import's output reaches the user"
+    );
 }
 
 #[test]
 fn a_backend_whose_import_leaves_a_file_open_is_imported_in_each_run() {
-    ensure_runtime();
-    forget_prepared("4.0");
-    let (wheels, project) = (
-        probe_wheels("4.0", "_KEPT_OPEN = open(__file__)"),
-        probe_project("4.0"),
-    );
-    let out = tempfile::tempdir().unwrap();
-    let artifacts = build_ok(probe_cmd(project.path(), wheels.path(), out.path()).arg("--wheel"));
-    assert_eq!(
-        report(&artifacts)["src_at_import"],
-        serde_json::json!(["probe_demo", "pyproject.toml"])
-    );
-    let refused = prepared_files("4.0", ".refused");
-    assert_eq!(refused.len(), 1);
-    assert!(
-        fs::read_to_string(&refused[0])
-            .unwrap()
-            .contains("left file descriptor")
+    build_not_prepared(
+        "4.0",
+        "_KEPT_OPEN = open(__file__)",
+        &["--wheel"],
+        "left file descriptor",
     );
 }
 

@@ -106,12 +106,20 @@ fn run_code(
     limits: Limits,
 ) -> Result<GuestExit, SandboxError> {
     sandbox.run(&GuestRun {
-        args: vec!["-S".into(), "-c".into(), code.into()],
-        env: base_environment(),
-        mounts: vec![Mount::read_write(scratch, "/tmp")],
         limits,
-        log: LogSink::Capture,
+        ..code_run(scratch, code, base_environment())
     })
+}
+
+/// `-S -c code` with `env` and `scratch` at `/tmp`.
+fn code_run(scratch: &std::path::Path, code: &str, env: Vec<(String, String)>) -> GuestRun {
+    GuestRun {
+        args: vec!["-S".into(), "-c".into(), code.into()],
+        env,
+        mounts: vec![Mount::read_write(scratch, "/tmp")],
+        limits: Limits::default(),
+        log: LogSink::Capture,
+    }
 }
 
 /// Two runs of one sandbox: whatever the first does to the interpreter (module globals,
@@ -227,13 +235,7 @@ fn runs_from_a_memory_image_start_where_the_prepared_command_ended() {
         let scratch = tempfile::tempdir().unwrap();
         let image_dir = tempfile::tempdir().unwrap();
         let image_path = image_dir.path().join("prepared.image");
-        let run = |code: &str, env: Vec<(String, String)>| GuestRun {
-            args: vec!["-S".into(), "-c".into(), code.into()],
-            env,
-            mounts: vec![Mount::read_write(scratch.path(), "/tmp")],
-            limits: Limits::default(),
-            log: LogSink::Capture,
-        };
+        let run = |code: &str, env| code_run(scratch.path(), code, env);
         let prepare = run(
             "import builtins, json\nbuiltins.PREPARED = json.dumps({'ready': 1})\n",
             base_environment(),
@@ -274,13 +276,7 @@ fn a_guest_process_refuses_an_image_changed_after_the_parent_checked_it() {
     let scratch = tempfile::tempdir().unwrap();
     let image_dir = tempfile::tempdir().unwrap();
     let image_path = image_dir.path().join("prepared.image");
-    let run = |code: &str| GuestRun {
-        args: vec!["-S".into(), "-c".into(), code.into()],
-        env: base_environment(),
-        mounts: vec![Mount::read_write(scratch.path(), "/tmp")],
-        limits: Limits::default(),
-        log: LogSink::Capture,
-    };
+    let run = |code: &str| code_run(scratch.path(), code, base_environment());
     let made = sandbox
         .prepare(
             &run("import builtins\nbuiltins.PREPARED = 1\n"),

@@ -128,6 +128,42 @@ pub fn tar_mode(path: &Path, name: &str) -> u32 {
     panic!("{name} is not in {}", path.display())
 }
 
+/// A find-links folder holding one pure-Python wheel of `name` (a distribution name such as
+/// `hostile-helper`) at `version`, with `files` (path in the wheel, contents) besides its
+/// METADATA, WHEEL and RECORD.
+pub fn wheel_dir(name: &str, version: &str, files: &[(&str, &[u8])]) -> tempfile::TempDir {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let stem = name.replace('-', "_");
+    let info = format!("{stem}-{version}.dist-info");
+    let metadata = format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n");
+    let mut members: Vec<(String, &[u8])> = files
+        .iter()
+        .map(|(path, data)| (path.to_string(), *data))
+        .collect();
+    members.push((format!("{info}/METADATA"), metadata.as_bytes()));
+    members.push((
+        format!("{info}/WHEEL"),
+        b"Wheel-Version: 1.0\nGenerator: wasm-build tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    ));
+    let path = dir
+        .path()
+        .join(format!("{stem}-{version}-py3-none-any.whl"));
+    let mut zip = zip::ZipWriter::new(fs::File::create(path).unwrap());
+    let options = zip::write::SimpleFileOptions::default();
+    let mut record = String::new();
+    for (member, data) in &members {
+        zip.start_file(member.as_str(), options).unwrap();
+        zip.write_all(data).unwrap();
+        record.push_str(&format!("{member},,\n"));
+    }
+    record.push_str(&format!("{info}/RECORD,,\n"));
+    zip.start_file(format!("{info}/RECORD"), options).unwrap();
+    zip.write_all(record.as_bytes()).unwrap();
+    zip.finish().unwrap();
+    dir
+}
+
 /// The folders of an sdist (tar.gz) with their modes.
 pub fn tar_folder_modes(path: &Path) -> Vec<(String, u32)> {
     let mut archive =
