@@ -37,6 +37,7 @@ import tempfile
 import time
 import tomllib
 import urllib.parse
+import urllib.error
 import urllib.request
 import zipfile
 from dataclasses import asdict, dataclass, field
@@ -117,18 +118,24 @@ def fetch_sdist(spec: str, dest: Path, index_json: str) -> Path:
     if not version:
         sys.exit(f"error: `{spec}` is not of the form name==version")
     # /pypi/NAME/json lists every release; /pypi/NAME/VERSION/json is not always served
-    # (some mirrors and proxies lack it).
+    # (some mirrors and proxies lack it), and some serve only the simple API.
     url = f"{index_json.rstrip('/')}/{name}/json"
-    with urllib.request.urlopen(url, timeout=60) as response:
-        project = json.load(response)
-    release = project["releases"].get(version)
-    if release is None:
-        raise RuntimeError(f"{name} has no release {version} on the index")
-    files = [f for f in release if f["packagetype"] == "sdist"]
-    files.sort(key=lambda f: not f["filename"].endswith(".tar.gz"))
-    if not files:
-        raise RuntimeError(f"{spec} has no sdist on the index")
-    chosen = files[0]
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            project = json.load(response)
+    except urllib.error.HTTPError as error:
+        if error.code != 404:
+            raise
+        url, chosen = simple_api_sdist(index_json, name, version)
+    else:
+        release = project["releases"].get(version)
+        if release is None:
+            raise RuntimeError(f"{name} has no release {version} on the index")
+        files = [f for f in release if f["packagetype"] == "sdist"]
+        files.sort(key=lambda f: not f["filename"].endswith(".tar.gz"))
+        if not files:
+            raise RuntimeError(f"{spec} has no sdist on the index")
+        chosen = files[0]
     path = dest / chosen["filename"]
     want = chosen["digests"]["sha256"]
     if path.exists() and sha256_file(path) == want:
@@ -145,6 +152,23 @@ def fetch_sdist(spec: str, dest: Path, index_json: str) -> Path:
     tmp.write_bytes(data)
     tmp.replace(path)
     return path
+
+
+def simple_api_sdist(index_json: str, name: str, version: str):
+    """The sdist of name==version from the index's PEP 691 JSON simple API, in the JSON
+    API's shape: (page URL, {"filename", "url", "digests": {"sha256"}})."""
+    base = index_json.rstrip("/").removesuffix("/pypi")
+    url = f"{base}/simple/{name}/"
+    request = urllib.request.Request(url, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        page = json.load(response)
+    wanted = {f"{stem}-{version}.tar.gz" for stem in {name, name.replace("-", "_"), name.lower(),
+                                                       name.lower().replace("-", "_")}}
+    for file in page["files"]:
+        if file["filename"] in wanted and "sha256" in file.get("hashes", {}):
+            return url, {"filename": file["filename"], "url": file["url"],
+                         "digests": {"sha256": file["hashes"]["sha256"]}}
+    raise RuntimeError(f"{name}=={version} has no sdist on {url}")
 
 
 def sha256_file(path: Path) -> str:

@@ -10,6 +10,11 @@ CPython 3.13 (the recipe's own native build, same sources: --native-python), mea
   setuptools wheel  the same for tests/fixtures/setuptools
   hatchling wheel   the same for tests/fixtures/hatchling
 
+Each wheel row comes twice for the guest: as wasm-build runs the hooks, from the prepared
+backend (the runner with the backend imported, kept once per environment), and with
+`--no-prepared-backend`, importing the backend in the run ("fresh import") as every native
+frontend does; native runs import it every time in both rows.
+
 Guest figures come from `examples/guest_bench` (the engine and module loaded once, one fresh
 instance per run in a child process of target/release/wasm-build, as the CLI runs it, or on a
 thread with --thread: what a hook costs inside `wasm-build`); native figures are whole
@@ -60,9 +65,11 @@ backend.build_wheel(out, config_settings={})
 
 
 def guest(bench, runtime, *args, isolation=None):
-    """One timed guest run (after one warm-up instance in the same guest_bench process)."""
+    """One timed guest run (after one warm-up instance in the same guest_bench process).
+    `runtime` is a runtime's name or the guest_bench arguments naming a module."""
     isolation = GUEST_PROCESS if isolation is None else isolation
-    cmd = [bench, "--runtime", runtime, "--runs", "1", *isolation, *args]
+    which = ["--runtime", runtime] if isinstance(runtime, str) else runtime
+    cmd = [bench, *which, "--runs", "1", *isolation, *args]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{result.stderr}")
@@ -91,6 +98,9 @@ def main():
     parser.add_argument("--runtimes", nargs="*", default=RUNTIMES)
     parser.add_argument("--wasm-build", default=os.path.join(ROOT, "target/release/wasm-build"))
     parser.add_argument("--thread", action="store_true", help="guests on a thread (epoch checks), not child processes")
+    parser.add_argument("--module", action="append", default=[], metavar="LABEL=WASM:PREFIX",
+                        help="another column: the python.wasm at WASM with the stdlib prefix PREFIX "
+                             "(a folder holding lib/python3.13), e.g. a build-runtime variant")
     parser.add_argument("--also-thread", action="store_true",
                         help="add a column: cpython-3.13 on a thread (epoch checks), alternating with the others")
     parser.add_argument("--gap-ms", type=int, default=50,
@@ -101,6 +111,11 @@ def main():
         GUEST_PROCESS.extend(["--guest-process", args.wasm_build, "--gap-ms", str(args.gap_ms)])
     env = dict(os.environ, SOURCE_DATE_EPOCH="1700000000", PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1")
     python = args.native_python
+    # The guest's stdlib ships its bytecode; the native one must have it too, or every native
+    # run compiles what it imports (a fresh build tree has almost none).
+    stdlib = subprocess.run([python, "-S", "-c", "import os; print(os.path.dirname(os.__file__))"],
+                            check=True, capture_output=True, text=True).stdout.strip()
+    subprocess.run([python, "-m", "compileall", "-q", "-j0", stdlib], capture_output=True)
     import_code = "import site; site.addsitedir({!r}); import setuptools"
 
     # The build environments the guest uses: their bytecode is CPython 3.13's, so the native
@@ -118,13 +133,20 @@ def main():
          ["--with", "setuptools", "--", "-S", "-c", import_code.format("/wasm-build/env")],
          ["-S", "-c", import_code.format(envs["import"])]),
     ] + [
-        (f"{project} build_wheel",
-         ["--project", os.path.join(FIXTURES, project)],
+        (f"{project} build_wheel{label}",
+         ["--project", os.path.join(FIXTURES, project), *flags],
          ["-S", "-c", NATIVE_HOOKS, os.path.join(FIXTURES, project), envs[project], backend_of(project)])
         for project in PROJECTS
+        for label, flags in [("", []), (", fresh import", ["--no-prepared-backend"])]
     ]
     # column -> (runtime, guest_bench isolation arguments); native is separate
     guests = {runtime: (runtime, GUEST_PROCESS) for runtime in args.runtimes}
+    for spec in args.module:
+        label, _, paths = spec.partition("=")
+        module, _, prefix = paths.partition(":")
+        if not (label and module and prefix):
+            sys.exit(f"--module {spec}: expected LABEL=WASM:PREFIX")
+        guests[label] = (["--python-wasm", module, "--python-home", prefix], GUEST_PROCESS)
     if args.also_thread and not args.thread:
         guests[f"{RUNTIMES[0]} (thread)"] = (RUNTIMES[0], [])
     columns = [*guests, "native"]
@@ -142,9 +164,9 @@ def main():
 
     mode = "thread (epoch checks)" if args.thread else f"child process, {args.gap_ms} ms apart"
     print(f"\nguests: {mode}; medians of {args.runs} alternating runs, ms (ratio to native)\n")
-    print(f"{'workload':<26}" + "".join(f"{c:>26}" for c in columns))
+    print(f"{'workload':<38}" + "".join(f"{c:>26}" for c in columns))
     for name, values in rows:
-        line = f"{name:<26}"
+        line = f"{name:<38}"
         for column in columns:
             ms = values[column]
             if column == "native":
