@@ -193,8 +193,8 @@ pub(super) fn run(
         },
     };
     // The next run most likely wants the same module and image: a run from a prepared
-    // backend is followed by another (the sdist, then the wheel), a prepare run by the run
-    // it prepared.
+    // backend is followed by another (the sdist, then the wheel). After a prepare run the
+    // image is not checked yet, so the run it prepared reads it itself.
     let next_image = match &entry {
         JobEntry::Start { image } => image.clone(),
         JobEntry::Prepare { .. } => None,
