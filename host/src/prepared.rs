@@ -105,13 +105,13 @@ impl PreparedBackends {
             .into_temp_path();
         match prepare(wanted, &staging)? {
             Outcome::Made => {
-                let (sha256, _) = cache::sha256_file(&staging)?;
                 staging
                     .persist(&path)
                     .with_context(|| format!("moving the memory image to {}", path.display()))?;
-                cache::write_atomic(&checksum, sha256.as_bytes())?;
+                let image = MemoryImage::load(&path)?;
+                cache::write_atomic(&checksum, image.sha256.as_bytes())?;
                 SealedFile::beside(&path).seal_now()?;
-                Ok(Some(MemoryImage::load(&path)?))
+                Ok(Some(image))
             }
             Outcome::Refused(reason) => {
                 cache::write_atomic(&refused, reason.as_bytes())?;
@@ -154,22 +154,18 @@ fn image_key(base: &str, env_key: &str, backend: &str, run: &GuestRun) -> String
 
 /// The image at `path`, if it matches its checksum (by content once, then by its seal).
 fn load_verified(path: &Path, checksum: &Path) -> Result<Option<MemoryImage>> {
+    // Reading the image hashes it: the content check costs no second read.
+    let Ok(image) = MemoryImage::load(path) else {
+        return Ok(None);
+    };
     let sealed = SealedFile::beside(path);
     if !sealed.is_sealed() {
-        let (Ok(expected), Ok((found, _))) =
-            (std::fs::read_to_string(checksum), cache::sha256_file(path))
-        else {
-            return Ok(None);
-        };
-        if found != expected.trim() {
-            return Ok(None);
+        match std::fs::read_to_string(checksum) {
+            Ok(expected) if expected.trim() == image.sha256 => sealed.seal_now()?,
+            _ => return Ok(None),
         }
-        sealed.seal_now()?;
     }
-    match MemoryImage::load(path) {
-        Ok(image) => Ok(Some(image)),
-        Err(_) => Ok(None),
-    }
+    Ok(Some(image))
 }
 
 /// Runs the prepare run into `image`.
