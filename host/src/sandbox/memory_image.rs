@@ -56,11 +56,6 @@ impl MemoryImage {
         })
     }
 
-    /// Size of the memory the image holds, in bytes.
-    pub fn memory_len(&self) -> u64 {
-        self.inner.memory_len
-    }
-
     /// Writes the image into the memory of a fresh instance of the module it was taken
     /// from, growing it to the image's size (through the store's memory limit).
     pub(super) fn restore(&self, mut store: impl AsContextMut, instance: &Instance) -> Result<()> {
