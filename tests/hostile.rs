@@ -923,7 +923,9 @@ fn sdist_refused(extra: &[Member<'_>], expected: &str) {
     scene.fails(
         scene.cmd().arg(&sdist),
         3,
-        &[&format!("error: the sdist {SDIST} was refused: {expected}")],
+        &[&format!(
+            "error: the sdist {SDIST} was refused\n  caused by: {expected}"
+        )],
     );
 }
 
@@ -1042,7 +1044,7 @@ fn sdist_decompression_bomb_is_refused() {
         scene.cmd().arg(scene.host().join(SDIST)),
         3,
         &[
-            &format!("error: the sdist {SDIST} was refused: archive refused: compression ratio above 100:1"),
+            &format!("error: the sdist {SDIST} was refused\n  caused by: archive refused: compression ratio above 100:1"),
             "(limit `max_compression_ratio`)",
         ],
     );
@@ -1061,7 +1063,10 @@ fn stopped_by_the_sandbox(hostile: &str, limit_args: &[&str], expected: &[&str],
         took < Duration::from_secs(max_secs),
         "the sandbox took {took:?} to stop the backend"
     );
-    assert!(stderr.contains("was stopped by the sandbox: "), "{stderr}");
+    assert!(
+        stderr.contains("was stopped by the sandbox\n  caused by: "),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -1076,7 +1081,8 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
         &[
             // The hook that was running, not the first of the run (get_requires_*).
             "hook `build_wheel` was stopped by the sandbox",
-            "time limit of 3 s reached (raise it with --timeout SECONDS)",
+            "time limit of 3 s reached",
+            "hint: raise the limit with --timeout SECONDS",
         ],
         30,
     );
@@ -1100,7 +1106,10 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 "#
             ),
             &["--timeout", "3"],
-            &["time limit of 3 s reached (raise it with --timeout SECONDS)"],
+            &[
+                "time limit of 3 s reached",
+                "hint: raise the limit with --timeout SECONDS",
+            ],
             30,
         );
     }
@@ -1122,7 +1131,10 @@ fn unbounded_allocation_hits_the_memory_limit() {
                 "\ndef build_wheel(wheel_directory, config_settings=None, metadata_directory=None):\n    {hoard}\n"
             ),
             &["--memory-limit", "256"],
-            &["memory limit of 256 MiB reached (raise it with --memory-limit MIB)"],
+            &[
+                "memory limit of 256 MiB reached",
+                "hint: raise the limit with --memory-limit MIB",
+            ],
             60,
         );
     }
@@ -1158,7 +1170,8 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 "#,
         &["--log-limit", "1"],
         &[
-            "output limit of 1 MiB reached: the backend printed too much (raise it with --log-limit MIB)",
+            "output limit of 1 MiB reached: the backend printed too much",
+            "hint: raise the limit with --log-limit MIB",
         ],
         60,
     );
@@ -1183,11 +1196,20 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     let stderr = scene.fails(
         &mut scene.wheel_cmd(&["--disk-limit", "50"]),
         6,
-        &["disk limit of 50 MiB reached in the sandbox's writable folders (raise it with --disk-limit MIB)"],
+        &[
+            "disk limit of 50 MiB reached in the sandbox's writable folders",
+            "hint: raise the limit with --disk-limit MIB",
+        ],
     );
     let written: u64 = stderr
         .lines()
-        .filter_map(|l| l.strip_prefix("wrote ")?.strip_suffix(" MiB")?.parse().ok())
+        .filter_map(|l| {
+            l.trim_start_matches("│ ")
+                .strip_prefix("wrote ")?
+                .strip_suffix(" MiB")?
+                .parse()
+                .ok()
+        })
         .max()
         .unwrap_or(0);
     assert!(
@@ -1534,7 +1556,8 @@ rerecord(members)"#,
         &["--wheel", "--artifact-limit", "1"],
         &[
             &format!("artifact `{WHEEL}` refused: file of "),
-            "bytes is larger than 1048576 bytes (limit `max_artifact_bytes`); raise it with --artifact-limit MIB",
+            "bytes is larger than 1048576 bytes (limit `max_artifact_bytes`)",
+            "hint: raise the limit with --artifact-limit MIB",
         ],
     );
 }
@@ -1567,8 +1590,8 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
         members[path.replace("hostile_demo-99.0", "requests-99.0")] = data
     return write_wheel(wheel_directory, "requests-99.0-py3-none-any.whl", rerecord(members))
 "#;
-    let expected = "the backend's wheel `requests-99.0-py3-none-any.whl` (from build_wheel) was refused: \
-                    it is a wheel of requests 99.0, but the sdist `hostile_demo-1.0.tar.gz` is hostile-demo 1.0";
+    let expected = "the backend's wheel `requests-99.0-py3-none-any.whl` (from build_wheel) was refused\n  \
+                    caused by: it is a wheel of requests 99.0, but the sdist `hostile_demo-1.0.tar.gz` is hostile-demo 1.0";
     let scene = Scene::with_backend(hostile);
     scene.fails(scene.cmd().arg(scene.project()), 7, &[expected]);
 
@@ -1610,7 +1633,7 @@ def build_sdist(sdist_directory, config_settings=None):
 "#,
         &["--sdist"],
         &[
-            "sdist `hostile_demo-1.0.tar.gz` (from build_sdist) was refused: artifact `hostile_demo-1.0.tar.gz` refused: member `hostile_demo-1.0/hostile_demo/passwd` refused: the link points outside the tree",
+            "sdist `hostile_demo-1.0.tar.gz` (from build_sdist) was refused\n  caused by: artifact `hostile_demo-1.0.tar.gz` refused: member `hostile_demo-1.0/hostile_demo/passwd` refused: the link points outside the tree",
         ],
     );
 }
@@ -1750,7 +1773,8 @@ def get_requires_for_build_wheel(config_settings=None):
         4,
         &[
             "(returned by get_requires_for_build_wheel)",
-            "has the direct URL requirement `stolen @ file://",
+            "caused by: `stolen @ file://",
+            "is a direct URL requirement; build requirements must come from a package index",
             "build requirements must come from a package index",
         ],
     );
@@ -1789,7 +1813,10 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     let stderr = scene.fails(
         &mut scene.wheel_cmd(&["--disk-limit", "50"]),
         6,
-        &["disk limit of 50 MiB reached in the sandbox's writable folders (raise it with --disk-limit MIB)"],
+        &[
+            "disk limit of 50 MiB reached in the sandbox's writable folders",
+            "hint: raise the limit with --disk-limit MIB",
+        ],
     );
     let created: u64 = stderr
         .lines()
@@ -1855,7 +1882,8 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
         6,
         &[
             "nested 400 deep",
-            "disk limit of 50 MiB reached in the sandbox's writable folders (raise it with --disk-limit MIB)",
+            "disk limit of 50 MiB reached in the sandbox's writable folders",
+            "hint: raise the limit with --disk-limit MIB",
         ],
     );
     assert!(!stderr.contains("wrote 400 MiB"), "stopped late:\n{stderr}");

@@ -83,7 +83,8 @@ fn exit_codes_and_uncaught_exceptions_behave_as_in_python() {
 fn sandbox(isolation: Isolation) -> Sandbox {
     let cache = Cache::at(shared_cache()).unwrap();
     let index = IndexClient::new(IndexOptions::default(), &cache).unwrap();
-    let runtime = runtime::provision(&RuntimeChoice::Default, &cache, &index).unwrap();
+    let runtime =
+        runtime::provision(&RuntimeChoice::Default, &cache, &index, &wasm_build::Silent).unwrap();
     let sandbox = Sandbox::with_isolation(&runtime, &cache, isolation).unwrap();
     assert!(
         sandbox.is_pre_initialized(),

@@ -21,11 +21,10 @@
 //! as before. In-tree backends (`backend-path`) and editable builds, whose source is mounted
 //! elsewhere, are never prepared.
 
-use crate::hooks::{self, HOOK_RUNNER, guest_paths};
 use crate::integrity::SealedFile;
+use crate::protocol::{Action, HOOK_RUNNER, PrepareResponse, Request, RunDirs, guest_paths};
 use crate::sandbox::{GuestRun, LogSink, MemoryImage, Sandbox, SandboxError};
 use anyhow::{Context, Result, bail};
-use serde_json::json;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -36,14 +35,14 @@ const FORMAT: &str = "prepared-backend-1";
 
 /// The images of one process: found in, or made into, the cache's `prepared` bucket; each
 /// looked up once per process.
-pub struct PreparedBackends {
+pub(crate) struct PreparedBackends {
     dir: PathBuf,
     /// Key → the image, or `None` for a backend that is not prepared.
     loaded: Mutex<HashMap<String, Option<MemoryImage>>>,
 }
 
 /// What a hook run needs to find its image: its environment and its run.
-pub struct Wanted<'a> {
+pub(crate) struct Wanted<'a> {
     pub sandbox: &'a Sandbox,
     /// The build environment's cache key.
     pub env_key: &'a str,
@@ -57,7 +56,7 @@ pub struct Wanted<'a> {
 
 impl PreparedBackends {
     /// The prepared backends kept in `cache`.
-    pub fn new(cache: &Cache) -> Result<Self> {
+    pub(crate) fn new(cache: &Cache) -> Result<Self> {
         Ok(Self {
             dir: cache.bucket(Bucket::Prepared)?,
             loaded: Mutex::new(HashMap::new()),
@@ -66,7 +65,7 @@ impl PreparedBackends {
 
     /// The image a hook run of `wanted` starts from: cached, or made now. `None` when the
     /// backend cannot be prepared (then the run imports it itself).
-    pub fn image(&self, wanted: &Wanted<'_>) -> Result<Option<MemoryImage>> {
+    pub(crate) fn image(&self, wanted: &Wanted<'_>) -> Result<Option<MemoryImage>> {
         let Some(base) = wanted.sandbox.image_base(wanted.run) else {
             return Ok(None);
         };
@@ -170,34 +169,22 @@ fn load_verified(path: &Path, checksum: &Path) -> Result<Option<MemoryImage>> {
 
 /// Runs the prepare run into `image`.
 fn prepare(wanted: &Wanted<'_>, image: &Path) -> Result<Outcome> {
-    let run_dir = tempfile::Builder::new()
-        .prefix("prepare-")
-        .tempdir_in(wanted.scratch)
-        .context("creating the prepare run's scratch folder")?;
-    let src = run_dir.path().join("src");
+    let run_dirs = RunDirs::new(wanted.scratch, "prepare-")?;
+    let src = run_dirs.path().join("src");
     std::fs::create_dir(&src).with_context(|| format!("creating {}", src.display()))?;
-    hooks::make_runner_dirs(run_dir.path())?;
-    let mounts = hooks::runner_mounts(
-        &src,
-        guest_paths::SOURCE,
-        run_dir.path(),
-        wanted.site_packages,
-    );
     let run = GuestRun {
-        mounts,
+        mounts: run_dirs.mounts(&src, guest_paths::SOURCE, wanted.site_packages),
         log: LogSink::Capture,
         ..wanted.run.clone()
     };
-    let input = json!({
-        "prepare": true,
-        "open_fds": wanted.sandbox.descriptors(&run),
-        "backend": wanted.backend,
-        "backend_path": [],
-        "source_dir": guest_paths::SOURCE,
-        "env_dir": guest_paths::ENV,
-        "executables": [],
-    });
-    hooks::write_input(run_dir.path(), &input)?;
+    run_dirs.write_request(&Request {
+        backend: wanted.backend,
+        backend_path: Vec::new(),
+        source_dir: guest_paths::SOURCE,
+        env_dir: guest_paths::ENV,
+        executables: &[],
+        action: Action::prepare(wanted.sandbox.descriptors(&run)),
+    })?;
     let exit = match wanted.sandbox.prepare(&run, image) {
         Ok(exit) => exit,
         Err(SandboxError::Limit { .. } | SandboxError::Trap { .. }) => {
@@ -215,17 +202,33 @@ fn prepare(wanted: &Wanted<'_>, image: &Path) -> Result<Outcome> {
             String::from_utf8_lossy(&exit.log)
         ));
     }
-    match hooks::read_json::<serde_json::Value>(&run_dir.path().join("io/output.json")) {
-        Ok(Some(output)) if output["prepared"] == true => {
+    match run_dirs.read_response::<PrepareResponse>() {
+        Ok(Some(response)) if response.prepared => {
             if !image.is_file() {
                 bail!("the prepare run left no memory image");
             }
             Ok(Outcome::Made)
         }
-        Ok(Some(output)) => refused(format!("the backend was not prepared: {output}")),
+        Ok(Some(response)) => refused(format!(
+            "the backend was not prepared: {}",
+            response.refusal()
+        )),
         Ok(None) => refused("the prepare run wrote no result".into()),
         Err(error) => refused(format!("{error:#}")),
     }
+}
+
+/// Removes the images whose build environment is gone from `cache`; the bytes freed.
+pub(crate) fn prune(cache: &Cache) -> Result<u64> {
+    let mut freed = 0;
+    for (name, path) in crate::cache_files::entries(&cache.bucket(Bucket::Prepared)?)? {
+        // `<env key>-<image key>.<ext>`: an image goes with its environment.
+        let env_key = name.split('-').next().unwrap_or_default();
+        if !name.starts_with('.') && !crate::env::exists(cache, env_key)? {
+            freed += crate::cache_files::remove(&path)?;
+        }
+    }
+    Ok(freed)
 }
 
 #[cfg(test)]
@@ -244,6 +247,30 @@ mod tests {
             limits: Limits::default(),
             log: LogSink::Capture,
         }
+    }
+
+    #[test]
+    fn images_go_with_their_environment() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = Cache::at(root.path()).unwrap();
+        std::fs::create_dir_all(cache.bucket(Bucket::Envs).unwrap().join("fresh")).unwrap();
+        let prepared = cache.bucket(Bucket::Prepared).unwrap();
+        for name in [
+            "old-1.image",
+            "old-1.sha256",
+            "fresh-2.image",
+            "fresh-2.refused",
+        ] {
+            std::fs::write(prepared.join(name), "x").unwrap();
+        }
+        prune(&cache).unwrap();
+        let mut left: Vec<String> = crate::cache_files::entries(&prepared)
+            .unwrap()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        left.sort();
+        assert_eq!(left, ["fresh-2.image", "fresh-2.refused"]);
     }
 
     #[test]

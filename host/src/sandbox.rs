@@ -9,12 +9,14 @@ mod log;
 mod memory_image;
 mod module_cache;
 mod snapshot;
+mod target;
 mod watch;
 
 pub use self::isolated::serve as serve_child;
 pub use self::log::LogSink;
 pub use self::memory_image::MemoryImage;
 pub use self::module_cache::wasmtime_version;
+pub(crate) use self::target::probe_target;
 
 use crate::runtime::{Runtime, Stdlib};
 use anyhow::{Context, Result};
@@ -74,23 +76,18 @@ pub enum LimitHit {
 }
 
 impl LimitHit {
-    /// What the user reads: the limit's value and the flag that raises it.
+    /// What the user reads: the limit and its value. (The flag that raises it is the
+    /// caller's to name.)
     pub fn describe(self, limits: &Limits) -> String {
         match self {
-            LimitHit::WallTime => format!(
-                "time limit of {} s reached (raise it with --timeout SECONDS)",
-                limits.wall_time.as_secs()
-            ),
-            LimitHit::Memory => format!(
-                "memory limit of {} MiB reached (raise it with --memory-limit MIB)",
-                limits.memory >> 20
-            ),
+            LimitHit::WallTime => format!("time limit of {} s reached", limits.wall_time.as_secs()),
+            LimitHit::Memory => format!("memory limit of {} MiB reached", limits.memory >> 20),
             LimitHit::Log => format!(
-                "output limit of {} MiB reached: the backend printed too much (raise it with --log-limit MIB)",
+                "output limit of {} MiB reached: the backend printed too much",
                 limits.log >> 20
             ),
             LimitHit::Disk => format!(
-                "disk limit of {} MiB reached in the sandbox's writable folders (raise it with --disk-limit MIB)",
+                "disk limit of {} MiB reached in the sandbox's writable folders",
                 limits.disk >> 20
             ),
         }
@@ -428,7 +425,7 @@ impl Sandbox {
         module: Module,
         entry: Entry,
     ) -> Result<GuestExit, SandboxError> {
-        let log = log::Capture::new(run.limits.log, run.log);
+        let log = log::Capture::new(run.limits.log, run.log.clone());
         let (done, finished) = mpsc::sync_channel(1);
         let (guest, job, capture) = (self.guest.clone(), run.clone(), log.clone());
         std::thread::Builder::new()
@@ -773,31 +770,34 @@ pub fn base_environment() -> Vec<(String, String)> {
     .collect()
 }
 
-/// The compiled-module cache keys this binary would use for modules with these sha256s
-/// (for `cache prune`).
-pub fn current_compiled_keys<'a>(
-    module_sha256s: impl Iterator<Item = &'a str>,
-) -> Result<Vec<String>> {
+/// Removes compiled modules that no runtime of this binary's catalog would load with this
+/// wasmtime and these engine settings; the bytes freed.
+pub(crate) fn prune_compiled(cache: &Cache) -> Result<u64> {
+    let catalog = crate::runtime::Catalog::builtin()?;
     let engines = [EngineKind::Interruptible, EngineKind::Uninterrupted]
         .map(|kind| Engine::new(&engine_config(kind)).wasm_context("creating the wasmtime engine"));
     let [interruptible, uninterrupted] = engines;
     let engines = [interruptible?, uninterrupted?];
     let startup_env = base_environment();
-    Ok(module_sha256s
-        .flat_map(|sha| {
-            engines.iter().flat_map(|engine| {
-                [
-                    module_cache::cache_key(engine, sha),
-                    snapshot::cache_key(engine, sha, &startup_env),
-                ]
-            })
-        })
-        .collect())
-}
-
-/// Bytes held by regular files under `path`, without following links.
-pub fn disk_usage(path: &std::path::Path) -> u64 {
-    wasm_build_packaging::scratch::usage(path, |_| false).map_or(0, |usage| usage.bytes)
+    let mut keys = Vec::new();
+    for spec in catalog.runtimes.values() {
+        for engine in &engines {
+            keys.push(module_cache::cache_key(engine, &spec.module.sha256));
+            keys.push(snapshot::cache_key(
+                engine,
+                &spec.module.sha256,
+                &startup_env,
+            ));
+        }
+    }
+    let mut freed = 0;
+    for (name, path) in crate::cache_files::entries(&cache.bucket(Bucket::Compiled)?)? {
+        let key = name.split('.').next().unwrap_or_default();
+        if !name.starts_with('.') && !keys.iter().any(|k| k == key) {
+            freed += crate::cache_files::remove(&path)?;
+        }
+    }
+    Ok(freed)
 }
 
 fn engine_config(kind: EngineKind) -> Config {

@@ -236,7 +236,7 @@ pub(super) fn run(
         let _ = serde_json::to_writer(&mut stdin, &job);
     });
 
-    let capture = log::Capture::new(run.limits.log, run.log);
+    let capture = log::Capture::new(run.limits.log, run.log.clone());
     let (events, received) = mpsc::channel();
     let reader_capture = capture.clone();
     let reader = std::thread::spawn(move || {

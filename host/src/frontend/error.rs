@@ -1,0 +1,149 @@
+//! Why a build failed, in classes that each have their own exit code, and the hint that
+//! goes with each (the CLI names the flags).
+
+use crate::hooks::HookError;
+use crate::sandbox::{LimitHit, SandboxError};
+use wasm_build_packaging::archive::ArchiveError;
+use wasm_build_packaging::limits::LimitExceeded;
+use wasm_build_packaging::pyproject::ProjectError;
+use wasm_build_packaging::verify::{ArtifactError, ArtifactRule};
+
+use super::plan::PlanError;
+
+/// A build that failed. Backend failures, sandbox failures and refusals are kept apart,
+/// each with its own exit code. Messages state their own fact; the cause is the error's
+/// [`source`](std::error::Error::source).
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Project(#[from] ProjectError),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("{what} was refused")]
+    Input {
+        what: String,
+        #[source]
+        source: anyhow::Error,
+    },
+    #[error("cannot install the build requirements of {what}")]
+    Requirements {
+        what: String,
+        #[source]
+        source: anyhow::Error,
+    },
+    #[error(transparent)]
+    Hook(#[from] HookError),
+    /// A sandbox run that is not a hook call (`runtime run`) was stopped.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    #[error("the backend's {what} was refused")]
+    ArtifactRefused {
+        what: String,
+        #[source]
+        source: Box<Refusal>,
+    },
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// Why an artifact the backend made was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error(transparent)]
+    Verification(#[from] ArtifactError),
+    #[error("it is a {what} of {found}, but the sdist `{sdist}` is {expected}")]
+    OtherProject {
+        what: &'static str,
+        /// `name version` of what was built.
+        found: String,
+        sdist: String,
+        /// `name version` of the sdist.
+        expected: String,
+    },
+    #[error(
+        "it is tagged for the platform {platforms} (the sandbox's own): the project builds \
+         native extensions, and wasm-build only builds pure-Python wheels"
+    )]
+    Platform { platforms: String },
+}
+
+/// What the user can do about a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Hint {
+    /// A limit ended the build: raising it may let the build finish.
+    RaiseLimit(Limit),
+    /// The backend tried to start a process or a thread, which the sandbox cannot do.
+    NoProcesses,
+}
+
+/// The limits a user can raise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    Time,
+    Memory,
+    Log,
+    Disk,
+    Artifact,
+}
+
+impl From<LimitHit> for Limit {
+    fn from(hit: LimitHit) -> Self {
+        match hit {
+            LimitHit::WallTime => Limit::Time,
+            LimitHit::Memory => Limit::Memory,
+            LimitHit::Log => Limit::Log,
+            LimitHit::Disk => Limit::Disk,
+        }
+    }
+}
+
+impl BuildError {
+    /// The process exit code for this failure (see `docs/cli.md`).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            BuildError::Other(_) => 1,
+            BuildError::Plan(_) => 2,
+            BuildError::Project(_) | BuildError::Input { .. } => 3,
+            BuildError::Requirements { .. } => 4,
+            BuildError::Hook(e) if e.kind.is_sandbox_failure() => 6,
+            BuildError::Sandbox(_) => 6,
+            BuildError::Hook(_) => 5,
+            BuildError::ArtifactRefused { .. } => 7,
+        }
+    }
+
+    /// What the user can do about it, when there is something.
+    pub fn hint(&self) -> Option<Hint> {
+        match self {
+            BuildError::Hook(error) => {
+                if let Some(hit) = error.kind.limit() {
+                    Some(Hint::RaiseLimit(hit.into()))
+                } else if error.kind.started_a_process() {
+                    Some(Hint::NoProcesses)
+                } else {
+                    None
+                }
+            }
+            BuildError::Sandbox(SandboxError::Limit { hit, .. }) => {
+                Some(Hint::RaiseLimit((*hit).into()))
+            }
+            BuildError::ArtifactRefused { source, .. } => {
+                let Refusal::Verification(error) = source.as_ref() else {
+                    return None;
+                };
+                let limit = match &error.rule {
+                    ArtifactRule::Limit(limit)
+                    | ArtifactRule::Archive(ArchiveError::Limit(limit)) => limit,
+                    _ => return None,
+                };
+                matches!(
+                    limit,
+                    LimitExceeded::ArtifactBytes { .. } | LimitExceeded::UnpackedBytes { .. }
+                )
+                .then_some(Hint::RaiseLimit(Limit::Artifact))
+            }
+            _ => None,
+        }
+    }
+}
