@@ -32,7 +32,7 @@ pub mod sandbox;
 
 pub use frontend::{
     BuildError, BuildRequest, Distribution, Frontend, GuestBench, Hint, Limit, PlanError, Refusal,
-    Settings,
+    Settings, index_hint,
 };
 pub use hooks::{HookError, HookErrorKind};
 pub use protocol::{Hook, HookCall};

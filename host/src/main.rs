@@ -11,7 +11,8 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-use wasm_build::{BuildError, Frontend, Hint, Limit, housekeeping, runtime, sandbox};
+use wasm_build::{BuildError, Frontend, Hint, Limit, housekeeping, index_hint, runtime, sandbox};
+use wasm_build_packaging::index::Hint as IndexHint;
 use wasm_build_packaging::cache::Cache;
 
 /// Lines of the backend's output shown after a failure.
@@ -40,6 +41,7 @@ fn build(args: cli::args::BuildArgs) -> ExitCode {
         Ok(frontend) => frontend,
         Err(e) => {
             print_error(&*e);
+            print_hint(index_hint(e.as_ref()));
             return ExitCode::FAILURE;
         }
     };
@@ -81,7 +83,21 @@ fn print_build_error(error: &BuildError, verbose: bool) {
             ));
         }
     }
-    if let Some(hint) = error.hint() {
+    if let Some(derivation) = error.resolver_derivation() {
+        if verbose {
+            terminal::to_stderr(&format!(
+                "\nHow the resolver got there:\n{}",
+                terminal::block("  ", derivation)
+            ));
+        } else {
+            terminal::to_stderr("(-v shows how the resolver got there)\n");
+        }
+    }
+    print_hint(error.hint());
+}
+
+fn print_hint(hint: Option<Hint>) {
+    if let Some(hint) = hint {
         terminal::to_stderr(&terminal::message("hint: ", &hint_text(hint)));
     }
 }
@@ -113,6 +129,18 @@ fn hint_text(hint: Hint) -> String {
         Hint::NoProcesses => "the backend tried to start a process or thread, which the \
              sandbox cannot do (see docs/security.md, \"What backends cannot do\")"
             .to_string(),
+        Hint::Index(hint) => match hint {
+            IndexHint::Offline => "the index cannot be reached; with the build requirements \
+                 already in the cache from an earlier build, --offline builds without the \
+                 network (and --find-links DIR adds local wheels)"
+                .to_string(),
+            IndexHint::NativeTls => "the index's certificate is not signed by an authority \
+                 in Mozilla's roots, which wasm-build trusts by default; behind a \
+                 TLS-intercepting proxy, --native-tls trusts the system's certificate store \
+                 instead, or set SSL_CERT_FILE to a PEM file holding the proxy's authority"
+                .to_string(),
+            other => other.to_string(),
+        },
         _ => String::new(),
     }
 }

@@ -109,6 +109,9 @@ pub enum Warning {
     RuntimeChanged { path: String, why: String },
     /// A scratch folder could not be removed.
     ScratchLeft { path: String, error: String },
+    /// A choice of the resolver worth knowing (a pre-release, a yanked file, a hash the
+    /// index did not give, files left out by `--exclude-newer`).
+    Resolution(String),
 }
 
 impl fmt::Display for Warning {
@@ -131,6 +134,7 @@ impl fmt::Display for Warning {
             Warning::ScratchLeft { path, error } => {
                 write!(f, "could not remove the scratch folder {path}: {error}")
             }
+            Warning::Resolution(note) => f.write_str(note),
         }
     }
 }

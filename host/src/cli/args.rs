@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use wasm_build::runtime::RuntimeChoice;
 use wasm_build::{BuildRequest, Distribution, Isolation, Limits, Settings};
-use wasm_build_packaging::index::IndexOptions;
+use wasm_build_packaging::index::{ExcludeNewer, IndexOptions};
 
 use super::reporter::Verbosity;
 
@@ -178,9 +178,19 @@ struct IndexArgs {
     /// A folder of wheels or the URL of a page listing them (repeatable).
     #[arg(short, long, value_name = "DIR|URL")]
     find_links: Vec<String>,
+    /// Ignore the package index: only --find-links.
+    #[arg(long, conflicts_with_all = ["index_url", "extra_index_url"])]
+    no_index: bool,
     /// Use only the cache and local --find-links folders.
     #[arg(long)]
     offline: bool,
+    /// Resolve build requirements as of this moment: files uploaded then or later do not
+    /// exist (RFC 3339, or a date meaning the end of that day in UTC).
+    #[arg(long, value_name = "DATE")]
+    exclude_newer: Option<ExcludeNewer>,
+    /// Trust the system's certificate store instead of Mozilla's roots.
+    #[arg(long)]
+    native_tls: bool,
     /// Revalidate cached index pages.
     #[arg(long)]
     refresh: bool,
@@ -288,8 +298,11 @@ fn index_options(args: &IndexArgs) -> IndexOptions {
         index_url: args.index_url.clone(),
         extra_index_urls: args.extra_index_url.clone(),
         find_links: args.find_links.clone(),
+        no_index: args.no_index,
         offline: args.offline,
         refresh: args.refresh,
+        native_tls: args.native_tls,
+        exclude_newer: args.exclude_newer,
     }
 }
 

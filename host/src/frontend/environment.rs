@@ -3,7 +3,7 @@
 
 use super::{BuildError, Frontend};
 use crate::env::{self, BuildEnv, EnvWheel};
-use crate::reporter::{Event, Step};
+use crate::reporter::{Event, Step, Warning};
 use pep508_rs::{Requirement, VerbatimUrl};
 use wasm_build_packaging::resolve;
 
@@ -28,6 +28,10 @@ impl Frontend {
                 resolve::resolve(&self.index, &self.target, requirements, &self.constraints)
             })
             .map_err(|e| failed(e.into()))?;
+        for note in &resolution.notes {
+            self.reporter
+                .report(&Event::Warning(&Warning::Resolution(note.clone())));
+        }
         let wheels: Vec<EnvWheel> = resolution.packages.iter().map(EnvWheel::from).collect();
         let env = self
             .step(Step::PreparingEnvironment, || {

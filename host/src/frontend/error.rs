@@ -3,9 +3,12 @@
 
 use crate::hooks::HookError;
 use crate::sandbox::{LimitHit, SandboxError};
+use std::error::Error;
 use wasm_build_packaging::archive::ArchiveError;
+use wasm_build_packaging::index::{Hint as IndexHint, IndexError};
 use wasm_build_packaging::limits::LimitExceeded;
 use wasm_build_packaging::pyproject::ProjectError;
+use wasm_build_packaging::resolve::ResolveError;
 use wasm_build_packaging::verify::{ArtifactError, ArtifactRule};
 
 use super::plan::PlanError;
@@ -75,6 +78,8 @@ pub enum Hint {
     RaiseLimit(Limit),
     /// The backend tried to start a process or a thread, which the sandbox cannot do.
     NoProcesses,
+    /// Reaching the package index failed in a way the user can work around.
+    Index(IndexHint),
 }
 
 /// The limits a user can raise.
@@ -125,6 +130,9 @@ impl BuildError {
                     None
                 }
             }
+            BuildError::Requirements { source, .. } | BuildError::Other(source) => {
+                index_hint(source.as_ref())
+            }
             BuildError::Sandbox(SandboxError::Limit { hit, .. }) => {
                 Some(Hint::RaiseLimit((*hit).into()))
             }
@@ -146,4 +154,37 @@ impl BuildError {
             _ => None,
         }
     }
+}
+
+impl BuildError {
+    /// How the resolver came to fail, when it did: longer than a message, for those who ask.
+    pub fn resolver_derivation(&self) -> Option<&str> {
+        match self {
+            BuildError::Requirements { source, .. } => {
+                find_in_chain::<ResolveError>(source.as_ref())?.derivation()
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The hint of an index or resolver failure anywhere in `error`'s chain (provisioning a
+/// runtime reaches the index too).
+pub fn index_hint(error: &(dyn Error + 'static)) -> Option<Hint> {
+    let hint = find_in_chain::<ResolveError>(error)
+        .and_then(ResolveError::hint)
+        .or_else(|| find_in_chain::<IndexError>(error).and_then(IndexError::hint))?;
+    Some(Hint::Index(hint))
+}
+
+/// The first error of type `T` in `error`'s chain, `error` included.
+fn find_in_chain<'a, T: Error + 'static>(error: &'a (dyn Error + 'static)) -> Option<&'a T> {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if let Some(found) = error.downcast_ref::<T>() {
+            return Some(found);
+        }
+        current = error.source();
+    }
+    None
 }

@@ -20,7 +20,7 @@ mod run;
 mod source;
 
 pub use self::bench::GuestBench;
-pub use self::error::{BuildError, Hint, Limit, Refusal};
+pub use self::error::{BuildError, Hint, Limit, Refusal, index_hint};
 pub use self::plan::PlanError;
 
 use self::artifact::Artifact;
