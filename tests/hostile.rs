@@ -784,6 +784,7 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
         &[
             "hook `build_wheel` of build backend `backend` failed",
             "FileNotFoundError: [Errno 44] No such file or directory: 'git'",
+            "hint: the backend tried to start `git describe --tags`, which the sandbox does not have",
         ],
     );
 }

@@ -6,7 +6,8 @@
 
 use crate::prepared::{PreparedBackends, Wanted};
 use crate::protocol::{
-    Action, CallOutcome, CallsResponse, Hook, HookCall, Request, RunDirs, guest_join, guest_paths,
+    Action, CallOutcome, CallsResponse, Hook, HookCall, ProcessAttempt, Request, RunDirs,
+    guest_join, guest_paths,
 };
 use crate::reporter::{Event, Reporter, Warning};
 use crate::sandbox::{GuestRun, LimitHit, Limits, LogSink, MemoryImage, Sandbox, SandboxError};
@@ -42,6 +43,8 @@ pub(crate) struct HookContext<'a> {
     /// Where hook runs find the backend already imported (see [`crate::prepared`]), and
     /// the build environment's cache key; `None` imports it in every run.
     pub prepared: Option<(&'a PreparedBackends, &'a str)>,
+    /// Seeds the guest's randomness (hex); `None`: fresh randomness.
+    pub seed: Option<&'a str>,
     pub reporter: &'a dyn Reporter,
 }
 
@@ -52,6 +55,8 @@ pub(crate) struct HookResults {
     pub values: Vec<(Hook, Value)>,
     /// A `get_requires_*` call returned requirements outside its `stop_unless_within`.
     pub stopped_for_requirements: bool,
+    /// The programs and threads the backend tried to start (it was told they do not exist).
+    pub processes: Vec<ProcessAttempt>,
     run: RunDirs,
 }
 
@@ -73,6 +78,8 @@ pub struct HookError {
     pub hook: Hook,
     pub kind: HookErrorKind,
     pub log: Vec<u8>,
+    /// The programs and threads the backend tried to start before it failed.
+    pub processes: Vec<ProcessAttempt>,
 }
 
 impl std::fmt::Display for HookError {
@@ -151,18 +158,6 @@ impl HookErrorKind {
             _ => None,
         }
     }
-
-    /// Whether the backend failed trying to start a process or a thread, which the sandbox
-    /// cannot do.
-    pub fn started_a_process(&self) -> bool {
-        match self {
-            HookErrorKind::Raised { message, .. } => {
-                message.contains("does not support processes")
-                    || message.contains("can't start new thread")
-            }
-            _ => false,
-        }
-    }
 }
 
 /// Runs `calls` in order in one fresh sandbox instance.
@@ -174,7 +169,20 @@ pub(crate) fn call_hooks(
     let hooks: Vec<Hook> = calls.iter().map(|call| call.hook).collect();
     ctx.reporter.report(&Event::HooksStarted { hooks: &hooks });
     let started = Instant::now();
-    let result = run_calls(ctx, calls, first);
+    // A prepared backend whose import assumed a path absent that this project has: the
+    // calls are made again with the backend imported afresh.
+    let result = match run_calls(ctx, calls, first, true) {
+        Ok(None) => run_calls(ctx, calls, first, false).and_then(|results| {
+            results.ok_or_else(|| {
+                bad(
+                    first,
+                    "a prepared-backend mismatch in a run without one".into(),
+                    Vec::new(),
+                )
+            })
+        }),
+        other => other.map(|results| results.expect("only a prepared run mismatches")),
+    };
     ctx.reporter.report(&Event::HooksFinished {
         hooks: &hooks,
         elapsed: started.elapsed(),
@@ -183,11 +191,14 @@ pub(crate) fn call_hooks(
     result
 }
 
+/// One sandbox run of `calls`, from the prepared backend when `prepared` and there is one.
+/// `Ok(None)`: the prepared backend does not fit this project (run again without).
 fn run_calls(
     ctx: &HookContext<'_>,
     calls: &[HookCall],
     first: Hook,
-) -> Result<HookResults, HookError> {
+    prepared: bool,
+) -> Result<Option<HookResults>, HookError> {
     let setup = |e: anyhow::Error| HookError {
         hook: first,
         kind: HookErrorKind::Sandbox {
@@ -195,6 +206,7 @@ fn run_calls(
             source: SandboxError::Setup(e),
         },
         log: Vec::new(),
+        processes: Vec::new(),
     };
     let run = RunDirs::new(ctx.scratch, "hook-").map_err(setup)?;
     run.write_request(&Request {
@@ -207,6 +219,7 @@ fn run_calls(
         source_dir: ctx.source_guest,
         env_dir: guest_paths::ENV,
         executables: ctx.executables,
+        seed: ctx.seed.map(str::to_string),
         action: Action::calls(calls, ctx.config_settings),
     })
     .map_err(setup)?;
@@ -218,7 +231,12 @@ fn run_calls(
         log: ctx.log.clone(),
     };
     // Without an image the run imports the backend itself, as it always could.
-    let image = prepared_image(ctx, &guest).unwrap_or_else(|error| {
+    let image = if prepared {
+        prepared_image(ctx, &guest)
+    } else {
+        Ok(None)
+    };
+    let image = image.unwrap_or_else(|error| {
         ctx.reporter
             .report(&Event::Warning(&Warning::BackendNotPrepared(format!(
                 "{error:#}"
@@ -236,11 +254,13 @@ fn run_calls(
             hook,
             kind: HookErrorKind::Sandbox { hook, source },
             log,
+            processes: Vec::new(),
         }
     })?;
 
     let memory_refused = exit.memory_refused;
     let outcome = match run.read_response::<CallsResponse>() {
+        Ok(Some(response)) if image.is_some() && is_mismatch(&response) => return Ok(None),
         Ok(Some(response)) => interpret(ctx.backend, calls, response, exit.log, run),
         Ok(None) => {
             let hook = run.running_hook(calls).unwrap_or(first);
@@ -251,6 +271,7 @@ fn run_calls(
                     code: exit.code,
                 },
                 log: exit.log,
+                processes: Vec::new(),
             })
         }
         Err(reason) => Err(bad(first, format!("{reason:#}"), exit.log)),
@@ -258,7 +279,7 @@ fn run_calls(
     // A run that failed after the sandbox refused it memory failed for want of memory,
     // whatever the backend made of the `MemoryError` (the runner reports it as the hook
     // raising; a backend may catch it and fail otherwise).
-    outcome.map_err(|error| {
+    outcome.map(Some).map_err(|error| {
         if !memory_refused || error.kind.is_sandbox_failure() {
             return error;
         }
@@ -274,6 +295,14 @@ fn run_calls(
             ..error
         }
     })
+}
+
+/// Whether the runner said the prepared backend does not fit this project.
+fn is_mismatch(response: &CallsResponse) -> bool {
+    matches!(
+        response.results.first().map(|r| &r.outcome),
+        Some(CallOutcome::PreparedMismatch { .. })
+    )
 }
 
 /// The memory image the run starts from, when the backend can be prepared (an environment
@@ -303,6 +332,11 @@ fn interpret(
     run: RunDirs,
 ) -> Result<HookResults, HookError> {
     let mut values = Vec::new();
+    let processes = response.processes;
+    let bad = |hook, reason, log| HookError {
+        processes: processes.clone(),
+        ..bad(hook, reason, log)
+    };
     for (index, result) in response.results.into_iter().enumerate() {
         let Some(call) = calls.get(index) else {
             return Err(bad(
@@ -350,8 +384,17 @@ fn interpret(
                 message,
                 traceback,
             },
+            CallOutcome::PreparedMismatch { message } => HookErrorKind::BadResult {
+                hook,
+                reason: format!("a prepared-backend mismatch where none was used: {message}"),
+            },
         };
-        return Err(HookError { hook, kind, log });
+        return Err(HookError {
+            hook,
+            kind,
+            log,
+            processes,
+        });
     }
     let stopped = response.stopped_for_requirements;
     let consistent = if stopped {
@@ -377,6 +420,7 @@ fn interpret(
     Ok(HookResults {
         values,
         stopped_for_requirements: stopped,
+        processes,
         run,
     })
 }
@@ -390,6 +434,7 @@ fn bad(hook: Hook, reason: String, log: Vec<u8>) -> HookError {
         hook,
         kind: HookErrorKind::BadResult { hook, reason },
         log,
+        processes: Vec::new(),
     }
 }
 

@@ -12,8 +12,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use wasm_build::{BuildError, Frontend, Hint, Limit, housekeeping, index_hint, runtime, sandbox};
-use wasm_build_packaging::index::Hint as IndexHint;
 use wasm_build_packaging::cache::Cache;
+use wasm_build_packaging::index::Hint as IndexHint;
 
 /// Lines of the backend's output shown after a failure.
 const LOG_TAIL_LINES: usize = 60;
@@ -126,9 +126,27 @@ fn hint_text(hint: Hint) -> String {
             };
             format!("raise the limit with {flag}")
         }
-        Hint::NoProcesses => "the backend tried to start a process or thread, which the \
-             sandbox cannot do (see docs/security.md, \"What backends cannot do\")"
-            .to_string(),
+        Hint::NoProcesses(tried) => {
+            let mut unique: Vec<&str> = Vec::new();
+            for what in &tried {
+                if !unique.contains(&what.as_str()) {
+                    unique.push(what);
+                }
+            }
+            let shown: Vec<&str> = unique.iter().take(3).copied().collect();
+            let more = unique.len().saturating_sub(shown.len());
+            format!(
+                "the backend tried to start {}{}, which the sandbox does not have: it saw \
+                 what a machine without them shows (see docs/security.md, \"No network, no \
+                 processes\")",
+                shown.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            )
+        }
         Hint::Index(hint) => match hint {
             IndexHint::Offline => "the index cannot be reached; with the build requirements \
                  already in the cache from an earlier build, --offline builds without the \

@@ -183,6 +183,7 @@ fn prepare(wanted: &Wanted<'_>, image: &Path) -> Result<Outcome> {
         source_dir: guest_paths::SOURCE,
         env_dir: guest_paths::ENV,
         executables: &[],
+        seed: None,
         action: Action::prepare(wanted.sandbox.descriptors(&run)),
     })?;
     let exit = match wanted.sandbox.prepare(&run, image) {

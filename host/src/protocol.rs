@@ -154,6 +154,8 @@ pub(crate) struct Request<'a> {
     pub env_dir: &'static str,
     /// Files of the source tree that had an executable bit on the host (relative paths).
     pub executables: &'a [String],
+    /// Seeds the guest's randomness in hook runs (hex); `None`: fresh randomness each run.
+    pub seed: Option<String>,
     #[serde(flatten)]
     pub action: Action,
 }
@@ -212,6 +214,81 @@ impl Action {
 pub(crate) struct CallsResponse {
     pub results: Vec<CallResult>,
     pub stopped_for_requirements: bool,
+    /// Every attempt to start a program or a thread, in order (the runner keeps 64).
+    #[serde(default)]
+    pub processes: Vec<ProcessAttempt>,
+}
+
+/// An attempt of the backend to start a program or a thread, which the sandbox has not:
+/// the backend saw what a machine without the program shows.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ProcessAttempt {
+    /// The hook running, or `import` for the backend's import.
+    pub hook: String,
+    pub how: ProcessKind,
+    /// The command line (cut by the runner: 16 items of 200 characters); empty for `fork`
+    /// and `thread`.
+    pub argv: Vec<String>,
+}
+
+/// How the backend tried to start something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcessKind {
+    Subprocess,
+    System,
+    Popen,
+    PosixSpawn,
+    Exec,
+    Spawn,
+    /// `os.fork`, or a `multiprocessing` process or pool.
+    Fork,
+    Thread,
+}
+
+impl ProcessAttempt {
+    /// The program's command line as a user would type it, or what was started.
+    pub fn describe(&self) -> String {
+        match self.how {
+            ProcessKind::Thread => "a thread".to_string(),
+            ProcessKind::Fork if self.argv.is_empty() => "a process (fork)".to_string(),
+            _ => format!("`{}`", self.argv.join(" ")),
+        }
+    }
+
+    /// Whether this started (or tried to start) a C, C++ or Rust compiler or build tool.
+    pub fn is_compiler(&self) -> bool {
+        let Some(program) = self.argv.first() else {
+            return false;
+        };
+        let name = program.rsplit('/').next().unwrap_or(program);
+        // `x86_64-linux-gnu-gcc-12`, `clang++`, `cc`: the last `-`-part without a version.
+        let tool = name
+            .trim_end_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '-')
+            .rsplit('-')
+            .next()
+            .unwrap_or(name);
+        matches!(
+            tool,
+            "cc" | "c++"
+                | "gcc"
+                | "g++"
+                | "clang"
+                | "clang++"
+                | "cl"
+                | "icc"
+                | "ld"
+                | "rustc"
+                | "cargo"
+                | "cmake"
+                | "ninja"
+                | "meson"
+                | "make"
+                | "gfortran"
+                | "nvcc"
+                | "zig"
+        )
+    }
 }
 
 /// The result of one hook call.
@@ -254,6 +331,12 @@ pub(crate) enum CallOutcome {
         #[serde(default)]
         traceback: Option<String>,
     },
+    /// A run from a prepared backend found the project has a path the import assumed
+    /// absent: the calls must be made again with the backend imported afresh.
+    PreparedMismatch {
+        #[serde(default)]
+        message: String,
+    },
 }
 
 /// What the runner answers to [`Action::Prepare`]: `{"prepared": true}`, or anything else,
@@ -281,7 +364,8 @@ impl PrepareResponse {
                 CallOutcome::BackendUnavailable { message, .. }
                 | CallOutcome::BackendInvalid { message }
                 | CallOutcome::Unsupported { message, .. }
-                | CallOutcome::Exception { message, .. },
+                | CallOutcome::Exception { message, .. }
+                | CallOutcome::PreparedMismatch { message },
             ) => message.clone(),
             _ => "the runner gave no reason".into(),
         }

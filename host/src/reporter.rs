@@ -109,6 +109,9 @@ pub enum Warning {
     RuntimeChanged { path: String, why: String },
     /// A scratch folder could not be removed.
     ScratchLeft { path: String, error: String },
+    /// The backend tried to run a compiler (described) and built the artifact without it:
+    /// optional compiled parts (speedups) are missing.
+    BuiltWithoutCompiler { artifact: String, tried: String },
     /// A choice of the resolver worth knowing (a pre-release, a yanked file, a hash the
     /// index did not give, files left out by `--exclude-newer`).
     Resolution(String),
@@ -135,6 +138,13 @@ impl fmt::Display for Warning {
                 write!(f, "could not remove the scratch folder {path}: {error}")
             }
             Warning::Resolution(note) => f.write_str(note),
+            Warning::BuiltWithoutCompiler { artifact, tried } => write!(
+                f,
+                "the backend tried to run a compiler ({tried}), which the sandbox does not \
+                 have, and built {artifact} without it: the compiled parts it makes where a \
+                 compiler exists (optional speedups) are missing; wasm-build builds pure-Python \
+                 wheels only"
+            ),
         }
     }
 }

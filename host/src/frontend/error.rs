@@ -2,6 +2,7 @@
 //! goes with each (the CLI names the flags).
 
 use crate::hooks::HookError;
+use crate::protocol::ProcessAttempt;
 use crate::sandbox::{LimitHit, SandboxError};
 use std::error::Error;
 use wasm_build_packaging::archive::ArchiveError;
@@ -71,13 +72,14 @@ pub enum Refusal {
 }
 
 /// What the user can do about a failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Hint {
     /// A limit ended the build: raising it may let the build finish.
     RaiseLimit(Limit),
-    /// The backend tried to start a process or a thread, which the sandbox cannot do.
-    NoProcesses,
+    /// The backend tried to start these programs or threads (described as
+    /// [`ProcessAttempt::describe`] does), which the sandbox does not have.
+    NoProcesses(Vec<String>),
     /// Reaching the package index failed in a way the user can work around.
     Index(IndexHint),
 }
@@ -124,8 +126,14 @@ impl BuildError {
             BuildError::Hook(error) => {
                 if let Some(hit) = error.kind.limit() {
                     Some(Hint::RaiseLimit(hit.into()))
-                } else if error.kind.started_a_process() {
-                    Some(Hint::NoProcesses)
+                } else if !error.processes.is_empty() {
+                    Some(Hint::NoProcesses(
+                        error
+                            .processes
+                            .iter()
+                            .map(ProcessAttempt::describe)
+                            .collect(),
+                    ))
                 } else {
                     None
                 }

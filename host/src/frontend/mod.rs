@@ -30,7 +30,7 @@ use crate::env::BuildEnv;
 use crate::hooks::{self, HookContext};
 use crate::prepared::PreparedBackends;
 use crate::protocol::{Hook, HookCall};
-use crate::reporter::{Event, Reporter, Step};
+use crate::reporter::{Event, Reporter, Step, Warning};
 use crate::runtime::{self, Runtime, RuntimeChoice};
 use crate::sandbox::{self, Isolation, Limits, LogSink, Sandbox};
 use anyhow::{Context, Result, anyhow};
@@ -283,6 +283,13 @@ impl Frontend {
             verified,
             &self.settings.artifact_limits,
         )?;
+        if let Some(compiler) = results.processes.iter().find(|p| p.is_compiler()) {
+            self.reporter
+                .report(&Event::Warning(&Warning::BuiltWithoutCompiler {
+                    artifact: artifact.name().to_string(),
+                    tried: compiler.describe(),
+                }));
+        }
         self.reporter.report(&Event::ArtifactBuilt {
             name: artifact.name(),
         });
@@ -309,6 +316,7 @@ impl Frontend {
             log: self.backend_output(false),
             scratch,
             prepared: self.prepared.as_ref().map(|p| (p, env.key.as_str())),
+            seed: None,
             reporter: self.reporter.as_ref(),
         }
     }

@@ -57,6 +57,7 @@ fn request<'a>(source: &'a str, executables: &'a [String], action: Action) -> Re
         source_dir: source,
         env_dir: "/nonexistent-env",
         executables,
+        seed: None,
         action,
     }
 }
@@ -74,7 +75,7 @@ fn requests_have_the_runners_shape() {
         value,
         json!({
             "backend": "backend", "backend_path": ["/src/_b"], "source_dir": "/src",
-            "env_dir": "/nonexistent-env", "executables": [],
+            "env_dir": "/nonexistent-env", "executables": [], "seed": null,
             "calls": [
                 {"hook": "get_requires_for_build_wheel", "kwargs": {"config_settings": {"k": "v"}},
                  "stop_unless_within": []},
@@ -228,4 +229,29 @@ fn the_running_hook_is_one_that_was_called() {
     assert_eq!(run.running_hook(&calls), Some(Hook::BuildWheel));
     std::fs::write(run.path().join("io/running"), "build_sdist").unwrap();
     assert_eq!(run.running_hook(&calls), None);
+}
+
+#[test]
+fn process_attempts_are_typed_and_compilers_recognized() {
+    let output = json!({"results": [], "stopped_for_requirements": false, "processes": [
+        {"hook": "build_wheel", "how": "subprocess", "argv": ["x86_64-linux-gnu-gcc-12", "-c"]},
+        {"hook": "build_wheel", "how": "posix_spawn", "argv": ["/usr/bin/cc"]},
+        {"hook": "import", "how": "thread", "argv": []},
+        {"hook": "build_wheel", "how": "system", "argv": ["/bin/sh", "-c", "git describe"]},
+    ]});
+    let response: CallsResponse = serde_json::from_value(output).unwrap();
+    let compilers: Vec<bool> = response
+        .processes
+        .iter()
+        .map(ProcessAttempt::is_compiler)
+        .collect();
+    assert_eq!(compilers, [true, true, false, false]);
+    assert_eq!(response.processes[2].describe(), "a thread");
+    assert_eq!(
+        response.processes[3].describe(),
+        "`/bin/sh -c git describe`"
+    );
+    let unknown = json!({"results": [], "stopped_for_requirements": false,
+        "processes": [{"hook": "x", "how": "teleport", "argv": []}]});
+    assert!(serde_json::from_value::<CallsResponse>(unknown).is_err());
 }
