@@ -269,6 +269,27 @@ pub fn split_name_version<'a>(stem: &'a str, project: &PackageName) -> Option<(&
         .find(|(name, _)| PackageName::from_str(name).is_ok_and(|n| &n == project))
 }
 
+/// Every way `stem` splits at a `-` into a valid name and version, leftmost first.
+pub(crate) fn name_version_splits(stem: &str) -> impl Iterator<Item = (PackageName, Version)> + '_ {
+    stem.match_indices('-').filter_map(|(i, _)| {
+        let name = PackageName::from_str(&stem[..i]).ok()?;
+        let version = Version::from_str(&stem[i + 1..]).ok()?;
+        Some((name, version))
+    })
+}
+
+/// Whether two `{name}-{version}` strings (an sdist's file name without `.tar.gz`, its
+/// top-level folder) name the same project at the same version: equal, or split so that
+/// the names normalize alike and the versions are equal under PEP 440. PEP 625 normalizes
+/// the file name but not the folder: `ruamel_yaml-0.19.1.tar.gz` holds `ruamel.yaml-0.19.1/`.
+pub fn same_name_version(a: &str, b: &str) -> bool {
+    a == b
+        || name_version_splits(a).any(|(name_a, version_a)| {
+            name_version_splits(b)
+                .any(|(name_b, version_b)| name_a == name_b && version_a == version_b)
+        })
+}
+
 /// The name as it appears in wheel and sdist file names and in `.dist-info` folders:
 /// normalized, with `-` replaced by `_` (PEP 427 / PEP 625 escaping).
 pub fn escaped_name(name: &PackageName) -> String {
@@ -429,6 +450,24 @@ mod tests {
         assert_eq!(s.name.as_ref(), "flit-core");
         assert!(SdistFilename::parse_guess("src.tar.gz").is_err());
         assert!(SdistFilename::parse_guess("a-b-c.tar.gz").is_err());
+    }
+
+    #[test]
+    fn same_name_version_compares_normalized() {
+        assert!(same_name_version(
+            "ruamel_yaml-0.19.1",
+            "ruamel.yaml-0.19.1"
+        ));
+        assert!(same_name_version("Foo.Bar-1.0", "foo_bar-1.0.0"));
+        assert!(same_name_version(
+            "python_dateutil-2.8.2",
+            "python-dateutil-2.8.2"
+        ));
+        assert!(same_name_version("src", "src"));
+        assert!(!same_name_version("pkg-1.0", "evil-1.0"));
+        assert!(!same_name_version("pkg-1.0", "pkg-1.1"));
+        assert!(!same_name_version("pkg-1.0", "pkg"));
+        assert!(!same_name_version("pkg", "pkg-"));
     }
 
     #[test]

@@ -6,7 +6,8 @@
 use super::fs::Mtime;
 use super::path::{Dialect, RelPath, display_name, parse_member_name, resolve_link};
 use super::tree::{Node, Placement, Tree};
-use super::{ArchiveError, MemberRule};
+use super::{ArchiveError, CorruptAt, MemberRule};
+use crate::filename::same_name_version;
 use crate::limits::{ArchiveLimits, LimitExceeded, Meter};
 use std::collections::{BTreeSet, HashMap};
 use std::io::{self, Read};
@@ -101,12 +102,22 @@ pub(crate) enum PkgInfo {
     TooLarge,
 }
 
-/// Scans a gzip-compressed tar stream. `expected_top`, when known (from the archive's file
-/// name), is the only top-level folder allowed; otherwise the first member decides it.
+/// Which single top-level folder a scan accepts; the first member's folder is the one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum TopLevel<'a> {
+    /// Any folder (the file name gives no project and version).
+    Any,
+    /// A folder naming the same project and version as this `{name}-{version}` (the file
+    /// name without `.tar.gz`), compared as [`same_name_version`] does.
+    Matching(&'a str),
+}
+
+/// Scans a gzip-compressed tar stream whose members all lie in one top-level folder that
+/// `top_rule` accepts.
 pub(crate) fn scan_tar_gz(
     packed: impl Read,
     limits: &ArchiveLimits,
-    expected_top: Option<&str>,
+    top_rule: TopLevel<'_>,
     sink: &mut dyn MemberSink,
 ) -> Result<ScanSummary, ArchiveError> {
     let meter = Meter::new(*limits);
@@ -115,7 +126,9 @@ pub(crate) fn scan_tar_gz(
     let mut scan = Scan {
         limits,
         meter: &meter,
-        top: expected_top.map(str::to_string),
+        top_rule,
+        top: None,
+        last_member: None,
         tree: Tree::default(),
         file_sizes: HashMap::new(),
         summary_executables: BTreeSet::new(),
@@ -144,7 +157,10 @@ pub(crate) fn scan_tar_gz(
 struct Scan<'a> {
     limits: &'a ArchiveLimits,
     meter: &'a Meter,
+    top_rule: TopLevel<'a>,
     top: Option<String>,
+    /// The last member read, to say where a corrupt stream broke.
+    last_member: Option<String>,
     tree: Tree,
     file_sizes: HashMap<String, u64>,
     summary_executables: BTreeSet<String>,
@@ -161,8 +177,11 @@ enum Kind {
     GlobalPax,
 }
 
-fn corrupt(e: io::Error) -> ArchiveError {
-    ArchiveError::Corrupt(e.to_string())
+fn corrupt_in(member: &str) -> impl Fn(io::Error) -> ArchiveError + '_ {
+    move |source| ArchiveError::Corrupt {
+        at: CorruptAt::Member(member.to_string()),
+        source,
+    }
 }
 
 impl Scan<'_> {
@@ -171,8 +190,16 @@ impl Scan<'_> {
         archive: &mut tar::Archive<R>,
         sink: &mut dyn MemberSink,
     ) -> Result<(), ArchiveError> {
-        for entry in archive.entries().map_err(corrupt)? {
-            let mut entry = entry.map_err(corrupt)?;
+        let corrupt = |last: &Option<String>| {
+            let at = match last {
+                Some(member) => CorruptAt::After(member.clone()),
+                None => CorruptAt::Start,
+            };
+            move |source| ArchiveError::Corrupt { at, source }
+        };
+        for entry in archive.entries().map_err(corrupt(&self.last_member))? {
+            let mut entry = entry.map_err(corrupt(&self.last_member))?;
+            self.last_member = Some(display_name(&entry.path_bytes()));
             self.members += 1;
             if self.members > self.limits.max_members {
                 return Err(LimitExceeded::Members {
@@ -224,21 +251,28 @@ impl Scan<'_> {
         if name.trailing_slash && !matches!(kind, Kind::Dir) {
             return Err(refuse(MemberRule::NonFolderWithSlash));
         }
-        let top = self
-            .top
-            .get_or_insert_with(|| path.top().to_string())
-            .clone();
+        let top = match (&self.top, self.top_rule) {
+            (Some(top), _) => top.clone(),
+            (None, TopLevel::Matching(expected)) if !same_name_version(path.top(), expected) => {
+                return Err(refuse(MemberRule::WrongTopLevel {
+                    expected: expected.to_string(),
+                }));
+            }
+            (None, _) => self.top.insert(path.top().to_string()).clone(),
+        };
         if path.top() != top || (path.depth() == 1 && !matches!(kind, Kind::Dir)) {
             return Err(refuse(MemberRule::OutsideTopLevel { top }));
         }
 
+        let shown = display_name(&raw_name);
+        let corrupt = corrupt_in(&shown);
         let header = entry.header();
-        let mode = header.mode().map_err(corrupt)?;
+        let mode = header.mode().map_err(&corrupt)?;
         let executable = mode & 0o111 != 0;
         let mtime = match pax.get("mtime").and_then(|v| parse_pax_time(v)) {
             Some(mtime) => mtime,
             None => Mtime {
-                seconds: i64::try_from(header.mtime().map_err(corrupt)?).unwrap_or(i64::MAX),
+                seconds: i64::try_from(header.mtime().map_err(&corrupt)?).unwrap_or(i64::MAX),
                 nanoseconds: 0,
             },
         };
@@ -260,21 +294,37 @@ impl Scan<'_> {
                     .place(&path, Node::File)
                     .map_err(|r| refuse(r.into()))?;
                 let capture = path.as_str().strip_prefix(top.as_str()) == Some("/PKG-INFO");
+                let declared = entry.size();
                 let mut reader = CountingTee {
                     inner: &mut *entry,
                     count: 0,
                     capture: capture.then(Vec::new),
+                    failed: false,
                 };
-                sink.file(
+                let written = sink.file(
                     &path,
                     executable,
                     placement == Placement::ReplaceFile,
                     mtime,
                     &mut reader,
-                )
-                .map_err(write_error)?;
+                );
+                // A failed read is the archive's fault (truncated, corrupt), not the disk's.
+                match written {
+                    Err(e) if reader.failed => return Err(corrupt(e)),
+                    other => other.map_err(write_error)?,
+                }
                 // Whatever the sink left unread still counts and still has to be valid.
-                io::copy(&mut reader, &mut io::sink()).map_err(corrupt)?;
+                io::copy(&mut reader, &mut io::sink()).map_err(&corrupt)?;
+                // The tar reader ends a member's data quietly where the stream ends.
+                if reader.count < declared {
+                    return Err(corrupt(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "its data ends after {} of the {} bytes its header gives",
+                            reader.count, declared
+                        ),
+                    )));
+                }
                 self.file_sizes.insert(path.to_string(), reader.count);
                 if capture {
                     self.pkg_info = Some(match reader.capture {
@@ -351,11 +401,13 @@ struct CountingTee<'r, R: Read> {
     inner: &'r mut R,
     count: u64,
     capture: Option<Vec<u8>>,
+    /// Whether reading the archive failed (as opposed to the sink writing).
+    failed: bool,
 }
 
 impl<R: Read> Read for CountingTee<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let n = self.inner.read(buf).inspect_err(|_| self.failed = true)?;
         self.count += n as u64;
         if let Some(captured) = &mut self.capture {
             if self.count > MAX_PKG_INFO_BYTES {

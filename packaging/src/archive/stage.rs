@@ -103,17 +103,25 @@ impl fmt::Display for StageWarning {
     }
 }
 
-/// Why staging failed.
+/// Why staging failed. An I/O error behind it is the
+/// [`source`](std::error::Error::source), not repeated in the message.
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
     #[error("source tree too large: {0}")]
-    Limit(#[from] LimitExceeded),
-    #[error("cannot read {path}: {source}")]
+    Limit(LimitExceeded),
+    #[error("cannot read {path}")]
     Read { path: PathBuf, source: io::Error },
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Write { path: PathBuf, source: io::Error },
-    #[error("cannot use {path} as the staging folder: {source}")]
+    #[error("cannot use {path} as the staging folder")]
     Destination { path: PathBuf, source: io::Error },
+}
+
+/// A limit is the reason itself, not a cause: shown in the message, not chained.
+impl From<LimitExceeded> for StageError {
+    fn from(limit: LimitExceeded) -> Self {
+        Self::Limit(limit)
+    }
 }
 
 /// Copies the project folder `src` to `dest` (which must not exist, its parent must, or be
