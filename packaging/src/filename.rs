@@ -407,7 +407,7 @@ mod tests {
     #[test]
     fn build_tags_sort_by_number_then_rest() {
         let tag = |s: &str| BuildTag::from_str(s).unwrap();
-        let mut tags = vec![
+        let mut tags = [
             tag("10"),
             tag("2b"),
             tag("2"),

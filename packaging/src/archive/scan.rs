@@ -286,6 +286,7 @@ impl Scan<'_> {
                 self.tree
                     .place(&path, Node::Dir)
                     .map_err(|r| refuse(r.into()))?;
+                self.check_tree_size()?;
                 sink.dir(&path, mtime).map_err(write_error)?;
             }
             Kind::File => {
@@ -293,6 +294,7 @@ impl Scan<'_> {
                     .tree
                     .place(&path, Node::File)
                     .map_err(|r| refuse(r.into()))?;
+                self.check_tree_size()?;
                 let capture = path.as_str().strip_prefix(top.as_str()) == Some("/PKG-INFO");
                 let declared = entry.size();
                 let mut reader = CountingTee {
@@ -348,6 +350,7 @@ impl Scan<'_> {
                 self.tree
                     .place(&path, Node::Symlink(link.resolved.clone()))
                     .map_err(|r| refuse(r.into()))?;
+                self.check_tree_size()?;
                 sink.symlink(&path, &link.text, mtime)
                     .map_err(write_error)?;
             }
@@ -369,6 +372,7 @@ impl Scan<'_> {
                     .tree
                     .place(&path, Node::File)
                     .map_err(|r| refuse(r.into()))?;
+                self.check_tree_size()?;
                 // The copy is written to disk: it counts like unpacked data.
                 self.meter.add_unpacked(size)?;
                 sink.hard_link(
@@ -383,6 +387,18 @@ impl Scan<'_> {
                 self.record_executable(&path, executable);
             }
             Kind::GlobalPax => {}
+        }
+        Ok(())
+    }
+
+    /// Folders a member's name implies are made too: they count like members, so that
+    /// one name cannot make the writer create folders without bound.
+    fn check_tree_size(&self) -> Result<(), ArchiveError> {
+        if self.tree.len() as u64 > self.limits.max_members {
+            return Err(LimitExceeded::Members {
+                limit: self.limits.max_members,
+            }
+            .into());
         }
         Ok(())
     }

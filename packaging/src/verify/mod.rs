@@ -28,7 +28,10 @@ pub(crate) mod record;
 mod sdist;
 mod wheel;
 
-pub use collect::{CollectedArtifact, CollectedMetadata, collect_artifact, collect_metadata_dir};
+pub use collect::{
+    CollectedArtifact, CollectedMetadata, MAX_DIST_INFO_DEPTH, collect_artifact,
+    collect_metadata_dir,
+};
 pub use sdist::{VerifiedSdist, verify_sdist, verify_sdist_file};
 pub use wheel::{VerifiedWheel, verify_wheel, verify_wheel_file};
 
@@ -114,6 +117,11 @@ pub enum ArtifactRule {
     SymlinkInside { path: String },
     #[error("`{path}` inside it is a {kind}")]
     SpecialInside { path: String, kind: &'static str },
+    #[error(
+        "it nests folders more than {limit} levels deep (`{path}`); metadata needs no such \
+         depth"
+    )]
+    TooDeep { path: String, limit: usize },
 
     // File names.
     #[error("invalid file name: {reason}")]

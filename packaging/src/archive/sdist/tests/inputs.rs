@@ -329,3 +329,50 @@ fn a_corrupt_built_sdist_keeps_its_cause_through_the_artifact_error() {
     let cause = err.source().expect("the I/O error is chained").to_string();
     assert_eq!(chain(&err).matches(&cause).count(), 1, "{}", chain(&err));
 }
+
+// --- Deep names: bounded work ---
+
+#[test]
+fn deep_members_extract_and_the_folders_they_imply_count_as_members() {
+    let deep = format!("pkg-1.0/{}mod.py", "d/".repeat(300));
+    let bytes = tar_gz(&[top(), TarEntry::file(deep.as_bytes(), "x = 1\n")]);
+    let scene = Scene::new();
+    let extracted = scene
+        .extract("pkg-1.0.tar.gz", &bytes, &ArchiveLimits::default())
+        .unwrap();
+    let file = extracted.root.join(deep.strip_prefix("pkg-1.0/").unwrap());
+    assert_eq!(std::fs::read_to_string(file).unwrap(), "x = 1\n");
+    // Two members, but 302 folders and a file: past a limit of 100 members.
+    let limits = ArchiveLimits {
+        max_members: 100,
+        ..ArchiveLimits::default()
+    };
+    let err = refused_as("pkg-1.0.tar.gz", &bytes, &limits);
+    assert!(
+        matches!(
+            err,
+            ArchiveError::Limit(LimitExceeded::Members { limit: 100 })
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn names_longer_than_path_max_are_refused_and_shown_cut_short() {
+    let long = format!("pkg-1.0/{}", "a/".repeat(3000));
+    let err = refused_as(
+        "pkg-1.0.tar.gz",
+        &tar_gz(&[top(), TarEntry::file(long.as_bytes(), "x")]),
+        &ArchiveLimits::default(),
+    );
+    assert_eq!(
+        err.member_rule(),
+        Some(&MemberRule::Name(NameRule::TooLong))
+    );
+    let message = err.to_string();
+    assert!(
+        message.ends_with("…` refused: the name is longer than 4096 bytes"),
+        "{message}"
+    );
+    assert!(message.len() < 700, "{} bytes", message.len());
+}
