@@ -15,10 +15,9 @@ use super::tree::{Node, Tree};
 use crate::limits::{LimitExceeded, StageLimits};
 use rustix::fs::{FileType, Mode, OFlags, Stat};
 use std::collections::HashMap;
-use std::fmt;
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// How deep the copy nests: folders further down are left out with a warning. Real
 /// projects nest a few dozen levels at most; a tree nested thousands deep is an attack on
@@ -29,113 +28,8 @@ pub const MAX_STAGE_DEPTH: usize = 64;
 /// they can be large).
 pub const VCS_DIRS: &[&str] = &[".git", ".hg", ".svn", ".bzr"];
 
-/// The result of [`stage_source_tree`].
-#[derive(Debug, Clone, Default)]
-pub struct StagedTree {
-    /// The copy's root (the destination folder).
-    pub root: PathBuf,
-    /// Regular files with an executable bit, relative to `root`, sorted.
-    pub executables: Vec<String>,
-    /// What was left out and why, in the order found.
-    pub warnings: Vec<StageWarning>,
-    /// Version-control folders (or `.git` files) left out, relative to `root`.
-    pub skipped_vcs: Vec<String>,
-    /// Entries created (files, folders, links).
-    pub entries: u64,
-    /// Bytes of file contents copied.
-    pub bytes: u64,
-}
-
-/// Why a symlink of the source tree was left out of the copy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LinkSkip {
-    /// Its target is an absolute path.
-    Absolute,
-    /// Its target resolves outside the tree.
-    Outside,
-    /// Its target does not exist in the copy (or links loop).
-    Dangling,
-    /// Its target is not UTF-8 or holds control characters or backslashes.
-    BadTarget,
-}
-
-/// Something of the source tree that was left out of the copy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StageWarning {
-    /// A symlink that is not safe or not useful in the copy.
-    SkippedSymlink {
-        path: String,
-        target: String,
-        reason: LinkSkip,
-    },
-    /// A socket, FIFO or device.
-    SkippedSpecial { path: String, kind: &'static str },
-    /// A name that is not UTF-8 (WASI paths are UTF-8).
-    SkippedNonUtf8 { path: String },
-    /// The destination folder itself, found inside the source tree.
-    SkippedDestination { path: String },
-    /// An entry that changed type or vanished while it was copied.
-    SkippedChanged { path: String },
-    /// A folder nested deeper than [`MAX_STAGE_DEPTH`] (the path abbreviated).
-    SkippedTooDeep { path: String },
-}
-
-impl fmt::Display for StageWarning {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StageWarning::SkippedSymlink {
-                path,
-                target,
-                reason,
-            } => {
-                let why = match reason {
-                    LinkSkip::Absolute => "its target is absolute",
-                    LinkSkip::Outside => "it points outside the source tree",
-                    LinkSkip::Dangling => "its target does not exist in the tree",
-                    LinkSkip::BadTarget => "its target is not a plain UTF-8 path",
-                };
-                write!(f, "skipped symlink `{path}` -> `{target}`: {why}")
-            }
-            StageWarning::SkippedSpecial { path, kind } => {
-                write!(f, "skipped `{path}`: it is a {kind}")
-            }
-            StageWarning::SkippedNonUtf8 { path } => {
-                write!(f, "skipped `{path}`: its name is not UTF-8")
-            }
-            StageWarning::SkippedDestination { path } => {
-                write!(f, "skipped `{path}`: it is the staging folder itself")
-            }
-            StageWarning::SkippedChanged { path } => {
-                write!(f, "skipped `{path}`: it changed while being copied")
-            }
-            StageWarning::SkippedTooDeep { path } => write!(
-                f,
-                "skipped `{path}`: it nests folders more than {MAX_STAGE_DEPTH} levels deep"
-            ),
-        }
-    }
-}
-
-/// Why staging failed. An I/O error behind it is the
-/// [`source`](std::error::Error::source), not repeated in the message.
-#[derive(Debug, thiserror::Error)]
-pub enum StageError {
-    #[error("source tree too large: {0}")]
-    Limit(LimitExceeded),
-    #[error("cannot read {path}")]
-    Read { path: PathBuf, source: io::Error },
-    #[error("cannot write {path}")]
-    Write { path: PathBuf, source: io::Error },
-    #[error("cannot use {path} as the staging folder")]
-    Destination { path: PathBuf, source: io::Error },
-}
-
-/// A limit is the reason itself, not a cause: shown in the message, not chained.
-impl From<LimitExceeded> for StageError {
-    fn from(limit: LimitExceeded) -> Self {
-        Self::Limit(limit)
-    }
-}
+mod outcome;
+pub use outcome::{LinkSkip, StageError, StageWarning, StagedTree};
 
 /// Copies the project folder `src` to `dest` (which must not exist, its parent must, or be
 /// an empty folder).

@@ -3,6 +3,7 @@ use crate::test_support::snapshot;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::PathBuf;
 
 fn set_mtime(path: &Path, seconds: i64) {
     let spec = rustix::fs::Timespec {
