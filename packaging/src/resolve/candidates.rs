@@ -6,6 +6,7 @@ use crate::index::{DistFile, DistKind, ExcludeNewer};
 use crate::target::GuestTarget;
 use pep440_rs::{Version, VersionSpecifiers};
 use pep508_rs::PackageName;
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
@@ -179,7 +180,7 @@ impl Candidates {
     pub fn new(name: &PackageName, files: &[DistFile], policy: &Policy<'_>) -> Self {
         let tags = policy.target.supported_tags();
         let python = policy.target.python_version();
-        let mut usable: BTreeMap<Version, Vec<(usize, DistFile)>> = BTreeMap::new();
+        let mut usable: BTreeMap<Version, Vec<(Rank, DistFile)>> = BTreeMap::new();
         let mut excluded: BTreeMap<Version, Vec<Exclusion>> = BTreeMap::new();
         let mut any_files = false;
         let mut uploaded_later = None;
@@ -249,7 +250,7 @@ impl Candidates {
             usable
                 .entry(version)
                 .or_default()
-                .push((rank, file.clone()));
+                .push(((rank, Reverse(wheel.build_tag.clone())), file.clone()));
         }
         let preferred = |file: &DistFile| {
             file.sha256
@@ -259,9 +260,11 @@ impl Candidates {
         let usable = usable
             .into_iter()
             .map(|(version, mut files)| {
-                // Best first: a hash the constraints list, then the most specific tag, then
-                // not yanked; otherwise the order of the sources (stable sort).
-                files.sort_by_key(|(rank, file)| (!preferred(file), *rank, file.is_yanked()));
+                // Best first: a hash the constraints list, then the most specific tag and
+                // the highest build tag (as pip), then not yanked; otherwise the order of
+                // the sources (stable sort).
+                files
+                    .sort_by_key(|(rank, file)| (!preferred(file), rank.clone(), file.is_yanked()));
                 (version, files.into_iter().map(|(_, file)| file).collect())
             })
             .collect();
@@ -297,6 +300,10 @@ impl Candidates {
             .map(|(version, why)| (version, why.as_slice()))
     }
 }
+
+/// A wheel's place among the wheels of its version: its tag's rank, then its build tag,
+/// highest first (none sorts lowest, as PEP 427's empty tuple).
+type Rank = (usize, Reverse<Option<crate::filename::BuildTag>>);
 
 /// The position of the wheel's best tag in the target's list (lower is better), or `None`
 /// when the guest cannot load the wheel.
@@ -391,6 +398,31 @@ mod tests {
                 "3.0: only wheel for other Pythons demo-3.0-py3-none-any.whl requires Python >=3.13",
                 "2.5: only sdist demo-2.5.tar.gz; yanked wheel demo-2.5-py3-none-any.whl (broken)",
                 "2.0: only sdist demo-2.0.tar.gz; platform wheel demo-2.0-cp312-cp312-manylinux_2_17_x86_64.whl",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_highest_build_tag_wins_among_equal_tags() {
+        let files = [
+            file("demo-1.0-py3-none-any.whl"),
+            file("demo-1.0-2-py3-none-any.whl"),
+            file("demo-1.0-10-py3-none-any.whl"),
+            file("demo-1.0-0.editable-py3-none-any.whl"),
+        ];
+        let c = candidates(&files, "", &[]);
+        let order: Vec<&str> = c
+            .files(&v("1.0"))
+            .iter()
+            .map(|f| f.filename.as_str())
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "demo-1.0-10-py3-none-any.whl",
+                "demo-1.0-2-py3-none-any.whl",
+                "demo-1.0-0.editable-py3-none-any.whl",
+                "demo-1.0-py3-none-any.whl",
             ]
         );
     }
