@@ -386,7 +386,8 @@ fn prepare_refuses_imports_that_see_the_project_and_checks_what_it_assumed() {
 fn sandbox() -> Sandbox {
     let cache = Cache::at(shared_cache()).unwrap();
     let index = IndexClient::new(IndexOptions::default(), &cache).unwrap();
-    let runtime = runtime::provision(&RuntimeChoice::Default, &cache, &index).unwrap();
+    let runtime =
+        runtime::provision(&RuntimeChoice::Default, &cache, &index, &wasm_build::Silent).unwrap();
     let sandbox = Sandbox::with_isolation(&runtime, &cache, Isolation::Thread).unwrap();
     assert!(sandbox.is_pre_initialized());
     sandbox

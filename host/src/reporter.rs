@@ -10,7 +10,7 @@ use crate::frontend::Distribution;
 use crate::protocol::Hook;
 use std::fmt;
 use std::time::Duration;
-use wasm_build_packaging::archive::StageWarning;
+use wasm_build_packaging::archive::{NamedBy, StageWarning};
 
 /// Receives the events of builds. Called from the threads that run them.
 pub trait Reporter: Send + Sync {
@@ -112,6 +112,14 @@ pub enum Warning {
     /// The backend tried to run a compiler (described) and built the artifact without it:
     /// optional compiled parts (speedups) are missing.
     BuiltWithoutCompiler { artifact: String, tried: String },
+    /// An sdist whose file name does not say `{name}-{version}`: the project was found
+    /// elsewhere.
+    RenamedSdist {
+        file: String,
+        /// `name version`.
+        project: String,
+        named_by: NamedBy,
+    },
     /// A choice of the resolver worth knowing (a pre-release, a yanked file, a hash the
     /// index did not give, files left out by `--exclude-newer`).
     Resolution(String),
@@ -138,6 +146,21 @@ impl fmt::Display for Warning {
                 write!(f, "could not remove the scratch folder {path}: {error}")
             }
             Warning::Resolution(note) => f.write_str(note),
+            Warning::RenamedSdist {
+                file,
+                project,
+                named_by,
+            } => {
+                let by = match named_by {
+                    NamedBy::TopLevelFolder => "its top-level folder",
+                    NamedBy::PkgInfo => "its PKG-INFO",
+                    _ => "its file name",
+                };
+                write!(
+                    f,
+                    "{file} is not named `{{name}}-{{version}}.tar.gz`; {by} says it is {project}"
+                )
+            }
             Warning::BuiltWithoutCompiler { artifact, tried } => write!(
                 f,
                 "the backend tried to run a compiler ({tried}), which the sandbox does not \

@@ -8,7 +8,7 @@ use anyhow::{Context, anyhow};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use wasm_build_packaging::archive;
+use wasm_build_packaging::archive::{self, ArchiveError, NamedBy};
 use wasm_build_packaging::filename::SdistFilename;
 use wasm_build_packaging::pyproject::BuildSystem;
 use wasm_build_packaging::scratch;
@@ -113,10 +113,23 @@ impl Frontend {
         let extracted =
             archive::extract_sdist_file(file, name, &dest, &self.settings.extract_limits).map_err(
                 |source| BuildError::Input {
-                    what: format!("the sdist {name}"),
+                    // What is not an sdist is not called one.
+                    what: if matches!(source, ArchiveError::Format { .. }) {
+                        name.to_string()
+                    } else {
+                        format!("the sdist {name}")
+                    },
                     source: source.into(),
                 },
             )?;
+        if extracted.named_by != NamedBy::FileName {
+            self.reporter
+                .report(&Event::Warning(&Warning::RenamedSdist {
+                    file: name.to_string(),
+                    project: format!("{} {}", extracted.filename.name, extracted.filename.version),
+                    named_by: extracted.named_by,
+                }));
+        }
         let build_system = BuildSystem::read(&extracted.root)
             .map_err(|e| e.relabel(&extracted.root, Path::new(name)))?;
         Ok(Project {
