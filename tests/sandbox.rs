@@ -225,6 +225,71 @@ fn a_sleeping_guest_process_is_killed_at_the_time_limit() {
     assert!(started.elapsed() < std::time::Duration::from_secs(600));
 }
 
+/// The disk limit, on a thread and in a child process: what the writable mounts hold when
+/// the run starts counts; a file unlinked while open counts as it grows, and the write that
+/// would pass the limit ends the run as the disk limit; what is freed is given back.
+#[test]
+fn the_disk_limit_counts_every_write_on_a_thread_and_in_a_guest_process() {
+    const MIB: u64 = 1 << 20;
+    let limits = Limits {
+        disk: 20 * MIB,
+        ..Limits::default()
+    };
+    let is_disk_limit = |result: &Result<GuestExit, SandboxError>| {
+        matches!(
+            result,
+            Err(SandboxError::Limit {
+                hit: LimitHit::Disk,
+                ..
+            })
+        )
+    };
+    for isolation in [Isolation::Thread, guest_processes()] {
+        let sandbox = sandbox(isolation);
+        let scratch = tempfile::tempdir().unwrap();
+        let hidden = run_code(
+            &sandbox,
+            scratch.path(),
+            r#"
+import os
+f = open("/tmp/hidden", "wb")
+os.unlink("/tmp/hidden")
+for i in range(100):
+    f.write(b"x" * (1 << 20)); f.flush()
+    print("wrote", i + 1, flush=True)
+"#,
+            limits.clone(),
+        );
+        assert!(is_disk_limit(&hidden), "{hidden:?}");
+        let log = String::from_utf8_lossy(hidden.as_ref().unwrap_err().log()).into_owned();
+        assert!(log.contains("wrote 19\n"), "{log}");
+        assert!(!log.contains("wrote 20\n"), "{log}");
+
+        let recycled = run_code(
+            &sandbox,
+            scratch.path(),
+            r#"
+import os
+for i in range(10):
+    with open("/tmp/t", "wb") as f: f.write(b"x" * (15 << 20))
+    os.unlink("/tmp/t")
+"#,
+            limits.clone(),
+        )
+        .unwrap();
+        assert_eq!(
+            recycled.code,
+            0,
+            "{}",
+            String::from_utf8_lossy(&recycled.log)
+        );
+
+        std::fs::write(scratch.path().join("there-before"), vec![0u8; 21 << 20]).unwrap();
+        let full = run_code(&sandbox, scratch.path(), "pass", limits.clone());
+        assert!(is_disk_limit(&full), "{full:?}");
+    }
+}
+
 /// A run `prepare`d without finalizing leaves its interpreter to the runs started from its
 /// memory image, and only to them: each sees what the prepared command did, with its own
 /// arguments and environment, and nothing another run from the image did. On a thread and

@@ -4,13 +4,13 @@
 //! Nothing of the host is visible to the guest but the preopened folders of [`GuestRun`]:
 //! no host environment variables, no sockets, stdin closed, stdout/stderr captured.
 
+mod disk;
 mod isolated;
 mod log;
 mod memory_image;
 mod module_cache;
 mod snapshot;
 mod target;
-mod watch;
 
 pub use self::isolated::serve as serve_child;
 pub use self::log::LogSink;
@@ -30,7 +30,7 @@ use wasmtime::{Config, Engine, Linker, Module, OptLevel, ResourceLimiter, Store,
 use wasmtime_wasi::p1::{self, WasiP1Ctx};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
-/// How often the epoch advances: the granularity of the time limit and of the disk checks.
+/// How often the epoch advances: the granularity of the time limit.
 const EPOCH_TICK: Duration = Duration::from_millis(20);
 /// Epoch ticks a store without a run (see `Guest::bare_store`) may be used for: an hour.
 const BARE_STORE_TICKS: u64 = 3_600_000 / EPOCH_TICK.as_millis() as u64;
@@ -133,20 +133,6 @@ pub struct GuestRun {
     pub log: LogSink,
 }
 
-impl GuestRun {
-    /// Watches the run's writable mounts against its disk limit.
-    fn disk_watch(&self) -> watch::DiskWatch {
-        watch::DiskWatch::new(
-            self.mounts
-                .iter()
-                .filter(|m| m.writable)
-                .map(|m| m.host.clone())
-                .collect(),
-            self.limits.disk,
-        )
-    }
-}
-
 /// Where a guest run enters the module.
 #[derive(Clone)]
 enum Entry {
@@ -216,13 +202,14 @@ impl SandboxError {
 /// How guest runs are kept apart from the host process.
 #[derive(Debug, Clone, Default)]
 pub enum Isolation {
-    /// On a thread of this process. Epoch interruption stops a guest at the time and disk
-    /// limits, which costs the guest's code 7–14 %; a guest asleep in a host call past the
-    /// time limit keeps its thread until it wakes.
+    /// On a thread of this process. Epoch interruption stops a guest at the time limit,
+    /// which costs the guest's code 7–14 %; a guest asleep in a host call past the time
+    /// limit keeps its thread until it wakes.
     #[default]
     Thread,
     /// In a child process, `program args...`, which must call [`serve_child`]. The parent
-    /// keeps every limit and kills the child at one; the guest's code runs uninstrumented.
+    /// keeps the time and output limits and kills the child at one; the child keeps the
+    /// memory and disk limits, which it reports. The guest's code runs uninstrumented.
     Process { program: PathBuf, args: Vec<String> },
 }
 
@@ -457,6 +444,8 @@ impl Guest {
         let mut linker = Linker::new(&engine);
         p1::add_to_linker_sync(&mut linker, |state: &mut GuestState| &mut state.wasi)
             .wasm_context("linking WASI preview 1")?;
+        disk::add_to_linker(&mut linker, GuestState::wasi_and_disk)
+            .wasm_context("linking the disk accounting")?;
         Ok(Self {
             engine,
             linker,
@@ -467,7 +456,7 @@ impl Guest {
     }
 
     /// Runs `module` in a fresh instance on this thread. With an interruptible engine, the
-    /// time and disk limits stop the guest at its next epoch check.
+    /// time limit stops the guest at its next epoch check.
     fn run(
         &self,
         run: &GuestRun,
@@ -499,6 +488,7 @@ impl Guest {
             max_bytes: run.limits.memory,
             hit: false,
         };
+        state.disk = disk::DiskAccount::for_run(run);
         let memory = instance
             .get_memory(&mut store, "memory")
             .map_or(0, |memory| memory.data_size(&store) as u64);
@@ -537,29 +527,23 @@ impl Guest {
         log: &log::Capture,
         entry: &Entry,
     ) -> Result<GuestExit, SandboxError> {
+        // The writable mounts, as measured for the account, already hold more than the limit.
+        if store.data().disk.over_limit() {
+            return Err(SandboxError::limit(LimitHit::Disk, run, Vec::new()));
+        }
         let hits = Arc::new(Mutex::new(None::<LimitHit>));
 
         let started = Instant::now();
         let deadline = started + run.limits.wall_time;
-        let mut disk = run.disk_watch();
         if self.kind == EngineKind::Interruptible {
             let callback_hits = hits.clone();
             store.set_epoch_deadline(1);
             store.epoch_deadline_callback(move |_| {
-                let hit = if Instant::now() >= deadline {
-                    Some(LimitHit::WallTime)
-                } else if disk.over_limit() {
-                    Some(LimitHit::Disk)
-                } else {
-                    None
-                };
-                match hit {
-                    Some(hit) => {
-                        *lock(&callback_hits) = Some(hit);
-                        Err(wasmtime::format_err!("{hit:?} limit reached"))
-                    }
-                    None => Ok(UpdateDeadline::Continue(1)),
+                if Instant::now() >= deadline {
+                    *lock(&callback_hits) = Some(LimitHit::WallTime);
+                    return Err(wasmtime::format_err!("time limit reached"));
                 }
+                Ok(UpdateDeadline::Continue(1))
             });
         }
 
@@ -570,14 +554,13 @@ impl Guest {
         let result = instance.and_then(|instance| self.enter(&mut store, module, &instance, entry));
         let elapsed = started.elapsed();
         let memory_hit = store.data().limiter.hit;
+        let disk_hit = store.data().disk.over_limit();
         drop(store);
 
         let captured = log.take();
-        let limit_hit = lock(&hits).or(if captured.overflowed {
-            Some(LimitHit::Log)
-        } else {
-            None
-        });
+        let limit_hit = lock(&hits)
+            .or(disk_hit.then_some(LimitHit::Disk))
+            .or(captured.overflowed.then_some(LimitHit::Log));
         let code = match result {
             Ok(()) => 0,
             Err(error) => match error.downcast_ref::<I32Exit>() {
@@ -595,7 +578,8 @@ impl Guest {
             },
         };
         // A limit that the guest survived (a refused memory grow surfaces as MemoryError,
-        // a full log as a failed write) still ends the run as that limit.
+        // a full log as a failed write) still ends the run as that limit. (A refused disk
+        // call traps: the guest cannot survive it.)
         if let Some(hit) = limit_hit.or((memory_hit && code != 0).then_some(LimitHit::Memory)) {
             return Err(SandboxError::limit(hit, run, captured.bytes));
         }
@@ -671,6 +655,8 @@ impl Guest {
                     max_bytes: Limits::default().memory,
                     hit: false,
                 },
+                // No guest code runs in this store before it gets a run's account.
+                disk: disk::DiskAccount::new(0, 0),
             },
         );
         store.limiter(|state| &mut state.limiter);
@@ -691,6 +677,7 @@ impl Guest {
                     max_bytes: run.limits.memory,
                     hit: false,
                 },
+                disk: disk::DiskAccount::for_run(run),
             },
         );
         store.limiter(|state| &mut state.limiter);
@@ -819,6 +806,14 @@ fn engine_config(kind: EngineKind) -> Config {
 struct GuestState {
     wasi: WasiP1Ctx,
     limiter: MemoryLimiter,
+    /// What the writable mounts hold, against the disk limit (see [`disk`]).
+    disk: disk::DiskAccount,
+}
+
+impl GuestState {
+    fn wasi_and_disk(&mut self) -> (&mut WasiP1Ctx, &mut disk::DiskAccount) {
+        (&mut self.wasi, &mut self.disk)
+    }
 }
 
 /// Caps linear memory and remembers a refused grow, so that the `MemoryError` the guest
