@@ -384,7 +384,7 @@ fn prepare_refuses_imports_that_see_the_project_and_checks_what_it_assumed() {
 // --- The runner through the library's sandbox ----------------------------------------
 
 fn sandbox() -> Sandbox {
-    let cache = Cache::at(shared_cache()).unwrap();
+    let cache = Cache::with_key_file(shared_cache(), shared_seal_key()).unwrap();
     let index = IndexClient::new(IndexOptions::default(), &cache).unwrap();
     let runtime =
         runtime::provision(&RuntimeChoice::Default, &cache, &index, &wasm_build::Silent).unwrap();

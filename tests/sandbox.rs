@@ -81,7 +81,7 @@ fn exit_codes_and_uncaught_exceptions_behave_as_in_python() {
 }
 
 fn sandbox(isolation: Isolation) -> Sandbox {
-    let cache = Cache::at(shared_cache()).unwrap();
+    let cache = Cache::with_key_file(shared_cache(), shared_seal_key()).unwrap();
     let index = IndexClient::new(IndexOptions::default(), &cache).unwrap();
     let runtime =
         runtime::provision(&RuntimeChoice::Default, &cache, &index, &wasm_build::Silent).unwrap();

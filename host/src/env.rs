@@ -4,7 +4,8 @@
 //! An environment is made once (under a lock, in a staging folder renamed into place) and
 //! then only ever mounted read-only. Before each reuse its fingerprint is compared with the
 //! seal recorded when it was made; a changed environment is checked by content and rebuilt
-//! if it no longer matches.
+//! if it no longer matches. The seal and the content manifest are tagged with the cache's
+//! seal key, so a manifest or seal written by anyone else does not count.
 
 use crate::integrity::{self, SealedTree, TreeState};
 use crate::protocol::guest_paths;
@@ -15,7 +16,7 @@ use anyhow::{Context, Result};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
-use wasm_build_packaging::cache::{self, Bucket, Cache, FileLock};
+use wasm_build_packaging::cache::{self, Bucket, Cache, FileLock, SealKey};
 use wasm_build_packaging::install::SitePackages;
 use wasm_build_packaging::resolve::ResolvedPackage;
 
@@ -83,12 +84,13 @@ pub(crate) fn prepare(
             .map(|w| format!("{}=={}", w.name, w.version))
             .collect(),
     };
-    if is_intact(&dir, reporter)? {
+    let seal_key = cache.seal_key()?;
+    if is_intact(&dir, &key, seal_key, reporter)? {
         mark_used(&dir);
         return Ok(env);
     }
     let _lock = FileLock::acquire(bucket.join(format!("{key}.lock")))?;
-    if is_intact(&dir, reporter)? {
+    if is_intact(&dir, &key, seal_key, reporter)? {
         mark_used(&dir);
         return Ok(env);
     }
@@ -111,15 +113,18 @@ pub(crate) fn prepare(
     }
     compile_bytecode(sandbox, &site_packages, staging.path(), limits)?;
     let manifest = integrity::manifest(&site_packages)?;
-    cache::write_atomic(
+    cache::write_tagged(
         &staging.path().join("manifest.sha256"),
-        manifest.sha256.as_bytes(),
+        seal_key,
+        &manifest_label(&key),
+        &manifest.sha256,
     )?;
     cache::publish_dir(staging, &dir)?;
     SealedTree {
         root: &env.site_packages,
         seal: dir.with_extension("seal"),
         expected_sha256: &manifest.sha256,
+        key: seal_key,
     }
     .seal_now()?;
     mark_used(&dir);
@@ -137,15 +142,24 @@ fn env_key(runtime: &Runtime, wheels: &[EnvWheel]) -> String {
     cache::sha256_bytes(text.as_bytes())[..32].to_string()
 }
 
-fn is_intact(dir: &Path, reporter: &dyn Reporter) -> Result<bool> {
-    let Ok(expected) = fs::read_to_string(dir.join("manifest.sha256")) else {
+/// What the tag of an environment's content manifest is about: that environment.
+fn manifest_label(key: &str) -> String {
+    format!("content manifest of build environment {key}")
+}
+
+fn is_intact(dir: &Path, key: &str, seal_key: &SealKey, reporter: &dyn Reporter) -> Result<bool> {
+    // A manifest whose tag does not verify was not written by this user's wasm-build.
+    let Some(expected) =
+        cache::read_tagged(&dir.join("manifest.sha256"), seal_key, &manifest_label(key))
+    else {
         return Ok(false);
     };
     let site_packages = dir.join("site-packages");
     let tree = SealedTree {
         root: &site_packages,
         seal: dir.with_extension("seal"),
-        expected_sha256: expected.trim(),
+        expected_sha256: &expected,
+        key: seal_key,
     };
     match tree.check()? {
         TreeState::Intact => Ok(true),

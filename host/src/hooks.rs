@@ -76,7 +76,7 @@ impl HookResults {
 #[derive(Debug)]
 pub struct HookError {
     pub hook: Hook,
-    pub kind: HookErrorKind,
+    pub kind: Box<HookErrorKind>,
     pub log: Vec<u8>,
     /// The programs and threads the backend tried to start before it failed.
     pub processes: Vec<ProcessAttempt>,
@@ -201,10 +201,10 @@ fn run_calls(
 ) -> Result<Option<HookResults>, HookError> {
     let setup = |e: anyhow::Error| HookError {
         hook: first,
-        kind: HookErrorKind::Sandbox {
+        kind: Box::new(HookErrorKind::Sandbox {
             hook: first,
             source: SandboxError::Setup(e),
-        },
+        }),
         log: Vec::new(),
         processes: Vec::new(),
     };
@@ -252,7 +252,7 @@ fn run_calls(
         let hook = run.running_hook(calls).unwrap_or(first);
         HookError {
             hook,
-            kind: HookErrorKind::Sandbox { hook, source },
+            kind: Box::new(HookErrorKind::Sandbox { hook, source }),
             log,
             processes: Vec::new(),
         }
@@ -266,10 +266,10 @@ fn run_calls(
             let hook = run.running_hook(calls).unwrap_or(first);
             Err(HookError {
                 hook,
-                kind: HookErrorKind::NoResult {
+                kind: Box::new(HookErrorKind::NoResult {
                     hook,
                     code: exit.code,
-                },
+                }),
                 log: exit.log,
                 processes: Vec::new(),
             })
@@ -284,14 +284,14 @@ fn run_calls(
             return error;
         }
         HookError {
-            kind: HookErrorKind::Sandbox {
+            kind: Box::new(HookErrorKind::Sandbox {
                 hook: error.hook,
                 source: SandboxError::Limit {
                     hit: LimitHit::Memory,
                     limits: Box::new(ctx.limits.clone()),
                     log: Vec::new(),
                 },
-            },
+            }),
             ..error
         }
     })
@@ -391,7 +391,7 @@ fn interpret(
         };
         return Err(HookError {
             hook,
-            kind,
+            kind: Box::new(kind),
             log,
             processes,
         });
@@ -432,7 +432,7 @@ fn first_hook(calls: &[HookCall]) -> Hook {
 fn bad(hook: Hook, reason: String, log: Vec<u8>) -> HookError {
     HookError {
         hook,
-        kind: HookErrorKind::BadResult { hook, reason },
+        kind: Box::new(HookErrorKind::BadResult { hook, reason }),
         log,
         processes: Vec::new(),
     }

@@ -15,7 +15,8 @@
 //! the runner and the environment's backend, nothing of the project. The image is data for
 //! the guest's own memory, so it cannot widen what a guest may do; it does decide what the
 //! guest computes, so it is kept like a build environment: written by the host into its
-//! private cache, checked by sha256 and sealed, and checked before reuse. A backend whose
+//! private cache, checked by sha256 (recorded with a tag under the cache's seal key) and
+//! sealed, and checked before reuse. A backend whose
 //! import prints, fails or leaves a file open is not prepared (remembered, so the attempt is
 //! made once; a prepare run stopped by a limit is not remembered); its hook runs import it
 //! as before. In-tree backends (`backend-path`) and editable builds, whose source is mounted
@@ -28,7 +29,7 @@ use anyhow::{Context, Result, bail};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use wasm_build_packaging::cache::{self, Bucket, Cache, FileLock};
+use wasm_build_packaging::cache::{self, Bucket, Cache, FileLock, SealKey};
 
 /// Bumped whenever what goes into an image changes, so old images are not reused.
 const FORMAT: &str = "prepared-backend-1";
@@ -37,6 +38,8 @@ const FORMAT: &str = "prepared-backend-1";
 /// looked up once per process.
 pub(crate) struct PreparedBackends {
     dir: PathBuf,
+    /// What the images' records are checked with.
+    seal_key: SealKey,
     /// Key → the image, or `None` for a backend that is not prepared.
     loaded: Mutex<HashMap<String, Option<MemoryImage>>>,
 }
@@ -59,6 +62,7 @@ impl PreparedBackends {
     pub(crate) fn new(cache: &Cache) -> Result<Self> {
         Ok(Self {
             dir: cache.bucket(Bucket::Prepared)?,
+            seal_key: cache.seal_key()?.clone(),
             loaded: Mutex::new(HashMap::new()),
         })
     }
@@ -82,18 +86,20 @@ impl PreparedBackends {
     fn find_or_make(&self, key: &str, wanted: &Wanted<'_>) -> Result<Option<MemoryImage>> {
         let path = self.dir.join(format!("{key}.image"));
         let checksum = self.dir.join(format!("{key}.sha256"));
+        let label = format!("sha256 of prepared backend {key}.image");
+        let verify = || load_verified(&path, &checksum, &self.seal_key, &label);
         let refused = self.dir.join(format!("{key}.refused"));
         if refused.exists() {
             return Ok(None);
         }
-        if let Some(image) = load_verified(&path, &checksum)? {
+        if let Some(image) = verify()? {
             return Ok(Some(image));
         }
         let _lock = FileLock::acquire(self.dir.join(format!("{key}.lock")))?;
         if refused.exists() {
             return Ok(None);
         }
-        if let Some(image) = load_verified(&path, &checksum)? {
+        if let Some(image) = verify()? {
             return Ok(Some(image));
         }
         let staging = tempfile::Builder::new()
@@ -108,8 +114,8 @@ impl PreparedBackends {
                     .persist(&path)
                     .with_context(|| format!("moving the memory image to {}", path.display()))?;
                 let image = MemoryImage::load(&path)?;
-                cache::write_atomic(&checksum, image.sha256.as_bytes())?;
-                SealedFile::beside(&path).seal_now()?;
+                cache::write_tagged(&checksum, &self.seal_key, &label, &image.sha256)?;
+                SealedFile::beside(&path, &self.seal_key).seal_now()?;
                 Ok(Some(image))
             }
             Outcome::Refused(reason) => {
@@ -151,16 +157,25 @@ fn image_key(base: &str, env_key: &str, backend: &str, run: &GuestRun) -> String
     format!("{env_key}-{}", &cache::sha256_bytes(text.as_bytes())[..32])
 }
 
-/// The image at `path`, if it matches its checksum (by content once, then by its seal).
-fn load_verified(path: &Path, checksum: &Path) -> Result<Option<MemoryImage>> {
+/// The image at `path`, if it is the user's own file and matches its checksum (by content
+/// once, then by its seal); both records must carry a valid tag under `key`.
+fn load_verified(
+    path: &Path,
+    checksum: &Path,
+    key: &SealKey,
+    label: &str,
+) -> Result<Option<MemoryImage>> {
+    if !crate::integrity::is_own_file(path) {
+        return Ok(None);
+    }
     // Reading the image hashes it: the content check costs no second read.
     let Ok(image) = MemoryImage::load(path) else {
         return Ok(None);
     };
-    let sealed = SealedFile::beside(path);
+    let sealed = SealedFile::beside(path, key);
     if !sealed.is_sealed() {
-        match std::fs::read_to_string(checksum) {
-            Ok(expected) if expected.trim() == image.sha256 => sealed.seal_now()?,
+        match cache::read_tagged(checksum, key, label) {
+            Some(expected) if expected == image.sha256 => sealed.seal_now()?,
             _ => return Ok(None),
         }
     }
@@ -248,6 +263,58 @@ mod tests {
             limits: Limits::default(),
             log: LogSink::Capture,
         }
+    }
+
+    /// Whoever can write the cache can write an image, its checksum and its seal; without
+    /// the seal key, neither record is the host's, and the image is not used.
+    #[test]
+    fn an_image_with_a_forged_checksum_and_seal_is_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SealKey::ephemeral().unwrap();
+        let (path, checksum) = (dir.path().join("k.image"), dir.path().join("k.sha256"));
+        let label = "sha256 of prepared backend k.image";
+        // An image of a 64 KiB memory with no changed page.
+        let mut bytes = b"wasm-build-mem-1".to_vec();
+        bytes.extend_from_slice(&(64u64 << 10).to_le_bytes());
+        bytes.extend_from_slice(&0u32.to_le_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        let sha256 = cache::sha256_bytes(&bytes);
+        cache::write_tagged(&checksum, &key, label, &sha256).unwrap();
+        assert!(
+            load_verified(&path, &checksum, &key, label)
+                .unwrap()
+                .is_some()
+        );
+
+        // Another image (one page changed), with its checksum and a renewed seal written
+        // as the host writes them, but with the attacker's key.
+        let mut theirs = bytes.clone();
+        theirs[24..28].copy_from_slice(&1u32.to_le_bytes());
+        theirs.extend_from_slice(&[0, 0, 0, 0, 1, 0, 0, 0]);
+        theirs.extend_from_slice(&[0x90; 4096]);
+        std::fs::write(&path, &theirs).unwrap();
+        assert!(MemoryImage::load(&path).is_ok(), "a well-formed image");
+        let attacker = SealKey::ephemeral().unwrap();
+        cache::write_tagged(&checksum, &attacker, label, &cache::sha256_bytes(&theirs)).unwrap();
+        SealedFile::beside(&path, &attacker).seal_now().unwrap();
+        assert!(
+            load_verified(&path, &checksum, &key, label)
+                .unwrap()
+                .is_none()
+        );
+        // The record of another image, moved here, is not this one's either.
+        cache::write_tagged(
+            &checksum,
+            &key,
+            "sha256 of prepared backend other.image",
+            &cache::sha256_bytes(&theirs),
+        )
+        .unwrap();
+        assert!(
+            load_verified(&path, &checksum, &key, label)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]

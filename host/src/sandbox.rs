@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
-use wasm_build_packaging::cache::{Bucket, Cache};
+use wasm_build_packaging::cache::{Bucket, Cache, SealKey};
 use wasmtime::{Config, Engine, Linker, Module, OptLevel, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::p1::{self, WasiP1Ctx};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
@@ -280,6 +280,7 @@ impl Sandbox {
         let plain = PlainModule {
             runtime: runtime.clone(),
             dir: cache.bucket(Bucket::Compiled)?,
+            seal_key: cache.seal_key()?.clone(),
             module: OnceLock::new(),
         };
         if pre_initialized.is_none() {
@@ -727,6 +728,8 @@ struct PlainModule {
     runtime: Runtime,
     /// The cache's compiled-module folder.
     dir: PathBuf,
+    /// What the compiled module's records are checked with.
+    seal_key: SealKey,
     /// The compiled module and its cached artifact.
     module: OnceLock<(Module, PathBuf)>,
 }
@@ -736,7 +739,7 @@ impl PlainModule {
         if let Some(loaded) = self.module.get() {
             return Ok(loaded.clone());
         }
-        let loaded = module_cache::load(engine, &self.runtime, &self.dir)?;
+        let loaded = module_cache::load(engine, &self.runtime, &self.dir, &self.seal_key)?;
         Ok(self.module.get_or_init(|| loaded).clone())
     }
 }

@@ -36,7 +36,7 @@ pub enum BuildError {
         source: anyhow::Error,
     },
     #[error(transparent)]
-    Hook(#[from] HookError),
+    Hook(Box<HookError>),
     /// A sandbox run that is not a hook call (`runtime run`) was stopped.
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
@@ -48,6 +48,12 @@ pub enum BuildError {
     },
     #[error(transparent)]
     Other(#[from] anyhow::Error),
+}
+
+impl From<HookError> for BuildError {
+    fn from(error: HookError) -> Self {
+        BuildError::Hook(Box::new(error))
+    }
 }
 
 /// Why an artifact the backend made was not accepted.

@@ -36,7 +36,7 @@ def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
 fn run_runner(run: &RunDirs, request: &Request<'_>) -> Option<Value> {
     run.write_request(request).unwrap();
     let script = format!(
-        "import types\nm = types.ModuleType('hook_runner')\nm.__file__ = {runner:?}\n\
+        "import sys, types\nsys.path[:] = [p for p in sys.path if p]\nm = types.ModuleType('hook_runner')\nm.__file__ = {runner:?}\n\
          exec(compile(open({runner:?}).read(), 'hook_runner.py', 'exec'), m.__dict__)\n\
          m.IO_DIR = {io:?}\nm.main()\n",
         runner = run.path().join("runner/hook_runner.py"),
@@ -150,18 +150,42 @@ fn the_real_runner_answers_in_these_types() {
 #[test]
 fn a_prepare_run_and_an_unimportable_backend_answer_in_these_types() {
     let scratch = tempfile::tempdir().unwrap();
+    // As in real prepare runs: the backend comes from the environment, the source folder
+    // is empty.
     let project = project();
-    let source = project.path().to_str().unwrap();
-    let run = RunDirs::new(scratch.path(), "prepare-").unwrap();
-    let value = run_runner(&run, &request(source, &[], Action::prepare(1024))).unwrap();
-    let prepared: PrepareResponse = serde_json::from_value(value).unwrap();
+    let env = project.path().join("_b");
+    let empty = tempfile::tempdir().unwrap();
+    let prepare = |backend: &str| {
+        let run = RunDirs::new(scratch.path(), "prepare-").unwrap();
+        let request = Request {
+            backend,
+            backend_path: Vec::new(),
+            source_dir: empty.path().to_str().unwrap(),
+            env_dir: "/nonexistent-env",
+            executables: &[],
+            seed: None,
+            action: Action::prepare(1024),
+        };
+        let mut value = serde_json::to_value(&request).unwrap();
+        value["env_dir"] = json!(env);
+        std::fs::write(run.path().join("io/input.json"), value.to_string()).unwrap();
+        let script = format!(
+            "import sys, types\nsys.path[:] = [p for p in sys.path if p]\nm = types.ModuleType('hook_runner')\nm.__file__ = {runner:?}\n\
+             exec(compile(open({runner:?}).read(), 'hook_runner.py', 'exec'), m.__dict__)\n\
+             m.IO_DIR = {io:?}\nm.main()\n",
+            runner = run.path().join("runner/hook_runner.py"),
+            io = run.path().join("io"),
+        );
+        let status = Command::new("python3")
+            .args(["-S", "-c", &script])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        run.read_response::<PrepareResponse>().unwrap().unwrap()
+    };
+    let prepared = prepare("backend");
     assert!(prepared.prepared, "{prepared:?}");
-
-    let run = RunDirs::new(scratch.path(), "prepare-").unwrap();
-    let mut missing = request(source, &[], Action::prepare(1024));
-    missing.backend = "no_such_backend_module";
-    let value = run_runner(&run, &missing).unwrap();
-    let refused: PrepareResponse = serde_json::from_value(value).unwrap();
+    let refused = prepare("no_such_backend_module");
     assert!(!refused.prepared);
     assert!(
         refused.refusal().contains("no_such_backend_module"),

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use wasm_build_packaging::cache::{self, Bucket, Cache, FileLock};
+use wasm_build_packaging::cache::{self, Bucket, Cache, FileLock, SealKey};
 use wasm_build_packaging::index::IndexClient;
 
 use crate::integrity::{self, SealedFile, SealedTree, TreeState};
@@ -88,15 +88,16 @@ pub fn provision(
             guest: stdlib.prefix.clone(),
         }),
     };
-    if runtime_is_intact(&runtime, spec, &dir, reporter)? {
+    let key = cache.seal_key()?;
+    if runtime_is_intact(&runtime, spec, &dir, key, reporter)? {
         return Ok(runtime);
     }
     let _lock = FileLock::acquire(dir.join(".lock"))?;
-    if runtime_is_intact(&runtime, spec, &dir, reporter)? {
+    if runtime_is_intact(&runtime, spec, &dir, key, reporter)? {
         return Ok(runtime);
     }
     match spec.source {
-        SourceKind::Embedded => unpack_embedded(&id, spec, &dir)?,
+        SourceKind::Embedded => unpack_embedded(&id, spec, &dir, key)?,
         SourceKind::Download => download_from_carriers(&id, spec, &runtime.module_path, index)?,
     }
     Ok(runtime)
@@ -107,9 +108,10 @@ fn runtime_is_intact(
     runtime: &Runtime,
     spec: &RuntimeSpec,
     dir: &Path,
+    key: &SealKey,
     reporter: &dyn Reporter,
 ) -> Result<bool> {
-    if !module_matches(&runtime.module_path, &spec.module)? {
+    if !module_matches(&runtime.module_path, &spec.module, key)? {
         return Ok(false);
     }
     let (Some(stdlib), Some(stdlib_spec)) = (&runtime.stdlib, &spec.stdlib) else {
@@ -119,6 +121,7 @@ fn runtime_is_intact(
         root: &stdlib.host,
         seal: dir.join("prefix.seal"),
         expected_sha256: &stdlib_spec.manifest_sha256,
+        key,
     };
     match sealed.check()? {
         TreeState::Intact => Ok(true),
@@ -138,13 +141,13 @@ fn runtime_is_intact(
 
 /// Whether the cached module is the pinned one: by sha256 the first time, then by its
 /// sealed fingerprint.
-fn module_matches(path: &Path, spec: &ModuleSpec) -> Result<bool> {
-    let sealed = SealedFile::beside(path);
+fn module_matches(path: &Path, spec: &ModuleSpec, key: &SealKey) -> Result<bool> {
+    let sealed = SealedFile::beside(path, key);
     if sealed.is_sealed() {
         return Ok(true);
     }
     match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_file() && meta.len() == spec.size => {}
+        Ok(meta) if meta.is_file() && cache::is_ours(&meta) && meta.len() == spec.size => {}
         Ok(_) => return Ok(false),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
@@ -156,7 +159,7 @@ fn module_matches(path: &Path, spec: &ModuleSpec) -> Result<bool> {
     Ok(true)
 }
 
-fn unpack_embedded(id: &str, spec: &RuntimeSpec, dir: &Path) -> Result<()> {
+fn unpack_embedded(id: &str, spec: &RuntimeSpec, dir: &Path, key: &SealKey) -> Result<()> {
     let files = embedded::files(id).with_context(|| {
         format!("runtime `{id}` is marked embedded but this binary does not carry it")
     })?;
@@ -198,6 +201,7 @@ fn unpack_embedded(id: &str, spec: &RuntimeSpec, dir: &Path) -> Result<()> {
         root: &prefix,
         seal: dir.join("prefix.seal"),
         expected_sha256: &stdlib_spec.manifest_sha256,
+        key,
     }
     .seal_now()
 }
