@@ -86,3 +86,29 @@ def get_requires_for_build_wheel(config_settings=None):
         &["the backend asked for 1000 build requirements; more than 128 are refused"],
     );
 }
+
+/// A requirement string that made the PEP 508 parser panic (a name ending in `-` before a
+/// character that ends it, found by the `pyproject` fuzz target) is an invalid requirement,
+/// not a crash of the host: from `get_requires_for_build_wheel` and from `pyproject.toml`.
+#[test]
+fn a_requirement_that_crashed_the_parser_is_refused() {
+    let hostile = r#"
+def get_requires_for_build_wheel(config_settings=None):
+    return ["crash-'"]
+"#;
+    backend_fails(
+        hostile,
+        &["--wheel", "--offline"],
+        4,
+        &[
+            "invalid requirement `crash-'`",
+            "does not end with a letter or digit",
+        ],
+    );
+    let scene = Scene::build(|scene| write_project(&scene.project(), "", &["crash-'"]));
+    scene.fails(
+        &mut scene.wheel_cmd(&[]),
+        3,
+        &["invalid requirement `crash-'`"],
+    );
+}
