@@ -18,8 +18,10 @@ mod page_cache;
 mod simple;
 mod wheel_store;
 
+use crate::archive::zip::{StrictZip, ZipError};
 use crate::cache::{Bucket, Cache, create_private_dir, sha256_bytes, sha256_file, write_atomic};
 use crate::filename::{SdistFilename, WheelFilename};
+use crate::limits::ArchiveLimits;
 use crate::metadata::CoreMetadata;
 use anyhow::{Context, bail};
 use find_links::FindLinks;
@@ -693,16 +695,18 @@ fn read_wheel_metadata(path: &Path, filename: &str) -> Result<Vec<u8>, IndexErro
         action: format!("opening {}", path.display()),
         error: e,
     })?;
-    let mut archive =
-        zip::ZipArchive::new(file).map_err(|e| invalid(format!("not a valid zip file: {e}")))?;
+    // The strict reader: the metadata resolution relies on is what every installer reads.
+    let archive = StrictZip::open(&file, &ArchiveLimits::default())
+        .map_err(|e| invalid(format!("{:#}", anyhow::Error::from(e))))?;
     let candidates: Vec<String> = archive
-        .file_names()
-        .filter_map(Result::ok)
+        .members()
+        .iter()
+        .map(|member| member.name.as_str())
         .filter(|name| {
             name.strip_suffix(".dist-info/METADATA")
                 .is_some_and(|dir| !dir.is_empty() && !dir.contains('/'))
         })
-        .map(|name| name.into_owned())
+        .map(str::to_string)
         .collect();
     let chosen = match candidates.as_slice() {
         [] => return Err(invalid("the wheel has no .dist-info/METADATA".to_string())),
@@ -725,14 +729,22 @@ fn read_wheel_metadata(path: &Path, filename: &str) -> Result<Vec<u8>, IndexErro
                 })?
         }
     };
-    let entry = archive
-        .by_name(&chosen)
-        .map_err(|e| invalid(format!("cannot read {chosen}: {e}")))?;
+    let index = archive
+        .members()
+        .iter()
+        .position(|member| member.name == chosen)
+        .expect("a listed member");
+    let entry = archive.reader(index).expect("a member's index");
     let mut bytes = Vec::new();
     entry
         .take(http::MAX_METADATA_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| invalid(format!("cannot read {chosen}: {e}")))?;
+        .map_err(|e| {
+            invalid(format!(
+                "cannot read {chosen}: {:#}",
+                anyhow::Error::from(ZipError::from(e))
+            ))
+        })?;
     if bytes.len() as u64 > http::MAX_METADATA_BYTES {
         return Err(invalid(format!("{chosen} is larger than 16 MiB")));
     }

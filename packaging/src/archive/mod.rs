@@ -3,6 +3,8 @@
 //!
 //! - [`extract_sdist`] unpacks a `.tar.gz` sdist, refusing every member that could write
 //!   outside the destination, link out of the tree, or exhaust the disk.
+//! - [`zip::StrictZip`] reads a zip archive (a wheel, a legacy `.zip` sdist) only if every
+//!   zip reader would see the same members with the same bytes.
 //! - [`stage_source_tree`] copies a project folder to a scratch folder, never following a
 //!   symlink out of it and never writing to it.
 //!
@@ -16,6 +18,7 @@ pub(crate) mod scan;
 mod sdist;
 mod stage;
 pub(crate) mod tree;
+pub mod zip;
 
 pub use fs::Mtime;
 pub use path::{LinkRule, NameRule, RelPath};
