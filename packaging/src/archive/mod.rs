@@ -1,7 +1,7 @@
 //! Getting source code into the sandbox safely: extraction of sdists from strangers and
 //! the scratch copy of a local source tree.
 //!
-//! - [`extract_sdist`] unpacks a `.tar.gz` sdist, refusing every member that could write
+//! - [`extract_sdist`] unpacks a `.tar.gz` (or legacy `.zip`) sdist, refusing every member that could write
 //!   outside the destination, link out of the tree, or exhaust the disk.
 //! - [`zip::StrictZip`] reads a zip archive (a wheel, a legacy `.zip` sdist) only if every
 //!   zip reader would see the same members with the same bytes.
@@ -16,6 +16,7 @@ pub(crate) mod fs;
 pub(crate) mod path;
 pub(crate) mod scan;
 mod sdist;
+mod sdist_zip;
 mod stage;
 pub(crate) mod tree;
 pub mod zip;
@@ -78,6 +79,23 @@ pub enum ArchiveError {
     Destination { path: PathBuf, source: io::Error },
     #[error("cannot write member `{member}`: {source}")]
     Write { member: String, source: io::Error },
+    /// A `.zip` sdist the strict zip reader refused.
+    #[error(transparent)]
+    Zip(zip::ZipError),
+}
+
+impl From<zip::ZipError> for ArchiveError {
+    /// Limits and member name rules as for tar; the zip rules as they are.
+    fn from(e: zip::ZipError) -> Self {
+        match e {
+            zip::ZipError::Limit(limit) => ArchiveError::Limit(limit),
+            zip::ZipError::Member {
+                member,
+                rule: zip::ZipMemberRule::Name(rule),
+            } => ArchiveError::Member { member, rule },
+            other => ArchiveError::Zip(other),
+        }
+    }
 }
 
 impl ArchiveError {

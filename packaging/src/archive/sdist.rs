@@ -3,7 +3,8 @@
 use super::ArchiveError;
 use super::fs::{Mtime, TreeWriter, set_file_mtime};
 use super::path::RelPath;
-use super::scan::{MemberSink, PkgInfo, scan_tar_gz};
+use super::scan::{MemberSink, PkgInfo, ScanSummary, scan_tar_gz};
+use super::sdist_zip::scan_zip;
 use crate::filename::SdistFilename;
 use crate::limits::ArchiveLimits;
 use crate::metadata::CoreMetadata;
@@ -32,17 +33,19 @@ pub struct ExtractedSdist {
     pub unpacked_bytes: u64,
 }
 
-/// Extracts the sdist `archive` (a gzip-compressed tar) into `dest`, which must not exist
-/// (its parent must) or be an empty folder.
+/// Extracts the sdist `archive` (a gzip-compressed tar, or a legacy zip when its name ends
+/// in `.zip`) into `dest`, which must not exist (its parent must) or be an empty folder.
 ///
 /// Every member passes these rules or the whole extraction fails: a UTF-8 name without NUL,
 /// control characters or backslashes, relative, without `..` or empty components; inside
 /// the single top-level folder (which must equal the archive's file name minus `.tar.gz`
-/// when the file name ends so); a regular file, a folder, a symlink whose target resolves
+/// or `.zip` when the file name ends so); a regular file, a folder, a symlink whose target resolves
 /// lexically inside the top-level folder, or a hard link to an earlier regular file member
 /// (materialized as a copy); never written through or over a symlink, never turning a
 /// folder into a file or back; sane PAX headers. Sizes and ratios are counted while the
-/// stream is decompressed (see [`ArchiveLimits`]).
+/// stream is decompressed (see [`ArchiveLimits`]). A zip sdist must pass the strict zip
+/// reader ([`StrictZip`](super::zip::StrictZip)) and holds no links; its files keep their
+/// executable bits and (read as UTC) modification times.
 ///
 /// Files get mode 0644 or 0755 and the archive's modification times (folders too, once
 /// their contents are written); symlinks are written in a canonical relative form
@@ -82,12 +85,22 @@ pub fn extract_sdist_file(
             path: PathBuf::from(file_name),
             source,
         })?;
-    let expected_top = file_name.strip_suffix(".tar.gz");
+    let zip = file_name.ends_with(".zip");
+    let expected_top = file_name
+        .strip_suffix(".tar.gz")
+        .or_else(|| file_name.strip_suffix(".zip"));
     let writer = TreeWriter::create(dest).map_err(|source| ArchiveError::Destination {
         path: dest.to_path_buf(),
         source,
     })?;
-    match extract_into(reader, expected_top, limits, &writer) {
+    let scan = |sink: &mut ExtractSink<'_>| {
+        if zip {
+            scan_zip(file, limits, expected_top, sink)
+        } else {
+            scan_tar_gz(reader, limits, expected_top, sink)
+        }
+    };
+    match extract_into(scan, &writer) {
         Ok(extracted) => Ok(extracted),
         Err(e) => {
             writer.discard();
@@ -97,16 +110,14 @@ pub fn extract_sdist_file(
 }
 
 fn extract_into(
-    packed: impl Read,
-    expected_top: Option<&str>,
-    limits: &ArchiveLimits,
+    scan: impl FnOnce(&mut ExtractSink<'_>) -> Result<ScanSummary, ArchiveError>,
     writer: &TreeWriter,
 ) -> Result<ExtractedSdist, ArchiveError> {
     let mut sink = ExtractSink {
         writer,
         dir_mtimes: Vec::new(),
     };
-    let summary = scan_tar_gz(packed, limits, expected_top, &mut sink)?;
+    let summary = scan(&mut sink)?;
     // Folder times last (writing a child changes its folder's time), deepest first; a
     // folder listed twice gets its last time. Failures are ignored, as tar does.
     let mut dir_mtimes = sink.dir_mtimes;

@@ -1,0 +1,101 @@
+//! Legacy `.zip` sdists: read through [`StrictZip`] and handed member by member to the same
+//! sink as tar.gz sdists, under the same rules (single top-level folder, safe names, no
+//! file where a folder is needed, limits). Zip sdists get no links at all.
+
+use super::ArchiveError;
+use super::MemberRule;
+use super::scan::{CountingTee, MemberSink, PkgInfo, ScanSummary};
+use super::zip::{StrictZip, ZipError, ZipSource};
+use crate::limits::ArchiveLimits;
+use std::collections::BTreeSet;
+use std::io::{self, Read};
+
+/// Scans a zip sdist. `expected_top`, when known (from the archive's file name), is the
+/// only top-level folder allowed; otherwise the first member decides it.
+pub(crate) fn scan_zip(
+    source: impl ZipSource,
+    limits: &ArchiveLimits,
+    expected_top: Option<&str>,
+    sink: &mut dyn MemberSink,
+) -> Result<ScanSummary, ArchiveError> {
+    let zip = StrictZip::open(source, limits)?;
+    let first = zip.members().first().ok_or(ArchiveError::Empty)?;
+    let top = expected_top.unwrap_or(first.path.top()).to_string();
+    let mut executables = BTreeSet::new();
+    let mut pkg_info = None;
+    for (index, member) in zip.members().iter().enumerate() {
+        let path = &member.path;
+        if path.top() != top || (path.depth() == 1 && !member.is_dir) {
+            return Err(ArchiveError::Member {
+                member: member.name.clone(),
+                rule: MemberRule::OutsideTopLevel { top },
+            });
+        }
+        let write_error = |source: io::Error| ArchiveError::Write {
+            member: path.to_string(),
+            source,
+        };
+        if member.is_dir {
+            sink.dir(path, member.mtime()).map_err(write_error)?;
+            continue;
+        }
+        let capture = path.strip_prefix(&top) == Some("PKG-INFO");
+        let mut reader = Noting {
+            inner: zip.reader(index).expect("a member's index"),
+            refused: None,
+        };
+        let mut tee = CountingTee {
+            inner: &mut reader,
+            count: 0,
+            capture: capture.then(Vec::new),
+        };
+        let executable = member.is_executable();
+        let written = sink.file(path, executable, false, member.mtime(), &mut tee);
+        // Whatever the sink left unread still has to be valid.
+        let drained = written.and_then(|()| io::copy(&mut tee, &mut io::sink()).map(drop));
+        let captured = tee.capture.take();
+        if let Some(refused) = reader.refused.take() {
+            return Err(refused.into());
+        }
+        drained.map_err(write_error)?;
+        if capture {
+            pkg_info = Some(match captured {
+                Some(bytes) => PkgInfo::Bytes(bytes),
+                None => PkgInfo::TooLarge,
+            });
+        }
+        if executable {
+            executables.insert(path.to_string());
+        }
+    }
+    Ok(ScanSummary {
+        top,
+        members: zip.members().len() as u64,
+        unpacked_bytes: zip.unpacked_size(),
+        executables,
+        pkg_info,
+    })
+}
+
+/// A member reader that keeps the rule it refused the data for, so that the refusal is
+/// reported as such rather than as the sink's write error.
+struct Noting<R> {
+    inner: R,
+    refused: Option<ZipError>,
+}
+
+impl<R: Read> Read for Noting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).map_err(|e| match ZipError::from(e) {
+            ZipError::Io(e) => e,
+            refused => {
+                let e = io::Error::new(io::ErrorKind::InvalidData, refused.to_string());
+                self.refused.get_or_insert(refused);
+                e
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
