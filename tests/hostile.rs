@@ -937,6 +937,59 @@ fn control_the_hostile_sdist_base_builds() {
     scene.check_host_unchanged();
 }
 
+/// A legacy `.zip` sdist of `members` (name, data), as the zip crate writes one.
+fn zip_sdist(members: &[(String, Vec<u8>)]) -> Vec<u8> {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .unix_permissions(0o644);
+    for (name, data) in members {
+        zip.start_file(name.as_str(), options).unwrap();
+        zip.write_all(data).unwrap();
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+/// A legacy `.zip` sdist builds like a tar.gz one; a `.zip` sdist with an escaping member,
+/// or one that zip readers read differently (a stub prepended, which CPython's `zipfile`
+/// skips), is refused (exit 3) before anything is written outside.
+#[test]
+fn zip_sdist_builds_and_its_attacks_are_refused() {
+    let name = format!("{PACKAGE}-{VERSION}.zip");
+    let base = sdist_base();
+    let scene =
+        Scene::build(|scene| fs::write(scene.host().join(&name), zip_sdist(&base)).unwrap());
+    let built = build_ok(scene.cmd().arg(scene.host().join(&name)));
+    assert_eq!(built, [scene.out().join(WHEEL)]);
+    scene.check_host_unchanged();
+
+    let mut escaping = base.clone();
+    escaping.push((
+        format!("{PACKAGE}-{VERSION}/../../escaped.txt"),
+        b"pwned".to_vec(),
+    ));
+    let stub = [
+        b"#!/bin/sh\nexec python3 -c 'import evil'\n".as_slice(),
+        &zip_sdist(&base),
+    ]
+    .concat();
+    for (bytes, expected) in [
+        (
+            zip_sdist(&escaping),
+            "member `hostile_demo-1.0/../../escaped.txt` refused: the path has a `..` component",
+        ),
+        (stub, "not a valid zip archive: its central directory ("),
+    ] {
+        let scene = Scene::build(|scene| fs::write(scene.host().join(&name), &bytes).unwrap());
+        scene.fails(
+            scene.cmd().arg(scene.host().join(&name)),
+            3,
+            &[&format!("error: the sdist {name} was refused: {expected}")],
+        );
+    }
+}
+
 #[test]
 fn sdist_member_with_dotdot_is_refused() {
     sdist_refused(
