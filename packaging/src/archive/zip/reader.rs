@@ -126,10 +126,10 @@ impl<'z, S: ZipSource> MemberReader<'z, S> {
 
     fn read_deflated(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         // Never ask for more than one byte past the declared size: enough to notice it.
-        let room = self.member.size - self.produced;
+        let room = self.member.size.saturating_sub(self.produced);
         let want = buf
             .len()
-            .min(usize::try_from(room + 1).unwrap_or(usize::MAX));
+            .min(usize::try_from(room.saturating_add(1)).unwrap_or(usize::MAX));
         loop {
             if self.start == self.input.len() && self.packed_left > 0 {
                 self.refill()?;

@@ -192,3 +192,28 @@ fn what_is_not_a_zip_is_refused() {
         );
     }
 }
+
+#[test]
+fn a_member_larger_than_declared_fails_and_fails_again() {
+    let mut built = build(&wheel_entries(), b"", false);
+    // demo/data.bin holds 3000 bytes; both headers say 100.
+    let (local, central) = (built.offsets[1] as usize, built.central[1] as usize);
+    built.bytes[local + 22..local + 26].copy_from_slice(&100u32.to_le_bytes());
+    built.bytes[central + 24..central + 28].copy_from_slice(&100u32.to_le_bytes());
+    let zip = StrictZip::open(&built.bytes[..], &ArchiveLimits::default()).unwrap();
+    let mut reader = zip.reader(1).unwrap();
+    let mut data = Vec::new();
+    let error = ZipError::from(reader.read_to_end(&mut data).unwrap_err());
+    assert!(
+        matches!(
+            error,
+            ZipError::Member {
+                rule: ZipMemberRule::TooLarge { declared: 100 },
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(data.len() <= 100);
+    assert!(reader.read(&mut [0u8; 64]).is_err());
+}
