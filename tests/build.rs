@@ -330,7 +330,10 @@ fn malformed_requirement() {
         "bad-requirement",
         &[],
         3,
-        &["`build-system.requires` has an invalid requirement `setuptools >= `"],
+        &[
+            "`build-system.requires` has an invalid entry",
+            "caused by: invalid requirement `setuptools >= `",
+        ],
     );
 }
 

@@ -3,9 +3,11 @@
 //! import builds.
 //!
 //! The probe backend is `tests/fixtures/intree/_build/backend.py` installed from a wheel
-//! (backends from the build environment are the ones prepared), plus a report: what the
-//! source folder held when the backend was imported, and which hooks this interpreter ran.
-//! Each test uses its own probe version, hence its own build environment.
+//! (backends from the build environment are the ones prepared), plus a report: whether the
+//! backend was imported in a prepare run (it reads the runner's input, not the project: an
+//! import that looks at the project is not prepared), which hooks this interpreter ran, and
+//! `AT_IMPORT`, which a test's own import-time code may set. Each test uses its own probe
+//! version, hence its own build environment.
 
 mod common;
 
@@ -18,8 +20,10 @@ use wasm_build_packaging::cache::Bucket;
 const PROBE: &str = r#"
 import json
 
-SRC_AT_IMPORT = sorted(os.listdir("."))
+with open("/wasm-build/io/input.json") as f:
+    IMPORTED_IN_PREPARE = json.load(f).get("prepare", False)
 CALLS = []
+AT_IMPORT = None
 _base_build_wheel, _base_build_sdist = build_wheel, build_sdist
 
 
@@ -32,7 +36,7 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     CALLS.append("build_wheel")
     _, package, _ = _project()
     with open(os.path.join(package, "probe_report.json"), "w") as f:
-        json.dump({"src_at_import": SRC_AT_IMPORT, "calls": CALLS}, f)
+        json.dump({"imported_in_prepare": IMPORTED_IN_PREPARE, "calls": CALLS, "at_import": AT_IMPORT}, f)
     return _base_build_wheel(wheel_directory, config_settings, metadata_directory)
 "#;
 
@@ -154,8 +158,7 @@ fn hook_runs_start_from_the_backend_imported_once_and_share_nothing_else() {
     let artifacts = build_ok(&mut probe_cmd(project.path(), wheels.path(), out.path()));
     let first = report(&artifacts);
     assert_eq!(
-        first["src_at_import"],
-        serde_json::json!([]),
+        first["imported_in_prepare"], true,
         "the backend was imported before the project was mounted: in the prepare run"
     );
     assert_eq!(
@@ -195,10 +198,7 @@ fn without_a_prepared_backend_every_run_imports_it_with_the_project_mounted() {
             .args(["--wheel", "--no-prepared-backend"]),
     );
     let report = report(&artifacts);
-    assert_eq!(
-        report["src_at_import"],
-        serde_json::json!(["probe_demo", "pyproject.toml"])
-    );
+    assert_eq!(report["imported_in_prepare"], false);
     assert_eq!(report["calls"], serde_json::json!(["build_wheel"]));
     assert!(prepared_files("2.0", "").is_empty(), "nothing was prepared");
 }
@@ -218,10 +218,7 @@ fn build_not_prepared(version: &str, at_import: &str, args: &[&str], why: &str) 
         .lines()
         .map(PathBuf::from)
         .collect();
-    assert_eq!(
-        report(&artifacts)["src_at_import"],
-        serde_json::json!(["probe_demo", "pyproject.toml"])
-    );
+    assert_eq!(report(&artifacts)["imported_in_prepare"], false);
     let refused = prepared_files(version, ".refused");
     assert_eq!(refused.len(), 1);
     assert!(fs::read_to_string(&refused[0]).unwrap().contains(why));
@@ -253,6 +250,66 @@ fn a_backend_whose_import_leaves_a_file_open_is_imported_in_each_run() {
     );
 }
 
+/// The bytes of the wheel the probe at `version` builds for its project, with `args`.
+fn probe_wheel_bytes(
+    version: &str,
+    at_import: &str,
+    args: &[&str],
+) -> (Vec<u8>, serde_json::Value) {
+    let (wheels, project) = (probe_wheels(version, at_import), probe_project(version));
+    let out = tempfile::tempdir().unwrap();
+    let artifacts = build_ok(
+        probe_cmd(project.path(), wheels.path(), out.path())
+            .args(["--wheel"])
+            .args(args),
+    );
+    (fs::read(&artifacts[0]).unwrap(), report(&artifacts))
+}
+
+/// flit_scm's import reads pyproject.toml from the working directory: a prepared import
+/// would have found none. Such a backend is imported in each run and builds what it builds
+/// without the prepared backend, byte for byte (issue 19).
+#[test]
+fn a_backend_whose_import_reads_the_project_builds_what_a_fresh_import_builds() {
+    ensure_runtime();
+    forget_prepared("7.0");
+    let at_import = "try:\n    with open('pyproject.toml') as f:\n        AT_IMPORT = f.read()\n\
+                     except FileNotFoundError:\n    AT_IMPORT = None";
+    let (bytes, report) = probe_wheel_bytes("7.0", at_import, &[]);
+    assert_eq!(report["imported_in_prepare"], false);
+    assert!(
+        report["at_import"]
+            .as_str()
+            .unwrap()
+            .contains("prepared-probe==7.0")
+    );
+    let refused = prepared_files("7.0", ".refused");
+    assert_eq!(refused.len(), 1);
+    let reason = fs::read_to_string(&refused[0]).unwrap();
+    assert!(
+        reason.contains(
+            "importing the backend looked at the project: builtins.open /src/pyproject.toml"
+        ),
+        "{reason}"
+    );
+    let (fresh, _) = probe_wheel_bytes("7.0", at_import, &["--no-prepared-backend"]);
+    assert!(bytes == fresh, "the wheels differ");
+}
+
+/// An import that only looks for a file the project lacks (as sysconfig looks for
+/// Modules/Setup in the working directory) is prepared; hook runs check that the file is
+/// still missing (tests/runner.rs has the project that has it).
+#[test]
+fn a_backend_whose_import_looks_for_a_missing_file_is_prepared() {
+    ensure_runtime();
+    forget_prepared("8.0");
+    let (_, report) =
+        probe_wheel_bytes("8.0", "AT_IMPORT = os.path.exists('VERSION_OVERRIDE')", &[]);
+    assert_eq!(report["imported_in_prepare"], true);
+    assert_eq!(report["at_import"], false);
+    assert_eq!(prepared_files("8.0", ".image").len(), 1);
+}
+
 #[test]
 fn a_changed_image_is_not_used_but_made_again() {
     ensure_runtime();
@@ -279,7 +336,11 @@ fn a_changed_image_is_not_used_but_made_again() {
     assert!(remade != changed, "the changed image was kept");
     let checksum = images[0].with_extension("sha256");
     assert_eq!(
-        fs::read_to_string(checksum).unwrap(),
+        fs::read_to_string(checksum)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
         wasm_build_packaging::cache::sha256_bytes(&remade),
         "the image in place is the one the host made and recorded"
     );

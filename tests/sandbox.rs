@@ -81,9 +81,10 @@ fn exit_codes_and_uncaught_exceptions_behave_as_in_python() {
 }
 
 fn sandbox(isolation: Isolation) -> Sandbox {
-    let cache = Cache::at(shared_cache()).unwrap();
+    let cache = Cache::with_key_file(shared_cache(), shared_seal_key()).unwrap();
     let index = IndexClient::new(IndexOptions::default(), &cache).unwrap();
-    let runtime = runtime::provision(&RuntimeChoice::Default, &cache, &index).unwrap();
+    let runtime =
+        runtime::provision(&RuntimeChoice::Default, &cache, &index, &wasm_build::Silent).unwrap();
     let sandbox = Sandbox::with_isolation(&runtime, &cache, isolation).unwrap();
     assert!(
         sandbox.is_pre_initialized(),
@@ -222,6 +223,71 @@ fn a_sleeping_guest_process_is_killed_at_the_time_limit() {
     assert!(String::from_utf8_lossy(error.log()).contains("going to sleep"));
     // Behaviour, not speed: the run ended with the limit, not with the hour-long sleep.
     assert!(started.elapsed() < std::time::Duration::from_secs(600));
+}
+
+/// The disk limit, on a thread and in a child process: what the writable mounts hold when
+/// the run starts counts; a file unlinked while open counts as it grows, and the write that
+/// would pass the limit ends the run as the disk limit; what is freed is given back.
+#[test]
+fn the_disk_limit_counts_every_write_on_a_thread_and_in_a_guest_process() {
+    const MIB: u64 = 1 << 20;
+    let limits = Limits {
+        disk: 20 * MIB,
+        ..Limits::default()
+    };
+    let is_disk_limit = |result: &Result<GuestExit, SandboxError>| {
+        matches!(
+            result,
+            Err(SandboxError::Limit {
+                hit: LimitHit::Disk,
+                ..
+            })
+        )
+    };
+    for isolation in [Isolation::Thread, guest_processes()] {
+        let sandbox = sandbox(isolation);
+        let scratch = tempfile::tempdir().unwrap();
+        let hidden = run_code(
+            &sandbox,
+            scratch.path(),
+            r#"
+import os
+f = open("/tmp/hidden", "wb")
+os.unlink("/tmp/hidden")
+for i in range(100):
+    f.write(b"x" * (1 << 20)); f.flush()
+    print("wrote", i + 1, flush=True)
+"#,
+            limits.clone(),
+        );
+        assert!(is_disk_limit(&hidden), "{hidden:?}");
+        let log = String::from_utf8_lossy(hidden.as_ref().unwrap_err().log()).into_owned();
+        assert!(log.contains("wrote 19\n"), "{log}");
+        assert!(!log.contains("wrote 20\n"), "{log}");
+
+        let recycled = run_code(
+            &sandbox,
+            scratch.path(),
+            r#"
+import os
+for i in range(10):
+    with open("/tmp/t", "wb") as f: f.write(b"x" * (15 << 20))
+    os.unlink("/tmp/t")
+"#,
+            limits.clone(),
+        )
+        .unwrap();
+        assert_eq!(
+            recycled.code,
+            0,
+            "{}",
+            String::from_utf8_lossy(&recycled.log)
+        );
+
+        std::fs::write(scratch.path().join("there-before"), vec![0u8; 21 << 20]).unwrap();
+        let full = run_code(&sandbox, scratch.path(), "pass", limits.clone());
+        assert!(is_disk_limit(&full), "{full:?}");
+    }
 }
 
 /// A run `prepare`d without finalizing leaves its interpreter to the runs started from its

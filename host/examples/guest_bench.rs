@@ -22,21 +22,10 @@
 
 use anyhow::{Context, Result, bail};
 use std::path::PathBuf;
-use std::str::FromStr;
-use std::time::Instant;
-use wasm_build::env::{self, EnvWheel};
-use wasm_build::frontend;
-use wasm_build::hooks::{self, Hook, HookCall, HookContext, guest_paths};
-use wasm_build::prepared::PreparedBackends;
-use wasm_build::project::BuildSystem;
-use wasm_build::runtime::{self, RuntimeChoice};
-use wasm_build::sandbox::{GuestRun, Isolation, Limits, LogSink, Mount, Sandbox};
-use wasm_build_packaging::archive;
-use wasm_build_packaging::cache::Cache;
-use wasm_build_packaging::constraints::BuildConstraints;
-use wasm_build_packaging::index::{IndexClient, IndexOptions};
-use wasm_build_packaging::limits::StageLimits;
-use wasm_build_packaging::resolve;
+use std::sync::Arc;
+use wasm_build::runtime::RuntimeChoice;
+use wasm_build::sandbox::Mount;
+use wasm_build::{GuestBench, Hook, Isolation, Settings, Silent};
 
 struct Options {
     runtime: Option<String>,
@@ -106,8 +95,7 @@ fn parse_args() -> Result<Options> {
 
 fn main() -> Result<()> {
     let options = parse_args()?;
-    let cache = Cache::from_env()?;
-    let choice = match (&options.python_wasm, &options.runtime) {
+    let runtime = match (&options.python_wasm, &options.runtime) {
         (Some(module), _) => RuntimeChoice::Local {
             module: module.clone(),
             home: options.python_home.clone(),
@@ -115,8 +103,6 @@ fn main() -> Result<()> {
         (None, Some(name)) => RuntimeChoice::Named(name.clone()),
         (None, None) => RuntimeChoice::Default,
     };
-    let index = IndexClient::new(IndexOptions::default(), &cache)?;
-    let runtime = runtime::provision(&choice, &cache, &index)?;
     let isolation = match &options.guest_process {
         Some(program) => Isolation::Process {
             program: program.clone(),
@@ -124,97 +110,37 @@ fn main() -> Result<()> {
         },
         None => Isolation::Thread,
     };
-    let sandbox = Sandbox::with_isolation(&runtime, &cache, isolation)?;
-
-    let target = frontend::probe_target(&sandbox, &runtime, &cache)?;
-    let mut requirements = options.with.clone();
-    let build_system = match &options.project {
-        Some(project) => {
-            let bs = BuildSystem::read(project)?;
-            requirements.extend(bs.requires.iter().cloned());
-            Some(bs)
-        }
-        None => None,
+    let mut guest_env = vec![("SOURCE_DATE_EPOCH".to_string(), "1700000000".to_string())];
+    guest_env.extend(options.env.iter().cloned());
+    let settings = Settings {
+        runtime: Some(runtime),
+        isolation,
+        guest_env,
+        no_prepared_backends: options.no_prepared_backend,
+        ..Settings::default()
     };
-    let parsed = requirements
-        .iter()
-        .map(|r| pep508_rs::Requirement::from_str(r).with_context(|| r.clone()))
-        .collect::<Result<Vec<_>>>()?;
-    let resolution = resolve::resolve(&index, &target, &parsed, &BuildConstraints::none())?;
-    let wheels: Vec<EnvWheel> = resolution.packages.iter().map(EnvWheel::from).collect();
-    let env = env::prepare(&sandbox, &runtime, &cache, &wheels)?;
-    let mut extra = vec![("SOURCE_DATE_EPOCH".to_string(), "1700000000".to_string())];
-    extra.extend(options.env.iter().cloned());
-    let guest_env = frontend::guest_environment(&extra);
-    let prepared = PreparedBackends::new(&cache)?;
+    let hook = match options.hook.as_str() {
+        "build_wheel" => Hook::BuildWheel,
+        "build_sdist" => Hook::BuildSdist,
+        other => bail!("unsupported hook {other}"),
+    };
+    let bench = GuestBench::new(
+        settings,
+        Arc::new(Silent),
+        options.project.as_deref(),
+        &options.with,
+    )?;
 
     let mut times = Vec::new();
-    // One warm-up run, not counted: the first instance pays for page faults of the module.
+    // One warm-up run, not counted: the first instance pays for page faults of the module
+    // (and makes the prepared backend when the cache has none).
     for run in 0..=options.runs {
         // The host's own work between two runs of a build (staging, verifying), untimed.
         std::thread::sleep(options.gap);
-        let scratch = tempfile::tempdir()?;
-        let elapsed = match (&options.project, &build_system) {
-            (Some(project), Some(bs)) => {
-                let src = scratch.path().join("src");
-                let staged = archive::stage_source_tree(project, &src, &StageLimits::default())?;
-                let (get_requires, build) = match options.hook.as_str() {
-                    "build_wheel" => (Hook::GetRequiresForBuildWheel, Hook::BuildWheel),
-                    "build_sdist" => (Hook::GetRequiresForBuildSdist, Hook::BuildSdist),
-                    other => bail!("unsupported hook {other}"),
-                };
-                let settings = serde_json::json!({});
-                let limits = Limits::default();
-                let ctx = HookContext {
-                    sandbox: &sandbox,
-                    backend: &bs.backend,
-                    backend_path: &bs.backend_path,
-                    source: &src,
-                    source_guest: guest_paths::SOURCE,
-                    site_packages: &env.site_packages,
-                    executables: &staged.executables,
-                    config_settings: &settings,
-                    env: &guest_env,
-                    limits: &limits,
-                    log: LogSink::Capture,
-                    scratch: scratch.path(),
-                    prepared: (!options.no_prepared_backend)
-                        .then_some((&prepared, env.key.as_str())),
-                };
-                let calls = HookCall::build_step(get_requires, build, &bs.requires);
-                let started = Instant::now();
-                let results = hooks::call_hooks(&ctx, &calls)
-                    .map_err(|e| anyhow::anyhow!("{e}\n{}", String::from_utf8_lossy(&e.log)))?;
-                let elapsed = started.elapsed();
-                if results.stopped_for_requirements {
-                    bail!("the backend asked for more requirements; pass them with --with");
-                }
-                elapsed
-            }
-            _ => {
-                let tmp = scratch.path().join("tmp");
-                std::fs::create_dir(&tmp)?;
-                let guest = GuestRun {
-                    args: options.args.clone(),
-                    env: guest_env.clone(),
-                    mounts: [
-                        Mount::read_write(&tmp, guest_paths::TMP),
-                        Mount::read_only(&env.site_packages, guest_paths::ENV),
-                    ]
-                    .into_iter()
-                    .chain(options.mounts.iter().cloned())
-                    .collect(),
-                    limits: Limits::default(),
-                    log: LogSink::Capture,
-                };
-                let started = Instant::now();
-                let exit = sandbox.run(&guest).map_err(|e| anyhow::anyhow!("{e}"))?;
-                let elapsed = started.elapsed();
-                if exit.code != 0 {
-                    bail!("exit {}: {}", exit.code, String::from_utf8_lossy(&exit.log));
-                }
-                elapsed
-            }
+        let elapsed = if options.project.is_some() {
+            bench.time_hooks(hook)?
+        } else {
+            bench.time_python(&options.args, &options.mounts)?
         };
         if run > 0 {
             times.push(elapsed.as_secs_f64() * 1000.0);
@@ -226,12 +152,12 @@ fn main() -> Result<()> {
     println!(
         "{}",
         serde_json::json!({
-            "runtime": runtime.id,
-            "python": target.markers.python_full_version,
+            "runtime": bench.runtime_id(),
+            "python": bench.python_full_version(),
             "runs_ms": times,
             "median_ms": median,
-            "env": env.contents,
-            "site_packages": env.site_packages,
+            "env": bench.environment(),
+            "site_packages": bench.site_packages(),
         })
     );
     Ok(())

@@ -4,31 +4,34 @@
 //! An environment is made once (under a lock, in a staging folder renamed into place) and
 //! then only ever mounted read-only. Before each reuse its fingerprint is compared with the
 //! seal recorded when it was made; a changed environment is checked by content and rebuilt
-//! if it no longer matches.
+//! if it no longer matches. The seal and the content manifest are tagged with the cache's
+//! seal key, so a manifest or seal written by anyone else does not count.
 
 use crate::integrity::{self, SealedTree, TreeState};
+use crate::protocol::guest_paths;
+use crate::reporter::{Event, Reporter, Warning};
 use crate::runtime::Runtime;
 use crate::sandbox::{GuestRun, Limits, LogSink, Mount, Sandbox};
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use std::fs::{self, File};
-use std::io::{self, Read};
-use std::path::{Component, Path, PathBuf};
-use std::time::SystemTime;
-use wasm_build_packaging::cache::{self, Bucket, Cache, FileLock};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+use wasm_build_packaging::cache::{self, Bucket, Cache, FileLock, SealKey};
+use wasm_build_packaging::install::SitePackages;
 use wasm_build_packaging::resolve::ResolvedPackage;
 
 /// Bumped whenever the layout or the bytecode step changes, so old entries are not reused.
 const FORMAT: &str = "wasm-build-env-v1";
-/// Where the environment is mounted while its bytecode is compiled; the same path as in
-/// hook runs, so the `.pyc` files name the right source paths.
 /// Unpacked size of all wheels of one environment together: a guard against archives
 /// that decompress without end, far above any real build backend.
 const MAX_ENV_BYTES: u64 = 2 << 30;
-const GUEST_ENV: &str = crate::hooks::guest_paths::ENV;
+/// Where the environment is mounted while its bytecode is compiled; the same path as in
+/// hook runs, so the `.pyc` files name the right source paths.
+const GUEST_ENV: &str = guest_paths::ENV;
 
 /// One wheel of an environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnvWheel {
+pub(crate) struct EnvWheel {
     pub name: String,
     pub version: String,
     pub sha256: String,
@@ -49,7 +52,7 @@ impl From<&ResolvedPackage> for EnvWheel {
 
 /// A ready build environment.
 #[derive(Debug, Clone)]
-pub struct BuildEnv {
+pub(crate) struct BuildEnv {
     /// The cache key: the runtime and the exact wheels.
     pub key: String,
     /// The folder mounted at `/wasm-build/env`.
@@ -59,12 +62,14 @@ pub struct BuildEnv {
 }
 
 /// Returns the environment made of exactly `wheels`, making it if the cache has no intact
-/// copy.
-pub fn prepare(
+/// copy; its bytecode is compiled in the sandbox within `limits`.
+pub(crate) fn prepare(
     sandbox: &Sandbox,
     runtime: &Runtime,
     cache: &Cache,
     wheels: &[EnvWheel],
+    limits: &Limits,
+    reporter: &dyn Reporter,
 ) -> Result<BuildEnv> {
     let mut wheels = wheels.to_vec();
     wheels.sort_by(|a, b| a.name.cmp(&b.name));
@@ -79,12 +84,13 @@ pub fn prepare(
             .map(|w| format!("{}=={}", w.name, w.version))
             .collect(),
     };
-    if is_intact(&dir)? {
+    let seal_key = cache.seal_key()?;
+    if is_intact(&dir, &key, seal_key, reporter)? {
         mark_used(&dir);
         return Ok(env);
     }
     let _lock = FileLock::acquire(bucket.join(format!("{key}.lock")))?;
-    if is_intact(&dir)? {
+    if is_intact(&dir, &key, seal_key, reporter)? {
         mark_used(&dir);
         return Ok(env);
     }
@@ -93,28 +99,32 @@ pub fn prepare(
     }
     let staging = cache::staging_dir_for(&dir)?;
     let site_packages = staging.path().join("site-packages");
-    fs::create_dir(&site_packages)
-        .with_context(|| format!("creating {}", site_packages.display()))?;
-    let mut budget = MAX_ENV_BYTES;
+    let mut packages = SitePackages::create(&site_packages, MAX_ENV_BYTES)?;
     for wheel in &wheels {
-        install_wheel(&wheel.path, &site_packages, &mut budget).with_context(|| {
-            format!(
-                "installing {} into the build environment",
-                wheel.path.display()
-            )
-        })?;
+        let file =
+            File::open(&wheel.path).with_context(|| format!("opening {}", wheel.path.display()))?;
+        let label = wheel
+            .path
+            .file_name()
+            .map_or_else(|| wheel.name.clone(), |n| n.to_string_lossy().into_owned());
+        packages
+            .install(&file, &label)
+            .context("installing the build environment")?;
     }
-    compile_bytecode(sandbox, &site_packages, staging.path())?;
+    compile_bytecode(sandbox, &site_packages, staging.path(), limits)?;
     let manifest = integrity::manifest(&site_packages)?;
-    cache::write_atomic(
+    cache::write_tagged(
         &staging.path().join("manifest.sha256"),
-        manifest.sha256.as_bytes(),
+        seal_key,
+        &manifest_label(&key),
+        &manifest.sha256,
     )?;
     cache::publish_dir(staging, &dir)?;
     SealedTree {
         root: &env.site_packages,
         seal: dir.with_extension("seal"),
         expected_sha256: &manifest.sha256,
+        key: seal_key,
     }
     .seal_now()?;
     mark_used(&dir);
@@ -132,24 +142,33 @@ fn env_key(runtime: &Runtime, wheels: &[EnvWheel]) -> String {
     cache::sha256_bytes(text.as_bytes())[..32].to_string()
 }
 
-fn is_intact(dir: &Path) -> Result<bool> {
-    let Ok(expected) = fs::read_to_string(dir.join("manifest.sha256")) else {
+/// What the tag of an environment's content manifest is about: that environment.
+fn manifest_label(key: &str) -> String {
+    format!("content manifest of build environment {key}")
+}
+
+fn is_intact(dir: &Path, key: &str, seal_key: &SealKey, reporter: &dyn Reporter) -> Result<bool> {
+    // A manifest whose tag does not verify was not written by this user's wasm-build.
+    let Some(expected) =
+        cache::read_tagged(&dir.join("manifest.sha256"), seal_key, &manifest_label(key))
+    else {
         return Ok(false);
     };
     let site_packages = dir.join("site-packages");
     let tree = SealedTree {
         root: &site_packages,
         seal: dir.with_extension("seal"),
-        expected_sha256: expected.trim(),
+        expected_sha256: &expected,
+        key: seal_key,
     };
     match tree.check()? {
         TreeState::Intact => Ok(true),
         TreeState::Missing => Ok(false),
         TreeState::Damaged(why) => {
-            eprintln!(
-                "warning: cached build environment {} was changed ({why}); making it again",
-                dir.display()
-            );
+            reporter.report(&Event::Warning(&Warning::EnvironmentChanged {
+                path: dir.display().to_string(),
+                why,
+            }));
             Ok(false)
         }
     }
@@ -161,79 +180,15 @@ fn mark_used(dir: &Path) {
     let _ = File::create(dir.join("last-used")).and_then(|f| f.set_modified(SystemTime::now()));
 }
 
-/// Unpacks a wheel the way an installer does for an import-only environment: the root-is-
-/// purelib tree plus `.data/purelib` and `.data/platlib`. Scripts, headers and data files
-/// are left out: a build backend imports its requirements, it does not run their scripts.
-fn install_wheel(wheel: &Path, site_packages: &Path, budget: &mut u64) -> Result<()> {
-    let file = File::open(wheel).with_context(|| format!("opening {}", wheel.display()))?;
-    let mut archive = zip::ZipArchive::new(file)
-        .with_context(|| format!("reading {} as a zip", wheel.display()))?;
-    for index in 0..archive.len() {
-        let mut member = archive.by_index(index)?;
-        let name = member
-            .name()
-            .with_context(|| format!("member {index} of {}", wheel.display()))?
-            .into_owned();
-        let Some(relative) = install_path(&name)? else {
-            continue;
-        };
-        let target = site_packages.join(&relative);
-        if member.is_dir() {
-            fs::create_dir_all(&target)?;
-            continue;
-        }
-        if let Some(parent) = target.parent() {
-            fs::create_dir_all(parent)?;
-        }
-        let mut out = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&target)
-            .with_context(|| format!("writing {} (a duplicate member?)", target.display()))?;
-        let written = io::copy(&mut (&mut member).take(*budget + 1), &mut out)
-            .with_context(|| format!("extracting {name}"))?;
-        if written > *budget {
-            bail!(
-                "the build environment would exceed {} MiB",
-                MAX_ENV_BYTES >> 20
-            );
-        }
-        *budget -= written;
-    }
-    Ok(())
-}
-
-/// Where member `name` goes, relative to site-packages; `None` for members left out.
-fn install_path(name: &str) -> Result<Option<PathBuf>> {
-    let path = Path::new(name);
-    if name.contains('\\')
-        || path
-            .components()
-            .any(|c| !matches!(c, Component::Normal(_)))
-    {
-        bail!("wheel member `{name}` is not a plain relative path");
-    }
-    let mut components = path.components();
-    let Some(Component::Normal(first)) = components.next() else {
-        return Ok(None);
-    };
-    if first.to_string_lossy().ends_with(".data") {
-        let category = components.next();
-        let rest: PathBuf = components.collect();
-        return Ok(match category {
-            Some(Component::Normal(c)) if (c == "purelib" || c == "platlib") => {
-                (!rest.as_os_str().is_empty()).then_some(rest)
-            }
-            _ => None,
-        });
-    }
-    Ok(Some(path.to_path_buf()))
-}
-
 /// Compiles every module of the environment to bytecode inside the sandbox (the guest's
 /// interpreter decides the bytecode format). Unchecked-hash `.pyc` files are never
 /// revalidated against their sources, which cannot change in a read-only environment.
-fn compile_bytecode(sandbox: &Sandbox, site_packages: &Path, scratch: &Path) -> Result<()> {
+fn compile_bytecode(
+    sandbox: &Sandbox,
+    site_packages: &Path,
+    scratch: &Path,
+    limits: &Limits,
+) -> Result<()> {
     let tmp = scratch.join("tmp");
     fs::create_dir(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let run = GuestRun {
@@ -255,18 +210,44 @@ fn compile_bytecode(sandbox: &Sandbox, site_packages: &Path, scratch: &Path) -> 
         ],
         mounts: vec![
             Mount::read_write(site_packages, GUEST_ENV),
-            Mount::read_write(&tmp, "/tmp"),
+            Mount::read_write(&tmp, guest_paths::TMP),
         ],
-        limits: Limits::default(),
+        limits: limits.clone(),
         log: LogSink::Capture,
     };
     // A module that does not compile (test data, Python 2 leftovers) only loses its
     // bytecode, as with pip; the sandbox ending the run is an error.
     sandbox
         .run(&run)
-        .map_err(|e| anyhow::anyhow!("compiling the build environment's bytecode: {e}"))?;
+        .map_err(|e| anyhow::anyhow!(e).context("compiling the build environment's bytecode"))?;
     fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
     Ok(())
+}
+
+/// Removes environments not used for `max_age`, with their seal and lock; the bytes freed.
+pub(crate) fn prune(cache: &Cache, max_age: Duration) -> Result<u64> {
+    use crate::cache_files::{entries, older_than, remove, remove_if_present};
+    let envs = cache.bucket(Bucket::Envs)?;
+    let mut freed = 0;
+    for (name, path) in entries(&envs)? {
+        if name.starts_with('.') || !path.is_dir() {
+            continue;
+        }
+        let stamp = path.join("last-used");
+        let last_used = if stamp.exists() { stamp } else { path.clone() };
+        if older_than(&last_used, max_age) {
+            freed += remove(&path)?;
+            for extra in ["seal", "lock"] {
+                freed += remove_if_present(&envs.join(format!("{name}.{extra}")))?;
+            }
+        }
+    }
+    Ok(freed)
+}
+
+/// Whether the environment with cache key `key` is in the cache.
+pub(crate) fn exists(cache: &Cache, key: &str) -> Result<bool> {
+    Ok(cache.bucket(Bucket::Envs)?.join(key).is_dir())
 }
 
 #[cfg(test)]
@@ -274,19 +255,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn install_paths() {
-        let p = |s: &str| {
-            install_path(s)
-                .unwrap()
-                .map(|p| p.to_string_lossy().into_owned())
-        };
-        assert_eq!(p("pkg/__init__.py").as_deref(), Some("pkg/__init__.py"));
-        assert_eq!(p("a-1.data/purelib/pkg/x.py").as_deref(), Some("pkg/x.py"));
-        assert_eq!(p("a-1.data/platlib/y.py").as_deref(), Some("y.py"));
-        assert_eq!(p("a-1.data/scripts/tool"), None);
-        assert_eq!(p("a-1.data/data/share/x"), None);
-        assert!(install_path("../evil.py").is_err());
-        assert!(install_path("/abs.py").is_err());
-        assert!(install_path("a\\b.py").is_err());
+    fn prune_removes_old_environments_only() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = Cache::at(root.path()).unwrap();
+        let envs = cache.bucket(Bucket::Envs).unwrap();
+        for name in ["old", "fresh"] {
+            fs::create_dir_all(envs.join(name).join("site-packages")).unwrap();
+            fs::write(envs.join(name).join("last-used"), "").unwrap();
+            fs::write(envs.join(format!("{name}.seal")), "x").unwrap();
+        }
+        let long_ago = SystemTime::now() - Duration::from_secs(90 * 24 * 3600);
+        File::options()
+            .write(true)
+            .open(envs.join("old/last-used"))
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
+        prune(&cache, Duration::from_secs(30 * 24 * 3600)).unwrap();
+        assert!(!exists(&cache, "old").unwrap());
+        assert!(!envs.join("old.seal").exists());
+        assert!(exists(&cache, "fresh").unwrap());
+        assert!(envs.join("fresh.seal").exists());
     }
 }

@@ -5,13 +5,18 @@
 //! The guest only ever gets these trees read-only, but wasmtime-wasi's permission checks
 //! have had bypasses, so the host does not rely on that one layer: a tree whose fingerprint
 //! changed is checked against its content manifest again, and recreated if that fails.
+//!
+//! A seal lies beside what it seals, in the cache, so it is tagged with the cache's seal
+//! key, which the cache does not hold ([`SealKey`]): a seal without a valid tag is no seal,
+//! and the content is checked again. Every entry must belong to the user: a file of another
+//! user (left from a time the cache was open to others) could be changed after its check.
 
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use wasm_build_packaging::cache::{self, hex};
+use wasm_build_packaging::cache::{self, SealKey, hex};
 
 /// The content manifest of a tree of regular files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,11 +87,13 @@ pub fn fingerprint(root: &Path) -> Result<String> {
     Ok(hex(&hasher.finalize()))
 }
 
-/// The [`fingerprint`] of a single regular file (its metadata, not its contents).
+/// The [`fingerprint`] of a single regular file of the user's (its metadata, not its
+/// contents).
 pub fn file_fingerprint(path: &Path) -> Result<String> {
     let meta = fs::symlink_metadata(path)
         .with_context(|| format!("reading metadata of {}", path.display()))?;
     anyhow::ensure!(meta.is_file(), "{} is not a regular file", path.display());
+    ensure_ours(path, &meta)?;
     Ok(format!(
         "{:o} {} {} {} {} {} {} {}",
         meta.mode(),
@@ -100,36 +107,61 @@ pub fn file_fingerprint(path: &Path) -> Result<String> {
     ))
 }
 
+/// Refuses an entry of another user.
+fn ensure_ours(path: &Path, meta: &fs::Metadata) -> Result<()> {
+    anyhow::ensure!(
+        cache::is_ours(meta),
+        "{} belongs to uid {}, not to this user",
+        path.display(),
+        meta.uid()
+    );
+    Ok(())
+}
+
+/// Whether `path` is a regular file of the user's (not a link): only then may its content
+/// be checked and trusted.
+pub(crate) fn is_own_file(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|meta| meta.is_file() && cache::is_ours(&meta))
+}
+
 /// A cache file whose content was checked once (by sha256) and whose metadata fingerprint
-/// was recorded then: while the fingerprint matches, the content is the one checked, and
-/// the costly hash is skipped.
+/// was recorded then, tagged with the seal key: while the fingerprint matches a seal with a
+/// valid tag, the content is the one checked, and the costly hash is skipped.
 pub struct SealedFile<'a> {
     pub path: &'a Path,
     pub seal: PathBuf,
+    key: &'a SealKey,
 }
 
-impl SealedFile<'_> {
+impl<'a> SealedFile<'a> {
     /// The seal for `path`: `path` with `.seal` appended.
-    pub fn beside(path: &Path) -> SealedFile<'_> {
+    pub fn beside(path: &'a Path, key: &'a SealKey) -> SealedFile<'a> {
         let mut seal = path.as_os_str().to_owned();
         seal.push(".seal");
         SealedFile {
             path,
             seal: PathBuf::from(seal),
+            key,
         }
     }
 
-    /// Whether the file is unchanged since [`Self::seal_now`].
+    /// Whether the file is unchanged since [`Self::seal_now`] (and the seal is the host's).
     pub fn is_sealed(&self) -> bool {
-        match (file_fingerprint(self.path), fs::read_to_string(&self.seal)) {
-            (Ok(current), Ok(seal)) => seal == current,
-            _ => false,
-        }
+        let Ok(current) = file_fingerprint(self.path) else {
+            return false;
+        };
+        cache::read_tagged(&self.seal, self.key, &self.label()).is_some_and(|seal| seal == current)
     }
 
     /// Records the file's current fingerprint; call right after checking its content.
     pub fn seal_now(&self) -> Result<()> {
-        cache::write_atomic(&self.seal, file_fingerprint(self.path)?.as_bytes())
+        let current = file_fingerprint(self.path)?;
+        cache::write_tagged(&self.seal, self.key, &self.label(), &current)
+    }
+
+    /// What the seal's tag is about: this path (a seal moved to another file is no seal).
+    fn label(&self) -> String {
+        format!("seal of file {}", self.path.display())
     }
 }
 
@@ -144,6 +176,7 @@ fn walk(root: &Path) -> Result<Vec<(String, PathBuf, fs::Metadata)>> {
             let path = entry.path();
             let meta = fs::symlink_metadata(&path)
                 .with_context(|| format!("reading metadata of {}", path.display()))?;
+            ensure_ours(&path, &meta)?;
             let Some(name) = entry.file_name().to_str().map(str::to_string) else {
                 bail!("{} has a name that is not UTF-8", path.display());
             };
@@ -162,13 +195,15 @@ fn walk(root: &Path) -> Result<Vec<(String, PathBuf, fs::Metadata)>> {
 }
 
 /// A tree checked once by content, with its fingerprint kept beside it (outside the tree,
-/// where no guest can reach).
+/// where no guest can reach), tagged with the seal key.
 pub struct SealedTree<'a> {
     pub root: &'a Path,
     /// Where the fingerprint is kept.
     pub seal: PathBuf,
-    /// The content manifest the tree must have.
+    /// The content manifest the tree must have (from something the cache does not hold,
+    /// or from a record tagged with the seal key).
     pub expected_sha256: &'a str,
+    pub key: &'a SealKey,
 }
 
 /// What [`SealedTree::check`] found.
@@ -189,8 +224,12 @@ impl SealedTree<'_> {
         if !self.root.is_dir() {
             return Ok(TreeState::Missing);
         }
-        let current = fingerprint(self.root)?;
-        if fs::read_to_string(&self.seal).is_ok_and(|seal| seal.trim() == current) {
+        // A tree with an entry of another user, or one that cannot be walked, is made again.
+        let current = match fingerprint(self.root) {
+            Ok(current) => current,
+            Err(e) => return Ok(TreeState::Damaged(format!("{e:#}"))),
+        };
+        if cache::read_tagged(&self.seal, self.key, &self.label()).is_some_and(|s| s == current) {
             return Ok(TreeState::Intact);
         }
         let found = match manifest(self.root) {
@@ -209,7 +248,13 @@ impl SealedTree<'_> {
 
     /// Records the tree's current fingerprint as the trusted one.
     pub fn seal_now(&self) -> Result<()> {
-        cache::write_atomic(&self.seal, fingerprint(self.root)?.as_bytes())
+        let current = fingerprint(self.root)?;
+        cache::write_tagged(&self.seal, self.key, &self.label(), &current)
+    }
+
+    /// What the seal's tag is about: this tree.
+    fn label(&self) -> String {
+        format!("seal of tree {}", self.root.display())
     }
 }
 
@@ -244,12 +289,17 @@ mod tests {
         assert!(manifest(dir.path()).is_err());
     }
 
+    fn key() -> SealKey {
+        SealKey::ephemeral().unwrap()
+    }
+
     #[test]
     fn sealed_file_detects_rewrites() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("module");
         fs::write(&path, "abc").unwrap();
-        let sealed = SealedFile::beside(&path);
+        let key = key();
+        let sealed = SealedFile::beside(&path, &key);
         assert!(!sealed.is_sealed());
         sealed.seal_now().unwrap();
         assert!(sealed.is_sealed());
@@ -259,15 +309,96 @@ mod tests {
         assert!(!sealed.is_sealed());
     }
 
+    /// Whoever can write the cache can write a seal; without the key it is no seal.
+    #[test]
+    fn a_seal_without_the_key_is_no_seal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("module");
+        fs::write(&path, "abc").unwrap();
+        let key = key();
+        let sealed = SealedFile::beside(&path, &key);
+        let current = file_fingerprint(&path).unwrap();
+        // The fingerprint alone (the seal of old), and one tagged with another key.
+        fs::write(&sealed.seal, &current).unwrap();
+        assert!(!sealed.is_sealed());
+        cache::write_tagged(
+            &sealed.seal,
+            &SealKey::ephemeral().unwrap(),
+            &sealed.label(),
+            &current,
+        )
+        .unwrap();
+        assert!(!sealed.is_sealed());
+        // A valid seal of another file, moved here.
+        let other = dir.path().join("other");
+        fs::write(&other, "abc").unwrap();
+        let other_seal = SealedFile::beside(&other, &key);
+        other_seal.seal_now().unwrap();
+        fs::rename(&other_seal.seal, &sealed.seal).unwrap();
+        assert!(!sealed.is_sealed());
+        sealed.seal_now().unwrap();
+        assert!(sealed.is_sealed());
+
+        // A tree's seal, likewise.
+        let tree = tree();
+        let expected = manifest(tree.path()).unwrap().sha256;
+        let sealed = SealedTree {
+            root: tree.path(),
+            seal: dir.path().join("tree.seal"),
+            expected_sha256: &expected,
+            key: &key,
+        };
+        sealed.seal_now().unwrap();
+        fs::write(tree.path().join("lib/b.py"), "b = 3\n").unwrap();
+        let forged = fingerprint(tree.path()).unwrap();
+        fs::write(&sealed.seal, &forged).unwrap();
+        assert!(matches!(sealed.check().unwrap(), TreeState::Damaged(_)));
+    }
+
+    #[test]
+    fn entries_of_other_users_are_not_trusted() {
+        // Only root can give a file away.
+        if cache::euid() != 0 {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("module");
+        fs::write(&path, "abc").unwrap();
+        let key = key();
+        let sealed = SealedFile::beside(&path, &key);
+        sealed.seal_now().unwrap();
+        assert!(sealed.is_sealed() && is_own_file(&path));
+        std::os::unix::fs::lchown(&path, Some(65534), None).unwrap();
+        assert!(!sealed.is_sealed() && !is_own_file(&path));
+        assert!(sealed.seal_now().is_err());
+
+        let tree = tree();
+        let expected = manifest(tree.path()).unwrap().sha256;
+        let sealed = SealedTree {
+            root: tree.path(),
+            seal: dir.path().join("tree.seal"),
+            expected_sha256: &expected,
+            key: &key,
+        };
+        assert_eq!(sealed.check().unwrap(), TreeState::Intact);
+        std::os::unix::fs::lchown(tree.path().join("lib/b.py"), Some(65534), None).unwrap();
+        match sealed.check().unwrap() {
+            TreeState::Damaged(why) => assert!(why.contains("belongs to uid 65534"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn sealed_tree_detects_changes() {
         let dir = tree();
         let seal_dir = tempfile::tempdir().unwrap();
         let expected = manifest(dir.path()).unwrap().sha256;
+        let key = key();
         let sealed = SealedTree {
             root: dir.path(),
             seal: seal_dir.path().join("seal"),
             expected_sha256: &expected,
+            key: &key,
         };
         // No seal yet: checked by content, then sealed.
         assert_eq!(sealed.check().unwrap(), TreeState::Intact);

@@ -3,15 +3,38 @@
 //!
 //! The host (this crate) does all the frontend work and trusts nothing the backend returns;
 //! the backend sees only the folders the sandbox mounts for it. See `docs/architecture.md`.
+//!
+//! # API
+//!
+//! - [`Frontend`] builds [`BuildRequest`]s with one runtime, sandbox, index client and cache,
+//!   and reports what happens to a [`Reporter`]; failures are [`BuildError`]s, each with an
+//!   exit class and a [`Hint`].
+//! - [`sandbox`] runs the interpreter for WASI with exactly the mounts, environment and
+//!   [`Limits`] asked for; [`runtime`] provisions the pinned interpreters.
+//! - [`housekeeping`] cleans and prunes the cache.
+//! - [`GuestBench`] times hook runs and guest runs as the frontend makes them.
+//!
+//! Everything else is internal and may change.
 
-pub mod env;
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+mod cache_files;
+mod env;
 pub mod frontend;
-pub mod hooks;
+mod hooks;
 pub mod housekeeping;
 pub mod integrity;
-pub mod prepared;
-pub mod progress;
-pub mod project;
+mod prepared;
+mod protocol;
+pub mod reporter;
 pub mod runtime;
 pub mod sandbox;
-pub mod terminal;
+
+pub use frontend::{
+    BuildError, BuildRequest, Distribution, Frontend, GuestBench, Hint, Limit, PlanError, Refusal,
+    Settings, index_hint,
+};
+pub use hooks::{HookError, HookErrorKind};
+pub use protocol::{Hook, HookCall, ProcessAttempt, ProcessKind};
+pub use reporter::{Event, Reporter, Silent, Step, Warning};
+pub use sandbox::{Isolation, Limits};

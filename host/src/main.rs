@@ -1,320 +1,167 @@
 //! The `wasm-build` command line. Everything but argument handling and printing lives in
-//! the library.
+//! the library; everything printed goes through `cli::terminal`.
 
-use anyhow::{Context, Result, bail};
-use clap::{Args, Parser, Subcommand};
-use std::path::PathBuf;
+mod cli;
+
+use clap::Parser;
+use cli::args::{CacheAction, Cli, Command, RunArgs, RuntimeAction};
+use cli::reporter::TerminalReporter;
+use cli::terminal;
+use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
-use wasm_build::frontend::{BuildError, BuildRequest, Distribution, Frontend, Settings};
-use wasm_build::hooks::HookErrorKind;
-use wasm_build::housekeeping;
-use wasm_build::runtime::RuntimeChoice;
-use wasm_build::sandbox::{self, Isolation, Limits};
-use wasm_build::terminal::inert;
+use wasm_build::{BuildError, Frontend, Hint, Limit, housekeeping, index_hint, runtime, sandbox};
 use wasm_build_packaging::cache::Cache;
-use wasm_build_packaging::index::IndexOptions;
+use wasm_build_packaging::index::Hint as IndexHint;
 
-/// Build Python sdists and wheels with the build backend sandboxed in CPython for WASI.
-///
-/// The backend (setuptools, flit, hatchling, ...) runs inside wasmtime and sees only a
-/// scratch copy of the source, its output folder and its build requirements: no network,
-/// no host files, no host environment. Every artifact is verified before it is written.
-#[derive(Debug, Parser)]
-#[command(
-    name = "wasm-build",
-    version,
-    args_conflicts_with_subcommands = true,
-    subcommand_negates_reqs = true
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-    #[command(flatten)]
-    build: BuildArgs,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Inspect or clean the cache.
-    Cache {
-        #[command(subcommand)]
-        action: CacheAction,
-    },
-    /// Show the interpreters wasm-build can run backends in.
-    Runtime {
-        #[command(subcommand)]
-        action: RuntimeAction,
-    },
-    /// Internal: run one guest for a parent wasm-build (sandbox::Isolation::Process).
-    #[command(name = "__guest", hide = true)]
-    Guest,
-}
-
-#[derive(Debug, Subcommand)]
-enum CacheAction {
-    /// Print the cache folder.
-    Dir,
-    /// Remove everything in the cache.
-    Clean,
-    /// Remove what current builds no longer use: old build environments, stale compiled
-    /// modules and runtimes, leftovers of interrupted writes.
-    Prune {
-        /// Remove build environments not used for this many days.
-        #[arg(long, default_value_t = 30)]
-        max_age_days: u64,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum RuntimeAction {
-    /// Print each runtime's version, pinned hashes and provenance, and the wasmtime version.
-    Info {
-        /// Only this runtime.
-        name: Option<String>,
-    },
-    /// Run the sandboxed interpreter, as a backend would be run: `-c CODE`, `-m MODULE` or
-    /// a script path inside the sandbox, with requirements from the index on sys.path.
-    Run(Box<RunArgs>),
-}
-
-#[derive(Debug, Args)]
-struct RunArgs {
-    /// A requirement to install into the sandbox's environment (repeatable).
-    #[arg(long = "with", value_name = "REQUIREMENT")]
-    with: Vec<String>,
-    #[command(flatten)]
-    sandbox: SandboxArgs,
-    /// Arguments for the interpreter.
-    #[arg(last = true, required = true)]
-    args: Vec<String>,
-}
-
-#[derive(Debug, Args)]
-struct BuildArgs {
-    /// A project folder or an sdist (.tar.gz) to build.
-    #[arg(default_value = ".")]
-    source: PathBuf,
-
-    /// Build an sdist.
-    #[arg(short, long)]
-    sdist: bool,
-    /// Build a wheel (from the source folder directly when given alone).
-    #[arg(short, long)]
-    wheel: bool,
-    /// Build a PEP 660 editable wheel.
-    #[arg(long)]
-    editable: bool,
-    /// Write the wheel's .dist-info folder (prepare_metadata_for_build_wheel).
-    #[arg(long)]
-    metadata: bool,
-
-    /// Output folder [default: SOURCE/dist, or the sdist's folder].
-    #[arg(short, long, value_name = "DIR")]
-    outdir: Option<PathBuf>,
-    /// Setting passed to the backend's hooks (repeatable; a repeated key gives a list).
-    #[arg(short = 'C', long = "config-setting", value_name = "KEY[=VALUE]")]
-    config_settings: Vec<String>,
-
-    /// Stream the backend's output.
-    #[arg(short, long, conflicts_with = "quiet")]
-    verbose: bool,
-    /// Print only errors and the paths of the artifacts.
-    #[arg(short, long)]
-    quiet: bool,
-
-    #[command(flatten)]
-    sandbox: SandboxArgs,
-}
-
-/// What every command that runs the guest takes: the environment it sees, where its
-/// requirements come from, which interpreter, and its limits.
-#[derive(Debug, Args)]
-struct SandboxArgs {
-    /// Environment variable for the backend: KEY=VALUE, or KEY to copy the host's value.
-    #[arg(long = "env", value_name = "KEY[=VALUE]")]
-    env: Vec<String>,
-    #[command(flatten)]
-    index: IndexArgs,
-    #[command(flatten)]
-    runtime: RuntimeArgs,
-    #[command(flatten)]
-    limits: LimitArgs,
-}
-
-impl SandboxArgs {
-    /// The frontend settings these give; guests run in child processes of this binary.
-    fn settings(self) -> Result<Settings> {
-        let mib = |v: u64| v.saturating_mul(1 << 20);
-        let no_prepared_backends = self.runtime.no_prepared_backend;
-        let mut settings = Settings {
-            isolation: guest_processes()?,
-            runtime: runtime_choice(self.runtime),
-            index: index_options(&self.index),
-            constraints: self
-                .index
-                .build_constraint
-                .map(|path| (path, self.index.require_hashes)),
-            guest_env: self
-                .env
-                .iter()
-                .map(|s| guest_env_var(s))
-                .collect::<Result<_>>()?,
-            limits: self.limits.sandbox(),
-            no_cache: self.index.no_cache,
-            no_prepared_backends,
-            ..Settings::default()
-        };
-        settings.artifact_limits.max_artifact_bytes = mib(self.limits.artifact_limit);
-        settings.artifact_limits.archive.max_unpacked_bytes = mib(self.limits.artifact_limit);
-        Ok(settings)
-    }
-}
-
-#[derive(Debug, Args)]
-#[command(next_help_heading = "Build requirements")]
-struct IndexArgs {
-    /// Package index (PEP 691 JSON or PEP 503 HTML) [default: https://pypi.org/simple/].
-    #[arg(long, value_name = "URL", env = "WASM_BUILD_INDEX_URL")]
-    index_url: Option<String>,
-    /// Another index to search as well (repeatable).
-    #[arg(long, value_name = "URL")]
-    extra_index_url: Vec<String>,
-    /// A folder of wheels or the URL of a page listing them (repeatable).
-    #[arg(short, long, value_name = "DIR|URL")]
-    find_links: Vec<String>,
-    /// Use only the cache and local --find-links folders.
-    #[arg(long)]
-    offline: bool,
-    /// Revalidate cached index pages.
-    #[arg(long)]
-    refresh: bool,
-    /// Use a throw-away cache.
-    #[arg(long)]
-    no_cache: bool,
-    /// Constrain build requirements with a pip-style file (`name==version --hash=sha256:...`).
-    #[arg(short = 'b', long, value_name = "FILE")]
-    build_constraint: Option<PathBuf>,
-    /// Install only wheels pinned with a hash in --build-constraint.
-    #[arg(long, requires = "build_constraint")]
-    require_hashes: bool,
-}
-
-#[derive(Debug, Args)]
-#[command(next_help_heading = "Interpreter")]
-struct RuntimeArgs {
-    /// Runtime to run the backend in (see `wasm-build runtime info`).
-    #[arg(
-        long,
-        value_name = "NAME",
-        env = "WASM_BUILD_RUNTIME",
-        conflicts_with = "python_wasm"
-    )]
-    runtime: Option<String>,
-    /// Run this python.wasm instead (unpinned: at your own risk).
-    #[arg(long, value_name = "PATH", env = "WASM_BUILD_PYTHON_WASM")]
-    python_wasm: Option<PathBuf>,
-    /// Prefix folder holding lib/python3.X for --python-wasm, mounted at /usr/local.
-    #[arg(long, value_name = "DIR", requires = "python_wasm")]
-    python_home: Option<PathBuf>,
-    /// Import the build backend in every hook run, instead of starting hook runs from an
-    /// interpreter kept with the backend already imported (see docs/runtime.md).
-    #[arg(long)]
-    no_prepared_backend: bool,
-}
-
-#[derive(Debug, Args)]
-#[command(next_help_heading = "Limits")]
-struct LimitArgs {
-    /// Wall-clock time each backend run may take.
-    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
-    timeout: u64,
-    /// Memory the interpreter may use.
-    #[arg(long, value_name = "MIB", default_value_t = 2048)]
-    memory_limit: u64,
-    /// Output the backend may print per run.
-    #[arg(long, value_name = "MIB", default_value_t = 16)]
-    log_limit: u64,
-    /// Bytes the sandbox's writable folders may hold together.
-    #[arg(long, value_name = "MIB", default_value_t = 4096)]
-    disk_limit: u64,
-    /// Size of each artifact, and of what it unpacks to.
-    #[arg(long, value_name = "MIB", default_value_t = 1024)]
-    artifact_limit: u64,
-}
+/// Lines of the backend's output shown after a failure.
+const LOG_TAIL_LINES: usize = 60;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Some(Command::Cache { action }) => cache_command(action).map(|()| ExitCode::SUCCESS),
+    match cli.command {
+        Some(Command::Cache { action }) => done(cache_command(action)),
         Some(Command::Runtime { action }) => runtime_command(action),
-        Some(Command::Guest) => sandbox::serve_child().map(|()| ExitCode::SUCCESS),
-        None => return build(cli.build),
-    };
-    result.unwrap_or_else(|e| {
-        eprintln!("error: {e:#}");
-        ExitCode::FAILURE
-    })
+        Some(Command::Guest) => done(sandbox::serve_child()),
+        None => build(cli.build),
+    }
 }
 
-fn build(args: BuildArgs) -> ExitCode {
-    let (settings, request) = match settings_and_request(args) {
-        Ok(pair) => pair,
+fn build(args: cli::args::BuildArgs) -> ExitCode {
+    let (settings, request, verbosity) = match cli::args::settings_and_request(args) {
+        Ok(parsed) => parsed,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            print_error(&*e);
             return ExitCode::from(2);
         }
     };
-    let verbose = settings.verbose;
-    let frontend = match Frontend::new(settings) {
+    let reporter = Arc::new(TerminalReporter::for_builds(verbosity));
+    let frontend = match Frontend::new(settings, reporter.clone()) {
         Ok(frontend) => frontend,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            print_error(&*e);
+            print_hint(index_hint(e.as_ref()));
             return ExitCode::FAILURE;
         }
     };
-    match frontend.build(&request) {
+    let result = frontend.build(&request);
+    reporter.finish();
+    match result {
         Ok(paths) => {
+            let mut stdout = std::io::stdout().lock();
             for path in paths {
-                println!("{}", path.display());
+                // A closed stdout (`| head`) is not a failed build.
+                if writeln!(stdout, "{}", path.display()).is_err() {
+                    break;
+                }
             }
             ExitCode::SUCCESS
         }
         Err(e) => {
-            report(&e, verbose);
+            print_build_error(&e, verbosity == cli::reporter::Verbosity::Verbose);
             ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
         }
     }
 }
 
-/// Prints a failed build: the error, then what the backend printed and its traceback.
-/// Each holds text from the guest, so control characters are escaped (see `terminal`).
-fn report(error: &BuildError, verbose: bool) {
-    eprintln!("error: {}", inert(&error.to_string()));
+/// Prints a failed build: the error and its causes, what the backend printed, its
+/// traceback, then the hint.
+fn print_build_error(error: &BuildError, verbose: bool) {
+    print_error(error);
     if let BuildError::Hook(hook_error) = error {
         if !verbose && !hook_error.log.is_empty() {
-            eprintln!("\n--- output of the backend (last {LOG_TAIL_LINES} lines) ---");
-            eprintln!("{}", inert(&tail(&hook_error.log, LOG_TAIL_LINES)));
+            terminal::to_stderr(&format!(
+                "\n--- output of the backend (last {LOG_TAIL_LINES} lines) ---\n{}",
+                terminal::block("│ ", &tail(&hook_error.log, LOG_TAIL_LINES))
+            ));
         }
         if let Some(traceback) = hook_error.kind.traceback() {
-            eprintln!(
+            terminal::to_stderr(&format!(
                 "\n--- traceback in the sandbox ---\n{}",
-                inert(traceback.trim_end())
-            );
+                terminal::block("│ ", traceback)
+            ));
         }
-        if let HookErrorKind::Raised { message, .. } = &hook_error.kind
-            && (message.contains("does not support processes")
-                || message.contains("can't start new thread"))
-        {
-            eprintln!(
-                "\nhint: the backend tried to start a process or thread, which the sandbox \
-                 cannot do (see docs/security.md, \"What backends cannot do\")"
-            );
+    }
+    if let Some(derivation) = error.resolver_derivation() {
+        if verbose {
+            terminal::to_stderr(&format!(
+                "\nHow the resolver got there:\n{}",
+                terminal::block("  ", derivation)
+            ));
+        } else {
+            terminal::to_stderr("(-v shows how the resolver got there)\n");
         }
+    }
+    print_hint(error.hint());
+}
+
+fn print_hint(hint: Option<Hint>) {
+    if let Some(hint) = hint {
+        terminal::to_stderr(&terminal::message("hint: ", &hint_text(hint)));
     }
 }
 
-const LOG_TAIL_LINES: usize = 60;
+/// The error's own message, then each cause on a line of its own.
+fn print_error(error: &(dyn std::error::Error + 'static)) {
+    let mut text = terminal::message("error: ", &error.to_string());
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&terminal::message("  caused by: ", &cause.to_string()));
+        source = cause.source();
+    }
+    terminal::to_stderr(&text);
+}
+
+/// What the user reads for a hint: the flags are the command line's.
+fn hint_text(hint: Hint) -> String {
+    match hint {
+        Hint::RaiseLimit(limit) => {
+            let flag = match limit {
+                Limit::Time => "--timeout SECONDS",
+                Limit::Memory => "--memory-limit MIB",
+                Limit::Log => "--log-limit MIB",
+                Limit::Disk => "--disk-limit MIB",
+                Limit::Artifact => "--artifact-limit MIB",
+            };
+            format!("raise the limit with {flag}")
+        }
+        Hint::NoProcesses(tried) => {
+            let mut unique: Vec<&str> = Vec::new();
+            for what in &tried {
+                if !unique.contains(&what.as_str()) {
+                    unique.push(what);
+                }
+            }
+            let shown: Vec<&str> = unique.iter().take(3).copied().collect();
+            let more = unique.len().saturating_sub(shown.len());
+            format!(
+                "the backend tried to start {}{}, which the sandbox does not have: it saw \
+                 what a machine without them shows (see docs/security.md, \"No network, no \
+                 processes\")",
+                shown.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            )
+        }
+        Hint::Index(hint) => match hint {
+            IndexHint::Offline => "the index cannot be reached; with the build requirements \
+                 already in the cache from an earlier build, --offline builds without the \
+                 network (and --find-links DIR adds local wheels)"
+                .to_string(),
+            IndexHint::NativeTls => "the index's certificate is not signed by an authority \
+                 in Mozilla's roots, which wasm-build trusts by default; behind a \
+                 TLS-intercepting proxy, --native-tls trusts the system's certificate store \
+                 instead, or set SSL_CERT_FILE to a PEM file holding the proxy's authority"
+                .to_string(),
+            other => other.to_string(),
+        },
+        _ => String::new(),
+    }
+}
 
 fn tail(log: &[u8], lines: usize) -> String {
     let text = String::from_utf8_lossy(log);
@@ -322,171 +169,76 @@ fn tail(log: &[u8], lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-fn settings_and_request(args: BuildArgs) -> Result<(Settings, BuildRequest)> {
-    let mut distributions = Vec::new();
-    for (wanted, dist) in [
-        (args.sdist, Distribution::Sdist),
-        (args.wheel, Distribution::Wheel),
-        (args.editable, Distribution::Editable),
-        (args.metadata, Distribution::Metadata),
-    ] {
-        if wanted {
-            distributions.push(dist);
-        }
-    }
-    let settings = Settings {
-        config_settings: args
-            .config_settings
-            .iter()
-            .map(|s| split_setting(s))
-            .collect(),
-        verbose: args.verbose,
-        quiet: args.quiet,
-        ..args.sandbox.settings()?
-    };
-    let request = BuildRequest {
-        source: args.source,
-        distributions,
-        outdir: args.outdir,
-    };
-    Ok((settings, request))
-}
-
-fn runtime_choice(args: RuntimeArgs) -> Option<RuntimeChoice> {
-    match (args.runtime, args.python_wasm) {
-        (_, Some(module)) => Some(RuntimeChoice::Local {
-            module,
-            home: args.python_home,
-        }),
-        (Some(name), None) => Some(RuntimeChoice::Named(name)),
-        (None, None) => None,
-    }
-}
-
-fn index_options(args: &IndexArgs) -> IndexOptions {
-    IndexOptions {
-        index_url: args.index_url.clone(),
-        extra_index_urls: args.extra_index_url.clone(),
-        find_links: args.find_links.clone(),
-        offline: args.offline,
-        refresh: args.refresh,
-    }
-}
-
-impl LimitArgs {
-    fn sandbox(&self) -> Limits {
-        let mib = |v: u64| v.saturating_mul(1 << 20);
-        Limits {
-            wall_time: Duration::from_secs(self.timeout),
-            memory: mib(self.memory_limit),
-            log: usize::try_from(mib(self.log_limit)).unwrap_or(usize::MAX),
-            disk: mib(self.disk_limit),
+/// Exit 0, or print the error and exit 1.
+fn done(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            print_error(&*e);
+            ExitCode::FAILURE
         }
     }
 }
 
-/// `KEY=VALUE`, or `KEY` alone for an empty value (as `python -m build -C` takes it).
-fn split_setting(setting: &str) -> (String, String) {
-    match setting.split_once('=') {
-        Some((key, value)) => (key.to_string(), value.to_string()),
-        None => (setting.to_string(), String::new()),
-    }
-}
-
-/// `KEY=VALUE`, or `KEY` to copy the host's value.
-fn guest_env_var(spec: &str) -> Result<(String, String)> {
-    let (key, value) = match spec.split_once('=') {
-        Some((key, value)) => (key.to_string(), value.to_string()),
-        None => {
-            let value = std::env::var(spec)
-                .with_context(|| format!("--env {spec}: the host has no variable `{spec}`"))?;
-            (spec.to_string(), value)
-        }
-    };
-    if key.is_empty() || key.contains('\0') || value.contains('\0') {
-        bail!("--env {spec}: not a valid KEY=VALUE");
-    }
-    Ok((key, value))
-}
-
-fn cache_command(action: CacheAction) -> Result<()> {
+fn cache_command(action: CacheAction) -> anyhow::Result<()> {
     let cache = Cache::from_env()?;
-    match action {
-        CacheAction::Dir => println!("{}", cache.root().display()),
-        CacheAction::Clean => {
-            let freed = housekeeping::clean(&cache)?;
-            eprintln!(
-                "Removed {} from {}",
-                human_bytes(freed),
-                cache.root().display()
-            );
+    let (verb, freed) = match action {
+        CacheAction::Dir => {
+            let _ = writeln!(std::io::stdout(), "{}", cache.root().display());
+            return Ok(());
         }
-        CacheAction::Prune { max_age_days } => {
-            let freed = housekeeping::prune(&cache, Duration::from_secs(max_age_days * 24 * 3600))?;
-            eprintln!(
-                "Pruned {} from {}",
-                human_bytes(freed),
-                cache.root().display()
-            );
-        }
-    }
+        CacheAction::Clean => ("Removed", housekeeping::clean(&cache)?),
+        CacheAction::Prune { max_age_days } => (
+            "Pruned",
+            housekeeping::prune(&cache, Duration::from_secs(max_age_days * 24 * 3600))?,
+        ),
+    };
+    terminal::to_stderr(&terminal::message(
+        "",
+        &format!(
+            "{verb} {:.1} MiB from {}",
+            freed as f64 / (1u64 << 20) as f64,
+            cache.root().display()
+        ),
+    ));
     Ok(())
 }
 
-fn runtime_command(action: RuntimeAction) -> Result<ExitCode> {
+fn runtime_command(action: RuntimeAction) -> ExitCode {
     match action {
-        RuntimeAction::Info { name } => {
-            print!("{}", housekeeping::runtime_info(name.as_deref())?);
-            Ok(ExitCode::SUCCESS)
-        }
+        RuntimeAction::Info { name } => done(runtime::runtime_info(name.as_deref()).map(|info| {
+            let _ = std::io::stdout().write_all(info.as_bytes());
+        })),
         RuntimeAction::Run(run) => {
             let RunArgs {
                 with,
                 sandbox,
                 args,
             } = *run;
-            let settings = sandbox.settings()?;
-            let frontend = Frontend::new(settings)?;
-            let code = frontend.run_python(&with, &args)?;
-            Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+            let settings = match sandbox.settings() {
+                Ok(settings) => settings,
+                Err(e) => {
+                    print_error(&*e);
+                    return ExitCode::from(2);
+                }
+            };
+            let reporter = Arc::new(TerminalReporter::for_runs());
+            let frontend = match Frontend::new(settings, reporter.clone()) {
+                Ok(frontend) => frontend,
+                Err(e) => {
+                    print_error(&*e);
+                    return ExitCode::FAILURE;
+                }
+            };
+            let result = frontend.run_python(&with, &args);
+            reporter.finish();
+            match result {
+                Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+                Err(e) => {
+                    print_build_error(&e, true);
+                    ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
+                }
+            }
         }
-    }
-}
-
-/// Guests run in child processes of this binary (`wasm-build __guest`): their code carries
-/// no interruption checks, and a run past a limit is killed.
-fn guest_processes() -> Result<Isolation> {
-    Ok(Isolation::Process {
-        program: std::env::current_exe().context("finding the wasm-build executable")?,
-        args: vec!["__guest".to_string()],
-    })
-}
-
-fn human_bytes(bytes: u64) -> String {
-    const MIB: f64 = (1 << 20) as f64;
-    format!("{:.1} MiB", bytes as f64 / MIB)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::CommandFactory;
-
-    #[test]
-    fn cli_is_consistent() {
-        Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn settings_split_like_python_build() {
-        assert_eq!(split_setting("a=b=c"), ("a".into(), "b=c".into()));
-        assert_eq!(split_setting("--flag"), ("--flag".into(), String::new()));
-    }
-
-    #[test]
-    fn env_vars_are_explicit() {
-        assert_eq!(guest_env_var("A=1").unwrap(), ("A".into(), "1".into()));
-        assert!(guest_env_var("=1").is_err());
-        assert!(guest_env_var("WASM_BUILD_SURELY_UNSET_VARIABLE").is_err());
     }
 }

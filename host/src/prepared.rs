@@ -15,35 +15,37 @@
 //! the runner and the environment's backend, nothing of the project. The image is data for
 //! the guest's own memory, so it cannot widen what a guest may do; it does decide what the
 //! guest computes, so it is kept like a build environment: written by the host into its
-//! private cache, checked by sha256 and sealed, and checked before reuse. A backend whose
+//! private cache, checked by sha256 (recorded with a tag under the cache's seal key) and
+//! sealed, and checked before reuse. A backend whose
 //! import prints, fails or leaves a file open is not prepared (remembered, so the attempt is
 //! made once; a prepare run stopped by a limit is not remembered); its hook runs import it
 //! as before. In-tree backends (`backend-path`) and editable builds, whose source is mounted
 //! elsewhere, are never prepared.
 
-use crate::hooks::{self, HOOK_RUNNER, guest_paths};
 use crate::integrity::SealedFile;
+use crate::protocol::{Action, HOOK_RUNNER, PrepareResponse, Request, RunDirs, guest_paths};
 use crate::sandbox::{GuestRun, LogSink, MemoryImage, Sandbox, SandboxError};
 use anyhow::{Context, Result, bail};
-use serde_json::json;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use wasm_build_packaging::cache::{self, Bucket, Cache, FileLock};
+use wasm_build_packaging::cache::{self, Bucket, Cache, FileLock, SealKey};
 
 /// Bumped whenever what goes into an image changes, so old images are not reused.
 const FORMAT: &str = "prepared-backend-1";
 
 /// The images of one process: found in, or made into, the cache's `prepared` bucket; each
 /// looked up once per process.
-pub struct PreparedBackends {
+pub(crate) struct PreparedBackends {
     dir: PathBuf,
+    /// What the images' records are checked with.
+    seal_key: SealKey,
     /// Key → the image, or `None` for a backend that is not prepared.
     loaded: Mutex<HashMap<String, Option<MemoryImage>>>,
 }
 
 /// What a hook run needs to find its image: its environment and its run.
-pub struct Wanted<'a> {
+pub(crate) struct Wanted<'a> {
     pub sandbox: &'a Sandbox,
     /// The build environment's cache key.
     pub env_key: &'a str,
@@ -57,16 +59,17 @@ pub struct Wanted<'a> {
 
 impl PreparedBackends {
     /// The prepared backends kept in `cache`.
-    pub fn new(cache: &Cache) -> Result<Self> {
+    pub(crate) fn new(cache: &Cache) -> Result<Self> {
         Ok(Self {
             dir: cache.bucket(Bucket::Prepared)?,
+            seal_key: cache.seal_key()?.clone(),
             loaded: Mutex::new(HashMap::new()),
         })
     }
 
     /// The image a hook run of `wanted` starts from: cached, or made now. `None` when the
     /// backend cannot be prepared (then the run imports it itself).
-    pub fn image(&self, wanted: &Wanted<'_>) -> Result<Option<MemoryImage>> {
+    pub(crate) fn image(&self, wanted: &Wanted<'_>) -> Result<Option<MemoryImage>> {
         let Some(base) = wanted.sandbox.image_base(wanted.run) else {
             return Ok(None);
         };
@@ -83,18 +86,20 @@ impl PreparedBackends {
     fn find_or_make(&self, key: &str, wanted: &Wanted<'_>) -> Result<Option<MemoryImage>> {
         let path = self.dir.join(format!("{key}.image"));
         let checksum = self.dir.join(format!("{key}.sha256"));
+        let label = format!("sha256 of prepared backend {key}.image");
+        let verify = || load_verified(&path, &checksum, &self.seal_key, &label);
         let refused = self.dir.join(format!("{key}.refused"));
         if refused.exists() {
             return Ok(None);
         }
-        if let Some(image) = load_verified(&path, &checksum)? {
+        if let Some(image) = verify()? {
             return Ok(Some(image));
         }
         let _lock = FileLock::acquire(self.dir.join(format!("{key}.lock")))?;
         if refused.exists() {
             return Ok(None);
         }
-        if let Some(image) = load_verified(&path, &checksum)? {
+        if let Some(image) = verify()? {
             return Ok(Some(image));
         }
         let staging = tempfile::Builder::new()
@@ -109,8 +114,8 @@ impl PreparedBackends {
                     .persist(&path)
                     .with_context(|| format!("moving the memory image to {}", path.display()))?;
                 let image = MemoryImage::load(&path)?;
-                cache::write_atomic(&checksum, image.sha256.as_bytes())?;
-                SealedFile::beside(&path).seal_now()?;
+                cache::write_tagged(&checksum, &self.seal_key, &label, &image.sha256)?;
+                SealedFile::beside(&path, &self.seal_key).seal_now()?;
                 Ok(Some(image))
             }
             Outcome::Refused(reason) => {
@@ -152,16 +157,25 @@ fn image_key(base: &str, env_key: &str, backend: &str, run: &GuestRun) -> String
     format!("{env_key}-{}", &cache::sha256_bytes(text.as_bytes())[..32])
 }
 
-/// The image at `path`, if it matches its checksum (by content once, then by its seal).
-fn load_verified(path: &Path, checksum: &Path) -> Result<Option<MemoryImage>> {
+/// The image at `path`, if it is the user's own file and matches its checksum (by content
+/// once, then by its seal); both records must carry a valid tag under `key`.
+fn load_verified(
+    path: &Path,
+    checksum: &Path,
+    key: &SealKey,
+    label: &str,
+) -> Result<Option<MemoryImage>> {
+    if !crate::integrity::is_own_file(path) {
+        return Ok(None);
+    }
     // Reading the image hashes it: the content check costs no second read.
     let Ok(image) = MemoryImage::load(path) else {
         return Ok(None);
     };
-    let sealed = SealedFile::beside(path);
+    let sealed = SealedFile::beside(path, key);
     if !sealed.is_sealed() {
-        match std::fs::read_to_string(checksum) {
-            Ok(expected) if expected.trim() == image.sha256 => sealed.seal_now()?,
+        match cache::read_tagged(checksum, key, label) {
+            Some(expected) if expected == image.sha256 => sealed.seal_now()?,
             _ => return Ok(None),
         }
     }
@@ -170,34 +184,23 @@ fn load_verified(path: &Path, checksum: &Path) -> Result<Option<MemoryImage>> {
 
 /// Runs the prepare run into `image`.
 fn prepare(wanted: &Wanted<'_>, image: &Path) -> Result<Outcome> {
-    let run_dir = tempfile::Builder::new()
-        .prefix("prepare-")
-        .tempdir_in(wanted.scratch)
-        .context("creating the prepare run's scratch folder")?;
-    let src = run_dir.path().join("src");
+    let run_dirs = RunDirs::new(wanted.scratch, "prepare-")?;
+    let src = run_dirs.path().join("src");
     std::fs::create_dir(&src).with_context(|| format!("creating {}", src.display()))?;
-    hooks::make_runner_dirs(run_dir.path())?;
-    let mounts = hooks::runner_mounts(
-        &src,
-        guest_paths::SOURCE,
-        run_dir.path(),
-        wanted.site_packages,
-    );
     let run = GuestRun {
-        mounts,
+        mounts: run_dirs.mounts(&src, guest_paths::SOURCE, wanted.site_packages),
         log: LogSink::Capture,
         ..wanted.run.clone()
     };
-    let input = json!({
-        "prepare": true,
-        "open_fds": wanted.sandbox.descriptors(&run),
-        "backend": wanted.backend,
-        "backend_path": [],
-        "source_dir": guest_paths::SOURCE,
-        "env_dir": guest_paths::ENV,
-        "executables": [],
-    });
-    hooks::write_input(run_dir.path(), &input)?;
+    run_dirs.write_request(&Request {
+        backend: wanted.backend,
+        backend_path: Vec::new(),
+        source_dir: guest_paths::SOURCE,
+        env_dir: guest_paths::ENV,
+        executables: &[],
+        seed: None,
+        action: Action::prepare(wanted.sandbox.descriptors(&run)),
+    })?;
     let exit = match wanted.sandbox.prepare(&run, image) {
         Ok(exit) => exit,
         Err(SandboxError::Limit { .. } | SandboxError::Trap { .. }) => {
@@ -215,17 +218,33 @@ fn prepare(wanted: &Wanted<'_>, image: &Path) -> Result<Outcome> {
             String::from_utf8_lossy(&exit.log)
         ));
     }
-    match hooks::read_json::<serde_json::Value>(&run_dir.path().join("io/output.json")) {
-        Ok(Some(output)) if output["prepared"] == true => {
+    match run_dirs.read_response::<PrepareResponse>() {
+        Ok(Some(response)) if response.prepared => {
             if !image.is_file() {
                 bail!("the prepare run left no memory image");
             }
             Ok(Outcome::Made)
         }
-        Ok(Some(output)) => refused(format!("the backend was not prepared: {output}")),
+        Ok(Some(response)) => refused(format!(
+            "the backend was not prepared: {}",
+            response.refusal()
+        )),
         Ok(None) => refused("the prepare run wrote no result".into()),
         Err(error) => refused(format!("{error:#}")),
     }
+}
+
+/// Removes the images whose build environment is gone from `cache`; the bytes freed.
+pub(crate) fn prune(cache: &Cache) -> Result<u64> {
+    let mut freed = 0;
+    for (name, path) in crate::cache_files::entries(&cache.bucket(Bucket::Prepared)?)? {
+        // `<env key>-<image key>.<ext>`: an image goes with its environment.
+        let env_key = name.split('-').next().unwrap_or_default();
+        if !name.starts_with('.') && !crate::env::exists(cache, env_key)? {
+            freed += crate::cache_files::remove(&path)?;
+        }
+    }
+    Ok(freed)
 }
 
 #[cfg(test)]
@@ -244,6 +263,82 @@ mod tests {
             limits: Limits::default(),
             log: LogSink::Capture,
         }
+    }
+
+    /// Whoever can write the cache can write an image, its checksum and its seal; without
+    /// the seal key, neither record is the host's, and the image is not used.
+    #[test]
+    fn an_image_with_a_forged_checksum_and_seal_is_not_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SealKey::ephemeral().unwrap();
+        let (path, checksum) = (dir.path().join("k.image"), dir.path().join("k.sha256"));
+        let label = "sha256 of prepared backend k.image";
+        // An image of a 64 KiB memory with no changed page.
+        let mut bytes = b"wasm-build-mem-1".to_vec();
+        bytes.extend_from_slice(&(64u64 << 10).to_le_bytes());
+        bytes.extend_from_slice(&0u32.to_le_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        let sha256 = cache::sha256_bytes(&bytes);
+        cache::write_tagged(&checksum, &key, label, &sha256).unwrap();
+        assert!(
+            load_verified(&path, &checksum, &key, label)
+                .unwrap()
+                .is_some()
+        );
+
+        // Another image (one page changed), with its checksum and a renewed seal written
+        // as the host writes them, but with the attacker's key.
+        let mut theirs = bytes.clone();
+        theirs[24..28].copy_from_slice(&1u32.to_le_bytes());
+        theirs.extend_from_slice(&[0, 0, 0, 0, 1, 0, 0, 0]);
+        theirs.extend_from_slice(&[0x90; 4096]);
+        std::fs::write(&path, &theirs).unwrap();
+        assert!(MemoryImage::load(&path).is_ok(), "a well-formed image");
+        let attacker = SealKey::ephemeral().unwrap();
+        cache::write_tagged(&checksum, &attacker, label, &cache::sha256_bytes(&theirs)).unwrap();
+        SealedFile::beside(&path, &attacker).seal_now().unwrap();
+        assert!(
+            load_verified(&path, &checksum, &key, label)
+                .unwrap()
+                .is_none()
+        );
+        // The record of another image, moved here, is not this one's either.
+        cache::write_tagged(
+            &checksum,
+            &key,
+            "sha256 of prepared backend other.image",
+            &cache::sha256_bytes(&theirs),
+        )
+        .unwrap();
+        assert!(
+            load_verified(&path, &checksum, &key, label)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn images_go_with_their_environment() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = Cache::at(root.path()).unwrap();
+        std::fs::create_dir_all(cache.bucket(Bucket::Envs).unwrap().join("fresh")).unwrap();
+        let prepared = cache.bucket(Bucket::Prepared).unwrap();
+        for name in [
+            "old-1.image",
+            "old-1.sha256",
+            "fresh-2.image",
+            "fresh-2.refused",
+        ] {
+            std::fs::write(prepared.join(name), "x").unwrap();
+        }
+        prune(&cache).unwrap();
+        let mut left: Vec<String> = crate::cache_files::entries(&prepared)
+            .unwrap()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        left.sort();
+        assert_eq!(left, ["fresh-2.image", "fresh-2.refused"]);
     }
 
     #[test]

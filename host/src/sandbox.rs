@@ -4,17 +4,19 @@
 //! Nothing of the host is visible to the guest but the preopened folders of [`GuestRun`]:
 //! no host environment variables, no sockets, stdin closed, stdout/stderr captured.
 
+mod disk;
 mod isolated;
 mod log;
 mod memory_image;
 mod module_cache;
 mod snapshot;
-mod watch;
+mod target;
 
 pub use self::isolated::serve as serve_child;
 pub use self::log::LogSink;
 pub use self::memory_image::MemoryImage;
 pub use self::module_cache::wasmtime_version;
+pub(crate) use self::target::probe_target;
 
 use crate::runtime::{Runtime, Stdlib};
 use anyhow::{Context, Result};
@@ -23,12 +25,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
-use wasm_build_packaging::cache::{Bucket, Cache};
+use wasm_build_packaging::cache::{Bucket, Cache, SealKey};
 use wasmtime::{Config, Engine, Linker, Module, OptLevel, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::p1::{self, WasiP1Ctx};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
-/// How often the epoch advances: the granularity of the time limit and of the disk checks.
+/// How often the epoch advances: the granularity of the time limit.
 const EPOCH_TICK: Duration = Duration::from_millis(20);
 /// Epoch ticks a store without a run (see `Guest::bare_store`) may be used for: an hour.
 const BARE_STORE_TICKS: u64 = 3_600_000 / EPOCH_TICK.as_millis() as u64;
@@ -74,23 +76,18 @@ pub enum LimitHit {
 }
 
 impl LimitHit {
-    /// What the user reads: the limit's value and the flag that raises it.
+    /// What the user reads: the limit and its value. (The flag that raises it is the
+    /// caller's to name.)
     pub fn describe(self, limits: &Limits) -> String {
         match self {
-            LimitHit::WallTime => format!(
-                "time limit of {} s reached (raise it with --timeout SECONDS)",
-                limits.wall_time.as_secs()
-            ),
-            LimitHit::Memory => format!(
-                "memory limit of {} MiB reached (raise it with --memory-limit MIB)",
-                limits.memory >> 20
-            ),
+            LimitHit::WallTime => format!("time limit of {} s reached", limits.wall_time.as_secs()),
+            LimitHit::Memory => format!("memory limit of {} MiB reached", limits.memory >> 20),
             LimitHit::Log => format!(
-                "output limit of {} MiB reached: the backend printed too much (raise it with --log-limit MIB)",
+                "output limit of {} MiB reached: the backend printed too much",
                 limits.log >> 20
             ),
             LimitHit::Disk => format!(
-                "disk limit of {} MiB reached in the sandbox's writable folders (raise it with --disk-limit MIB)",
+                "disk limit of {} MiB reached in the sandbox's writable folders",
                 limits.disk >> 20
             ),
         }
@@ -134,20 +131,6 @@ pub struct GuestRun {
     pub limits: Limits,
     /// Where the guest's output goes besides the capture (e.g. the terminal with `-v`).
     pub log: LogSink,
-}
-
-impl GuestRun {
-    /// Watches the run's writable mounts against its disk limit.
-    fn disk_watch(&self) -> watch::DiskWatch {
-        watch::DiskWatch::new(
-            self.mounts
-                .iter()
-                .filter(|m| m.writable)
-                .map(|m| m.host.clone())
-                .collect(),
-            self.limits.disk,
-        )
-    }
 }
 
 /// Where a guest run enters the module.
@@ -219,13 +202,14 @@ impl SandboxError {
 /// How guest runs are kept apart from the host process.
 #[derive(Debug, Clone, Default)]
 pub enum Isolation {
-    /// On a thread of this process. Epoch interruption stops a guest at the time and disk
-    /// limits, which costs the guest's code 7–14 %; a guest asleep in a host call past the
-    /// time limit keeps its thread until it wakes.
+    /// On a thread of this process. Epoch interruption stops a guest at the time limit,
+    /// which costs the guest's code 7–14 %; a guest asleep in a host call past the time
+    /// limit keeps its thread until it wakes.
     #[default]
     Thread,
     /// In a child process, `program args...`, which must call [`serve_child`]. The parent
-    /// keeps every limit and kills the child at one; the guest's code runs uninstrumented.
+    /// keeps the time and output limits and kills the child at one; the child keeps the
+    /// memory and disk limits, which it reports. The guest's code runs uninstrumented.
     Process { program: PathBuf, args: Vec<String> },
 }
 
@@ -296,6 +280,7 @@ impl Sandbox {
         let plain = PlainModule {
             runtime: runtime.clone(),
             dir: cache.bucket(Bucket::Compiled)?,
+            seal_key: cache.seal_key()?.clone(),
             module: OnceLock::new(),
         };
         if pre_initialized.is_none() {
@@ -428,7 +413,7 @@ impl Sandbox {
         module: Module,
         entry: Entry,
     ) -> Result<GuestExit, SandboxError> {
-        let log = log::Capture::new(run.limits.log, run.log);
+        let log = log::Capture::new(run.limits.log, run.log.clone());
         let (done, finished) = mpsc::sync_channel(1);
         let (guest, job, capture) = (self.guest.clone(), run.clone(), log.clone());
         std::thread::Builder::new()
@@ -460,6 +445,8 @@ impl Guest {
         let mut linker = Linker::new(&engine);
         p1::add_to_linker_sync(&mut linker, |state: &mut GuestState| &mut state.wasi)
             .wasm_context("linking WASI preview 1")?;
+        disk::add_to_linker(&mut linker, GuestState::wasi_and_disk)
+            .wasm_context("linking the disk accounting")?;
         Ok(Self {
             engine,
             linker,
@@ -470,7 +457,7 @@ impl Guest {
     }
 
     /// Runs `module` in a fresh instance on this thread. With an interruptible engine, the
-    /// time and disk limits stop the guest at its next epoch check.
+    /// time limit stops the guest at its next epoch check.
     fn run(
         &self,
         run: &GuestRun,
@@ -502,6 +489,7 @@ impl Guest {
             max_bytes: run.limits.memory,
             hit: false,
         };
+        state.disk = disk::DiskAccount::for_run(run);
         let memory = instance
             .get_memory(&mut store, "memory")
             .map_or(0, |memory| memory.data_size(&store) as u64);
@@ -540,29 +528,23 @@ impl Guest {
         log: &log::Capture,
         entry: &Entry,
     ) -> Result<GuestExit, SandboxError> {
+        // The writable mounts, as measured for the account, already hold more than the limit.
+        if store.data().disk.over_limit() {
+            return Err(SandboxError::limit(LimitHit::Disk, run, Vec::new()));
+        }
         let hits = Arc::new(Mutex::new(None::<LimitHit>));
 
         let started = Instant::now();
         let deadline = started + run.limits.wall_time;
-        let mut disk = run.disk_watch();
         if self.kind == EngineKind::Interruptible {
             let callback_hits = hits.clone();
             store.set_epoch_deadline(1);
             store.epoch_deadline_callback(move |_| {
-                let hit = if Instant::now() >= deadline {
-                    Some(LimitHit::WallTime)
-                } else if disk.over_limit() {
-                    Some(LimitHit::Disk)
-                } else {
-                    None
-                };
-                match hit {
-                    Some(hit) => {
-                        *lock(&callback_hits) = Some(hit);
-                        Err(wasmtime::format_err!("{hit:?} limit reached"))
-                    }
-                    None => Ok(UpdateDeadline::Continue(1)),
+                if Instant::now() >= deadline {
+                    *lock(&callback_hits) = Some(LimitHit::WallTime);
+                    return Err(wasmtime::format_err!("time limit reached"));
                 }
+                Ok(UpdateDeadline::Continue(1))
             });
         }
 
@@ -573,14 +555,13 @@ impl Guest {
         let result = instance.and_then(|instance| self.enter(&mut store, module, &instance, entry));
         let elapsed = started.elapsed();
         let memory_hit = store.data().limiter.hit;
+        let disk_hit = store.data().disk.over_limit();
         drop(store);
 
         let captured = log.take();
-        let limit_hit = lock(&hits).or(if captured.overflowed {
-            Some(LimitHit::Log)
-        } else {
-            None
-        });
+        let limit_hit = lock(&hits)
+            .or(disk_hit.then_some(LimitHit::Disk))
+            .or(captured.overflowed.then_some(LimitHit::Log));
         let code = match result {
             Ok(()) => 0,
             Err(error) => match error.downcast_ref::<I32Exit>() {
@@ -598,7 +579,8 @@ impl Guest {
             },
         };
         // A limit that the guest survived (a refused memory grow surfaces as MemoryError,
-        // a full log as a failed write) still ends the run as that limit.
+        // a full log as a failed write) still ends the run as that limit. (A refused disk
+        // call traps: the guest cannot survive it.)
         if let Some(hit) = limit_hit.or((memory_hit && code != 0).then_some(LimitHit::Memory)) {
             return Err(SandboxError::limit(hit, run, captured.bytes));
         }
@@ -674,6 +656,8 @@ impl Guest {
                     max_bytes: Limits::default().memory,
                     hit: false,
                 },
+                // No guest code runs in this store before it gets a run's account.
+                disk: disk::DiskAccount::new(0, 0),
             },
         );
         store.limiter(|state| &mut state.limiter);
@@ -694,6 +678,7 @@ impl Guest {
                     max_bytes: run.limits.memory,
                     hit: false,
                 },
+                disk: disk::DiskAccount::for_run(run),
             },
         );
         store.limiter(|state| &mut state.limiter);
@@ -743,6 +728,8 @@ struct PlainModule {
     runtime: Runtime,
     /// The cache's compiled-module folder.
     dir: PathBuf,
+    /// What the compiled module's records are checked with.
+    seal_key: SealKey,
     /// The compiled module and its cached artifact.
     module: OnceLock<(Module, PathBuf)>,
 }
@@ -752,7 +739,7 @@ impl PlainModule {
         if let Some(loaded) = self.module.get() {
             return Ok(loaded.clone());
         }
-        let loaded = module_cache::load(engine, &self.runtime, &self.dir)?;
+        let loaded = module_cache::load(engine, &self.runtime, &self.dir, &self.seal_key)?;
         Ok(self.module.get_or_init(|| loaded).clone())
     }
 }
@@ -773,31 +760,34 @@ pub fn base_environment() -> Vec<(String, String)> {
     .collect()
 }
 
-/// The compiled-module cache keys this binary would use for modules with these sha256s
-/// (for `cache prune`).
-pub fn current_compiled_keys<'a>(
-    module_sha256s: impl Iterator<Item = &'a str>,
-) -> Result<Vec<String>> {
+/// Removes compiled modules that no runtime of this binary's catalog would load with this
+/// wasmtime and these engine settings; the bytes freed.
+pub(crate) fn prune_compiled(cache: &Cache) -> Result<u64> {
+    let catalog = crate::runtime::Catalog::builtin()?;
     let engines = [EngineKind::Interruptible, EngineKind::Uninterrupted]
         .map(|kind| Engine::new(&engine_config(kind)).wasm_context("creating the wasmtime engine"));
     let [interruptible, uninterrupted] = engines;
     let engines = [interruptible?, uninterrupted?];
     let startup_env = base_environment();
-    Ok(module_sha256s
-        .flat_map(|sha| {
-            engines.iter().flat_map(|engine| {
-                [
-                    module_cache::cache_key(engine, sha),
-                    snapshot::cache_key(engine, sha, &startup_env),
-                ]
-            })
-        })
-        .collect())
-}
-
-/// Bytes held by regular files under `path`, without following links.
-pub fn disk_usage(path: &std::path::Path) -> u64 {
-    wasm_build_packaging::scratch::usage(path, |_| false).map_or(0, |usage| usage.bytes)
+    let mut keys = Vec::new();
+    for spec in catalog.runtimes.values() {
+        for engine in &engines {
+            keys.push(module_cache::cache_key(engine, &spec.module.sha256));
+            keys.push(snapshot::cache_key(
+                engine,
+                &spec.module.sha256,
+                &startup_env,
+            ));
+        }
+    }
+    let mut freed = 0;
+    for (name, path) in crate::cache_files::entries(&cache.bucket(Bucket::Compiled)?)? {
+        let key = name.split('.').next().unwrap_or_default();
+        if !name.starts_with('.') && !keys.iter().any(|k| k == key) {
+            freed += crate::cache_files::remove(&path)?;
+        }
+    }
+    Ok(freed)
 }
 
 fn engine_config(kind: EngineKind) -> Config {
@@ -819,6 +809,14 @@ fn engine_config(kind: EngineKind) -> Config {
 struct GuestState {
     wasi: WasiP1Ctx,
     limiter: MemoryLimiter,
+    /// What the writable mounts hold, against the disk limit (see [`disk`]).
+    disk: disk::DiskAccount,
+}
+
+impl GuestState {
+    fn wasi_and_disk(&mut self) -> (&mut WasiP1Ctx, &mut disk::DiskAccount) {
+        (&mut self.wasi, &mut self.disk)
+    }
 }
 
 /// Caps linear memory and remembers a refused grow, so that the `MemoryError` the guest

@@ -13,12 +13,23 @@
 //! Every entry is written under a temporary name in the same folder and renamed into place,
 //! so a reader sees either nothing or a complete entry. Entries that several processes may
 //! create at once are additionally guarded by a lock file.
+//!
+//! Only the user may be able to write the cache (checked whenever it and its buckets are
+//! opened, see [`folders`]), and what stands for an entry's content is tagged with a key
+//! the cache does not hold (see [`seal_key`]).
+
+mod folders;
+mod seal_key;
+
+pub use folders::{Place, UnsafeFolder, euid, is_ours};
+pub use seal_key::{SEAL_KEY_FILE, SealKey, SealKeyError, default_seal_key_file};
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 /// Environment variable that overrides the cache location.
 pub const CACHE_DIR_ENV: &str = "WASM_BUILD_CACHE_DIR";
@@ -27,35 +38,57 @@ pub const CACHE_DIR_ENV: &str = "WASM_BUILD_CACHE_DIR";
 #[derive(Debug)]
 pub struct Cache {
     root: PathBuf,
+    /// Where the seal key is kept; `None` for the default place, found on first use.
+    key_file: Option<PathBuf>,
+    /// Read (or made) on first use: commands that never check an entry never touch it.
+    key: OnceLock<SealKey>,
     /// Holds a throw-away cache alive for `--no-cache`.
     _temporary: Option<tempfile::TempDir>,
 }
 
 impl Cache {
     /// Opens the user's cache: `$WASM_BUILD_CACHE_DIR`, else `$XDG_CACHE_HOME/wasm-build`,
-    /// else `~/.cache/wasm-build`.
+    /// else `~/.cache/wasm-build`, with the user's seal key ([`default_seal_key_file`]).
     pub fn from_env() -> Result<Self> {
         Self::at(default_root()?)
     }
 
-    /// Opens (and creates) a cache at `root`.
+    /// Opens (and creates) a cache at `root`, with the user's seal key. Refuses a cache
+    /// another user could write (see [`UnsafeFolder`]).
     pub fn at(root: impl Into<PathBuf>) -> Result<Self> {
-        let root = root.into();
+        Self::open(root, None)
+    }
+
+    /// [`Cache::at`] with the seal key kept in `key_file` (made if missing).
+    pub fn with_key_file(root: impl Into<PathBuf>, key_file: impl Into<PathBuf>) -> Result<Self> {
+        Self::open(root, Some(key_file.into()))
+    }
+
+    fn open(root: impl Into<PathBuf>, key_file: Option<PathBuf>) -> Result<Self> {
+        let root = std::path::absolute(root.into()).context("finding the cache folder")?;
         create_private_dir(&root)?;
+        folders::check_own(&root, Place::Cache, true)?;
+        folders::check_above(&root, Place::Cache)?;
         Ok(Self {
             root,
+            key_file,
+            key: OnceLock::new(),
             _temporary: None,
         })
     }
 
-    /// A cache that lives only as long as this value (`--no-cache`).
+    /// A cache that lives only as long as this value (`--no-cache`), made 0700 by this
+    /// process, with a seal key that lives only in this process.
     pub fn temporary() -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("wasm-build-cache-")
             .tempdir()
             .context("creating a temporary cache folder")?;
+        folders::check_own(dir.path(), Place::Cache, false)?;
         Ok(Self {
             root: dir.path().to_path_buf(),
+            key_file: None,
+            key: OnceLock::from(SealKey::ephemeral()?),
             _temporary: Some(dir),
         })
     }
@@ -70,10 +103,25 @@ impl Cache {
         self._temporary.is_some()
     }
 
-    /// The folder of one bucket, created on first use.
+    /// The key the cache's records are tagged with, read or made on first use.
+    pub fn seal_key(&self) -> Result<&SealKey> {
+        if let Some(key) = self.key.get() {
+            return Ok(key);
+        }
+        let file = match &self.key_file {
+            Some(file) => file.clone(),
+            None => default_seal_key_file()?,
+        };
+        let key = SealKey::load_or_create(&file)?;
+        Ok(self.key.get_or_init(|| key))
+    }
+
+    /// The folder of one bucket, created on first use; refused if another user could write
+    /// it.
     pub fn bucket(&self, bucket: Bucket) -> Result<PathBuf> {
         let dir = self.root.join(bucket.dir_name());
         create_private_dir(&dir)?;
+        folders::check_own(&dir, Place::Cache, false)?;
         Ok(dir)
     }
 }
@@ -151,6 +199,28 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> Result<()> {
         .map_err(|e| e.error)
         .with_context(|| format!("moving a temporary file to {}", dest.display()))?;
     Ok(())
+}
+
+/// Writes a record that stands for content: `value` (one line) and its tag under `key` for
+/// `label` (what the record is about: the entry's name and role), atomically.
+pub fn write_tagged(dest: &Path, key: &SealKey, label: &str, value: &str) -> Result<()> {
+    write_atomic(
+        dest,
+        format!("{value}\n{}\n", key.tag(label, value)).as_bytes(),
+    )
+}
+
+/// The value of a record [`write_tagged`] wrote with this key and label; `None` when it is
+/// missing, malformed or its tag does not verify (whoever wrote it did not have the key).
+pub fn read_tagged(path: &Path, key: &SealKey, label: &str) -> Option<String> {
+    let mut text = String::new();
+    File::open(path)
+        .ok()?
+        .take(64 << 10)
+        .read_to_string(&mut text)
+        .ok()?;
+    let (value, tag) = text.strip_suffix('\n')?.split_once('\n')?;
+    key.verify(label, value, tag).then(|| value.to_string())
 }
 
 /// A temporary folder next to `dest` that [`publish_dir`] later renames into place.

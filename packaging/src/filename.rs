@@ -14,7 +14,9 @@ pub struct WheelFilename {
     /// The name exactly as written in the file name.
     pub raw_name: String,
     pub version: Version,
-    pub build_tag: Option<String>,
+    /// The optional build tag (`1`, `0.editable`), the tie-breaker between wheels whose
+    /// names are otherwise equal.
+    pub build_tag: Option<BuildTag>,
     pub python_tags: Vec<String>,
     pub abi_tags: Vec<String>,
     pub platform_tags: Vec<String>,
@@ -56,22 +58,10 @@ impl FromStr for WheelFilename {
         let (name, version, build_tag, tags) = match parts.as_slice() {
             [name, version, py, abi, plat] => (*name, *version, None, [*py, *abi, *plat]),
             [name, version, build, py, abi, plat] => {
-                if !build.starts_with(|c: char| c.is_ascii_digit())
-                    || !build
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                {
-                    bail!(
-                        "wheel file name `{filename}`: build tag `{build}` must be a digit \
-                         followed by letters, digits or `_`"
-                    );
-                }
-                (
-                    *name,
-                    *version,
-                    Some((*build).to_string()),
-                    [*py, *abi, *plat],
-                )
+                let tag = BuildTag::from_str(build).with_context(|| {
+                    format!("wheel file name `{filename}`: invalid build tag `{build}`")
+                })?;
+                (*name, *version, Some(tag), [*py, *abi, *plat])
             }
             _ => bail!(
                 "wheel file name `{filename}` is not `name-version[-build]-python-abi-platform.whl`"
@@ -122,6 +112,77 @@ impl fmt::Display for WheelFilename {
             self.abi_tags.join("."),
             self.platform_tags.join(".")
         )
+    }
+}
+
+/// A wheel's build tag: one or more ASCII digits, then anything but `-` (PEP 427, as
+/// pypa/packaging's `parse_wheel_filename`, pip and uv read it). setuptools names editable
+/// wheels with the build tag `0.editable`; pdm-backend takes one from `--build-number`.
+///
+/// Tags compare as PEP 427 sorts them: by the leading number, then by the rest as a
+/// string (`2` < `10` < `10a`). Control characters are refused (packaging refuses a
+/// newline only; no backend writes any).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BuildTag {
+    number: u64,
+    rest: String,
+    text: String,
+}
+
+impl BuildTag {
+    /// The leading number (`0` for `0.editable`).
+    pub fn number(&self) -> u64 {
+        self.number
+    }
+
+    /// What follows the leading digits (`.editable` for `0.editable`; may be empty).
+    pub fn rest(&self) -> &str {
+        &self.rest
+    }
+
+    /// The tag as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl FromStr for BuildTag {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            bail!("a build tag must start with a digit");
+        }
+        if text.contains('-') || text.chars().any(char::is_control) {
+            bail!("a build tag may not hold `-` or control characters");
+        }
+        let number = text[..digits]
+            .parse()
+            .context("the build tag's leading number is too large")?;
+        Ok(Self {
+            number,
+            rest: text[digits..].to_string(),
+            text: text.to_string(),
+        })
+    }
+}
+
+impl Ord for BuildTag {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.number, &self.rest, &self.text).cmp(&(other.number, &other.rest, &other.text))
+    }
+}
+
+impl PartialOrd for BuildTag {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for BuildTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
     }
 }
 
@@ -213,6 +274,27 @@ pub fn split_name_version<'a>(stem: &'a str, project: &PackageName) -> Option<(&
         .find(|(name, _)| PackageName::from_str(name).is_ok_and(|n| &n == project))
 }
 
+/// Every way `stem` splits at a `-` into a valid name and version, leftmost first.
+pub(crate) fn name_version_splits(stem: &str) -> impl Iterator<Item = (PackageName, Version)> + '_ {
+    stem.match_indices('-').filter_map(|(i, _)| {
+        let name = PackageName::from_str(&stem[..i]).ok()?;
+        let version = Version::from_str(&stem[i + 1..]).ok()?;
+        Some((name, version))
+    })
+}
+
+/// Whether two `{name}-{version}` strings (an sdist's file name without `.tar.gz`, its
+/// top-level folder) name the same project at the same version: equal, or split so that
+/// the names normalize alike and the versions are equal under PEP 440. PEP 625 normalizes
+/// the file name but not the folder: `ruamel_yaml-0.19.1.tar.gz` holds `ruamel.yaml-0.19.1/`.
+pub fn same_name_version(a: &str, b: &str) -> bool {
+    a == b
+        || name_version_splits(a).any(|(name_a, version_a)| {
+            name_version_splits(b)
+                .any(|(name_b, version_b)| name_a == name_b && version_a == version_b)
+        })
+}
+
 /// The name as it appears in wheel and sdist file names and in `.dist-info` folders:
 /// normalized, with `-` replaced by `_` (PEP 427 / PEP 625 escaping).
 pub fn escaped_name(name: &PackageName) -> String {
@@ -236,7 +318,7 @@ mod tests {
         assert_eq!(w.version.to_string(), "3.9.0");
         assert_eq!(w.dist_info_dir(), "flit_core-3.9.0.dist-info");
         let w: WheelFilename = "six-1.16.0-1-py2.py3-none-any.whl".parse().unwrap();
-        assert_eq!(w.build_tag.as_deref(), Some("1"));
+        assert_eq!(w.build_tag.as_ref().map(BuildTag::as_str), Some("1"));
         assert_eq!(w.python_tags, ["py2", "py3"]);
         assert_eq!(w.to_string(), "six-1.16.0-1-py2.py3-none-any.whl");
     }
@@ -249,15 +331,100 @@ mod tests {
             "foo-1.0-py3-none.whl",
             "foo-notaversion-py3-none-any.whl",
             "foo-1.0-x-py3-none-any.whl",
+            "foo-1.0-.editable-py3-none-any.whl",
+            "foo-1.0-1\r-py3-none-any.whl",
+            "foo-1.0-99999999999999999999999-py3-none-any.whl",
             "foo-1.0-py3..py2-none-any.whl",
             "foo-1.0-py3-none-any.zip",
             "foo-1.0-py3-none-any x.whl",
             "foo-1.0-py3-none-../x.whl",
-            "foo-1.0-1.x-py3-none-any.whl",
             "foo-1.0-py3-none-\u{e9}.whl",
         ] {
             assert!(bad.parse::<WheelFilename>().is_err(), "{bad}");
         }
+    }
+
+    /// The names each backend gives its editable (and plain) wheels, taken from native
+    /// builds of a project named `Demo.Pkg` at `1.0.post1` with setuptools 84.2.1,
+    /// hatchling 1.33.0, flit_core 4.2.0, pdm-backend 2.5.0 and poetry-core 2.5.0.
+    #[test]
+    fn parses_each_backends_editable_wheel_names() {
+        for (backend, name, build) in [
+            (
+                "setuptools",
+                "demo_pkg-1.0.post1-0.editable-py3-none-any.whl",
+                Some((0, ".editable")),
+            ),
+            ("hatchling", "demo_pkg-1.0.post1-py2.py3-none-any.whl", None),
+            ("flit_core", "demo_pkg-1.0.post1-py2.py3-none-any.whl", None),
+            (
+                "pdm-backend",
+                "demo_pkg-1.0.post1-py2.py3-none-any.whl",
+                None,
+            ),
+            (
+                "pdm-backend --build-number=7.local",
+                "demo_pkg-1.0.post1-7.local-py2.py3-none-any.whl",
+                Some((7, ".local")),
+            ),
+            (
+                "poetry-core",
+                "demo_pkg-1.0.post1-py2.py3-none-any.whl",
+                None,
+            ),
+        ] {
+            let w: WheelFilename = name.parse().unwrap_or_else(|e| panic!("{backend}: {e:#}"));
+            assert_eq!(w.name.as_ref(), "demo-pkg", "{backend}");
+            assert_eq!(w.version.to_string(), "1.0.post1", "{backend}");
+            assert_eq!(
+                w.dist_info_dir(),
+                "demo_pkg-1.0.post1.dist-info",
+                "{backend}"
+            );
+            assert_eq!(
+                w.build_tag.as_ref().map(|t| (t.number(), t.rest())),
+                build,
+                "{backend}"
+            );
+            assert_eq!(w.to_string(), name, "{backend}");
+        }
+    }
+
+    #[test]
+    fn build_tags_are_what_pypa_packaging_accepts() {
+        // `(\d+)(.*)`: digits, then anything but `-` (which separates the fields).
+        for (tag, number, rest) in [
+            ("1", 1, ""),
+            ("0.editable", 0, ".editable"),
+            ("20240101_abc", 20240101, "_abc"),
+            ("1 x", 1, " x"),
+            ("007", 7, ""),
+        ] {
+            let parsed = BuildTag::from_str(tag).unwrap();
+            assert_eq!((parsed.number(), parsed.rest()), (number, rest), "{tag}");
+            assert_eq!(parsed.as_str(), tag);
+        }
+        for bad in ["", "x1", ".1", "1\n", "1\u{1b}"] {
+            assert!(BuildTag::from_str(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn build_tags_sort_by_number_then_rest() {
+        let tag = |s: &str| BuildTag::from_str(s).unwrap();
+        let mut tags = [
+            tag("10"),
+            tag("2b"),
+            tag("2"),
+            tag("10a"),
+            tag("0.editable"),
+        ];
+        tags.sort();
+        let sorted: Vec<&str> = tags.iter().map(BuildTag::as_str).collect();
+        assert_eq!(sorted, ["0.editable", "2", "2b", "10", "10a"]);
+        // Equal as PEP 427 compares them, but still told apart (`Ord` agrees with `Eq`).
+        assert!(tag("07") != tag("7"));
+        assert_ne!(tag("07").cmp(&tag("7")), std::cmp::Ordering::Equal);
     }
 
     #[test]
@@ -293,6 +460,24 @@ mod tests {
         assert_eq!(s.name.as_ref(), "flit-core");
         assert!(SdistFilename::parse_guess("src.tar.gz").is_err());
         assert!(SdistFilename::parse_guess("a-b-c.tar.gz").is_err());
+    }
+
+    #[test]
+    fn same_name_version_compares_normalized() {
+        assert!(same_name_version(
+            "ruamel_yaml-0.19.1",
+            "ruamel.yaml-0.19.1"
+        ));
+        assert!(same_name_version("Foo.Bar-1.0", "foo_bar-1.0.0"));
+        assert!(same_name_version(
+            "python_dateutil-2.8.2",
+            "python-dateutil-2.8.2"
+        ));
+        assert!(same_name_version("src", "src"));
+        assert!(!same_name_version("pkg-1.0", "evil-1.0"));
+        assert!(!same_name_version("pkg-1.0", "pkg-1.1"));
+        assert!(!same_name_version("pkg-1.0", "pkg"));
+        assert!(!same_name_version("pkg", "pkg-"));
     }
 
     #[test]

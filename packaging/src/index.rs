@@ -11,17 +11,22 @@
 //! One [`IndexClient`] is meant to serve a whole process: it memoizes pages, metadata and
 //! downloads, so resolving a second round of requirements costs almost nothing.
 
+mod error;
+mod exclude_newer;
+mod fetch;
 mod find_links;
 mod html;
 mod http;
 mod page_cache;
 mod simple;
+mod wheel_metadata;
 mod wheel_store;
 
-use crate::archive::zip::{StrictZip, ZipError};
-use crate::cache::{Bucket, Cache, create_private_dir, sha256_bytes, sha256_file, write_atomic};
+pub use error::{Hint, IndexError, NetworkFailure, Roots};
+pub use exclude_newer::ExcludeNewer;
+
+use crate::cache::{Bucket, Cache, create_private_dir};
 use crate::filename::{SdistFilename, WheelFilename};
-use crate::limits::ArchiveLimits;
 use crate::metadata::CoreMetadata;
 use anyhow::{Context, bail};
 use find_links::FindLinks;
@@ -30,13 +35,13 @@ use page_cache::{CachedPage, PageCache};
 use pep440_rs::Version;
 use pep508_rs::PackageName;
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::Hash;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 use url::Url;
+use wheel_metadata::read_wheel_metadata;
 use wheel_store::WheelStore;
 
 /// The index used when none is given.
@@ -51,10 +56,24 @@ pub struct IndexOptions {
     pub extra_index_urls: Vec<String>,
     /// Local folders of distribution files, or URLs (or local files) of flat HTML pages.
     pub find_links: Vec<String>,
-    /// Read only the cache and local find-links; never touch the network.
+    /// Search no index, only `find_links` (`index_url` and `extra_index_urls` are ignored).
+    pub no_index: bool,
+    /// Read only the cache and local find-links; never touch the network. Files a cached
+    /// index page lists are then candidates only when they are in the wheel cache, and files
+    /// of local find-links folders always are.
     pub offline: bool,
     /// Revalidate every cached index page once, even if it is still fresh.
     pub refresh: bool,
+    /// Trust the operating system's certificate store instead of Mozilla's roots built into
+    /// the binary (for TLS-intercepting proxies whose authority is installed system-wide).
+    /// `SSL_CERT_FILE` / `SSL_CERT_DIR`, when set, take precedence over both.
+    pub native_tls: bool,
+    /// Ignore files uploaded at or after this moment, by the PEP 700 upload times of the
+    /// index's JSON pages. Files of indexes that give no upload time (PEP 503 HTML pages,
+    /// many mirrors) are then not used at all, and the resolution's notes and errors say
+    /// so; files on this machine (find-links folders, local pages' local links) are always
+    /// used.
+    pub exclude_newer: Option<ExcludeNewer>,
 }
 
 /// One file of a project as an index or find-links location lists it.
@@ -76,6 +95,10 @@ pub struct DistFile {
     pub metadata_sha256: Option<String>,
     /// The size in bytes, when the index gave it.
     pub size: Option<u64>,
+    /// When the file was uploaded (PEP 700), in milliseconds since the Unix epoch, when the
+    /// index gave it.
+    #[serde(default)]
+    pub upload_time: Option<i64>,
     /// The index page or find-links location that listed the file, for messages.
     pub source: String,
 }
@@ -153,93 +176,6 @@ pub struct CachedFile {
     pub hash_source: HashSource,
 }
 
-/// Why the index client could not provide something. Every message names the project,
-/// file or URL at fault.
-#[derive(Debug, thiserror::Error)]
-pub enum IndexError {
-    /// Offline, and no page of the project is cached.
-    #[error(
-        "cannot look up `{project}` offline: no index page for it is in the cache \
-         (missing: {missing}); run once without offline mode to fill the cache"
-    )]
-    OfflineProject { project: String, missing: String },
-    /// Offline, and the file is not in the wheel cache.
-    #[error("`{filename}` is not in the cache and offline mode forbids downloading it from {url}")]
-    OfflineFile { filename: String, url: String },
-    /// The request failed before a response, or the body could not be read.
-    #[error("request to {url} failed: {reason}")]
-    Transfer { url: String, reason: String },
-    /// The server answered with an error status.
-    #[error("{url} answered HTTP {status}{hint}")]
-    Status {
-        url: String,
-        status: u16,
-        hint: String,
-    },
-    /// A transient failure that persisted through every retry.
-    #[error("{last} (gave up after {attempts} attempts)")]
-    GaveUp {
-        url: String,
-        attempts: u32,
-        last: Box<IndexError>,
-    },
-    /// A project page that cannot be parsed.
-    #[error("the index page {url} is invalid: {reason}")]
-    InvalidPage { url: String, reason: String },
-    /// A downloaded file whose sha256 differs from the index's; it was not cached.
-    #[error(
-        "sha256 mismatch for `{filename}` from {url}: expected {expected}, got {actual}; \
-         the file was refused and not cached"
-    )]
-    HashMismatch {
-        filename: String,
-        url: String,
-        expected: String,
-        actual: String,
-    },
-    /// A PEP 658 metadata file whose sha256 differs from the index's.
-    #[error(
-        "sha256 mismatch for the core metadata of `{filename}` ({url}): expected {expected}, \
-         got {actual}"
-    )]
-    MetadataHashMismatch {
-        filename: String,
-        url: String,
-        expected: String,
-        actual: String,
-    },
-    /// A wheel (or metadata file) whose core metadata cannot be read.
-    #[error("`{filename}` has invalid core metadata: {reason}")]
-    InvalidMetadata { filename: String, reason: String },
-    /// A file name that cannot be stored safely.
-    #[error("`{filename}` is not a safe file name for the cache")]
-    InvalidFileName { filename: String },
-    /// A find-links folder or page that cannot be read.
-    #[error("find-links location {location}: {reason}")]
-    FindLinks { location: String, reason: String },
-    /// A local file operation failed.
-    #[error("{action}: {error}")]
-    Io {
-        action: String,
-        error: std::io::Error,
-    },
-    /// The cache could not be read or written.
-    #[error("{action}: {error:#}")]
-    Cache {
-        action: String,
-        error: anyhow::Error,
-    },
-}
-
-impl IndexError {
-    fn cache(action: &str, error: anyhow::Error) -> Self {
-        Self::Cache {
-            action: format!("{action} (in the wasm-build cache)"),
-            error,
-        }
-    }
-}
-
 /// A map whose values are computed once per key, with concurrent callers for the same key
 /// waiting for the first one instead of repeating its work. Failures are not remembered.
 struct OnceMap<K, V> {
@@ -274,6 +210,7 @@ pub struct IndexClient {
     find_links: Vec<FindLinks>,
     offline: bool,
     refresh: bool,
+    exclude_newer: Option<ExcludeNewer>,
     /// When this client was made (Unix milliseconds): pages fetched since then by any
     /// process count as revalidated.
     started_at: u64,
@@ -294,6 +231,7 @@ impl std::fmt::Debug for IndexClient {
             .field("find_links", &self.find_links)
             .field("offline", &self.offline)
             .field("refresh", &self.refresh)
+            .field("exclude_newer", &self.exclude_newer)
             .finish_non_exhaustive()
     }
 }
@@ -304,8 +242,8 @@ impl IndexClient {
     pub fn new(options: IndexOptions, cache: &Cache) -> anyhow::Result<Self> {
         let main = options.index_url.as_deref().unwrap_or(DEFAULT_INDEX_URL);
         let mut indexes = Vec::new();
-        for raw in std::iter::once(main).chain(options.extra_index_urls.iter().map(String::as_str))
-        {
+        let urls = std::iter::once(main).chain(options.extra_index_urls.iter().map(String::as_str));
+        for raw in urls.filter(|_| !options.no_index) {
             let mut url =
                 Url::parse(raw).with_context(|| format!("index URL `{raw}` is not a valid URL"))?;
             if !matches!(url.scheme(), "http" | "https") {
@@ -333,8 +271,9 @@ impl IndexClient {
             find_links,
             offline: options.offline,
             refresh: options.refresh,
+            exclude_newer: options.exclude_newer,
             started_at: page_cache::now_millis(),
-            http: HttpClient::new()?,
+            http: HttpClient::new(options.native_tls)?,
             pages: PageCache::new(index_dir.join("pages"))?,
             metadata_dir,
             wheels: WheelStore::new(cache.bucket(Bucket::Wheels)?)?,
@@ -360,8 +299,9 @@ impl IndexClient {
     }
 
     /// Every wheel and sdist of `name` over all indexes and find-links locations, in search
-    /// order. When two sources list the same file name, the first one wins. A project no
-    /// source knows gives an empty list.
+    /// order. When two sources list the same file name, the first one wins (offline, the
+    /// first whose file can be had without the network). A project no source knows gives an
+    /// empty list.
     pub fn project_files(&self, name: &PackageName) -> Result<Vec<DistFile>, IndexError> {
         Ok(self.project_files_shared(name)?.to_vec())
     }
@@ -376,15 +316,15 @@ impl IndexClient {
     }
 
     fn collect_project_files(&self, name: &PackageName) -> Result<Arc<[DistFile]>, IndexError> {
-        let mut files = Vec::new();
-        let mut seen = HashSet::new();
+        let mut listed: Vec<DistFile> = Vec::new();
         let mut missing = Vec::new();
-        let mut add = |listed: &[DistFile]| {
-            for file in listed {
-                if classify(&file.filename, name).is_some() && seen.insert(file.filename.clone()) {
-                    files.push(file.clone());
-                }
-            }
+        let mut add = |files: &[DistFile]| {
+            listed.extend(
+                files
+                    .iter()
+                    .filter(|file| classify(&file.filename, name).is_some())
+                    .cloned(),
+            );
         };
         for index in &self.indexes {
             let url = index
@@ -402,26 +342,66 @@ impl IndexClient {
             match location {
                 FindLinks::Dir(dir) => add(&find_links::list_dir(dir)?),
                 FindLinks::Page(url) => {
-                    let listed = self.flat_pages.get_or_try_insert(&url.to_string(), || {
+                    let files = self.flat_pages.get_or_try_insert(&url.to_string(), || {
                         Ok::<_, IndexError>(
                             self.page(url, simple::ACCEPT_HTML)?
                                 .map(|page| Arc::from(page.files)),
                         )
                     })?;
-                    match listed {
-                        Some(listed) => add(&listed),
+                    match files {
+                        Some(files) => add(&files),
                         None => missing.push(url.to_string()),
                     }
                 }
             }
         }
-        if self.offline && files.is_empty() && !missing.is_empty() {
+        if self.offline && listed.is_empty() && !missing.is_empty() {
             return Err(IndexError::OfflineProject {
                 project: name.to_string(),
                 missing: missing.join(", "),
             });
         }
-        Ok(files.into())
+        Ok(self.first_of_each_name(listed).into())
+    }
+
+    /// One file per file name, in search order: the first source's, except that offline a
+    /// later source's copy that can be had without the network (a find-links file, a cached
+    /// download) wins over one that cannot.
+    fn first_of_each_name(&self, listed: Vec<DistFile>) -> Vec<DistFile> {
+        let mut chosen: Vec<DistFile> = Vec::with_capacity(listed.len());
+        let mut position: HashMap<String, usize> = HashMap::new();
+        for file in listed {
+            match position.get(&file.filename) {
+                None => {
+                    position.insert(file.filename.clone(), chosen.len());
+                    chosen.push(file);
+                }
+                Some(&at) => {
+                    if self.offline && !self.is_available(&chosen[at]) && self.is_available(&file) {
+                        chosen[at] = file;
+                    }
+                }
+            }
+        }
+        chosen
+    }
+
+    /// Whether `file` can be had now: always online; offline only when it is on this
+    /// machine (a find-links file) or its download is in the wheel cache. The cache entry is
+    /// hashed again when it is used.
+    pub fn is_available(&self, file: &DistFile) -> bool {
+        if !self.offline || file.local_path().is_some() {
+            return true;
+        }
+        file.sha256
+            .clone()
+            .or_else(|| self.wheels.recorded_hash(&file.url))
+            .is_some_and(|sha256| self.wheels.contains(&sha256, &file.filename))
+    }
+
+    /// The `exclude-newer` cutoff, if any.
+    pub fn exclude_newer(&self) -> Option<ExcludeNewer> {
+        self.exclude_newer
     }
 
     /// A page from the cache or the network, honouring freshness, `refresh` and `offline`.
@@ -438,6 +418,9 @@ impl IndexClient {
         if self.offline {
             return Ok(cached);
         }
+        // A page stored by an older wasm-build lacks what this one reads from pages (upload
+        // times): fetch it whole, not conditionally.
+        let cached = cached.filter(CachedPage::is_current_format);
         if cached
             .as_ref()
             .is_some_and(|page| page.is_fresh() && !self.refresh)
@@ -449,7 +432,7 @@ impl IndexClient {
             .lock(key)
             .map_err(|e| IndexError::cache("locking the index page cache", e))?;
         // Another process may have fetched the page while this one waited for the lock.
-        let cached = self.pages.read(key);
+        let cached = self.pages.read(key).filter(CachedPage::is_current_format);
         if cached.as_ref().is_some_and(usable) {
             return Ok(cached);
         }
@@ -511,246 +494,11 @@ impl IndexClient {
             files,
         ))
     }
-
-    /// Downloads `file` into the content-addressed wheel cache (or finds it there) and
-    /// returns the cached path. See [`Self::download_verified`].
-    pub fn download(&self, file: &DistFile) -> Result<PathBuf, IndexError> {
-        Ok(self.download_verified(file)?.path)
-    }
-
-    /// Downloads `file` into the wheel cache, checking it against the index's sha256; when
-    /// the index gives none, the sha256 is computed and reported as such. A file whose bytes
-    /// do not match is refused and nothing is cached under its name. Local files are hashed
-    /// and copied into the cache.
-    pub fn download_verified(&self, file: &DistFile) -> Result<CachedFile, IndexError> {
-        self.downloads
-            .get_or_try_insert(&file.url, || self.fetch_file(file))
-    }
-
-    fn fetch_file(&self, file: &DistFile) -> Result<CachedFile, IndexError> {
-        let hash_source = if file.sha256.is_some() {
-            HashSource::Index
-        } else {
-            HashSource::Computed
-        };
-        let done = |path: PathBuf, sha256: &str| CachedFile {
-            path,
-            sha256: sha256.to_string(),
-            hash_source,
-        };
-        if let Some(source) = file.local_path() {
-            let (actual, _) = sha256_file(&source)
-                .map_err(|e| IndexError::cache("hashing a find-links file", e))?;
-            check_hash(file, &source.display().to_string(), &actual)?;
-            if let Some(path) = self.wheels.verified(&actual, &file.filename)? {
-                return Ok(done(path, &actual));
-            }
-            let _lock = self.wheels.lock(&actual)?;
-            let path = match self.wheels.verified(&actual, &file.filename)? {
-                Some(path) => path,
-                None => self.wheels.import_local(&source, &actual, &file.filename)?,
-            };
-            return Ok(done(path, &actual));
-        }
-
-        let known = file
-            .sha256
-            .clone()
-            .or_else(|| self.wheels.recorded_hash(&file.url));
-        if let Some(sha256) = &known
-            && let Some(path) = self.wheels.verified(sha256, &file.filename)?
-        {
-            return Ok(done(path, sha256));
-        }
-        if self.offline {
-            return Err(IndexError::OfflineFile {
-                filename: file.filename.clone(),
-                url: file.url.clone(),
-            });
-        }
-        let _lock = self.wheels.lock(known.as_deref().unwrap_or(&file.url))?;
-        if let Some(sha256) = &known
-            && let Some(path) = self.wheels.verified(sha256, &file.filename)?
-        {
-            return Ok(done(path, sha256));
-        }
-        let url = Url::parse(&file.url).map_err(|e| IndexError::Transfer {
-            url: file.url.clone(),
-            reason: format!("invalid URL: {e}"),
-        })?;
-        let mut tmp = self.wheels.temp_file()?;
-        let (actual, _size) = self.http.download(&url, tmp.as_file_mut())?;
-        // On a mismatch `tmp` is dropped here, which deletes it: nothing reaches the cache.
-        check_hash(file, &file.url, &actual)?;
-        let path = self.wheels.publish(tmp, &actual, &file.filename)?;
-        if file.sha256.is_none() {
-            self.wheels.record_hash(&file.url, &actual)?;
-        }
-        Ok(done(path, &actual))
-    }
-
-    /// The core metadata of a wheel: from the PEP 658 `.metadata` file when the index offers
-    /// one (checked against its hash when given), else from the wheel's own
-    /// `*.dist-info/METADATA` (downloading the wheel). Cached by the wheel's sha256.
-    pub fn metadata(&self, file: &DistFile) -> Result<Arc<CoreMetadata>, IndexError> {
-        self.metadata
-            .get_or_try_insert(&file.url, || self.load_metadata(file))
-    }
-
-    fn load_metadata(&self, file: &DistFile) -> Result<Arc<CoreMetadata>, IndexError> {
-        let parse = |bytes: &[u8]| {
-            CoreMetadata::parse(bytes).map_err(|e| IndexError::InvalidMetadata {
-                filename: file.filename.clone(),
-                reason: format!("{e:#}"),
-            })
-        };
-        let known = if file.local_path().is_some() {
-            None
-        } else {
-            file.sha256
-                .clone()
-                .or_else(|| self.wheels.recorded_hash(&file.url))
-        };
-        if let Some(sha256) = &known
-            && let Ok(bytes) = std::fs::read(self.metadata_path(sha256))
-            && let Ok(metadata) = parse(&bytes)
-        {
-            return Ok(Arc::new(metadata));
-        }
-        if file.core_metadata
-            && !self.offline
-            && let Some(sha256) = &file.sha256
-            && let Some(bytes) = self.fetch_metadata_file(file)?
-        {
-            let metadata = parse(&bytes)?;
-            self.store_metadata(sha256, &bytes)?;
-            return Ok(Arc::new(metadata));
-        }
-        let cached = self.download_verified(file)?;
-        let bytes = read_wheel_metadata(&cached.path, &file.filename)?;
-        let metadata = parse(&bytes)?;
-        self.store_metadata(&cached.sha256, &bytes)?;
-        Ok(Arc::new(metadata))
-    }
-
-    /// Fetches `<file url>.metadata`; `None` when the index does not have it after all.
-    fn fetch_metadata_file(&self, file: &DistFile) -> Result<Option<Vec<u8>>, IndexError> {
-        let url_text = format!("{}.metadata", file.url);
-        let url = Url::parse(&url_text).map_err(|e| IndexError::Transfer {
-            url: url_text.clone(),
-            reason: format!("invalid URL: {e}"),
-        })?;
-        let Some(bytes) = self.http.get_bytes(&url, http::MAX_METADATA_BYTES)? else {
-            return Ok(None);
-        };
-        if let Some(expected) = &file.metadata_sha256 {
-            let actual = sha256_bytes(&bytes);
-            if &actual != expected {
-                return Err(IndexError::MetadataHashMismatch {
-                    filename: file.filename.clone(),
-                    url: url_text,
-                    expected: expected.clone(),
-                    actual,
-                });
-            }
-        }
-        Ok(Some(bytes))
-    }
-
-    fn metadata_path(&self, wheel_sha256: &str) -> PathBuf {
-        self.metadata_dir.join(format!("{wheel_sha256}.METADATA"))
-    }
-
-    fn store_metadata(&self, wheel_sha256: &str, bytes: &[u8]) -> Result<(), IndexError> {
-        write_atomic(&self.metadata_path(wheel_sha256), bytes)
-            .map_err(|e| IndexError::cache("writing core metadata", e))
-    }
-}
-
-/// Refuses `actual` when the index gave a different sha256 for `file`.
-fn check_hash(file: &DistFile, location: &str, actual: &str) -> Result<(), IndexError> {
-    match &file.sha256 {
-        Some(expected) if expected != actual => Err(IndexError::HashMismatch {
-            filename: file.filename.clone(),
-            url: location.to_string(),
-            expected: expected.clone(),
-            actual: actual.to_string(),
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// Reads `<name>-<version>.dist-info/METADATA` from a wheel. The wheel must hold exactly one
-/// top-level `.dist-info/METADATA`, or one whose folder matches the wheel's name.
-fn read_wheel_metadata(path: &Path, filename: &str) -> Result<Vec<u8>, IndexError> {
-    let invalid = |reason: String| IndexError::InvalidMetadata {
-        filename: filename.to_string(),
-        reason,
-    };
-    let file = std::fs::File::open(path).map_err(|e| IndexError::Io {
-        action: format!("opening {}", path.display()),
-        error: e,
-    })?;
-    // The strict reader: the metadata resolution relies on is what every installer reads.
-    let archive = StrictZip::open(&file, &ArchiveLimits::default())
-        .map_err(|e| invalid(format!("{:#}", anyhow::Error::from(e))))?;
-    let candidates: Vec<String> = archive
-        .members()
-        .iter()
-        .map(|member| member.name.as_str())
-        .filter(|name| {
-            name.strip_suffix(".dist-info/METADATA")
-                .is_some_and(|dir| !dir.is_empty() && !dir.contains('/'))
-        })
-        .map(str::to_string)
-        .collect();
-    let chosen = match candidates.as_slice() {
-        [] => return Err(invalid("the wheel has no .dist-info/METADATA".to_string())),
-        [only] => only.clone(),
-        several => {
-            let wheel = WheelFilename::from_str(filename).map_err(|e| invalid(format!("{e:#}")))?;
-            let expected = wheel.dist_info_dir();
-            several
-                .iter()
-                .find(|name| {
-                    name.strip_suffix("/METADATA")
-                        .is_some_and(|dir| dir.eq_ignore_ascii_case(&expected))
-                })
-                .cloned()
-                .ok_or_else(|| {
-                    invalid(format!(
-                        "the wheel has several .dist-info folders ({}) and none is {expected}",
-                        several.join(", ")
-                    ))
-                })?
-        }
-    };
-    let index = archive
-        .members()
-        .iter()
-        .position(|member| member.name == chosen)
-        .expect("a listed member");
-    let entry = archive.reader(index).expect("a member's index");
-    let mut bytes = Vec::new();
-    entry
-        .take(http::MAX_METADATA_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| {
-            invalid(format!(
-                "cannot read {chosen}: {:#}",
-                anyhow::Error::from(ZipError::from(e))
-            ))
-        })?;
-    if bytes.len() as u64 > http::MAX_METADATA_BYTES {
-        return Err(invalid(format!("{chosen} is larger than 16 MiB")));
-    }
-    Ok(bytes)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
 
     fn name(s: &str) -> PackageName {
         PackageName::from_str(s).unwrap()
@@ -774,49 +522,6 @@ mod tests {
         assert_eq!(classify("six-1.16.0-py2.py3-none-any.whl", &project), None);
         assert_eq!(classify("python-dateutil-1.0.exe", &project), None);
         assert_eq!(classify("python-dateutil-1.0.egg", &project), None);
-    }
-
-    fn wheel_with(entries: &[(&str, &[u8])]) -> tempfile::NamedTempFile {
-        let mut tmp = tempfile::NamedTempFile::new().unwrap();
-        {
-            let mut zip = zip::ZipWriter::new(tmp.as_file_mut());
-            for (name, data) in entries {
-                zip.start_file(*name, zip::write::SimpleFileOptions::default())
-                    .unwrap();
-                zip.write_all(data).unwrap();
-            }
-            zip.finish().unwrap();
-        }
-        tmp
-    }
-
-    #[test]
-    fn reads_metadata_from_a_wheel() {
-        let meta: &[u8] = b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n";
-        let wheel = wheel_with(&[
-            ("demo/__init__.py", b""),
-            ("demo-1.0.dist-info/METADATA", meta),
-        ]);
-        let bytes = read_wheel_metadata(wheel.path(), "demo-1.0-py3-none-any.whl").unwrap();
-        assert_eq!(bytes, meta);
-
-        let two = wheel_with(&[
-            ("other-1.0.dist-info/METADATA", b"x"),
-            ("demo-1.0.dist-info/METADATA", meta),
-        ]);
-        let bytes = read_wheel_metadata(two.path(), "demo-1.0-py3-none-any.whl").unwrap();
-        assert_eq!(bytes, meta);
-
-        let nested = wheel_with(&[("pkg/demo-1.0.dist-info/METADATA", meta)]);
-        let err = read_wheel_metadata(nested.path(), "demo-1.0-py3-none-any.whl").unwrap_err();
-        assert!(err.to_string().contains("no .dist-info/METADATA"), "{err}");
-
-        let not_zip = tempfile::NamedTempFile::new().unwrap();
-        let err = read_wheel_metadata(not_zip.path(), "demo-1.0-py3-none-any.whl").unwrap_err();
-        assert!(
-            err.to_string().contains("demo-1.0-py3-none-any.whl"),
-            "{err}"
-        );
     }
 
     #[test]

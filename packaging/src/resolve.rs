@@ -8,18 +8,27 @@
 //! - yanked files only for versions pinned with `==`/`===` by a top-level requirement or a
 //!   constraint;
 //! - constraints restrict the versions of packages that appear, they never add packages;
-//!   with require-hashes every package must be pinned and its wheel's sha256 listed.
+//!   with require-hashes every package must be pinned and its wheel's sha256 listed;
+//! - with exclude-newer, files uploaded at or after the cutoff do not exist, and files of
+//!   indexes that give no upload time are not used (files on this machine always are);
+//! - offline, a file is a candidate only when it is on this machine or in the wheel cache.
+//!
+//! A failure says what it comes down to in a sentence (the requirements at odds, or the one
+//! package without a usable version and why); pubgrub's derivation is kept apart
+//! ([`ResolveError::derivation`]).
 //!
 //! Project pages (and the core metadata of each project's newest wheel) are prefetched on a
 //! few threads while pubgrub works, and the chosen wheels are downloaded in parallel.
 
 mod candidates;
+mod chain;
 mod provider;
 mod ranges;
 mod report;
+mod summary;
 
 use crate::constraints::BuildConstraints;
-use crate::index::{CachedFile, DistFile, HashSource, IndexClient, IndexError};
+use crate::index::{CachedFile, DistFile, HashSource, Hint, IndexClient, IndexError};
 use crate::target::GuestTarget;
 use candidates::{Candidates, Policy};
 use pep440_rs::{Version, VersionSpecifiers};
@@ -32,6 +41,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Mutex, PoisonError};
+use summary::Verdict;
 
 /// Threads that fetch project pages ahead of the resolver.
 const PREFETCH_THREADS: usize = 4;
@@ -75,13 +85,24 @@ pub enum ResolveError {
     /// A requirement wasm-build cannot install (a direct URL).
     #[error("cannot use the build requirement `{requirement}`: {reason}")]
     UnsupportedRequirement { requirement: String, reason: String },
-    /// No set of versions satisfies the requirements; `derivation` says why.
-    #[error("cannot resolve the build requirements for {guest}:\n{derivation}")]
-    NoSolution { guest: String, derivation: String },
-    /// A package the build needs has no wheel the guest can use; the message names the
-    /// chain of requirements that led to it and the files that exist.
+    /// No set of versions satisfies the requirements. `summary` says the conflict in a
+    /// sentence naming the requirements at odds; `derivation` is the resolver's whole
+    /// reasoning (see [`ResolveError::derivation`]).
+    #[error("cannot resolve the build requirements for {guest}: {summary}")]
+    NoSolution {
+        guest: String,
+        summary: String,
+        derivation: String,
+    },
+    /// Versions of a package the build needs exist, but none it can use (no wheel the guest
+    /// can load, yanked, excluded by a constraint, …); the message names the chain of
+    /// requirements that led to it and why each version is out.
     #[error("{message}")]
-    NoWheel { package: String, message: String },
+    NoWheel {
+        package: String,
+        message: String,
+        derivation: String,
+    },
     /// The index client failed for a package.
     #[error("cannot get `{package}`{required_by}: {error}")]
     Index {
@@ -92,6 +113,28 @@ pub enum ResolveError {
     /// A package fails require-hashes mode.
     #[error(transparent)]
     RequireHashes(Box<RequireHashesError>),
+}
+
+impl ResolveError {
+    /// How the resolver reached its conclusion, in words, for a failed resolution: pubgrub's
+    /// derivation, one step a line, each naming the versions and requirements it combines.
+    /// The message gives the gist; this is for the curious (the CLI shows it with `-v`).
+    pub fn derivation(&self) -> Option<&str> {
+        match self {
+            Self::NoSolution { derivation, .. } | Self::NoWheel { derivation, .. } => {
+                Some(derivation.as_str()).filter(|d| !d.is_empty())
+            }
+            _ => None,
+        }
+    }
+
+    /// What the user can do about the error, if anything (see [`Hint`]).
+    pub fn hint(&self) -> Option<Hint> {
+        match self {
+            Self::Index { error, .. } => error.hint(),
+            _ => None,
+        }
+    }
 }
 
 /// Why a package fails require-hashes mode.
@@ -161,15 +204,18 @@ pub fn resolve(
                     target,
                     sources: &sources,
                 };
-                if let Some(no_wheel) = explainer.no_wheel(&tree) {
-                    return Err(ResolveError::NoWheel {
-                        package: no_wheel.package.to_string(),
-                        message: no_wheel.message,
-                    });
-                }
-                return Err(ResolveError::NoSolution {
-                    guest: explainer.guest(),
-                    derivation: explainer.derivation(&tree),
+                let derivation = explainer.derivation(&tree);
+                return Err(match explainer.verdict(&tree) {
+                    Verdict::NoWheel { package, message } => ResolveError::NoWheel {
+                        package: package.to_string(),
+                        message,
+                        derivation,
+                    },
+                    Verdict::Conflict(summary) => ResolveError::NoSolution {
+                        guest: explainer.guest(),
+                        summary,
+                        derivation,
+                    },
                 });
             }
             Err(PubGrubError::ErrorChoosingVersion { source, .. })
@@ -187,8 +233,9 @@ pub fn resolve(
             let file = candidates.files(&version).first().cloned().ok_or_else(|| {
                 ResolveError::NoSolution {
                     guest: format!("{name} {version}"),
-                    derivation: "internal error: a version without a usable wheel was chosen"
+                    summary: "internal error: a version without a usable wheel was chosen"
                         .to_string(),
+                    derivation: String::new(),
                 }
             })?;
             if !version.is_stable()
@@ -378,6 +425,8 @@ fn prefetch(
                 constraint: &applicable,
                 allowed_yanks: &HashSet::new(),
                 preferred_hashes: &applicable.hashes().map(str::to_string).collect(),
+                exclude_newer: client.exclude_newer(),
+                available: &|file| client.is_available(file),
             },
         );
         let newest = candidates
@@ -419,10 +468,10 @@ fn download_all(client: &IndexClient, files: &[&DistFile]) -> Vec<Result<CachedF
         .zip(files)
         .map(|(result, file)| {
             result.unwrap_or_else(|| {
-                Err(IndexError::Transfer {
-                    url: file.url.clone(),
-                    reason: "the download thread did not finish".to_string(),
-                })
+                Err(IndexError::transfer(
+                    &file.url,
+                    "the download thread did not finish",
+                ))
             })
         })
         .collect()

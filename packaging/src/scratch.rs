@@ -11,6 +11,7 @@
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
 use rustix::io::Errno;
+use std::collections::HashSet;
 use std::ffi::{CStr, CString};
 use std::io;
 use std::ops::ControlFlow;
@@ -20,7 +21,8 @@ use std::path::Path;
 /// What a tree holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TreeUsage {
-    /// Bytes of regular files (their sizes, not the blocks they occupy).
+    /// Bytes of regular files (their sizes, not the blocks they occupy); a file with several
+    /// hard links in the tree counts once.
     pub bytes: u64,
     /// Entries of any kind: files, folders, symlinks (not the root).
     pub entries: u64,
@@ -30,10 +32,13 @@ pub struct TreeUsage {
 /// the walk ends and what was counted so far is returned.
 pub fn usage(root: &Path, mut stop: impl FnMut(&TreeUsage) -> bool) -> io::Result<TreeUsage> {
     let mut usage = TreeUsage::default();
+    let mut linked = HashSet::new();
     walk(root, &mut |visit: Visit<'_>| {
         if let Visit::Entry { stat, .. } = visit {
             usage.entries += 1;
-            if FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile {
+            if FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile
+                && (stat.st_nlink <= 1 || linked.insert(identity(stat)))
+            {
                 #[allow(clippy::unnecessary_cast)]
                 let size = stat.st_size as u64;
                 usage.bytes = usage.bytes.saturating_add(size);
@@ -242,6 +247,27 @@ mod tests {
             "the link was not followed"
         );
         remove(&root).unwrap();
+    }
+
+    #[test]
+    fn hard_links_count_their_bytes_once() {
+        let root = tempfile::tempdir().unwrap();
+        fs::write(root.path().join("file"), [0u8; 100]).unwrap();
+        for i in 0..3 {
+            fs::hard_link(
+                root.path().join("file"),
+                root.path().join(format!("link-{i}")),
+            )
+            .unwrap();
+        }
+        fs::write(root.path().join("other"), [0u8; 10]).unwrap();
+        assert_eq!(
+            usage(root.path(), |_| false).unwrap(),
+            TreeUsage {
+                bytes: 110,
+                entries: 5
+            }
+        );
     }
 
     #[test]

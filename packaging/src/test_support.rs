@@ -415,3 +415,35 @@ pub(crate) fn snapshot(root: &Path) -> Vec<(String, String)> {
     out.sort();
     out
 }
+
+/// A temporary folder for trees of thousands of folders: in `/dev/shm` (memory) where it
+/// can be written, since creating and removing folders on some disks costs milliseconds
+/// each; elsewhere the usual temporary folder. What the tests check is the same on both.
+pub(crate) fn tempdir_for_many_folders() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("wasm-build-test-")
+        .tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .unwrap()
+}
+
+/// Nests `depth` folders named `name` below `dir`, one level at a time from a descriptor
+/// (so far past PATH_MAX), with a file `bottom` in the deepest. Remove such a tree with
+/// [`crate::scratch::remove`]: `std::fs::remove_dir_all` holds a descriptor per level.
+pub(crate) fn nest_folders(dir: &Path, depth: usize, name: &str) {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut fd = rustix::fs::openat(rustix::fs::CWD, dir, flags, Mode::empty()).unwrap();
+    for _ in 0..depth {
+        rustix::fs::mkdirat(&fd, name, Mode::from_raw_mode(0o755)).unwrap();
+        fd = rustix::fs::openat(&fd, name, flags, Mode::empty()).unwrap();
+    }
+    let file = rustix::fs::openat(
+        &fd,
+        "bottom",
+        OFlags::WRONLY | OFlags::CREATE | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    )
+    .unwrap();
+    rustix::io::write(&file, b"x").unwrap();
+}

@@ -87,3 +87,27 @@ fn native_only_packages_are_explained() {
     assert!(matches!(err, ResolveError::NoWheel { .. }), "{err}");
     assert!(err.to_string().contains("only sdist markupsafe-"), "{err}");
 }
+
+#[test]
+#[ignore = "needs network access to pypi.org"]
+fn a_conflict_with_the_real_hatchling_history_reads_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::at(dir.path()).unwrap();
+    let error = resolve_on_pypi(&cache, &["hatchling", "packaging<20"]).unwrap_err();
+    let message = error.to_string();
+    // What PyPI serves changes; the shape of the message does not.
+    assert!(
+        message.starts_with(
+            "cannot resolve the build requirements for CPython 3.12.0 on wasi: hatchling "
+        ),
+        "{message}"
+    );
+    assert!(message.contains(" need"), "{message}");
+    assert!(
+        message.contains(", but the build requirements ask for packaging<20; the other versions of hatchling need packaging"),
+        "{message}"
+    );
+    assert!(!message.contains('\n') && message.len() < 400, "{message}");
+    let derivation = error.derivation().unwrap();
+    assert!(!derivation.contains(" or >"), "{derivation}");
+}

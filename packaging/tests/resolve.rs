@@ -5,7 +5,7 @@ mod support;
 
 use std::path::Path;
 use std::sync::Arc;
-use support::{Format, TestIndex, TinyWheel, reqs, sha256_hex, tree, wasi_312};
+use support::{Format, TestIndex, TinyWheel, pins, reqs, run, sha256_hex, tree, wasi_312};
 use wasm_build_packaging::cache::Cache;
 use wasm_build_packaging::constraints::BuildConstraints;
 use wasm_build_packaging::index::{HashSource, IndexClient, IndexError, IndexOptions};
@@ -20,23 +20,6 @@ fn options(index: &TestIndex) -> IndexOptions {
 
 fn client(index: &TestIndex, cache: &Cache) -> IndexClient {
     IndexClient::new(options(index), cache).unwrap()
-}
-
-fn pins(resolution: &Resolution) -> Vec<String> {
-    resolution
-        .packages
-        .iter()
-        .map(|p| format!("{}=={}", p.name, p.version))
-        .collect()
-}
-
-fn run(client: &IndexClient, requirements: &[&str]) -> Result<Resolution, ResolveError> {
-    resolve(
-        client,
-        &wasi_312(),
-        &reqs(requirements),
-        &BuildConstraints::none(),
-    )
 }
 
 /// hatchling 1.25.0 and its dependencies as PyPI has them (tomli only below Python 3.11).
@@ -256,32 +239,6 @@ fn yanked_files_are_skipped_unless_pinned() {
         message.contains("only yanked wheel lib-2.0-py3-none-any.whl (broken release)"),
         "{message}"
     );
-}
-
-#[test]
-fn conflict_gives_a_readable_derivation() {
-    let index = TestIndex::start(Format::Json);
-    index
-        .add_tiny(&TinyWheel::new("alpha", "1.0").requires("common<2"))
-        .add_tiny(&TinyWheel::new("beta", "1.0").requires("common>=2"))
-        .add_tiny(&TinyWheel::new("common", "1.0"))
-        .add_tiny(&TinyWheel::new("common", "2.0"));
-    let cache = Cache::temporary().unwrap();
-    let err = run(&client(&index, &cache), &["alpha", "beta"]).unwrap_err();
-    let message = err.to_string();
-    assert!(matches!(err, ResolveError::NoSolution { .. }), "{message}");
-    for expected in [
-        "cannot resolve the build requirements for CPython 3.12.0 on wasi",
-        "alpha==1.0 depends on common<2",
-        "beta==1.0 depends on common>=2",
-        "the build requirements need alpha",
-        "the build requirements cannot be met",
-    ] {
-        assert!(
-            message.contains(expected),
-            "missing {expected:?} in:\n{message}"
-        );
-    }
 }
 
 #[test]

@@ -21,6 +21,19 @@ pub fn shared_cache() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasm-build-cache")
 }
 
+/// The `XDG_STATE_HOME` of every test: the shared cache's seal key lives there (outside the
+/// cache, and the same for every test whatever `HOME` it sets).
+pub fn shared_state() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasm-build-state")
+}
+
+/// The shared cache's seal key file, for tests that open the cache in-process.
+pub fn shared_seal_key() -> PathBuf {
+    shared_state()
+        .join("wasm-build")
+        .join(wasm_build_packaging::cache::SEAL_KEY_FILE)
+}
+
 /// A scratch copy of fixture `name` (the fixtures themselves are never built in place).
 pub fn fixture(name: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -49,6 +62,7 @@ pub fn copy_tree(from: &Path, to: &Path) {
 pub fn wasm_build() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasm-build"));
     cmd.env("WASM_BUILD_CACHE_DIR", shared_cache())
+        .env("XDG_STATE_HOME", shared_state())
         .env_remove("WASM_BUILD_RUNTIME")
         .env_remove("WASM_BUILD_PYTHON_WASM")
         .env_remove("WASM_BUILD_INDEX_URL")

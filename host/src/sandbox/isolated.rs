@@ -1,8 +1,10 @@
 //! Guest runs in a child process ([`super::Isolation::Process`]).
 //!
 //! The guest's code then carries no interruption checks (epoch instrumentation costs it
-//! 7–14 %): the parent keeps every limit from outside and ends a run by killing the child,
-//! which also reaches a guest asleep in a host call. The child is this same program started
+//! 7–14 %): the parent keeps the time and output limits from outside and ends a run by
+//! killing the child, which also reaches a guest asleep in a host call. The memory and disk
+//! limits are kept by the child, where the guest's allocations and file calls happen, and
+//! reported in its outcome. The child is this same program started
 //! with the arguments the caller gave; it reads one [`ChildJob`] on stdin, loads the compiled
 //! module the parent chose (from the parent's checked cache), runs the guest with its
 //! output forwarded to stdout as written, and reports a [`ChildOutcome`] on stderr.
@@ -27,11 +29,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use wasmtime::Module;
 
-/// How often the parent looks at the disk limit while the child runs.
-const POLL: Duration = Duration::from_millis(50);
 /// What the parent keeps of the child's stderr (the outcome, or a panic message).
 const STDERR_LIMIT: u64 = 64 << 10;
 
@@ -46,6 +46,7 @@ struct ChildJob {
     stdlib: Option<Stdlib>,
     root: PathBuf,
     memory: u64,
+    disk: u64,
     entry: JobEntry,
 }
 
@@ -89,6 +90,7 @@ impl ImageRef {
 enum ChildOutcome {
     Exited { code: i32, memory_refused: bool },
     MemoryLimit,
+    DiskLimit,
     Trap(String),
     Setup(String),
 }
@@ -207,6 +209,7 @@ pub(super) fn run(
         stdlib: stdlib.cloned(),
         root: root.to_path_buf(),
         memory: run.limits.memory,
+        disk: run.limits.disk,
         entry,
     };
     let started = Instant::now();
@@ -236,7 +239,7 @@ pub(super) fn run(
         let _ = serde_json::to_writer(&mut stdin, &job);
     });
 
-    let capture = log::Capture::new(run.limits.log, run.log);
+    let capture = log::Capture::new(run.limits.log, run.log.clone());
     let (events, received) = mpsc::channel();
     let reader_capture = capture.clone();
     let reader = std::thread::spawn(move || {
@@ -262,22 +265,10 @@ pub(super) fn run(
     });
 
     let deadline = started + run.limits.wall_time;
-    let mut disk = run.disk_watch();
-    let hit = loop {
-        let now = Instant::now();
-        if now >= deadline {
-            break Some(LimitHit::WallTime);
-        }
-        match received.recv_timeout(POLL.min(deadline - now)) {
-            Ok(Event::Closed) => break None,
-            Ok(Event::LogFull) => break Some(LimitHit::Log),
-            Err(RecvTimeoutError::Timeout) => {
-                if disk.over_limit() {
-                    break Some(LimitHit::Disk);
-                }
-            }
-            Err(RecvTimeoutError::Disconnected) => break None,
-        }
+    let hit = match received.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        Ok(Event::Closed) | Err(RecvTimeoutError::Disconnected) => None,
+        Ok(Event::LogFull) => Some(LimitHit::Log),
+        Err(RecvTimeoutError::Timeout) => Some(LimitHit::WallTime),
     };
     if let Some(hit) = hit {
         end(&mut child);
@@ -306,6 +297,7 @@ pub(super) fn run(
             memory_refused,
         }),
         Some(ChildOutcome::MemoryLimit) => Err(SandboxError::limit(LimitHit::Memory, run, log)),
+        Some(ChildOutcome::DiskLimit) => Err(SandboxError::limit(LimitHit::Disk, run, log)),
         Some(ChildOutcome::Trap(message)) => Err(SandboxError::Trap { message, log }),
         Some(ChildOutcome::Setup(message)) => Err(SandboxError::Setup(anyhow!(message))),
         None => Err(SandboxError::Setup(anyhow!(
@@ -374,6 +366,10 @@ pub fn serve() -> Result<()> {
             hit: LimitHit::Memory,
             ..
         }) => ChildOutcome::MemoryLimit,
+        Err(SandboxError::Limit {
+            hit: LimitHit::Disk,
+            ..
+        }) => ChildOutcome::DiskLimit,
         Err(SandboxError::Limit { hit, .. }) => {
             ChildOutcome::Setup(format!("unexpected limit in the guest process: {hit:?}"))
         }
@@ -467,6 +463,7 @@ fn run_job(
         mounts: job.mounts.clone(),
         limits: Limits {
             memory: job.memory,
+            disk: job.disk,
             ..Limits::default()
         },
         log: log::LogSink::Capture,

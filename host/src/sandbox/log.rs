@@ -1,6 +1,5 @@
-//! The guest's stdout and stderr: captured up to a limit, optionally echoed to the terminal.
+//! The guest's stdout and stderr: captured up to a limit, optionally streamed to the caller.
 
-use crate::terminal::InertStream;
 use bytes::Bytes;
 use std::io::Write;
 use std::pin::Pin;
@@ -10,14 +9,27 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 
+/// Receives the guest's output as it is written.
+pub type OutputFn = Arc<dyn Fn(&[u8]) + Send + Sync>;
+
 /// Where guest output goes besides the in-memory capture.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Clone, Default)]
 pub enum LogSink {
     /// Kept in memory only; shown by the caller if the run fails.
     #[default]
     Capture,
-    /// Also written to the host's stderr as it arrives (`-v`), control characters escaped.
-    Terminal,
+    /// Also handed to this function as it arrives (raw bytes from the guest: whoever shows
+    /// them must make them inert).
+    Stream(OutputFn),
+}
+
+impl std::fmt::Debug for LogSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LogSink::Capture => "Capture",
+            LogSink::Stream(_) => "Stream",
+        })
+    }
 }
 
 /// What a run wrote, and whether it tried to write more than the limit.
@@ -37,8 +49,6 @@ struct State {
     limit: usize,
     overflowed: bool,
     sink: LogSink,
-    /// What reaches the terminal is made inert first (see `terminal`).
-    shown: InertStream,
     /// A guest process's capture: everything goes to this process's stdout as written, for
     /// the parent to capture and bound (see `isolated`); nothing is kept here.
     forward: bool,
@@ -55,7 +65,6 @@ impl Capture {
                 limit,
                 overflowed: false,
                 sink,
-                shown: InertStream::default(),
                 forward: false,
             })),
         }
@@ -94,11 +103,8 @@ impl Capture {
         let room = state.limit.saturating_sub(state.bytes.len());
         let kept = data.len().min(room);
         state.bytes.extend_from_slice(&data[..kept]);
-        if state.sink == LogSink::Terminal {
-            let shown = state.shown.push(&data[..kept]);
-            let mut stderr = std::io::stderr().lock();
-            let _ = stderr.write_all(shown.as_bytes());
-            let _ = stderr.flush();
+        if let LogSink::Stream(stream) = &state.sink {
+            stream(&data[..kept]);
         }
         if kept < data.len() {
             state.overflowed = true;

@@ -1,25 +1,35 @@
 //! The compiled-module cache. Cranelift needs seconds for the interpreter; a precompiled
 //! artifact loads in milliseconds.
 //!
-//! Loading a precompiled artifact is `unsafe` (its code runs unchecked), so the host only
-//! loads files it wrote itself into its private cache, and checks each against the sha256
-//! recorded next to it before use: a damaged or foreign entry is compiled again.
+//! Loading a precompiled artifact is `unsafe` (its code runs unchecked, outside the
+//! sandbox), so the host only loads files it wrote itself into its private cache: each is
+//! checked against the sha256 recorded next to it, a record tagged with the seal key that
+//! the cache does not hold, so that whoever could write the cache still cannot vouch for
+//! other bytes. After that first check by content the file is sealed (its metadata
+//! fingerprint, tagged the same way), and later starts check the seal instead of hashing
+//! tens of MiB. A damaged or foreign entry, or one whose records do not verify, is compiled
+//! again.
 
 use super::WasmContext;
-use crate::integrity::SealedFile;
+use crate::integrity::{self, SealedFile};
 use crate::runtime::Runtime;
 use anyhow::Result;
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use wasm_build_packaging::cache::{self, FileLock};
+use wasm_build_packaging::cache::{self, FileLock, SealKey};
 use wasmtime::{Engine, Module};
 
 /// Loads the runtime's module from the cache, or compiles and caches it; also returns the
 /// cached artifact's path.
-pub fn load(engine: &Engine, runtime: &Runtime, dir: &Path) -> Result<(Module, PathBuf)> {
+pub fn load(
+    engine: &Engine,
+    runtime: &Runtime,
+    dir: &Path,
+    seal_key: &SealKey,
+) -> Result<(Module, PathBuf)> {
     let key = cache_key(engine, &runtime.module_sha256);
-    load_or_compile(engine, dir, &key, || {
+    load_or_compile(engine, dir, &key, seal_key, || {
         Module::from_file(engine, &runtime.module_path).wasm_context(format!(
             "compiling the interpreter {}",
             runtime.module_path.display()
@@ -34,10 +44,15 @@ pub fn load_or_compile(
     engine: &Engine,
     dir: &Path,
     key: &str,
+    seal_key: &SealKey,
     compile: impl FnOnce() -> Result<Module>,
 ) -> Result<(Module, PathBuf)> {
     let artifact = dir.join(format!("{key}.cwasm"));
-    let checksum = dir.join(format!("{key}.sha256"));
+    let checksum = Checksum {
+        path: dir.join(format!("{key}.sha256")),
+        label: format!("sha256 of compiled module {key}.cwasm"),
+        key: seal_key,
+    };
 
     if let Some(module) = load_verified(engine, &artifact, &checksum)? {
         return Ok((module, artifact));
@@ -52,29 +67,54 @@ pub fn load_or_compile(
         .wasm_context("serializing the compiled interpreter")?;
     // The artifact first, its checksum last: a checksum only ever names a complete file.
     cache::write_atomic(&artifact, &bytes)?;
-    cache::write_atomic(&checksum, cache::sha256_bytes(&bytes).as_bytes())?;
-    SealedFile::beside(&artifact).seal_now()?;
+    checksum.record(&cache::sha256_bytes(&bytes))?;
+    SealedFile::beside(&artifact, seal_key).seal_now()?;
     Ok((module, artifact))
 }
 
-/// The cached module, if the artifact is present and matches its checksum: checked by
-/// content once, then by its sealed metadata fingerprint (see [`SealedFile`]).
-fn load_verified(engine: &Engine, artifact: &Path, checksum: &Path) -> Result<Option<Module>> {
-    let sealed = SealedFile::beside(artifact);
+/// The sha256 a compiled module must have, recorded beside it with a tag under the seal key.
+struct Checksum<'a> {
+    path: PathBuf,
+    /// What the tag is about: the artifact's name (a record moved to another entry fails).
+    label: String,
+    key: &'a SealKey,
+}
+
+impl Checksum<'_> {
+    fn record(&self, sha256: &str) -> Result<()> {
+        cache::write_tagged(&self.path, self.key, &self.label, sha256)
+    }
+
+    /// The recorded sha256, if the record is the host's.
+    fn expected(&self) -> Option<String> {
+        cache::read_tagged(&self.path, self.key, &self.label)
+    }
+}
+
+/// The cached module, if the artifact is the user's own file and matches its checksum:
+/// checked by content once, then by its sealed metadata fingerprint (see [`SealedFile`]).
+fn load_verified(
+    engine: &Engine,
+    artifact: &Path,
+    checksum: &Checksum<'_>,
+) -> Result<Option<Module>> {
+    let sealed = SealedFile::beside(artifact, checksum.key);
     if !sealed.is_sealed() {
-        let (Ok(expected), Ok((found, _))) = (
-            std::fs::read_to_string(checksum),
-            cache::sha256_file(artifact),
-        ) else {
+        if !integrity::is_own_file(artifact) {
+            return Ok(None);
+        }
+        let (Some(expected), Ok((found, _))) = (checksum.expected(), cache::sha256_file(artifact))
+        else {
             return Ok(None);
         };
-        if found != expected.trim() {
+        if found != expected {
             return Ok(None);
         }
         sealed.seal_now()?;
     }
-    // SAFETY: the file is exactly what this host serialized (checked by sha256, or unchanged
-    // since it was), in the host's private cache; the engine checks version and settings.
+    // SAFETY: the file is exactly what this host serialized (checked against a sha256 only
+    // the holder of the seal key could record, or unchanged since it was), in the user's own
+    // cache that no other user can write; the engine checks version and settings.
     match unsafe { Module::deserialize_file(engine, artifact) } {
         Ok(module) => Ok(Some(module)),
         // Written by an incompatible engine or damaged in a way the checksum missed.
@@ -133,9 +173,15 @@ mod tests {
             .serialize()
             .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let (artifact, checksum) = (dir.path().join("m.cwasm"), dir.path().join("m.sha256"));
+        let key = SealKey::ephemeral().unwrap();
+        let artifact = dir.path().join("m.cwasm");
+        let checksum = Checksum {
+            path: dir.path().join("m.sha256"),
+            label: "sha256 of compiled module m.cwasm".into(),
+            key: &key,
+        };
         cache::write_atomic(&artifact, &bytes).unwrap();
-        cache::write_atomic(&checksum, cache::sha256_bytes(&bytes).as_bytes()).unwrap();
+        checksum.record(&cache::sha256_bytes(&bytes)).unwrap();
         assert!(
             load_verified(&engine, &artifact, &checksum)
                 .unwrap()
@@ -146,6 +192,78 @@ mod tests {
         let middle = changed.len() / 2;
         changed[middle] ^= 1;
         std::fs::write(&artifact, &changed).unwrap();
+        assert!(
+            load_verified(&engine, &artifact, &checksum)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    /// The attack of issue 14: whoever can write the cache replaces the module and writes a
+    /// matching checksum and seal. Without the seal key neither is the host's.
+    #[test]
+    fn a_changed_module_with_a_forged_checksum_and_seal_is_not_loaded() {
+        let engine = Engine::new(&super::super::engine_config(
+            super::super::EngineKind::Interruptible,
+        ))
+        .unwrap();
+        let serialize = |wat: &[u8]| Module::new(&engine, wat).unwrap().serialize().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let key = SealKey::ephemeral().unwrap();
+        let artifact = dir.path().join("m.cwasm");
+        let checksum = Checksum {
+            path: dir.path().join("m.sha256"),
+            label: "sha256 of compiled module m.cwasm".into(),
+            key: &key,
+        };
+        let ours = serialize(b"\0asm\x01\0\0\0");
+        cache::write_atomic(&artifact, &ours).unwrap();
+        checksum.record(&cache::sha256_bytes(&ours)).unwrap();
+        SealedFile::beside(&artifact, &key).seal_now().unwrap();
+        assert!(
+            load_verified(&engine, &artifact, &checksum)
+                .unwrap()
+                .is_some()
+        );
+
+        // Another valid module in its place, a checksum and a seal for it: with no key (the
+        // records of old) or with the attacker's own.
+        // (module (func (export "f")))
+        let theirs = serialize(
+            b"\0asm\x01\0\0\0\x01\x04\x01\x60\0\0\x03\x02\x01\0\x07\x05\x01\x01f\0\0\x0a\x04\x01\x02\0\x0b",
+        );
+        let attacker = SealKey::ephemeral().unwrap();
+        for key in [None, Some(&attacker)] {
+            cache::write_atomic(&artifact, &theirs).unwrap();
+            let sha = cache::sha256_bytes(&theirs);
+            let fingerprint = integrity::file_fingerprint(&artifact).unwrap();
+            let seal = SealedFile::beside(&artifact, &attacker).seal;
+            match key {
+                None => {
+                    cache::write_atomic(&checksum.path, sha.as_bytes()).unwrap();
+                    cache::write_atomic(&seal, fingerprint.as_bytes()).unwrap();
+                }
+                Some(key) => {
+                    cache::write_tagged(&checksum.path, key, &checksum.label, &sha).unwrap();
+                    SealedFile::beside(&artifact, key).seal_now().unwrap();
+                }
+            }
+            assert!(
+                load_verified(&engine, &artifact, &checksum)
+                    .unwrap()
+                    .is_none()
+            );
+        }
+        // A valid record of another entry, moved here, is not this entry's.
+        let other = Checksum {
+            label: "sha256 of compiled module other.cwasm".into(),
+            ..checksum
+        };
+        other.record(&cache::sha256_bytes(&theirs)).unwrap();
+        let checksum = Checksum {
+            label: "sha256 of compiled module m.cwasm".into(),
+            ..other
+        };
         assert!(
             load_verified(&engine, &artifact, &checksum)
                 .unwrap()

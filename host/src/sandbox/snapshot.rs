@@ -90,7 +90,7 @@ pub fn load(
     if unsupported.exists() {
         return Ok(None);
     }
-    let result = module_cache::load_or_compile(engine, &dir, &key, || {
+    let result = module_cache::load_or_compile(engine, &dir, &key, cache.seal_key()?, || {
         let wasm = std::fs::read(&runtime.module_path)
             .with_context(|| format!("reading {}", runtime.module_path.display()))?;
         if !has_entry_points(&wasm)? {

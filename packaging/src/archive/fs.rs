@@ -6,7 +6,7 @@
 //! link or not, is never opened for writing. Nothing here resolves a path through the
 //! kernel's path lookup beyond a single component.
 
-use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps};
+use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, Timespec, Timestamps};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -48,16 +48,65 @@ pub(crate) fn open_dir_path(path: &Path) -> io::Result<OwnedFd> {
     )?)
 }
 
-/// Opens the folder at `components` below `root`, refusing symlinks on the way.
+/// Opens the folder at `components` below `root`, refusing symlinks on the way (`ELOOP`
+/// or `ENOTDIR`).
+///
+/// Where the kernel offers `openat2` (Linux 5.6+), the kernel walks the whole path with
+/// `RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH`, one call per `PATH_MAX`-sized stretch, so a
+/// path thousands of folders deep costs a few calls, not one per level. Elsewhere it is
+/// walked one `openat(O_NOFOLLOW)` per component.
 pub(crate) fn open_dir_below<'a>(
     root: &OwnedFd,
     components: impl IntoIterator<Item = &'a str>,
 ) -> io::Result<OwnedFd> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static NO_OPENAT2: AtomicBool = AtomicBool::new(false);
+    const STRETCH: usize = 3072;
     let mut current = rustix::fs::openat(root, ".", DIR_FLAGS, Mode::empty())?;
-    for component in components {
-        current = rustix::fs::openat(&current, component, DIR_FLAGS, Mode::empty())?;
+    let mut stretch = String::new();
+    let mut components = components.into_iter().peekable();
+    while let Some(component) = components.next() {
+        if NO_OPENAT2.load(Ordering::Relaxed) {
+            current = rustix::fs::openat(&current, component, DIR_FLAGS, Mode::empty())?;
+            continue;
+        }
+        if !stretch.is_empty() {
+            stretch.push('/');
+        }
+        stretch.push_str(component);
+        let full = components
+            .peek()
+            .is_none_or(|next| stretch.len() + 1 + next.len() > STRETCH);
+        if !full {
+            continue;
+        }
+        let resolve = ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH;
+        match rustix::fs::openat2(
+            &current,
+            stretch.as_str(),
+            DIR_FLAGS,
+            Mode::empty(),
+            resolve,
+        ) {
+            Ok(fd) => current = fd,
+            // No openat2 here (old kernel, or a seccomp filter): walk component-wise.
+            Err(rustix::io::Errno::NOSYS | rustix::io::Errno::PERM) => {
+                NO_OPENAT2.store(true, Ordering::Relaxed);
+                for component in stretch.split('/') {
+                    current = rustix::fs::openat(&current, component, DIR_FLAGS, Mode::empty())?;
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+        stretch.clear();
     }
     Ok(current)
+}
+
+/// Opens the folder `name` of `dir`, refusing a symlink (`ELOOP`) or anything but a folder
+/// (`ENOTDIR`).
+pub(crate) fn open_dir_at(dir: &OwnedFd, name: &str) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::openat(dir, name, DIR_FLAGS, Mode::empty())?)
 }
 
 /// Opens a regular file in `dir` for reading, refusing symlinks and anything that is not a
@@ -157,18 +206,25 @@ impl TreeWriter {
         &self.root
     }
 
-    /// Opens (creating as needed) the folder `components` below the root.
-    fn dir<'a>(&self, components: impl IntoIterator<Item = &'a str>) -> io::Result<OwnedFd> {
+    /// Opens (creating as needed) the folder `components` below the root. It or its parent
+    /// usually exists (one call); otherwise the path is walked from the root, creating
+    /// what is missing.
+    fn dir(&self, components: &[&str]) -> io::Result<OwnedFd> {
+        let not_found = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
+        match open_dir_below(&self.root, components.iter().copied()) {
+            Err(e) if not_found(&e) => {}
+            other => return other,
+        }
+        if let Some((last, parents)) = components.split_last() {
+            match open_dir_below(&self.root, parents.iter().copied()) {
+                Ok(parent) => return create_dir_at(&parent, last),
+                Err(e) if not_found(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
         let mut current = rustix::fs::openat(&self.root, ".", DIR_FLAGS, Mode::empty())?;
         for component in components {
-            current = match rustix::fs::openat(&current, component, DIR_FLAGS, Mode::empty()) {
-                Ok(fd) => fd,
-                Err(rustix::io::Errno::NOENT) => {
-                    rustix::fs::mkdirat(&current, component, Mode::from_raw_mode(0o755))?;
-                    rustix::fs::openat(&current, component, DIR_FLAGS, Mode::empty())?
-                }
-                Err(e) => return Err(e.into()),
-            };
+            current = create_dir_at(&current, component)?;
         }
         Ok(current)
     }
@@ -178,12 +234,12 @@ impl TreeWriter {
         let (name, parents) = path
             .split_last()
             .ok_or_else(|| io::Error::other("empty path"))?;
-        Ok((self.dir(parents.iter().copied())?, name))
+        Ok((self.dir(parents)?, name))
     }
 
     /// Creates the folder at `path` and any missing parents.
     pub(crate) fn create_dir(&self, path: &[&str]) -> io::Result<()> {
-        self.dir(path.iter().copied()).map(drop)
+        self.dir(path).map(drop)
     }
 
     /// Creates a new regular file at `path` (mode 0644, or 0755 when executable). With
@@ -195,20 +251,7 @@ impl TreeWriter {
         replace: bool,
     ) -> io::Result<File> {
         let (parent, name) = self.parent(path)?;
-        if replace {
-            match rustix::fs::unlinkat(&parent, name, AtFlags::empty()) {
-                Ok(()) | Err(rustix::io::Errno::NOENT) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        let mode = if executable { 0o755 } else { 0o644 };
-        let fd = rustix::fs::openat(
-            &parent,
-            name,
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(mode),
-        )?;
-        Ok(File::from(fd))
+        create_file_at(&parent, name, executable, replace)
     }
 
     /// Opens an earlier written regular file for reading (to copy a hard link).
@@ -246,18 +289,20 @@ impl TreeWriter {
     /// Removes everything written (and the destination itself if this writer created it).
     /// Used when extraction or staging fails, so a refused archive leaves nothing behind.
     pub(crate) fn discard(self) {
+        // `scratch::remove` walks any depth (`remove_dir_all` holds a descriptor per level)
+        // and never follows a symlink.
         if self.created_root {
-            let _ = std::fs::remove_dir_all(&self.root_path);
+            let _ = crate::scratch::remove(&self.root_path);
             return;
         }
-        // `remove_dir_all` does not follow symlinks; entries are removed one by one so the
-        // (pre-existing, empty) destination folder itself stays.
+        // Entries are removed one by one so the (pre-existing, empty) destination folder
+        // itself stays.
         if let Ok(entries) = std::fs::read_dir(&self.root_path) {
             for entry in entries.flatten() {
                 let path = entry.path();
                 match entry.file_type() {
                     Ok(t) if t.is_dir() => {
-                        let _ = std::fs::remove_dir_all(&path);
+                        let _ = crate::scratch::remove(&path);
                     }
                     _ => {
                         let _ = std::fs::remove_file(&path);
@@ -266,6 +311,56 @@ impl TreeWriter {
             }
         }
     }
+}
+
+/// Creates the folder `name` in `parent` (an existing folder is taken, a symlink is not)
+/// and opens it.
+pub(crate) fn create_dir_at(parent: &OwnedFd, name: &str) -> io::Result<OwnedFd> {
+    match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o755)) {
+        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+        Err(e) => return Err(e.into()),
+    }
+    open_dir_at(parent, name)
+}
+
+/// Creates the new regular file `name` in `parent` (mode 0644, or 0755 when executable),
+/// never opening an existing name. With `replace`, an earlier regular file of that name is
+/// removed first.
+pub(crate) fn create_file_at(
+    parent: &OwnedFd,
+    name: &str,
+    executable: bool,
+    replace: bool,
+) -> io::Result<File> {
+    if replace {
+        match rustix::fs::unlinkat(parent, name, AtFlags::empty()) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mode = if executable { 0o755 } else { 0o644 };
+    let fd = rustix::fs::openat(
+        parent,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(mode),
+    )?;
+    Ok(File::from(fd))
+}
+
+/// Sets the modification (and access) time of an open folder or file.
+pub(crate) fn set_fd_mtime(fd: &OwnedFd, mtime: Mtime) -> io::Result<()> {
+    Ok(rustix::fs::futimens(fd, &mtime.timestamps())?)
+}
+
+/// Sets the modification time of `name` in `dir` without following a symlink.
+pub(crate) fn set_mtime_at(dir: &OwnedFd, name: &str, mtime: Mtime) -> io::Result<()> {
+    Ok(rustix::fs::utimensat(
+        dir,
+        name,
+        &mtime.timestamps(),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?)
 }
 
 /// Sets the modification time of an open file.
@@ -300,9 +395,12 @@ mod tests {
         let err = writer
             .create_file(&["a", "l", "g"], false, false)
             .unwrap_err();
-        assert_eq!(
-            err.raw_os_error(),
-            Some(rustix::io::Errno::NOTDIR.raw_os_error())
+        let refusals = [rustix::io::Errno::NOTDIR, rustix::io::Errno::LOOP];
+        assert!(
+            refusals
+                .map(|e| Some(e.raw_os_error()))
+                .contains(&err.raw_os_error()),
+            "{err}"
         );
         // An existing name is never opened for writing.
         assert!(writer.create_file(&["a", "l"], false, false).is_err());
@@ -334,6 +432,31 @@ mod tests {
         );
         writer.discard();
         assert!(!dest.exists());
+    }
+
+    #[test]
+    fn opens_deep_folders_and_refuses_links_on_the_way() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = open_dir_path(tmp.path()).unwrap();
+        // Deeper than one openat2 stretch, with 200-character names (past PATH_MAX).
+        let name = "n".repeat(200);
+        let components = vec![name.as_str(); 40];
+        let writer = TreeWriter::create(&tmp.path().join("w")).unwrap();
+        writer.create_dir(&components).unwrap();
+        let deep = open_dir_below(writer.root(), components.iter().copied()).unwrap();
+        rustix::fs::mkdirat(&deep, "leaf", Mode::from_raw_mode(0o755)).unwrap();
+        let mut with_leaf = components.clone();
+        with_leaf.push("leaf");
+        assert!(open_dir_below(writer.root(), with_leaf.iter().copied()).is_ok());
+        // A symlink at any depth is refused, not followed.
+        rustix::fs::symlinkat("/", &deep, "up").unwrap();
+        let mut through_link = components.clone();
+        through_link.extend(["up", "tmp"]);
+        assert!(open_dir_below(writer.root(), through_link.iter().copied()).is_err());
+        std::os::unix::fs::symlink(tmp.path(), tmp.path().join("link")).unwrap();
+        assert!(open_dir_below(&root, ["link"]).is_err());
+        assert!(open_dir_below(&root, ["w", name.as_str()]).is_ok());
+        crate::scratch::remove(&tmp.path().join("w")).unwrap();
     }
 
     #[test]

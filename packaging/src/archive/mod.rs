@@ -1,6 +1,7 @@
 //! Getting source code into the sandbox safely: extraction of sdists from strangers and
 //! the scratch copy of a local source tree.
 //!
+//! - [`SourceFormat::detect`] tells a `.tar.gz` from a wheel, a `.zip` or a `.tar.xz`.
 //! - [`extract_sdist`] unpacks a `.tar.gz` (or legacy `.zip`) sdist, refusing every member that could write
 //!   outside the destination, link out of the tree, or exhaust the disk.
 //! - [`zip::StrictZip`] reads a zip archive (a wheel, a legacy `.zip` sdist) only if every
@@ -12,6 +13,7 @@
 //! `O_NOFOLLOW` relative to a folder descriptor: nothing is ever written through a
 //! symlink, whatever the archive or the tree holds.
 
+mod format;
 pub(crate) mod fs;
 pub(crate) mod path;
 pub(crate) mod scan;
@@ -21,27 +23,34 @@ mod stage;
 pub(crate) mod tree;
 pub mod zip;
 
+pub use format::SourceFormat;
 pub use fs::Mtime;
 pub use path::{LinkRule, NameRule, RelPath};
-pub use sdist::{ExtractedSdist, extract_sdist, extract_sdist_file};
+pub use sdist::{ExtractedSdist, NamedBy, extract_sdist, extract_sdist_file};
 pub use stage::{LinkSkip, StageError, StageWarning, StagedTree, VCS_DIRS, stage_source_tree};
 pub use tree::{NodeKind, PlacementRule};
 
 use crate::limits::LimitExceeded;
+use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
 /// Why one member of an archive was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MemberRule {
-    #[error("{0}")]
+    #[error(transparent)]
     Name(#[from] NameRule),
-    #[error("{0}")]
+    #[error(transparent)]
     Link(#[from] LinkRule),
-    #[error("{0}")]
+    #[error(transparent)]
     Placement(#[from] PlacementRule),
     #[error("it lies outside the single top-level folder `{top}`")]
     OutsideTopLevel { top: String },
+    #[error(
+        "its top-level folder does not name the project and version of the file name \
+         (`{expected}`)"
+    )]
+    WrongTopLevel { expected: String },
     #[error("it is a {0}, which an sdist may not contain")]
     UnsupportedType(String),
     #[error("it is not a folder but its name ends in `/`")]
@@ -60,24 +69,39 @@ pub enum MemberRule {
     GlobalPaxKey { key: String },
 }
 
-/// Why an sdist could not be read or extracted.
+/// Why an sdist could not be read or extracted. Each message states the fact; an I/O
+/// error behind it is the [`source`](std::error::Error::source), never repeated in the
+/// message.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
     #[error("member `{member}` refused: {rule}")]
     Member { member: String, rule: MemberRule },
     #[error("archive refused: {0}")]
-    Limit(#[from] LimitExceeded),
-    #[error("not a valid tar.gz archive: {0}")]
-    Corrupt(String),
+    Limit(LimitExceeded),
+    /// Not a `.tar.gz`: a wheel, a `.tar.xz`, a `.zip`, … (see [`SourceFormat::refusal`]).
+    #[error("{}", format.refusal(file).unwrap_or_default())]
+    Format { file: String, format: SourceFormat },
+    #[error("the archive is truncated or corrupt{at}")]
+    Corrupt { at: CorruptAt, source: io::Error },
     #[error("the archive has no members")]
     Empty,
-    #[error("the top-level folder `{top}` is not `{{name}}-{{version}}`: {reason}")]
-    TopLevelName { top: String, reason: String },
-    #[error("cannot read {path}: {source}")]
+    #[error(
+        "cannot tell which project it holds: neither its file name `{file}` nor its \
+         top-level folder `{top}` is `{{name}}-{{version}}`, and it has no PKG-INFO that \
+         gives them; rename it to `{{name}}-{{version}}.tar.gz` or build from the project \
+         folder"
+    )]
+    Unnamed { file: String, top: String },
+    #[error(
+        "its PKG-INFO gives {found}, but its top-level folder gives {expected}: they must \
+         name the same project and version"
+    )]
+    PkgInfoMismatch { found: String, expected: String },
+    #[error("cannot read {path}")]
     Read { path: PathBuf, source: io::Error },
-    #[error("cannot use {path} as the destination: {source}")]
+    #[error("cannot use {path} as the destination")]
     Destination { path: PathBuf, source: io::Error },
-    #[error("cannot write member `{member}`: {source}")]
+    #[error("cannot write member `{member}`")]
     Write { member: String, source: io::Error },
     /// A `.zip` sdist the strict zip reader refused.
     #[error(transparent)]
@@ -94,6 +118,35 @@ impl From<zip::ZipError> for ArchiveError {
                 rule: zip::ZipMemberRule::Name(rule),
             } => ArchiveError::Member { member, rule },
             other => ArchiveError::Zip(other),
+        }
+    }
+}
+
+/// A limit is the reason itself, not a cause behind it: shown in the message, not chained
+/// as a source (which would print it twice).
+impl From<LimitExceeded> for ArchiveError {
+    fn from(limit: LimitExceeded) -> Self {
+        Self::Limit(limit)
+    }
+}
+
+/// Where in an archive reading failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorruptAt {
+    /// Before the first member.
+    Start,
+    /// Inside this member's header or data.
+    Member(String),
+    /// In the header following this member.
+    After(String),
+}
+
+impl fmt::Display for CorruptAt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CorruptAt::Start => Ok(()),
+            CorruptAt::Member(member) => write!(f, " (member `{member}`)"),
+            CorruptAt::After(member) => write!(f, " (after member `{member}`)"),
         }
     }
 }

@@ -28,7 +28,14 @@ pub enum NameRule {
     EmptyComponent,
     #[error("the path has a `.` component")]
     CurDir,
+    #[error("the name is longer than {MAX_NAME_BYTES} bytes")]
+    TooLong,
 }
+
+/// The longest member name or link target: Linux's `PATH_MAX`. No tool can open a longer
+/// relative path in one call, so `tarfile` and `zipfile` could not extract such a member
+/// either; and the depth it bounds bounds the work of placing a member.
+pub const MAX_NAME_BYTES: usize = 4096;
 
 /// How strictly `.` components are treated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,6 +167,9 @@ fn check_characters(raw: &[u8]) -> Result<&str, NameRule> {
     if raw.is_empty() {
         return Err(NameRule::Empty);
     }
+    if raw.len() > MAX_NAME_BYTES {
+        return Err(NameRule::TooLong);
+    }
     if raw.contains(&0) {
         return Err(NameRule::Nul);
     }
@@ -250,10 +260,15 @@ pub(crate) fn resolve_link(
 }
 
 /// A name from an archive made safe to print: invalid UTF-8 replaced, control characters
-/// escaped, so an error message cannot drive the user's terminal.
+/// escaped, so an error message cannot drive the user's terminal; past
+/// [`DISPLAY_NAME_CHARS`] characters cut short with `…`.
 pub(crate) fn display_name(raw: &[u8]) -> String {
-    String::from_utf8_lossy(raw)
+    let head = &raw[..raw.len().min(4 * DISPLAY_NAME_CHARS)];
+    let text = String::from_utf8_lossy(head);
+    let cut = text.chars().count() > DISPLAY_NAME_CHARS || head.len() < raw.len();
+    let shown: String = text
         .chars()
+        .take(DISPLAY_NAME_CHARS)
         .flat_map(|c| {
             let escaped: Vec<char> = if c.is_control() || c == '\\' {
                 c.escape_default().collect()
@@ -262,8 +277,12 @@ pub(crate) fn display_name(raw: &[u8]) -> String {
             };
             escaped
         })
-        .collect()
+        .collect();
+    if cut { shown + "…" } else { shown }
 }
+
+/// The most characters of a name [`display_name`] shows.
+pub(crate) const DISPLAY_NAME_CHARS: usize = 512;
 
 #[cfg(test)]
 mod tests {
@@ -310,6 +329,7 @@ mod tests {
             (b"..", NameRule::ParentDir),
             (b"a//b", NameRule::EmptyComponent),
             (b"a//", NameRule::EmptyComponent),
+            (&[b'a'; MAX_NAME_BYTES + 1], NameRule::TooLong),
         ];
         for (raw, rule) in cases {
             assert_eq!(
@@ -377,5 +397,8 @@ mod tests {
     #[test]
     fn display_escapes_controls() {
         assert_eq!(display_name(b"a\x1b[31mb\xff"), "a\\u{1b}[31mb\u{fffd}");
+        let long = display_name(&[b'x'; 100_000]);
+        assert_eq!(long.chars().count(), DISPLAY_NAME_CHARS + 1);
+        assert!(long.ends_with("x…"));
     }
 }

@@ -7,19 +7,18 @@
 use super::fs::Mtime;
 use super::path::{Dialect, RelPath, display_name, parse_member_name, resolve_link};
 use super::tree::{Node, Placement, Tree};
-use super::{ArchiveError, MemberRule};
+use super::{ArchiveError, CorruptAt, MemberRule};
+use crate::filename::same_name_version;
 use crate::limits::{ArchiveLimits, LimitExceeded, Meter};
 use std::collections::{BTreeSet, HashMap};
 use std::io::{self, Read};
 use tar::EntryType;
 
+mod pax;
+use pax::{check_global_pax, local_pax, parse_pax_time};
+
 /// The largest `PKG-INFO` kept in memory (it holds the long description).
 pub(crate) const MAX_PKG_INFO_BYTES: u64 = 16 * 1024 * 1024;
-
-/// PAX keys that a global header may not set: they would rename, resize or re-target every
-/// later member for readers that honour global headers (Python's tarfile does; the `tar`
-/// crate does not), so the archive would mean different things to different tools.
-const FORBIDDEN_GLOBAL_PAX_KEYS: &[&str] = &["path", "linkpath", "size"];
 
 /// What the scan hands to its sink, member by member, once a member passed every rule.
 pub(crate) trait MemberSink {
@@ -102,12 +101,22 @@ pub(crate) enum PkgInfo {
     TooLarge,
 }
 
-/// Scans a gzip-compressed tar stream. `expected_top`, when known (from the archive's file
-/// name), is the only top-level folder allowed; otherwise the first member decides it.
+/// Which single top-level folder a scan accepts; the first member's folder is the one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum TopLevel<'a> {
+    /// Any folder (the file name gives no project and version).
+    Any,
+    /// A folder naming the same project and version as this `{name}-{version}` (the file
+    /// name without `.tar.gz`), compared as [`same_name_version`] does.
+    Matching(&'a str),
+}
+
+/// Scans a gzip-compressed tar stream whose members all lie in one top-level folder that
+/// `top_rule` accepts.
 pub(crate) fn scan_tar_gz(
     packed: impl Read,
     limits: &ArchiveLimits,
-    expected_top: Option<&str>,
+    top_rule: TopLevel<'_>,
     sink: &mut dyn MemberSink,
 ) -> Result<ScanSummary, ArchiveError> {
     let meter = Meter::new(*limits);
@@ -116,7 +125,9 @@ pub(crate) fn scan_tar_gz(
     let mut scan = Scan {
         limits,
         meter: &meter,
-        top: expected_top.map(str::to_string),
+        top_rule,
+        top: None,
+        last_member: None,
         tree: Tree::default(),
         file_sizes: HashMap::new(),
         summary_executables: BTreeSet::new(),
@@ -145,7 +156,10 @@ pub(crate) fn scan_tar_gz(
 struct Scan<'a> {
     limits: &'a ArchiveLimits,
     meter: &'a Meter,
+    top_rule: TopLevel<'a>,
     top: Option<String>,
+    /// The last member read, to say where a corrupt stream broke.
+    last_member: Option<String>,
     tree: Tree,
     file_sizes: HashMap<String, u64>,
     summary_executables: BTreeSet<String>,
@@ -162,8 +176,11 @@ enum Kind {
     GlobalPax,
 }
 
-fn corrupt(e: io::Error) -> ArchiveError {
-    ArchiveError::Corrupt(e.to_string())
+fn corrupt_in(member: &str) -> impl Fn(io::Error) -> ArchiveError + '_ {
+    move |source| ArchiveError::Corrupt {
+        at: CorruptAt::Member(member.to_string()),
+        source,
+    }
 }
 
 impl Scan<'_> {
@@ -172,8 +189,16 @@ impl Scan<'_> {
         archive: &mut tar::Archive<R>,
         sink: &mut dyn MemberSink,
     ) -> Result<(), ArchiveError> {
-        for entry in archive.entries().map_err(corrupt)? {
-            let mut entry = entry.map_err(corrupt)?;
+        let corrupt = |last: &Option<String>| {
+            let at = match last {
+                Some(member) => CorruptAt::After(member.clone()),
+                None => CorruptAt::Start,
+            };
+            move |source| ArchiveError::Corrupt { at, source }
+        };
+        for entry in archive.entries().map_err(corrupt(&self.last_member))? {
+            let mut entry = entry.map_err(corrupt(&self.last_member))?;
+            self.last_member = Some(display_name(&entry.path_bytes()));
             self.members += 1;
             if self.members > self.limits.max_members {
                 return Err(LimitExceeded::Members {
@@ -225,21 +250,28 @@ impl Scan<'_> {
         if name.trailing_slash && !matches!(kind, Kind::Dir) {
             return Err(refuse(MemberRule::NonFolderWithSlash));
         }
-        let top = self
-            .top
-            .get_or_insert_with(|| path.top().to_string())
-            .clone();
+        let top = match (&self.top, self.top_rule) {
+            (Some(top), _) => top.clone(),
+            (None, TopLevel::Matching(expected)) if !same_name_version(path.top(), expected) => {
+                return Err(refuse(MemberRule::WrongTopLevel {
+                    expected: expected.to_string(),
+                }));
+            }
+            (None, _) => self.top.insert(path.top().to_string()).clone(),
+        };
         if path.top() != top || (path.depth() == 1 && !matches!(kind, Kind::Dir)) {
             return Err(refuse(MemberRule::OutsideTopLevel { top }));
         }
 
+        let shown = display_name(&raw_name);
+        let corrupt = corrupt_in(&shown);
         let header = entry.header();
-        let mode = header.mode().map_err(corrupt)?;
+        let mode = header.mode().map_err(&corrupt)?;
         let executable = mode & 0o111 != 0;
         let mtime = match pax.get("mtime").and_then(|v| parse_pax_time(v)) {
             Some(mtime) => mtime,
             None => Mtime {
-                seconds: i64::try_from(header.mtime().map_err(corrupt)?).unwrap_or(i64::MAX),
+                seconds: i64::try_from(header.mtime().map_err(&corrupt)?).unwrap_or(i64::MAX),
                 nanoseconds: 0,
             },
         };
@@ -253,6 +285,7 @@ impl Scan<'_> {
                 self.tree
                     .place(&path, Node::Dir)
                     .map_err(|r| refuse(r.into()))?;
+                self.check_tree_size()?;
                 sink.dir(&path, mtime).map_err(write_error)?;
             }
             Kind::File => {
@@ -260,22 +293,39 @@ impl Scan<'_> {
                     .tree
                     .place(&path, Node::File)
                     .map_err(|r| refuse(r.into()))?;
+                self.check_tree_size()?;
                 let capture = path.as_str().strip_prefix(top.as_str()) == Some("/PKG-INFO");
+                let declared = entry.size();
                 let mut reader = CountingTee {
                     inner: &mut *entry,
                     count: 0,
                     capture: capture.then(Vec::new),
+                    failed: false,
                 };
-                sink.file(
+                let written = sink.file(
                     &path,
                     executable,
                     placement == Placement::ReplaceFile,
                     mtime,
                     &mut reader,
-                )
-                .map_err(write_error)?;
+                );
+                // A failed read is the archive's fault (truncated, corrupt), not the disk's.
+                match written {
+                    Err(e) if reader.failed => return Err(corrupt(e)),
+                    other => other.map_err(write_error)?,
+                }
                 // Whatever the sink left unread still counts and still has to be valid.
-                io::copy(&mut reader, &mut io::sink()).map_err(corrupt)?;
+                io::copy(&mut reader, &mut io::sink()).map_err(&corrupt)?;
+                // The tar reader ends a member's data quietly where the stream ends.
+                if reader.count < declared {
+                    return Err(corrupt(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "its data ends after {} of the {} bytes its header gives",
+                            reader.count, declared
+                        ),
+                    )));
+                }
                 self.file_sizes.insert(path.to_string(), reader.count);
                 if capture {
                     self.pkg_info = Some(match reader.capture {
@@ -299,6 +349,7 @@ impl Scan<'_> {
                 self.tree
                     .place(&path, Node::Symlink(link.resolved.clone()))
                     .map_err(|r| refuse(r.into()))?;
+                self.check_tree_size()?;
                 sink.symlink(&path, &link.text, mtime)
                     .map_err(write_error)?;
             }
@@ -320,6 +371,7 @@ impl Scan<'_> {
                     .tree
                     .place(&path, Node::File)
                     .map_err(|r| refuse(r.into()))?;
+                self.check_tree_size()?;
                 // The copy is written to disk: it counts like unpacked data.
                 self.meter.add_unpacked(size)?;
                 sink.hard_link(
@@ -334,6 +386,18 @@ impl Scan<'_> {
                 self.record_executable(&path, executable);
             }
             Kind::GlobalPax => {}
+        }
+        Ok(())
+    }
+
+    /// Folders a member's name implies are made too: they count like members, so that
+    /// one name cannot make the writer create folders without bound.
+    fn check_tree_size(&self) -> Result<(), ArchiveError> {
+        if self.tree.len() as u64 > self.limits.max_members {
+            return Err(LimitExceeded::Members {
+                limit: self.limits.max_members,
+            }
+            .into());
         }
         Ok(())
     }
@@ -353,11 +417,13 @@ pub(crate) struct CountingTee<'r, R: Read> {
     pub count: u64,
     /// The data read so far; `None` once past [`MAX_PKG_INFO_BYTES`].
     pub capture: Option<Vec<u8>>,
+    /// Whether reading the archive failed (as opposed to the sink writing).
+    pub failed: bool,
 }
 
 impl<R: Read> Read for CountingTee<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let n = self.inner.read(buf).inspect_err(|_| self.failed = true)?;
         self.count += n as u64;
         if let Some(captured) = &mut self.capture {
             if self.count > MAX_PKG_INFO_BYTES {
@@ -370,89 +436,6 @@ impl<R: Read> Read for CountingTee<'_, R> {
     }
 }
 
-/// The member's own PAX records, refusing malformed records and repeated keys (readers
-/// disagree on which of two `path` records wins).
-fn local_pax<R: Read>(
-    entry: &mut tar::Entry<'_, R>,
-) -> Result<HashMap<String, Vec<u8>>, MemberRule> {
-    let mut records = HashMap::new();
-    let Some(extensions) = entry
-        .pax_extensions()
-        .map_err(|_| MemberRule::MalformedPax)?
-    else {
-        return Ok(records);
-    };
-    for extension in extensions {
-        let extension = extension.map_err(|_| MemberRule::MalformedPax)?;
-        let key = extension.key().map_err(|_| MemberRule::MalformedPax)?;
-        if records
-            .insert(key.to_string(), extension.value_bytes().to_vec())
-            .is_some()
-        {
-            return Err(MemberRule::DuplicatePaxKey {
-                key: display_name(key.as_bytes()),
-            });
-        }
-    }
-    Ok(records)
-}
-
-fn check_global_pax<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<(), MemberRule> {
-    let Some(extensions) = entry
-        .pax_extensions()
-        .map_err(|_| MemberRule::MalformedPax)?
-    else {
-        return Ok(());
-    };
-    for extension in extensions {
-        let extension = extension.map_err(|_| MemberRule::MalformedPax)?;
-        let key = extension.key().map_err(|_| MemberRule::MalformedPax)?;
-        if FORBIDDEN_GLOBAL_PAX_KEYS.contains(&key) || key.starts_with("GNU.sparse") {
-            return Err(MemberRule::GlobalPaxKey {
-                key: display_name(key.as_bytes()),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// Parses a PAX time (`1700000000` or `1700000000.123456789`, possibly negative).
-fn parse_pax_time(raw: &[u8]) -> Option<Mtime> {
-    let text = std::str::from_utf8(raw).ok()?;
-    let (negative, digits) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
-    };
-    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
-    if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    if !fraction.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let seconds: i64 = whole.parse().ok()?;
-    let mut nanoseconds: u32 = 0;
-    for (i, digit) in fraction.bytes().take(9).enumerate() {
-        nanoseconds += u32::from(digit - b'0') * 10u32.pow(8 - i as u32);
-    }
-    Some(if negative && nanoseconds > 0 {
-        Mtime {
-            seconds: -seconds - 1,
-            nanoseconds: 1_000_000_000 - nanoseconds,
-        }
-    } else if negative {
-        Mtime {
-            seconds: -seconds,
-            nanoseconds: 0,
-        }
-    } else {
-        Mtime {
-            seconds,
-            nanoseconds,
-        }
-    })
-}
-
 fn type_name(kind: EntryType) -> String {
     match kind {
         EntryType::Char => "character device".into(),
@@ -463,38 +446,5 @@ fn type_name(kind: EntryType) -> String {
             "stray extension header".into()
         }
         other => format!("member of type {:?}", other.as_byte() as char),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pax_times() {
-        assert_eq!(
-            parse_pax_time(b"1700000000.5"),
-            Some(Mtime {
-                seconds: 1_700_000_000,
-                nanoseconds: 500_000_000
-            })
-        );
-        assert_eq!(
-            parse_pax_time(b"-1.25"),
-            Some(Mtime {
-                seconds: -2,
-                nanoseconds: 750_000_000
-            })
-        );
-        assert_eq!(
-            parse_pax_time(b"12"),
-            Some(Mtime {
-                seconds: 12,
-                nanoseconds: 0
-            })
-        );
-        assert_eq!(parse_pax_time(b"x"), None);
-        assert_eq!(parse_pax_time(b"1.2.3"), None);
-        assert_eq!(parse_pax_time(b"99999999999999999999"), None);
     }
 }

@@ -2,25 +2,35 @@
 //! sink as tar.gz sdists, under the same rules (single top-level folder, safe names, no
 //! file where a folder is needed, limits). Zip sdists get no links at all.
 
-use super::ArchiveError;
-use super::MemberRule;
-use super::scan::{CountingTee, MemberSink, PkgInfo, ScanSummary};
+use super::scan::{CountingTee, MemberSink, PkgInfo, ScanSummary, TopLevel};
 use super::zip::{StrictZip, ZipError, ZipSource};
+use super::{ArchiveError, CorruptAt, MemberRule};
+use crate::filename::same_name_version;
 use crate::limits::ArchiveLimits;
 use std::collections::BTreeSet;
 use std::io::{self, Read};
 
-/// Scans a zip sdist. `expected_top`, when known (from the archive's file name), is the
-/// only top-level folder allowed; otherwise the first member decides it.
+/// Scans a zip sdist whose members all lie in one top-level folder that `top_rule`
+/// accepts (the first member's folder is the one).
 pub(crate) fn scan_zip(
     source: impl ZipSource,
     limits: &ArchiveLimits,
-    expected_top: Option<&str>,
+    top_rule: TopLevel<'_>,
     sink: &mut dyn MemberSink,
 ) -> Result<ScanSummary, ArchiveError> {
     let zip = StrictZip::open(source, limits)?;
     let first = zip.members().first().ok_or(ArchiveError::Empty)?;
-    let top = expected_top.unwrap_or(first.path.top()).to_string();
+    let top = first.path.top().to_string();
+    if let TopLevel::Matching(expected) = top_rule
+        && !same_name_version(&top, expected)
+    {
+        return Err(ArchiveError::Member {
+            member: first.name.clone(),
+            rule: MemberRule::WrongTopLevel {
+                expected: expected.to_string(),
+            },
+        });
+    }
     let mut executables = BTreeSet::new();
     let mut pkg_info = None;
     for (index, member) in zip.members().iter().enumerate() {
@@ -48,16 +58,26 @@ pub(crate) fn scan_zip(
             inner: &mut reader,
             count: 0,
             capture: capture.then(Vec::new),
+            failed: false,
         };
         let executable = member.is_executable();
         let written = sink.file(path, executable, false, member.mtime(), &mut tee);
         // Whatever the sink left unread still has to be valid.
         let drained = written.and_then(|()| io::copy(&mut tee, &mut io::sink()).map(drop));
-        let captured = tee.capture.take();
+        let (failed, captured) = (tee.failed, tee.capture.take());
         if let Some(refused) = reader.refused.take() {
             return Err(refused.into());
         }
-        drained.map_err(write_error)?;
+        // A failed read is the archive's fault, not the disk's.
+        match drained {
+            Err(source) if failed => {
+                return Err(ArchiveError::Corrupt {
+                    at: CorruptAt::Member(member.name.clone()),
+                    source,
+                });
+            }
+            other => other.map_err(write_error)?,
+        }
         if capture {
             pkg_info = Some(match captured {
                 Some(bytes) => PkgInfo::Bytes(bytes),

@@ -7,114 +7,29 @@
 //! symlinks.
 
 use super::fs::{
-    Mtime, TreeWriter, lstat_at, open_dir_below, open_regular_file, set_file_mtime, stat_mtime,
+    Mtime, TreeWriter, create_dir_at, create_file_at, lstat_at, open_dir_at, open_dir_below,
+    open_regular_file, set_fd_mtime, set_file_mtime, set_mtime_at, stat_mtime,
 };
 use super::path::{LinkRule, LinkTarget, RelPath, display_name, resolve_link};
 use super::tree::{Node, Tree};
 use crate::limits::{LimitExceeded, StageLimits};
-use rustix::fs::{FileType, Mode, OFlags};
-use std::fmt;
+use rustix::fs::{FileType, Mode, OFlags, Stat};
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+/// How deep the copy nests: folders further down are left out with a warning. Real
+/// projects nest a few dozen levels at most; a tree nested thousands deep is an attack on
+/// the host's time and memory, and no build needs what lies there.
+pub const MAX_STAGE_DEPTH: usize = 64;
 
 /// Folders of version-control systems: not copied (the guest cannot run VCS tools, and
 /// they can be large).
 pub const VCS_DIRS: &[&str] = &[".git", ".hg", ".svn", ".bzr"];
 
-/// The result of [`stage_source_tree`].
-#[derive(Debug, Clone, Default)]
-pub struct StagedTree {
-    /// The copy's root (the destination folder).
-    pub root: PathBuf,
-    /// Regular files with an executable bit, relative to `root`, sorted.
-    pub executables: Vec<String>,
-    /// What was left out and why, in the order found.
-    pub warnings: Vec<StageWarning>,
-    /// Version-control folders (or `.git` files) left out, relative to `root`.
-    pub skipped_vcs: Vec<String>,
-    /// Entries created (files, folders, links).
-    pub entries: u64,
-    /// Bytes of file contents copied.
-    pub bytes: u64,
-}
-
-/// Why a symlink of the source tree was left out of the copy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LinkSkip {
-    /// Its target is an absolute path.
-    Absolute,
-    /// Its target resolves outside the tree.
-    Outside,
-    /// Its target does not exist in the copy (or links loop).
-    Dangling,
-    /// Its target is not UTF-8 or holds control characters or backslashes.
-    BadTarget,
-}
-
-/// Something of the source tree that was left out of the copy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StageWarning {
-    /// A symlink that is not safe or not useful in the copy.
-    SkippedSymlink {
-        path: String,
-        target: String,
-        reason: LinkSkip,
-    },
-    /// A socket, FIFO or device.
-    SkippedSpecial { path: String, kind: &'static str },
-    /// A name that is not UTF-8 (WASI paths are UTF-8).
-    SkippedNonUtf8 { path: String },
-    /// The destination folder itself, found inside the source tree.
-    SkippedDestination { path: String },
-    /// An entry that changed type or vanished while it was copied.
-    SkippedChanged { path: String },
-}
-
-impl fmt::Display for StageWarning {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StageWarning::SkippedSymlink {
-                path,
-                target,
-                reason,
-            } => {
-                let why = match reason {
-                    LinkSkip::Absolute => "its target is absolute",
-                    LinkSkip::Outside => "it points outside the source tree",
-                    LinkSkip::Dangling => "its target does not exist in the tree",
-                    LinkSkip::BadTarget => "its target is not a plain UTF-8 path",
-                };
-                write!(f, "skipped symlink `{path}` -> `{target}`: {why}")
-            }
-            StageWarning::SkippedSpecial { path, kind } => {
-                write!(f, "skipped `{path}`: it is a {kind}")
-            }
-            StageWarning::SkippedNonUtf8 { path } => {
-                write!(f, "skipped `{path}`: its name is not UTF-8")
-            }
-            StageWarning::SkippedDestination { path } => {
-                write!(f, "skipped `{path}`: it is the staging folder itself")
-            }
-            StageWarning::SkippedChanged { path } => {
-                write!(f, "skipped `{path}`: it changed while being copied")
-            }
-        }
-    }
-}
-
-/// Why staging failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StageError {
-    #[error("source tree too large: {0}")]
-    Limit(#[from] LimitExceeded),
-    #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: io::Error },
-    #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: io::Error },
-    #[error("cannot use {path} as the staging folder: {source}")]
-    Destination { path: PathBuf, source: io::Error },
-}
+mod outcome;
+pub use outcome::{LinkSkip, StageError, StageWarning, StagedTree};
 
 /// Copies the project folder `src` to `dest` (which must not exist, its parent must, or be
 /// an empty folder).
@@ -156,7 +71,8 @@ pub fn stage_source_tree(
         limits,
         tree: Tree::default(),
         links: Vec::new(),
-        dir_mtimes: Vec::new(),
+        link_dir_mtimes: HashMap::new(),
+        dest_id: (0, 0),
         staged: StagedTree {
             root: dest.to_path_buf(),
             ..StagedTree::default()
@@ -186,39 +102,98 @@ struct Stager<'a> {
     limits: &'a StageLimits,
     tree: Tree,
     links: Vec<PendingLink>,
-    dir_mtimes: Vec<(Vec<String>, Mtime)>,
+    /// Times of the folders that hold links, set again once the links are written.
+    link_dir_mtimes: HashMap<String, Mtime>,
+    dest_id: (u64, u64),
     staged: StagedTree,
 }
 
+/// A folder being copied: its source and copy, open, and its subfolders still to visit.
+struct Level {
+    src: OwnedFd,
+    dest: OwnedFd,
+    path: Vec<String>,
+    mtime: Mtime,
+    subfolders: Vec<String>,
+    has_links: bool,
+}
+
 impl Stager<'_> {
+    /// Walks the source with one descriptor per level on each side: every folder is opened
+    /// once, relative to its parent, never by a path from the root.
     fn run(&mut self) -> Result<(), StageError> {
         let root_stat =
             rustix::fs::fstat(&self.source_root).map_err(|e| self.read_error(&[], e.into()))?;
-        self.dir_mtimes.push((Vec::new(), stat_mtime(&root_stat)));
-        let dest_stat =
-            rustix::fs::fstat(self.writer.root()).map_err(|e| StageError::Destination {
-                path: self.staged.root.clone(),
-                source: e.into(),
-            })?;
-        #[allow(clippy::unnecessary_cast)]
-        let dest_id = (dest_stat.st_dev as u64, dest_stat.st_ino as u64);
-
-        let mut folders: Vec<Vec<String>> = vec![Vec::new()];
-        while let Some(folder) = folders.pop() {
-            let dir = open_dir_below(&self.source_root, folder.iter().map(String::as_str))
-                .map_err(|e| self.read_error(&folder, e))?;
-            for name in self.list(&dir, &folder)? {
-                let mut components = folder.clone();
-                components.push(name);
-                if let Some(sub) = self.entry(&dir, components, dest_id)? {
-                    folders.push(sub);
-                }
-            }
+        let dest_error = |e: io::Error| StageError::Destination {
+            path: self.staged.root.clone(),
+            source: e,
+        };
+        let dest_stat = rustix::fs::fstat(self.writer.root()).map_err(|e| dest_error(e.into()))?;
+        self.dest_id = identity(&dest_stat);
+        let src = self
+            .source_root
+            .try_clone()
+            .map_err(|e| self.read_error(&[], e))?;
+        let dest = self.writer.root().try_clone().map_err(dest_error)?;
+        let mut levels = vec![self.level(src, dest, Vec::new(), stat_mtime(&root_stat))?];
+        while let Some(level) = levels.last_mut() {
+            let Some(name) = level.subfolders.pop() else {
+                let done = levels.pop().expect("the loop runs while there are levels");
+                self.leave(done);
+                continue;
+            };
+            let mut path = level.path.clone();
+            path.push(name);
+            let name = path.last().map(String::as_str).unwrap_or_default();
+            let src = open_dir_at(&level.src, name).map_err(|e| self.read_error(&path, e))?;
+            let dest =
+                create_dir_at(&level.dest, name).map_err(|e| self.write_error_at(&path, e))?;
+            let stat = rustix::fs::fstat(&src).map_err(|e| self.read_error(&path, e.into()))?;
+            let next = self.level(src, dest, path, stat_mtime(&stat))?;
+            levels.push(next);
         }
         self.write_links()?;
-        self.finish_dir_mtimes();
         self.staged.executables.sort();
         Ok(())
+    }
+
+    /// Copies the entries of the folder `path` (open as `src`, its copy as `dest`).
+    fn level(
+        &mut self,
+        src: OwnedFd,
+        dest: OwnedFd,
+        path: Vec<String>,
+        mtime: Mtime,
+    ) -> Result<Level, StageError> {
+        let links_before = self.links.len();
+        let mut subfolders = Vec::new();
+        for name in self.list(&src, &path)? {
+            let mut components = path.clone();
+            components.push(name);
+            if let Some(sub) = self.entry(&src, &dest, components)? {
+                subfolders.push(sub);
+            }
+        }
+        // Visited last first, as before (the order of warnings).
+        Ok(Level {
+            has_links: self.links.len() > links_before,
+            src,
+            dest,
+            path,
+            mtime,
+            subfolders,
+        })
+    }
+
+    /// Everything below a folder is written: its time can be set, unless links are still
+    /// to be written into it.
+    fn leave(&mut self, level: Level) {
+        if level.has_links {
+            self.link_dir_mtimes
+                .insert(level.path.join("/"), level.mtime);
+        } else {
+            let _ = set_fd_mtime(&level.dest, level.mtime);
+        }
     }
 
     /// The UTF-8 names of a folder, sorted; others become warnings.
@@ -243,13 +218,14 @@ impl Stager<'_> {
         Ok(names)
     }
 
-    /// Copies one entry; returns the folder to descend into, if it is one.
+    /// Copies one entry of `dir` (copied to `dest`); returns the name of a folder to
+    /// descend into.
     fn entry(
         &mut self,
         dir: &OwnedFd,
+        dest: &OwnedFd,
         components: Vec<String>,
-        dest_id: (u64, u64),
-    ) -> Result<Option<Vec<String>>, StageError> {
+    ) -> Result<Option<String>, StageError> {
         let name = components.last().map(String::as_str).unwrap_or_default();
         let shown = components.join("/");
         if VCS_DIRS.contains(&name) {
@@ -271,27 +247,26 @@ impl Stager<'_> {
         };
         let special = match FileType::from_raw_mode(stat.st_mode) {
             FileType::Directory => {
-                #[allow(clippy::unnecessary_cast)]
-                if (stat.st_dev as u64, stat.st_ino as u64) == dest_id {
+                if identity(&stat) == self.dest_id {
                     self.staged
                         .warnings
                         .push(StageWarning::SkippedDestination { path: shown });
                     return Ok(None);
                 }
+                if components.len() > MAX_STAGE_DEPTH {
+                    self.staged.warnings.push(StageWarning::SkippedTooDeep {
+                        path: abbreviate(&components),
+                    });
+                    return Ok(None);
+                }
                 self.count_entry()?;
-                let parts: Vec<&str> = path.components().collect();
                 self.tree
                     .place(&path, Node::Dir)
                     .map_err(|e| self.write_error(&path, io::Error::other(e)))?;
-                self.writer
-                    .create_dir(&parts)
-                    .map_err(|e| self.write_error(&path, e))?;
-                self.dir_mtimes
-                    .push((components.clone(), stat_mtime(&stat)));
-                return Ok(Some(components));
+                return Ok(Some(name.to_string()));
             }
             FileType::RegularFile => {
-                self.copy_file(dir, name, &path)?;
+                self.copy_file(dir, dest, name, &path)?;
                 return Ok(None);
             }
             FileType::Symlink => {
@@ -311,7 +286,13 @@ impl Stager<'_> {
         Ok(None)
     }
 
-    fn copy_file(&mut self, dir: &OwnedFd, name: &str, path: &RelPath) -> Result<(), StageError> {
+    fn copy_file(
+        &mut self,
+        dir: &OwnedFd,
+        dest_dir: &OwnedFd,
+        name: &str,
+        path: &RelPath,
+    ) -> Result<(), StageError> {
         let (mut source, stat) = match open_regular_file(dir, name) {
             Ok(opened) => opened,
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
@@ -327,13 +308,10 @@ impl Stager<'_> {
         };
         self.count_entry()?;
         let executable = stat.st_mode & 0o111 != 0;
-        let parts: Vec<&str> = path.components().collect();
         self.tree
             .place(path, Node::File)
             .map_err(|e| self.write_error(path, io::Error::other(e)))?;
-        let mut dest = self
-            .writer
-            .create_file(&parts, executable, false)
+        let mut dest = create_file_at(dest_dir, name, executable, false)
             .map_err(|e| self.write_error(path, e))?;
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -427,7 +405,10 @@ impl Stager<'_> {
                 self.tree.remove_symlink(&path);
             }
         }
-        let links = std::mem::take(&mut self.links);
+        // Sorted, so that links of one folder are written from one open of it.
+        let mut links = std::mem::take(&mut self.links);
+        links.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut open: Option<(Option<RelPath>, OwnedFd)> = None;
         for link in links {
             if self.tree.get(link.path.as_str()).is_none() {
                 self.staged.entries -= 1;
@@ -438,23 +419,33 @@ impl Stager<'_> {
                 });
                 continue;
             }
-            let parts: Vec<&str> = link.path.components().collect();
-            self.writer
-                .symlink(&parts, &link.target.text)
-                .map_err(|e| self.write_error(&link.path, e))?;
-            let _ = self.writer.set_mtime(&parts, link.mtime);
+            let parent = link.path.parent();
+            let dir = match open.take() {
+                Some((folder, dir)) if folder == parent => dir,
+                _ => open_dir_below(
+                    self.writer.root(),
+                    parent.iter().flat_map(|p| p.components()),
+                )
+                .map_err(|e| self.write_error(&link.path, e))?,
+            };
+            rustix::fs::symlinkat(link.target.text.as_str(), &dir, link.path.file_name())
+                .map_err(|e| self.write_error(&link.path, e.into()))?;
+            let _ = set_mtime_at(&dir, link.path.file_name(), link.mtime);
+            let folder = parent.as_ref().map_or("", RelPath::as_str);
+            if let Some(mtime) = self.link_dir_mtimes.get(folder) {
+                let _ = set_fd_mtime(&dir, *mtime);
+            }
+            open = Some((parent, dir));
+        }
+        // Folders whose links all dangled.
+        let dirs = std::mem::take(&mut self.link_dir_mtimes);
+        for (folder, mtime) in dirs {
+            let components = folder.split('/').filter(|c| !c.is_empty());
+            if let Ok(dir) = open_dir_below(self.writer.root(), components) {
+                let _ = set_fd_mtime(&dir, mtime);
+            }
         }
         Ok(())
-    }
-
-    /// Folder times last, deepest first (writing a child changes its folder's time).
-    fn finish_dir_mtimes(&mut self) {
-        let mut dirs = std::mem::take(&mut self.dir_mtimes);
-        dirs.sort_by_key(|(components, _)| std::cmp::Reverse(components.len()));
-        for (components, mtime) in dirs {
-            let parts: Vec<&str> = components.iter().map(String::as_str).collect();
-            let _ = self.writer.set_mtime(&parts, mtime);
-        }
     }
 
     fn count_entry(&mut self) -> Result<(), StageError> {
@@ -484,11 +475,36 @@ impl Stager<'_> {
         }
     }
 
+    fn write_error_at(&self, components: &[String], source: io::Error) -> StageError {
+        StageError::Write {
+            path: components
+                .iter()
+                .fold(self.writer.root_path().to_path_buf(), |p, c| p.join(c)),
+            source,
+        }
+    }
+
     fn write_error(&self, path: &RelPath, source: io::Error) -> StageError {
         StageError::Write {
             path: self.writer.root_path().join(path.as_str()),
             source,
         }
+    }
+}
+
+/// Identifies a file (device, inode).
+#[allow(clippy::unnecessary_cast)]
+fn identity(stat: &Stat) -> (u64, u64) {
+    (stat.st_dev as u64, stat.st_ino as u64)
+}
+
+/// The first levels and the last of a deep path, for a message.
+fn abbreviate(components: &[String]) -> String {
+    match components {
+        [first, second, third, .., last] if components.len() > 4 => {
+            format!("{first}/{second}/{third}/…/{last}")
+        }
+        _ => components.join("/"),
     }
 }
 

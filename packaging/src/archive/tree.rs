@@ -79,17 +79,24 @@ impl Tree {
     /// Records `node` at `path` if the rules allow it. Missing parent folders are recorded
     /// as folders (the writer creates them).
     pub(crate) fn place(&mut self, path: &RelPath, node: Node) -> Result<Placement, PlacementRule> {
-        for ancestor in path.ancestors() {
-            match self.nodes.get(ancestor) {
-                None | Some(Node::Dir) => {}
-                Some(Node::File) => {
+        // Every recorded path's ancestors are recorded folders, and a folder is never
+        // replaced: so the nearest recorded ancestor decides for all of them, and the
+        // common case (the parent is known) costs one lookup, not one per level.
+        let ancestors: Vec<&str> = path.ancestors().collect();
+        let known = ancestors
+            .iter()
+            .rposition(|ancestor| self.nodes.contains_key(*ancestor));
+        if let Some(i) = known {
+            match &self.nodes[ancestors[i]] {
+                Node::Dir => {}
+                Node::File => {
                     return Err(PlacementRule::ThroughFile {
-                        file: ancestor.to_string(),
+                        file: ancestors[i].to_string(),
                     });
                 }
-                Some(Node::Symlink(_)) => {
+                Node::Symlink(_) => {
                     return Err(PlacementRule::ThroughSymlink {
-                        link: ancestor.to_string(),
+                        link: ancestors[i].to_string(),
                     });
                 }
             }
@@ -105,11 +112,17 @@ impl Tree {
                 });
             }
         };
-        for ancestor in path.ancestors() {
-            self.nodes.entry(ancestor.to_string()).or_insert(Node::Dir);
+        let missing = known.map_or(0, |i| i + 1);
+        for ancestor in &ancestors[missing..] {
+            self.nodes.insert((*ancestor).to_string(), Node::Dir);
         }
         self.nodes.insert(path.as_str().to_string(), node);
         Ok(placement)
+    }
+
+    /// How many paths are recorded (folders implied by names included).
+    pub(crate) fn len(&self) -> usize {
+        self.nodes.len()
     }
 
     /// The node recorded at `path`, without following links.

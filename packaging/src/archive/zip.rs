@@ -395,7 +395,7 @@ impl<S: ZipSource> StrictZip<S> {
             }
             .into());
         }
-        let central = central::read_directory(&source, &end)?;
+        let central = central::read_directory(&source, &end, limits)?;
         let members = local::check_layout(&source, central, end.cd_offset)?;
         let unpacked_size = members
             .iter()

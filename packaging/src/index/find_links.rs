@@ -91,6 +91,7 @@ pub(crate) fn list_dir(dir: &Path) -> Result<Vec<DistFile>, IndexError> {
             core_metadata: false,
             metadata_sha256: None,
             size: entry.metadata().ok().map(|m| m.len()),
+            upload_time: None,
             source: dir.display().to_string(),
         });
     }

@@ -2,7 +2,7 @@
 //! names wasm-build, conditional requests, and retries with backoff on transient failures
 //! (connection errors, timeouts, 408, 429 and 5xx responses).
 
-use super::IndexError;
+use super::{IndexError, NetworkFailure, Roots};
 use crate::cache::hex;
 use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
@@ -116,15 +116,18 @@ enum Attempt {
 #[derive(Debug, Clone)]
 pub(crate) struct HttpClient {
     agent: ureq::Agent,
+    /// Which roots the agent trusts, for telling certificate errors apart.
+    roots: Roots,
 }
 
 impl HttpClient {
-    /// A client trusting Mozilla's roots, or the certificates in `SSL_CERT_FILE` /
-    /// `SSL_CERT_DIR` when set (as uv and pip do), for networks whose TLS goes through a
-    /// proxy with its own certificate authority.
-    pub fn new() -> anyhow::Result<Self> {
+    /// A client trusting the certificates in `SSL_CERT_FILE` / `SSL_CERT_DIR` when set (as
+    /// uv and pip do), else the system's trust store when `native_tls`, else Mozilla's roots:
+    /// the first two serve networks whose TLS goes through a proxy with its own authority.
+    pub fn new(native_tls: bool) -> anyhow::Result<Self> {
+        let (root_certs, roots) = root_certs(native_tls)?;
         let tls = ureq::tls::TlsConfig::builder()
-            .root_certs(root_certs()?)
+            .root_certs(root_certs)
             .build();
         let config = ureq::Agent::config_builder()
             .tls_config(tls)
@@ -141,6 +144,7 @@ impl HttpClient {
                 DefaultConnector::default(),
                 OncePerHostResolver::default(),
             ),
+            roots,
         })
     }
 
@@ -159,7 +163,9 @@ impl HttpClient {
             if let Some(date) = validators.last_modified {
                 request = request.header(header::IF_MODIFIED_SINCE, date);
             }
-            let mut response = request.call().map_err(|e| classify_error(url, e))?;
+            let mut response = request
+                .call()
+                .map_err(|e| classify_error(url, e, self.roots))?;
             let status = response.status();
             let cache = CacheHeaders::from_headers(response.headers());
             match status {
@@ -178,7 +184,7 @@ impl HttpClient {
                         .with_config()
                         .limit(MAX_PAGE_BYTES)
                         .read_to_vec()
-                        .map_err(|e| classify_error(url, e))?;
+                        .map_err(|e| classify_error(url, e, self.roots))?;
                     Ok(PageResponse::Fetched {
                         body,
                         content_type,
@@ -198,7 +204,7 @@ impl HttpClient {
                 .agent
                 .get(url.as_str())
                 .call()
-                .map_err(|e| classify_error(url, e))?;
+                .map_err(|e| classify_error(url, e, self.roots))?;
             match response.status() {
                 StatusCode::NOT_FOUND | StatusCode::GONE => Ok(None),
                 s if s.is_success() => response
@@ -207,7 +213,7 @@ impl HttpClient {
                     .limit(limit)
                     .read_to_vec()
                     .map(Some)
-                    .map_err(|e| classify_error(url, e)),
+                    .map_err(|e| classify_error(url, e, self.roots)),
                 s => Err(status_error(url, s, response.headers())),
             }
         })
@@ -229,7 +235,7 @@ impl HttpClient {
                 .agent
                 .get(url.as_str())
                 .call()
-                .map_err(|e| classify_error(url, e))?;
+                .map_err(|e| classify_error(url, e, self.roots))?;
             let status = response.status();
             if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
                 return Err(Attempt::Fatal(IndexError::Status {
@@ -253,10 +259,7 @@ impl HttpClient {
                     // A connection that breaks mid-body is worth another try.
                     Err(e) => {
                         return Err(Attempt::Transient(
-                            IndexError::Transfer {
-                                url: url.to_string(),
-                                reason: e.to_string(),
-                            },
+                            IndexError::transfer(url.as_str(), e.to_string()),
                             None,
                         ));
                     }
@@ -331,15 +334,33 @@ impl Resolver for OncePerHostResolver {
         if let Some(addresses) = cached.as_ref() {
             return Ok(addresses.clone());
         }
-        let addresses = self.inner.resolve(uri, config, timeout)?;
+        let addresses = self.inner.resolve(uri, config, timeout).map_err(|error| {
+            let host = uri.host().unwrap_or_default().to_string();
+            match error {
+                ureq::Error::Io(source) => ureq::Error::Io(std::io::Error::new(
+                    source.kind(),
+                    NameResolution { host, source },
+                )),
+                other => other,
+            }
+        })?;
         *cached = Some(addresses.clone());
         Ok(addresses)
     }
 }
 
+/// A host name that did not resolve, told apart from the other I/O errors ureq reports.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot resolve the host name {host}: {source}")]
+struct NameResolution {
+    host: String,
+    source: std::io::Error,
+}
+
 /// The trusted root certificates: `SSL_CERT_FILE`, else the files of `SSL_CERT_DIR`
-/// (`:`-separated), else Mozilla's roots built into the binary.
-fn root_certs() -> anyhow::Result<RootCerts> {
+/// (`:`-separated), else the system's store when `native_tls`, else Mozilla's roots built
+/// into the binary.
+fn root_certs(native_tls: bool) -> anyhow::Result<(RootCerts, Roots)> {
     if let Some(file) = std::env::var_os("SSL_CERT_FILE").filter(|v| !v.is_empty()) {
         let path = PathBuf::from(file);
         let pem = std::fs::read(&path)
@@ -348,7 +369,7 @@ fn root_certs() -> anyhow::Result<RootCerts> {
         if certs.is_empty() {
             bail!("SSL_CERT_FILE {} holds no PEM certificate", path.display());
         }
-        return Ok(RootCerts::new_with_certs(&certs));
+        return Ok((RootCerts::new_with_certs(&certs), Roots::Environment));
     }
     if let Some(dirs) = std::env::var_os("SSL_CERT_DIR").filter(|v| !v.is_empty()) {
         let mut certs = Vec::new();
@@ -363,10 +384,13 @@ fn root_certs() -> anyhow::Result<RootCerts> {
             }
         }
         if !certs.is_empty() {
-            return Ok(RootCerts::new_with_certs(&certs));
+            return Ok((RootCerts::new_with_certs(&certs), Roots::Environment));
         }
     }
-    Ok(RootCerts::WebPki)
+    if native_tls {
+        return Ok((RootCerts::PlatformVerifier, Roots::System));
+    }
+    Ok((RootCerts::WebPki, Roots::Mozilla))
 }
 
 fn pem_certificates(pem: &[u8]) -> Vec<Certificate<'static>> {
@@ -378,27 +402,70 @@ fn pem_certificates(pem: &[u8]) -> Vec<Certificate<'static>> {
         .collect()
 }
 
-/// Sorts a transport error into retryable or not.
-fn classify_error(url: &Url, error: ureq::Error) -> Attempt {
+/// Sorts a transport error into retryable or not, and by what the user can do about it.
+fn classify_error(url: &Url, error: ureq::Error, roots: Roots) -> Attempt {
     use ureq::Error as E;
+    let failure = failure_kind(&error, roots);
     let transient = matches!(
         error,
         E::Io(_) | E::Timeout(_) | E::ConnectionFailed | E::HostNotFound | E::Protocol(_)
-    );
-    let error = match error {
-        E::BodyExceedsLimit(limit) => IndexError::Transfer {
-            url: url.to_string(),
-            reason: format!("the response is larger than {limit} bytes"),
-        },
-        other => IndexError::Transfer {
-            url: url.to_string(),
-            reason: other.to_string(),
-        },
+    ) && !matches!(failure, NetworkFailure::Certificate(_));
+    let reason = match error {
+        E::BodyExceedsLimit(limit) => format!("the response is larger than {limit} bytes"),
+        other => other.to_string(),
+    };
+    let error = IndexError::Transfer {
+        url: url.to_string(),
+        reason,
+        failure,
     };
     if transient {
         Attempt::Transient(error, None)
     } else {
         Attempt::Fatal(error)
+    }
+}
+
+/// Whether a transport error means "no connection" (the network is down, the host name does
+/// not resolve, nothing listens), a refused certificate, or something else.
+fn failure_kind(error: &ureq::Error, roots: Roots) -> NetworkFailure {
+    use std::io::ErrorKind as K;
+    use ureq::Error as E;
+    use ureq::Timeout as T;
+    let certificate = |error: &rustls::Error| {
+        matches!(
+            error,
+            rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
+        )
+    };
+    match error {
+        E::HostNotFound | E::ConnectionFailed | E::Timeout(T::Resolve | T::Connect) => {
+            NetworkFailure::Unreachable
+        }
+        E::Rustls(inner) if certificate(inner) => NetworkFailure::Certificate(roots),
+        E::Io(io) => {
+            let inner = io.get_ref();
+            if inner.is_some_and(|e| e.is::<NameResolution>()) {
+                NetworkFailure::Unreachable
+            } else if inner
+                .and_then(|e| e.downcast_ref::<rustls::Error>())
+                .is_some_and(certificate)
+            {
+                NetworkFailure::Certificate(roots)
+            } else if matches!(
+                io.kind(),
+                K::ConnectionRefused
+                    | K::NetworkUnreachable
+                    | K::HostUnreachable
+                    | K::NetworkDown
+                    | K::AddrNotAvailable
+            ) {
+                NetworkFailure::Unreachable
+            } else {
+                NetworkFailure::Other
+            }
+        }
+        _ => NetworkFailure::Other,
     }
 }
 
@@ -454,6 +521,55 @@ mod tests {
         let cache = CacheHeaders::from_headers(&headers);
         assert!(cache.no_cache);
         assert_eq!(cache.max_age, Some(60));
+    }
+
+    #[test]
+    fn failures_are_sorted_by_what_the_user_can_do() {
+        use std::io::{Error, ErrorKind};
+        let refused_certificate = || {
+            ureq::Error::Io(Error::new(
+                ErrorKind::InvalidData,
+                rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+            ))
+        };
+        assert_eq!(
+            failure_kind(&refused_certificate(), Roots::System),
+            NetworkFailure::Certificate(Roots::System)
+        );
+        let url = Url::parse("https://index.example/simple/").unwrap();
+        assert!(matches!(
+            classify_error(&url, refused_certificate(), Roots::Mozilla),
+            Attempt::Fatal(IndexError::Transfer {
+                failure: NetworkFailure::Certificate(Roots::Mozilla),
+                ..
+            })
+        ));
+        let lookup = ureq::Error::Io(Error::other(NameResolution {
+            host: "index.example".into(),
+            source: Error::other("Temporary failure in name resolution"),
+        }));
+        for unreachable in [
+            lookup,
+            ureq::Error::HostNotFound,
+            ureq::Error::Io(ErrorKind::ConnectionRefused.into()),
+            ureq::Error::Timeout(ureq::Timeout::Connect),
+        ] {
+            assert_eq!(
+                failure_kind(&unreachable, Roots::Mozilla),
+                NetworkFailure::Unreachable,
+                "{unreachable}"
+            );
+            assert!(matches!(
+                classify_error(&url, unreachable, Roots::Mozilla),
+                Attempt::Transient(..)
+            ));
+        }
+        for other in [
+            ureq::Error::Io(ErrorKind::ConnectionReset.into()),
+            ureq::Error::Timeout(ureq::Timeout::RecvBody),
+        ] {
+            assert_eq!(failure_kind(&other, Roots::Mozilla), NetworkFailure::Other);
+        }
     }
 
     #[test]

@@ -13,8 +13,12 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Bumped whenever [`CachedPage`] changes shape; older entries are then refetched.
-const FORMAT: u32 = 1;
+/// Bumped whenever [`CachedPage`] changes shape or what is kept of a page; older entries are
+/// then refetched in full when online.
+const FORMAT: u32 = 2;
+/// The oldest format still read, offline: format 1 lacks upload times (PEP 700), which only
+/// `exclude-newer` needs, and has everything else.
+const OLDEST_READ: u32 = 1;
 
 /// A page as it was last fetched.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -78,6 +82,11 @@ impl CachedPage {
         }
     }
 
+    /// Whether the page was stored in the current format (older ones are still read offline).
+    pub fn is_current_format(&self) -> bool {
+        self.format == FORMAT
+    }
+
     /// Whether the page was fetched or revalidated at or after `since` (Unix milliseconds).
     pub fn fetched_since(&self, since: u64) -> bool {
         self.fetched_at >= since
@@ -104,12 +113,12 @@ impl PageCache {
         self.dir.join(format!("{}.json", Self::key(url)))
     }
 
-    /// The cached page for `url`. A missing, unreadable, corrupt or outdated entry is `None`
-    /// (and is simply replaced by the next fetch).
+    /// The cached page for `url`. A missing, unreadable, corrupt or unknown-format entry is
+    /// `None` (and is simply replaced by the next fetch).
     pub fn read(&self, url: &str) -> Option<CachedPage> {
         let bytes = std::fs::read(self.entry_path(url)).ok()?;
         let page: CachedPage = serde_json::from_slice(&bytes).ok()?;
-        (page.format == FORMAT && page.url == url).then_some(page)
+        ((OLDEST_READ..=FORMAT).contains(&page.format) && page.url == url).then_some(page)
     }
 
     /// Stores `page` atomically.
@@ -179,6 +188,24 @@ mod tests {
         assert!(!old.is_fresh());
         let renewed = old.revalidated(CacheHeaders::default());
         assert!(renewed.is_fresh(), "a 304 without headers keeps max-age");
+    }
+
+    #[test]
+    fn pages_of_the_previous_format_are_read_but_not_current() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = PageCache::new(dir.path().to_path_buf()).unwrap();
+        let url = "https://index.example/simple/demo/";
+        let mut page = CachedPage::new(url, CacheHeaders::default(), true, Vec::new());
+        page.format = 1;
+        cache.write(&page).unwrap();
+        let read = cache.read(url).unwrap();
+        assert!(!read.is_current_format());
+        page.format = FORMAT + 1;
+        cache.write(&page).unwrap();
+        assert!(
+            cache.read(url).is_none(),
+            "a newer format is not guessed at"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! find-links pages, all turned into [`DistFile`]s.
 
 use super::DistFile;
+use super::exclude_newer::parse_timestamp;
 use super::html;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -61,6 +62,9 @@ struct JsonFile {
     dist_info_metadata: Option<JsonMetadataFlag>,
     #[serde(default)]
     size: Option<u64>,
+    /// PEP 700 (API version 1.1): an RFC 3339 timestamp in UTC.
+    #[serde(rename = "upload-time", default)]
+    upload_time: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -125,6 +129,8 @@ pub(crate) fn parse_json(body: &[u8], page_url: &Url) -> Result<Vec<DistFile>, S
             core_metadata,
             metadata_sha256,
             size: file.size,
+            // An unreadable time counts as none: exclude-newer then leaves the file out.
+            upload_time: file.upload_time.as_deref().and_then(parse_timestamp),
             source: page_url.to_string(),
         });
     }
@@ -198,6 +204,8 @@ pub(crate) fn parse_html(text: &str, page_url: &Url) -> Vec<DistFile> {
             core_metadata,
             metadata_sha256,
             size: None,
+            // PEP 700 gives HTML pages no upload times.
+            upload_time: None,
             source: page_url.to_string(),
         });
     }
@@ -265,7 +273,8 @@ mod tests {
             r#"{{"meta": {{"api-version": "1.1"}}, "name": "demo", "files": [
                 {{"filename": "demo-1.0-py3-none-any.whl", "url": "../../files/demo-1.0-py3-none-any.whl",
                   "hashes": {{"sha256": "{HASH_A}", "md5": "x"}}, "requires-python": ">=3.8",
-                  "core-metadata": {{"sha256": "{HASH_B}"}}, "size": 1234}},
+                  "core-metadata": {{"sha256": "{HASH_B}"}}, "size": 1234,
+                  "upload-time": "2024-03-01T12:34:56.789123Z"}},
                 {{"filename": "demo-0.9.tar.gz", "url": "https://files.example/demo-0.9.tar.gz",
                   "hashes": {{}}, "yanked": "broken build", "dist-info-metadata": true}},
                 {{"filename": "demo-0.8.tar.gz", "url": "https://files.example/demo-0.8.tar.gz",
@@ -296,6 +305,8 @@ mod tests {
             Some(HASH_B.to_ascii_lowercase().as_str())
         );
         assert_eq!(wheel.size, Some(1234));
+        assert_eq!(wheel.upload_time, Some(1_709_296_496_789));
+        assert_eq!(files[1].upload_time, None);
         assert_eq!(wheel.yanked, None);
         assert_eq!(files[1].yanked.as_deref(), Some("broken build"));
         assert!(files[1].core_metadata);

@@ -41,6 +41,13 @@ impl WheelStore {
             .join(filename))
     }
 
+    /// Whether an entry for (sha256, filename) exists, without checking its contents (which
+    /// [`Self::verified`] does when it is used).
+    pub fn contains(&self, sha256: &str, filename: &str) -> bool {
+        self.entry_path(sha256, filename)
+            .is_ok_and(|path| path.is_file())
+    }
+
     /// The entry for (sha256, filename) if it exists and its contents still hash to sha256.
     /// A damaged entry is removed so that it is fetched again.
     pub fn verified(&self, sha256: &str, filename: &str) -> Result<Option<PathBuf>, IndexError> {

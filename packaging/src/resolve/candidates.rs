@@ -2,10 +2,11 @@
 //! every other version or file is out.
 
 use crate::constraints::Applicable;
-use crate::index::{DistFile, DistKind};
+use crate::index::{DistFile, DistKind, ExcludeNewer};
 use crate::target::GuestTarget;
 use pep440_rs::{Version, VersionSpecifiers};
 use pep508_rs::PackageName;
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
@@ -23,16 +24,10 @@ pub(crate) enum Exclusion {
     Yanked { filename: String, reason: String },
     /// The build constraints do not allow this version.
     Constraint(String),
-}
-
-impl Exclusion {
-    /// Whether the exclusion is about what the guest can run (as opposed to policy).
-    pub fn is_incompatibility(&self) -> bool {
-        matches!(
-            self,
-            Self::Sdist(_) | Self::PlatformWheel(_) | Self::RequiresPython { .. }
-        )
-    }
+    /// `exclude-newer` is set and the index gives no upload time for this wheel.
+    NoUploadTime { filename: String, source: String },
+    /// Offline, and the wheel is neither on this machine nor in the wheel cache.
+    NotCached(String),
 }
 
 /// Why one version cannot be installed: `only sdist foo-1.0.tar.gz; platform wheels …`
@@ -41,6 +36,22 @@ impl Exclusion {
 pub(crate) struct VersionExclusions<'a> {
     pub exclusions: &'a [Exclusion],
     pub detailed: bool,
+}
+
+impl VersionExclusions<'_> {
+    /// The verb that goes before the exclusions in a sentence: `foo 1.0 has only sdists`,
+    /// `foo 2.0 is excluded by the build constraint …`.
+    pub fn verb(&self) -> &'static str {
+        if self
+            .exclusions
+            .iter()
+            .any(|e| matches!(e, Exclusion::Constraint(_)))
+        {
+            "is"
+        } else {
+            "has"
+        }
+    }
 }
 
 impl fmt::Display for VersionExclusions<'_> {
@@ -56,7 +67,7 @@ impl fmt::Display for VersionExclusions<'_> {
         let pick = |select: fn(&Exclusion) -> Option<String>| -> Vec<String> {
             self.exclusions.iter().filter_map(select).collect()
         };
-        let kinds: [(&str, &str, Vec<String>); 4] = [
+        let kinds: [(&str, &str, Vec<String>); 6] = [
             (
                 "sdist",
                 "sdists",
@@ -96,6 +107,24 @@ impl fmt::Display for VersionExclusions<'_> {
                     _ => None,
                 }),
             ),
+            (
+                "undated wheel",
+                "undated wheels",
+                pick(|e| match e {
+                    Exclusion::NoUploadTime { filename, source } => {
+                        Some(format!("{filename} (from {source})"))
+                    }
+                    _ => None,
+                }),
+            ),
+            (
+                "uncached wheel",
+                "uncached wheels",
+                pick(|e| match e {
+                    Exclusion::NotCached(filename) => Some(filename.clone()),
+                    _ => None,
+                }),
+            ),
         ];
         let mut parts = Vec::new();
         for (one, many, names) in kinds {
@@ -127,6 +156,8 @@ pub(crate) struct Candidates {
     excluded: BTreeMap<Version, Vec<Exclusion>>,
     /// Whether any source listed any file for the project.
     pub any_files: bool,
+    /// Set when `exclude-newer` left out files uploaded at or after it.
+    pub uploaded_later: Option<ExcludeNewer>,
 }
 
 /// What decides which files are usable.
@@ -138,6 +169,10 @@ pub(crate) struct Policy<'a> {
     pub allowed_yanks: &'a HashSet<Version>,
     /// Hashes the build constraints allow, preferred when several wheels are usable.
     pub preferred_hashes: &'a HashSet<String>,
+    /// Files uploaded at or after this are ignored; remote files need an upload time.
+    pub exclude_newer: Option<ExcludeNewer>,
+    /// Whether a file can be had now (offline: on this machine or in the wheel cache).
+    pub available: &'a dyn Fn(&DistFile) -> bool,
 }
 
 impl Candidates {
@@ -145,13 +180,24 @@ impl Candidates {
     pub fn new(name: &PackageName, files: &[DistFile], policy: &Policy<'_>) -> Self {
         let tags = policy.target.supported_tags();
         let python = policy.target.python_version();
-        let mut usable: BTreeMap<Version, Vec<(usize, DistFile)>> = BTreeMap::new();
+        let mut usable: BTreeMap<Version, Vec<(Rank, DistFile)>> = BTreeMap::new();
         let mut excluded: BTreeMap<Version, Vec<Exclusion>> = BTreeMap::new();
         let mut any_files = false;
+        let mut uploaded_later = None;
         for file in files {
             let Some(kind) = file.kind(name) else {
                 continue;
             };
+            // Files on this machine are the user's own: exclude-newer never applies to them.
+            let remote = file.local_path().is_none();
+            if let (Some(cutoff), Some(uploaded), true) =
+                (policy.exclude_newer, file.upload_time, remote)
+                && cutoff.excludes(uploaded)
+            {
+                // As if the file did not exist yet (as uv does), but noted for messages.
+                uploaded_later = Some(cutoff);
+                continue;
+            }
             any_files = true;
             let version = kind.version().clone();
             let mut exclude = |why| excluded.entry(version.clone()).or_default().push(why);
@@ -181,6 +227,13 @@ impl Candidates {
                     continue;
                 }
             }
+            if policy.exclude_newer.is_some() && remote && file.upload_time.is_none() {
+                exclude(Exclusion::NoUploadTime {
+                    filename: file.filename.clone(),
+                    source: file.source.clone(),
+                });
+                continue;
+            }
             if let Some(reason) = &file.yanked
                 && !policy.allowed_yanks.contains(&version)
             {
@@ -190,10 +243,14 @@ impl Candidates {
                 });
                 continue;
             }
+            if !(policy.available)(file) {
+                exclude(Exclusion::NotCached(file.filename.clone()));
+                continue;
+            }
             usable
                 .entry(version)
                 .or_default()
-                .push((rank, file.clone()));
+                .push(((rank, Reverse(wheel.build_tag.clone())), file.clone()));
         }
         let preferred = |file: &DistFile| {
             file.sha256
@@ -203,9 +260,11 @@ impl Candidates {
         let usable = usable
             .into_iter()
             .map(|(version, mut files)| {
-                // Best first: a hash the constraints list, then the most specific tag, then
-                // not yanked; otherwise the order of the sources (stable sort).
-                files.sort_by_key(|(rank, file)| (!preferred(file), *rank, file.is_yanked()));
+                // Best first: a hash the constraints list, then the most specific tag and
+                // the highest build tag (as pip), then not yanked; otherwise the order of
+                // the sources (stable sort).
+                files
+                    .sort_by_key(|(rank, file)| (!preferred(file), rank.clone(), file.is_yanked()));
                 (version, files.into_iter().map(|(_, file)| file).collect())
             })
             .collect();
@@ -213,6 +272,7 @@ impl Candidates {
             usable,
             excluded,
             any_files,
+            uploaded_later,
         }
     }
 
@@ -226,6 +286,11 @@ impl Candidates {
         self.usable.get(version).map_or(&[], Vec::as_slice)
     }
 
+    /// Every file left out, usable version or not.
+    pub fn every_exclusion(&self) -> impl Iterator<Item = &Exclusion> {
+        self.excluded.values().flatten()
+    }
+
     /// Versions that cannot be installed, with their reasons, newest first.
     pub fn exclusions(&self) -> impl Iterator<Item = (&Version, &[Exclusion])> {
         self.excluded
@@ -235,6 +300,10 @@ impl Candidates {
             .map(|(version, why)| (version, why.as_slice()))
     }
 }
+
+/// A wheel's place among the wheels of its version: its tag's rank, then its build tag,
+/// highest first (none sorts lowest, as PEP 427's empty tuple).
+type Rank = (usize, Reverse<Option<crate::filename::BuildTag>>);
 
 /// The position of the wheel's best tag in the target's list (lower is better), or `None`
 /// when the guest cannot load the wheel.
@@ -265,6 +334,7 @@ mod tests {
             core_metadata: false,
             metadata_sha256: None,
             size: None,
+            upload_time: None,
             source: "https://index.example/simple/demo/".to_string(),
         }
     }
@@ -284,6 +354,8 @@ mod tests {
             constraint: &applicable,
             allowed_yanks: &yanks,
             preferred_hashes: &HashSet::new(),
+            exclude_newer: None,
+            available: &|_| true,
         };
         Candidates::new(&name, files, &policy)
     }
@@ -326,6 +398,31 @@ mod tests {
                 "3.0: only wheel for other Pythons demo-3.0-py3-none-any.whl requires Python >=3.13",
                 "2.5: only sdist demo-2.5.tar.gz; yanked wheel demo-2.5-py3-none-any.whl (broken)",
                 "2.0: only sdist demo-2.0.tar.gz; platform wheel demo-2.0-cp312-cp312-manylinux_2_17_x86_64.whl",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_highest_build_tag_wins_among_equal_tags() {
+        let files = [
+            file("demo-1.0-py3-none-any.whl"),
+            file("demo-1.0-2-py3-none-any.whl"),
+            file("demo-1.0-10-py3-none-any.whl"),
+            file("demo-1.0-0.editable-py3-none-any.whl"),
+        ];
+        let c = candidates(&files, "", &[]);
+        let order: Vec<&str> = c
+            .files(&v("1.0"))
+            .iter()
+            .map(|f| f.filename.as_str())
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "demo-1.0-10-py3-none-any.whl",
+                "demo-1.0-2-py3-none-any.whl",
+                "demo-1.0-0.editable-py3-none-any.whl",
+                "demo-1.0-py3-none-any.whl",
             ]
         );
     }
@@ -384,6 +481,58 @@ mod tests {
         assert_eq!(
             c.files(&v("1.0"))[0].filename,
             "demo-1.0-cp312-none-any.whl"
+        );
+    }
+
+    #[test]
+    fn exclude_newer_and_offline_leave_files_out_with_a_reason() {
+        let target = crate::target::tests::wasi_312();
+        let constraints = BuildConstraints::none();
+        let name = PackageName::from_str("demo").unwrap();
+        let applicable = constraints.for_package(&name, target.marker_environment());
+        let dated = |filename: &str, at: Option<&str>| {
+            let mut f = file(filename);
+            f.upload_time = at.map(|t| t.parse::<ExcludeNewer>().unwrap().unix_millis());
+            f
+        };
+        let mut local = file("demo-4.0-py3-none-any.whl");
+        local.url = "file:///wheels/demo-4.0-py3-none-any.whl".into();
+        let files = [
+            dated("demo-1.0-py3-none-any.whl", Some("2023-01-01T00:00:00Z")),
+            dated("demo-2.0-py3-none-any.whl", None),
+            dated("demo-3.0-py3-none-any.whl", Some("2024-06-01T00:00:00Z")),
+            local,
+        ];
+        let cutoff: ExcludeNewer = "2024-01-01".parse().unwrap();
+        let policy = Policy {
+            target: &target,
+            constraint: &applicable,
+            allowed_yanks: &HashSet::new(),
+            preferred_hashes: &HashSet::new(),
+            exclude_newer: Some(cutoff),
+            available: &|f| f.filename != "demo-1.0-py3-none-any.whl",
+        };
+        let c = Candidates::new(&name, &files, &policy);
+        // 3.0 is too new and does not exist; 4.0 is local, so it counts without a date.
+        assert_eq!(c.versions().collect::<Vec<_>>(), [&v("4.0")]);
+        assert_eq!(c.uploaded_later, Some(cutoff));
+        let excluded: Vec<String> = c
+            .exclusions()
+            .map(|(version, why)| {
+                let why = VersionExclusions {
+                    exclusions: why,
+                    detailed: true,
+                };
+                format!("{version}: {why}")
+            })
+            .collect();
+        assert_eq!(
+            excluded,
+            [
+                "2.0: only undated wheel demo-2.0-py3-none-any.whl (from \
+                 https://index.example/simple/demo/)",
+                "1.0: only uncached wheel demo-1.0-py3-none-any.whl",
+            ]
         );
     }
 }

@@ -1,7 +1,7 @@
 //! The pubgrub dependency provider: packages, extras as virtual packages, candidate
 //! versions from the index, dependencies from core metadata evaluated for the guest.
 
-use super::candidates::{Candidates, Policy};
+use super::candidates::{Candidates, Exclusion, Policy};
 use super::ranges::{Prereleases, requirement_range};
 use super::{RequireHashesError, ResolveError};
 use crate::constraints::BuildConstraints;
@@ -176,12 +176,27 @@ impl<'a> Provider<'a> {
                 constraint: &applicable,
                 allowed_yanks: &allowed_yanks,
                 preferred_hashes: &preferred_hashes,
+                exclude_newer: self.client.exclude_newer(),
+                available: &|file| self.client.is_available(file),
             },
         ));
+        self.note_missing_upload_times(&candidates);
         self.candidates
             .borrow_mut()
             .insert(name.clone(), Rc::clone(&candidates));
         Ok(candidates)
+    }
+
+    /// With exclude-newer, says which pages give no upload times (their files were left out).
+    fn note_missing_upload_times(&self, candidates: &Candidates) {
+        let mut notes = self.notes.borrow_mut();
+        for exclusion in candidates.every_exclusion() {
+            if let Exclusion::NoUploadTime { source, .. } = exclusion {
+                notes.insert(format!(
+                    "{source} gives no upload times (PEP 700), so exclude-newer left its files out"
+                ));
+            }
+        }
     }
 
     fn constraints_file(&self) -> String {

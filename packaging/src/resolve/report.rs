@@ -2,26 +2,24 @@
 //! names, the guest, readable ranges, why versions were unusable), and for a requirement
 //! with no usable wheel, the chain of requirements that led to it.
 
-use super::candidates::{Exclusion, VersionExclusions};
-use super::provider::{Edge, Knowledge, Node};
+use super::candidates::VersionExclusions;
+use super::provider::{Knowledge, Node};
 use super::ranges::describe;
 use crate::target::GuestTarget;
 use pep440_rs::Version;
-use pep508_rs::PackageName;
 use pubgrub::{
     DefaultStringReporter, DerivationTree, Derived, External, Map, Ranges, ReportFormatter,
     Reporter, Term,
 };
-use std::collections::HashSet;
 use std::sync::Arc;
 
-type Tree = DerivationTree<Node, Ranges<Version>, String>;
+pub(super) type Tree = DerivationTree<Node, Ranges<Version>, String>;
 type Ext = External<Node, Ranges<Version>, String>;
 type Der = Derived<Node, Ranges<Version>, String>;
 type Terms = Map<Node, Term<Ranges<Version>>>;
 
 /// How many versions a message lists before it says "and N more".
-const VERSIONS_SHOWN: usize = 5;
+pub(super) const VERSIONS_SHOWN: usize = 5;
 
 /// Formats derivation trees with what the resolver learned.
 pub(crate) struct Explainer<'a> {
@@ -29,12 +27,6 @@ pub(crate) struct Explainer<'a> {
     pub target: &'a GuestTarget,
     /// The indexes and find-links locations searched.
     pub sources: &'a [String],
-}
-
-/// A project whose every version in the needed range lacks a wheel the guest can use.
-pub(crate) struct NoWheel {
-    pub package: PackageName,
-    pub message: String,
 }
 
 impl Explainer<'_> {
@@ -51,153 +43,6 @@ impl Explainer<'_> {
     /// pubgrub's derivation, worded for users.
     pub fn derivation(&self, tree: &Tree) -> String {
         DefaultStringReporter::report_with_formatter(&self.simplify(tree), self)
-    }
-
-    /// When the failure comes down to a project without a usable wheel, the explanation with
-    /// the chain of requirements that led to it.
-    pub fn no_wheel(&self, tree: &Tree) -> Option<NoWheel> {
-        let (name, range) = self.first_unusable(tree)?;
-        let candidates = self.knowledge.candidates.get(&name)?;
-        let chain = self.chain(tree, &name);
-        let mut message = format!(
-            "no version of `{name}` that the build needs has a wheel {} can use:\n",
-            self.guest()
-        );
-        for (i, step) in chain.iter().enumerate() {
-            let arrow = if i == 0 { "  " } else { "  → " };
-            message.push_str(&format!("{arrow}{step}\n"));
-        }
-        let arrow = if chain.is_empty() { "  " } else { "  → " };
-        message.push_str(&format!(
-            "{arrow}{} has no pure-Python wheel for {}:",
-            self.term(&Node::Package(name.clone()), &range),
-            self.guest()
-        ));
-        let exclusions: Vec<_> = candidates
-            .exclusions()
-            .filter(|(version, _)| range.contains(*version))
-            .collect();
-        for (listed, (version, why)) in exclusions.iter().enumerate() {
-            let why = VersionExclusions {
-                exclusions: why,
-                detailed: listed == 0,
-            };
-            if listed == VERSIONS_SHOWN {
-                message.push_str(&format!(
-                    "\n      and {} older versions",
-                    exclusions.len() - VERSIONS_SHOWN
-                ));
-                break;
-            }
-            message.push_str(&format!("\n      {name} {version}: {why}"));
-        }
-        message.push_str(
-            "\nBuild environments hold pure-Python wheels only (tags such as py3-none-any): \
-             the sandbox cannot build sdists or load native extensions.",
-        );
-        // Show pubgrub's reasoning too when the chain leaves part of the conflict untold.
-        let mut told: HashSet<&PackageName> = HashSet::from([&name]);
-        let chain_nodes = self.chain_nodes(tree, &name);
-        told.extend(chain_nodes.iter().filter_map(Node::package));
-        let untold = tree
-            .packages()
-            .into_iter()
-            .filter_map(Node::package)
-            .any(|p| !told.contains(p));
-        if untold {
-            message.push_str("\n\nHow the resolver got there:\n");
-            message.push_str(&self.derivation(tree));
-        }
-        Some(NoWheel {
-            package: name,
-            message,
-        })
-    }
-
-    /// The first "no versions" leaf whose range holds versions that exist but have no wheel
-    /// the guest can use (only sdists, platform wheels, other Pythons).
-    fn first_unusable(&self, tree: &Tree) -> Option<(PackageName, Ranges<Version>)> {
-        match tree {
-            DerivationTree::External(External::NoVersions(node, range)) => {
-                let name = node.package()?;
-                let candidates = self.knowledge.candidates.get(name)?;
-                if candidates.versions().any(|v| range.contains(v)) {
-                    return None;
-                }
-                let unusable = candidates
-                    .exclusions()
-                    .filter(|(version, _)| range.contains(*version))
-                    .any(|(_, why)| why.iter().any(Exclusion::is_incompatibility));
-                unusable.then(|| (name.clone(), range.clone()))
-            }
-            DerivationTree::External(_) => None,
-            DerivationTree::Derived(derived) => self
-                .first_unusable(&derived.cause1)
-                .or_else(|| self.first_unusable(&derived.cause2)),
-        }
-    }
-
-    /// The requirement edges from the root to `name`, preferring parents that took part in
-    /// the conflict.
-    fn chain_edges(&self, tree: &Tree, name: &PackageName) -> Vec<Edge> {
-        let in_tree = tree.packages();
-        let mut steps: Vec<Edge> = Vec::new();
-        let mut seen: HashSet<PackageName> = HashSet::from([name.clone()]);
-        let mut current = name.clone();
-        while let Some(edges) = self.knowledge.edges.get(&current) {
-            let usable = |edge: &&Edge| {
-                edge.parent
-                    .package()
-                    .is_none_or(|parent| !seen.contains(parent))
-            };
-            // The newest parent version that took part in the conflict, else the newest seen.
-            let Some(edge) = edges
-                .iter()
-                .filter(usable)
-                .filter(|edge| in_tree.contains(&edge.parent))
-                .max_by_key(|edge| &edge.parent_version)
-                .or_else(|| {
-                    edges
-                        .iter()
-                        .filter(usable)
-                        .max_by_key(|edge| &edge.parent_version)
-                })
-            else {
-                break;
-            };
-            steps.push(edge.clone());
-            match edge.parent.package() {
-                None => break,
-                Some(parent) => {
-                    seen.insert(parent.clone());
-                    current = parent.clone();
-                }
-            }
-        }
-        steps.reverse();
-        steps
-    }
-
-    fn chain_nodes(&self, tree: &Tree, name: &PackageName) -> Vec<Node> {
-        self.chain_edges(tree, name)
-            .into_iter()
-            .map(|edge| edge.parent)
-            .collect()
-    }
-
-    /// The chain as lines: `the build requirements: hatchling>=1`,
-    /// `hatchling 1.25.0 requires foo>=2`.
-    fn chain(&self, tree: &Tree, name: &PackageName) -> Vec<String> {
-        self.chain_edges(tree, name)
-            .into_iter()
-            .map(|edge| match edge.parent {
-                Node::Root => format!("the build requirements: {}", edge.requirement),
-                parent => format!(
-                    "{parent} {} requires {}",
-                    edge.parent_version, edge.requirement
-                ),
-            })
-            .collect()
     }
 
     /// Folds "there is no other version of X" leaves into the dependency of X they qualify
@@ -255,14 +100,40 @@ impl Explainer<'_> {
 
     /// A required range: `foo~=1.2` as the requirement wrote it, else `foo>=1.2, <2`, or
     /// `foo` for any version, or `the build requirements`.
-    fn term(&self, node: &Node, range: &Ranges<Version>) -> String {
+    pub(super) fn term(&self, node: &Node, range: &Ranges<Version>) -> String {
         if matches!(node, Node::Root) || range == &Ranges::full() {
             return node.to_string();
         }
         if let Some(label) = self.knowledge.labels.get(&(node.clone(), range.clone())) {
             return format!("{node}{label}");
         }
-        format!("{node}{}", describe(range))
+        let shown = self.shown(node, range);
+        if shown == Ranges::full() {
+            return node.to_string();
+        }
+        format!("{node}{}", describe(&shown))
+    }
+
+    /// The simplest range that holds the same known versions of the package as `range`
+    /// (as uv shows them): pubgrub's ranges have holes at every version it ruled out one by
+    /// one, which says nothing when those versions cannot be used anyway. Simplified over
+    /// the usable versions when the range holds some, else over every version listed.
+    pub(super) fn shown(&self, node: &Node, range: &Ranges<Version>) -> Ranges<Version> {
+        let Some(candidates) = node
+            .package()
+            .and_then(|n| self.knowledge.candidates.get(n))
+        else {
+            return range.clone();
+        };
+        if candidates.versions().any(|v| range.contains(v)) {
+            return range.simplify(candidates.versions());
+        }
+        let mut listed: Vec<&Version> = candidates
+            .versions()
+            .chain(candidates.exclusions().map(|(v, _)| v))
+            .collect();
+        listed.sort();
+        range.simplify(listed.into_iter())
     }
 
     /// The depending side of a dependency, by the versions it covers: `foo==1.0` when one
@@ -336,7 +207,7 @@ impl Explainer<'_> {
                     exclusions: why,
                     detailed: i == 0,
                 };
-                format!("{name} {version} has {why}")
+                format!("{name} {version} {} {why}", why.verb())
             })
             .collect();
         if excluded.len() > 3 {
@@ -344,6 +215,19 @@ impl Explainer<'_> {
                 "{} more versions cannot be used",
                 excluded.len() - 3
             ));
+        }
+        let labelled = self
+            .knowledge
+            .labels
+            .contains_key(&(node.clone(), range.clone()));
+        let others_usable = candidates.versions().next().is_some();
+        if !labelled && others_usable {
+            // A range pubgrub made up: the versions it did not try because they have no
+            // usable wheel.
+            return format!(
+                "no other version of {name} can be used ({})",
+                reasons.join("; ")
+            );
         }
         format!(
             "no wheel of {} can be used ({})",

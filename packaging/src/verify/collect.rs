@@ -1,7 +1,7 @@
 //! Taking what a hook names out of its output folder without following a symlink.
 
 use super::{ArtifactError, ArtifactRule, ReturnedNameRule, check_name_version, read_bounded};
-use crate::archive::fs::{NotRegular, lstat_at, open_dir_below, open_dir_path, open_regular_file};
+use crate::archive::fs::{NotRegular, lstat_at, open_dir_at, open_dir_path, open_regular_file};
 use crate::archive::path::display_name;
 use crate::limits::{ArtifactLimits, LimitExceeded};
 use crate::metadata::CoreMetadata;
@@ -94,10 +94,19 @@ pub fn collect_artifact(
     })
 }
 
+/// How deep a `.dist-info` folder may nest: nothing inside lies more than this many levels
+/// below it (`licenses/LICENSE` is 2). A guest can nest folders thousands deep; walking
+/// them costs the host time outside `--timeout` and serves no metadata.
+pub const MAX_DIST_INFO_DEPTH: usize = 32;
+
 /// Checks the `.dist-info` folder a `prepare_metadata_*` hook returned: a bare name ending
 /// in `.dist-info`, a real folder directly in `out_dir`, with no symlink, FIFO, socket or
-/// device anywhere inside, within the entry and size limits, whose METADATA is a regular
-/// file that parses and whose Name and Version match the folder's name.
+/// device anywhere inside, nothing deeper than [`MAX_DIST_INFO_DEPTH`], within the entry
+/// and size limits, whose METADATA is a regular file that parses and whose Name and
+/// Version match the folder's name.
+///
+/// The walk opens each folder once, relative to its parent's descriptor and without
+/// following links, and holds at most one descriptor per level.
 pub fn collect_metadata_dir(
     out_dir: &Path,
     returned: &str,
@@ -111,10 +120,9 @@ pub fn collect_metadata_dir(
         .ok_or_else(|| refuse(ArtifactRule::NotDistInfo))?;
     let out = open_dir_path(out_dir).map_err(|e| refuse(io_rule(e)))?;
     check_entry_type(&out, returned, true).map_err(refuse)?;
-    let root = open_dir_below(&out, [returned]).map_err(|e| refuse(open_rule(e)))?;
-    let files = walk_plain_tree(&root, limits).map_err(refuse)?;
+    let dir = open_dir_at(&out, returned).map_err(|e| refuse(open_rule(e)))?;
+    let files = walk_plain_tree(&dir, limits).map_err(refuse)?;
 
-    let dir = open_dir_below(&out, [returned]).map_err(|e| refuse(open_rule(e)))?;
     let path = format!("{returned}/METADATA");
     let (file, _) = open_regular_file(&dir, "METADATA").map_err(|e| {
         refuse(match e.kind() {
@@ -237,72 +245,123 @@ fn check_entry_type(dir: &OwnedFd, name: &str, want_dir: bool) -> Result<(), Art
     }
 }
 
-/// Lists every file below `root`, refusing symlinks and special files anywhere, within
-/// the member and byte limits.
+/// Lists every file below `root`, refusing symlinks and special files anywhere, nesting
+/// past [`MAX_DIST_INFO_DEPTH`], and going past the member and byte limits.
 fn walk_plain_tree(root: &OwnedFd, limits: &ArtifactLimits) -> Result<Vec<String>, ArtifactRule> {
-    let mut files = Vec::new();
-    let mut entries = 0u64;
-    let mut bytes = 0u64;
-    let mut folders: Vec<Vec<String>> = vec![Vec::new()];
-    while let Some(folder) = folders.pop() {
-        let dir = open_dir_below(root, folder.iter().map(String::as_str)).map_err(open_rule)?;
-        let listing = rustix::fs::Dir::read_from(&dir).map_err(|e| io_rule(e.into()))?;
+    /// A folder being walked: its descriptor, its path, the subfolders still to visit.
+    struct Level {
+        dir: OwnedFd,
+        path: Vec<String>,
+        subfolders: Vec<String>,
+    }
+    let mut walk = Walk {
+        limits,
+        files: Vec::new(),
+        entries: 0,
+        bytes: 0,
+    };
+    let root = root.try_clone().map_err(io_rule)?;
+    let subfolders = walk.list(&root, &[])?;
+    let mut levels = vec![Level {
+        dir: root,
+        path: Vec::new(),
+        subfolders,
+    }];
+    while let Some(level) = levels.last_mut() {
+        let Some(name) = level.subfolders.pop() else {
+            levels.pop();
+            continue;
+        };
+        let dir = open_dir_at(&level.dir, &name).map_err(open_rule)?;
+        let mut path = level.path.clone();
+        path.push(name);
+        let subfolders = walk.list(&dir, &path)?;
+        levels.push(Level {
+            dir,
+            path,
+            subfolders,
+        });
+    }
+    let mut files = walk.files;
+    files.sort();
+    Ok(files)
+}
+
+/// What [`walk_plain_tree`] has counted so far.
+struct Walk<'a> {
+    limits: &'a ArtifactLimits,
+    files: Vec<String>,
+    entries: u64,
+    bytes: u64,
+}
+
+impl Walk<'_> {
+    /// Checks and counts the entries of `dir` (at `folder` below the root); returns its
+    /// subfolders.
+    fn list(&mut self, dir: &OwnedFd, folder: &[String]) -> Result<Vec<String>, ArtifactRule> {
+        let limits = &self.limits.archive;
+        let mut subfolders = Vec::new();
+        let listing = rustix::fs::Dir::read_from(dir).map_err(|e| io_rule(e.into()))?;
         for entry in listing {
             let entry = entry.map_err(|e| io_rule(e.into()))?;
             let raw = entry.file_name().to_bytes();
             if raw == b"." || raw == b".." {
                 continue;
             }
-            let shown = {
-                let mut parts = folder.clone();
-                parts.push(display_name(raw));
-                parts.join("/")
-            };
+            let shown = || shown_path(folder, &display_name(raw));
+            if folder.len() >= MAX_DIST_INFO_DEPTH {
+                return Err(ArtifactRule::TooDeep {
+                    path: format!("{}/…", folder[..3.min(folder.len())].join("/")),
+                    limit: MAX_DIST_INFO_DEPTH,
+                });
+            }
             let Ok(name) = std::str::from_utf8(raw) else {
                 return Err(ArtifactRule::SpecialInside {
-                    path: shown,
+                    path: shown(),
                     kind: "file with a name that is not UTF-8",
                 });
             };
-            entries += 1;
-            if entries > limits.archive.max_members {
+            self.entries += 1;
+            if self.entries > limits.max_members {
                 return Err(LimitExceeded::Members {
-                    limit: limits.archive.max_members,
+                    limit: limits.max_members,
                 }
                 .into());
             }
-            let stat = lstat_at(&dir, name).map_err(io_rule)?;
+            let stat = lstat_at(dir, name).map_err(io_rule)?;
             match FileType::from_raw_mode(stat.st_mode) {
-                FileType::Directory => {
-                    let mut sub = folder.clone();
-                    sub.push(name.to_string());
-                    folders.push(sub);
-                }
+                FileType::Directory => subfolders.push(name.to_string()),
                 FileType::RegularFile => {
                     #[allow(clippy::unnecessary_cast)]
                     {
-                        bytes = bytes.saturating_add(stat.st_size as u64);
+                        self.bytes = self.bytes.saturating_add(stat.st_size as u64);
                     }
-                    if bytes > limits.archive.max_unpacked_bytes {
+                    if self.bytes > limits.max_unpacked_bytes {
                         return Err(LimitExceeded::UnpackedBytes {
-                            limit: limits.archive.max_unpacked_bytes,
+                            limit: limits.max_unpacked_bytes,
                         }
                         .into());
                     }
-                    files.push(shown);
+                    self.files.push(shown());
                 }
-                FileType::Symlink => return Err(ArtifactRule::SymlinkInside { path: shown }),
+                FileType::Symlink => return Err(ArtifactRule::SymlinkInside { path: shown() }),
                 other => {
                     return Err(ArtifactRule::SpecialInside {
-                        path: shown,
+                        path: shown(),
                         kind: kind_name(other),
                     });
                 }
             }
         }
+        Ok(subfolders)
     }
-    files.sort();
-    Ok(files)
+}
+
+/// `folder/name`, relative to the `.dist-info` folder.
+fn shown_path(folder: &[String], name: &str) -> String {
+    let mut parts: Vec<&str> = folder.iter().map(String::as_str).collect();
+    parts.push(name);
+    parts.join("/")
 }
 
 fn kind_name(kind: FileType) -> &'static str {

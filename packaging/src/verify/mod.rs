@@ -29,7 +29,10 @@ pub(crate) mod record;
 mod sdist;
 mod wheel;
 
-pub use collect::{CollectedArtifact, CollectedMetadata, collect_artifact, collect_metadata_dir};
+pub use collect::{
+    CollectedArtifact, CollectedMetadata, MAX_DIST_INFO_DEPTH, collect_artifact,
+    collect_metadata_dir,
+};
 pub use sdist::{VerifiedSdist, verify_sdist, verify_sdist_file};
 pub use wheel::{VerifiedWheel, verify_wheel, verify_wheel_file};
 
@@ -38,9 +41,9 @@ use crate::archive::{ArchiveError, MemberRule};
 use crate::limits::LimitExceeded;
 use std::fmt;
 
-/// An artifact that failed verification, and the rule it broke.
-#[derive(Debug, thiserror::Error)]
-#[error("artifact `{artifact}` refused: {rule}")]
+/// An artifact that failed verification, and the rule it broke. The message names both;
+/// an I/O error behind the rule is the [`source`](std::error::Error::source).
+#[derive(Debug)]
 pub struct ArtifactError {
     /// The artifact's file name (or the hook's return value), made safe to print.
     pub artifact: String,
@@ -54,6 +57,19 @@ impl ArtifactError {
             artifact: artifact.into(),
             rule,
         }
+    }
+}
+
+impl fmt::Display for ArtifactError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "artifact `{}` refused: {}", self.artifact, self.rule)
+    }
+}
+
+/// The rule is part of the message; what is chained is the cause behind it, if any.
+impl std::error::Error for ArtifactError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.rule.source()
     }
 }
 
@@ -103,13 +119,18 @@ pub enum ArtifactRule {
     SymlinkInside { path: String },
     #[error("`{path}` inside it is a {kind}")]
     SpecialInside { path: String, kind: &'static str },
+    #[error(
+        "it nests folders more than {limit} levels deep (`{path}`); metadata needs no such \
+         depth"
+    )]
+    TooDeep { path: String, limit: usize },
 
     // File names.
     #[error("invalid file name: {reason}")]
     FileName { reason: String },
 
     // Size limits.
-    #[error("{0}")]
+    #[error(transparent)]
     Limit(#[from] LimitExceeded),
 
     // Zip structure and zip members.
@@ -182,7 +203,7 @@ pub enum ArtifactRule {
     },
 
     // Sdists.
-    #[error("{0}")]
+    #[error(transparent)]
     Archive(#[from] ArchiveError),
 
     #[error("cannot read it: {reason}")]

@@ -3,7 +3,7 @@
 use super::collect::open_artifact;
 use super::{ArtifactError, ArtifactRule, MAX_METADATA_BYTES, artifact_size, check_name_version};
 use crate::archive::path::display_name;
-use crate::archive::scan::{DrainSink, PkgInfo, scan_tar_gz};
+use crate::archive::scan::{DrainSink, PkgInfo, TopLevel, scan_tar_gz};
 use crate::filename::SdistFilename;
 use crate::limits::ArtifactLimits;
 use crate::metadata::CoreMetadata;
@@ -18,7 +18,8 @@ use std::str::FromStr;
 pub struct VerifiedSdist {
     /// The parsed file name (split where PKG-INFO's name ends).
     pub filename: SdistFilename,
-    /// The single top-level folder, the file name without `.tar.gz`.
+    /// The single top-level folder: the file name without `.tar.gz`, or the same project
+    /// and version spelled otherwise (`ruamel.yaml-0.19.1` in `ruamel_yaml-0.19.1.tar.gz`).
     pub top_level: String,
     /// Its PKG-INFO.
     pub metadata: CoreMetadata,
@@ -43,7 +44,8 @@ pub fn verify_sdist(path: &Path, limits: &ArtifactLimits) -> Result<VerifiedSdis
 ///   [`ArtifactLimits::max_artifact_bytes`];
 /// - a valid tar.gz whose every member passes the rules of
 ///   [`extract_sdist`](crate::archive::extract_sdist) (the same code, streaming, nothing
-///   written), all inside the single top-level folder named like the file;
+///   written), all inside the single top-level folder naming the file name's project and
+///   version (normalized names, PEP 440 versions);
 /// - `{top}/PKG-INFO` is a regular file that parses, with Name (normalized) and Version
 ///   (PEP 440) equal to the file name's.
 pub fn verify_sdist_file(
@@ -70,10 +72,15 @@ pub fn verify_sdist_file(
     artifact_size(file, limits).map_err(refuse)?;
     let mut reader = BufReader::new(file);
     reader.seek(SeekFrom::Start(0)).map_err(io_rule)?;
-    let summary = scan_tar_gz(reader, &limits.archive, Some(top), &mut DrainSink)
-        .map_err(|e| refuse(e.into()))?;
+    let summary = scan_tar_gz(
+        reader,
+        &limits.archive,
+        TopLevel::Matching(top),
+        &mut DrainSink,
+    )
+    .map_err(|e| refuse(e.into()))?;
 
-    let path = format!("{top}/PKG-INFO");
+    let path = format!("{}/PKG-INFO", summary.top);
     let bytes = match summary.pkg_info {
         Some(PkgInfo::Bytes(bytes)) => bytes,
         Some(PkgInfo::TooLarge) => {

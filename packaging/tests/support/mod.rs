@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod tls;
+
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -14,7 +16,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use wasm_build_packaging::cache::Cache;
+use wasm_build_packaging::constraints::BuildConstraints;
 use wasm_build_packaging::index::{DistFile, IndexClient, IndexOptions};
+use wasm_build_packaging::resolve::{Resolution, ResolveError, resolve};
 use wasm_build_packaging::target::GuestTarget;
 
 /// The guest of the VMware CPython 3.12.0 runtime, as its probe reports it.
@@ -127,6 +131,7 @@ pub fn pypi_file(filename: &str) -> Arc<Vec<u8>> {
         core_metadata: false,
         metadata_sha256: None,
         size: None,
+        upload_time: None,
         source: "https://pypi.org/simple/".to_string(),
     };
     let path = client
@@ -244,6 +249,8 @@ pub struct Served {
     pub requires_python: Option<String>,
     /// The METADATA inside a wheel, served as `<file>.metadata` when enabled.
     pub metadata: Option<Vec<u8>>,
+    /// PEP 700 `upload-time` (RFC 3339) on JSON pages.
+    pub upload_time: Option<String>,
 }
 
 /// How the index writes project pages.
@@ -281,6 +288,7 @@ pub struct TestIndex {
     state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    scheme: &'static str,
 }
 
 fn normalize(name: &str) -> String {
@@ -291,6 +299,17 @@ fn normalize(name: &str) -> String {
 
 impl TestIndex {
     pub fn start(format: Format) -> Self {
+        Self::serve(format, None)
+    }
+
+    /// The same index over HTTPS, with the certificate of `tests/fixtures/tls/server.pem`
+    /// (127.0.0.1 and localhost), signed by the test authority `ca.pem` that nothing trusts.
+    pub fn start_tls(format: Format) -> Self {
+        Self::serve(format, Some(tls::server_config()))
+    }
+
+    fn serve(format: Format, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State {
@@ -314,7 +333,16 @@ impl TestIndex {
                     }
                     let Ok(stream) = stream else { continue };
                     let state = Arc::clone(&state);
-                    std::thread::spawn(move || handle(stream, &state));
+                    let tls = tls.clone();
+                    std::thread::spawn(move || match tls {
+                        None => handle(stream, &state),
+                        Some(config) => {
+                            let Ok(connection) = rustls::ServerConnection::new(config) else {
+                                return;
+                            };
+                            handle(rustls::StreamOwned::new(connection, stream), &state);
+                        }
+                    });
                 }
             })
         };
@@ -323,12 +351,13 @@ impl TestIndex {
             state,
             stop,
             thread: Some(thread),
+            scheme,
         }
     }
 
-    /// The simple index URL: `http://127.0.0.1:PORT/simple/`.
+    /// The simple index URL: `http://127.0.0.1:PORT/simple/` (`https` for a TLS index).
     pub fn url(&self) -> String {
-        format!("http://{}/simple/", self.addr)
+        format!("{}://{}/simple/", self.scheme, self.addr)
     }
 
     /// The flat find-links page listing every file.
@@ -354,6 +383,7 @@ impl TestIndex {
                 yanked: None,
                 requires_python: None,
                 metadata,
+                upload_time: None,
             });
         self
     }
@@ -378,6 +408,11 @@ impl TestIndex {
             .find(|s| s.filename == filename)
             .expect("served file");
         change(served);
+    }
+
+    /// Gives `filename` a PEP 700 upload time (shown on JSON pages only, as PEP 700 says).
+    pub fn uploaded(&self, filename: &str, rfc3339: &str) {
+        self.update(filename, |s| s.upload_time = Some(rfc3339.to_string()));
     }
 
     pub fn yank(&self, filename: &str, reason: &str) {
@@ -456,11 +491,9 @@ fn wheel_metadata(bytes: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-fn handle(stream: TcpStream, state: &Mutex<State>) {
-    let mut reader = BufReader::new(match stream.try_clone() {
-        Ok(s) => s,
-        Err(_) => return,
-    });
+fn handle(mut stream: impl Read + Write, state: &Mutex<State>) {
+    // GET requests have no body: nothing the reader buffers past the headers is lost.
+    let mut reader = BufReader::new(&mut stream);
     let mut request_line = String::new();
     if reader.read_line(&mut request_line).is_err() {
         return;
@@ -480,6 +513,7 @@ fn handle(stream: TcpStream, state: &Mutex<State>) {
         .nth(1)
         .unwrap_or("/")
         .to_string();
+    drop(reader);
     let response = respond(&path, &headers, state);
     state.lock().unwrap().log.push(Logged {
         path: path.clone(),
@@ -488,7 +522,6 @@ fn handle(stream: TcpStream, state: &Mutex<State>) {
             || headers.contains_key("if-modified-since"),
         user_agent: headers.get("user-agent").cloned().unwrap_or_default(),
     });
-    let mut stream = stream;
     let reason = match response.status {
         200 => "OK",
         304 => "Not Modified",
@@ -646,6 +679,7 @@ fn json_page(project: &str, files: &[Served], state: &State) -> String {
                 "yanked": match &f.yanked { Some(r) if !r.is_empty() => serde_json::json!(r), Some(_) => serde_json::json!(true), None => serde_json::json!(false) },
                 "core-metadata": core_metadata,
                 "size": f.bytes.len(),
+                "upload-time": f.upload_time,
             })
         })
         .collect();
@@ -712,4 +746,30 @@ pub fn reqs(list: &[&str]) -> Vec<pep508_rs::Requirement> {
     list.iter()
         .map(|s| pep508_rs::Requirement::from_str(s).unwrap())
         .collect()
+}
+
+/// Resolves `requirements` for the WASI 3.12 guest without constraints.
+pub fn run(client: &IndexClient, requirements: &[&str]) -> Result<Resolution, ResolveError> {
+    resolve(
+        client,
+        &wasi_312(),
+        &reqs(requirements),
+        &BuildConstraints::none(),
+    )
+}
+
+/// `name==version` of each resolved package.
+pub fn pins(resolution: &Resolution) -> Vec<String> {
+    resolution
+        .packages
+        .iter()
+        .map(|p| format!("{}=={}", p.name, p.version))
+        .collect()
+}
+
+/// Writes tiny wheels into `dir` (a find-links folder).
+pub fn write_wheels(dir: &Path, wheels: &[TinyWheel]) {
+    for wheel in wheels {
+        std::fs::write(dir.join(wheel.filename()), wheel.build()).unwrap();
+    }
 }

@@ -1,5 +1,7 @@
 use super::*;
-use crate::archive::{LinkRule, MemberRule, NameRule, NodeKind, PlacementRule};
+use crate::archive::{
+    CorruptAt, LinkRule, MemberRule, NameRule, NodeKind, PlacementRule, SourceFormat,
+};
 use crate::limits::LimitExceeded;
 use crate::test_support::{TarEntry, gzip, sdist_entries, snapshot, tar_bytes, tar_gz, write_file};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -406,10 +408,13 @@ fn refuses_a_top_level_folder_other_than_the_archive_name() {
     ]);
     assert_eq!(
         rule,
-        MemberRule::OutsideTopLevel {
-            top: "pkg-1.0".into()
+        MemberRule::WrongTopLevel {
+            expected: "pkg-1.0".into()
         }
     );
+    // Nor the same project at another version.
+    let rule = refused(&[TarEntry::dir("pkg-1.1/"), TarEntry::file("pkg-1.1/a", "x")]);
+    assert!(matches!(rule, MemberRule::WrongTopLevel { .. }), "{rule}");
 }
 
 #[test]
@@ -439,7 +444,7 @@ fn refuses_top_level_files_and_links() {
 fn refuses_a_top_level_folder_that_is_not_name_version() {
     let entries = [TarEntry::file("src/setup.py", "x")];
     let err = refused_as("upload.bin", &tar_gz(&entries), &ArchiveLimits::default());
-    assert!(matches!(err, ArchiveError::TopLevelName { .. }), "{err}");
+    assert!(matches!(err, ArchiveError::Unnamed { .. }), "{err}");
 }
 
 #[test]
@@ -658,19 +663,35 @@ fn header_sizes_are_not_trusted() {
     raw.truncate(raw.len() - 1024); // drop the end-of-archive blocks
     let err = refused_as("pkg-1.0.tar.gz", &gzip(&raw), &ArchiveLimits::default());
     assert!(
-        matches!(err, ArchiveError::Corrupt(_) | ArchiveError::Write { .. }),
+        matches!(&err, ArchiveError::Corrupt { at: CorruptAt::Member(m), .. } if m == "pkg-1.0/a"),
         "{err}"
     );
 }
 
 #[test]
 fn refuses_what_is_not_a_tar_gz() {
+    // Zip bytes are read as a (legacy) zip sdist, whatever the name says.
     let err = refused_as(
         "pkg-1.0.tar.gz",
         b"PK\x03\x04 not gzip",
         &ArchiveLimits::default(),
     );
-    assert!(matches!(err, ArchiveError::Corrupt(_)), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "not a valid zip archive: there is no end-of-central-directory record in its last \
+         64 KiB"
+    );
+    let err = refused_as("pkg-1.0.tar.gz", b"\xfd7zXZ\x00", &ArchiveLimits::default());
+    assert!(
+        matches!(
+            err,
+            ArchiveError::Format {
+                format: SourceFormat::TarXz,
+                ..
+            }
+        ),
+        "{err}"
+    );
     let err = refused_as("pkg-1.0.tar.gz", &gzip(b""), &ArchiveLimits::default());
     assert!(matches!(err, ArchiveError::Empty), "{err}");
 }
@@ -698,3 +719,5 @@ fn collect_verify_extract_use_one_handle() {
     assert_eq!(extracted.filename.name.as_ref(), "demo");
     assert_eq!(extracted.executables, ["bin/run.sh"]);
 }
+
+mod inputs;

@@ -3,7 +3,7 @@
 use crate::archive::zip::attacks::two_zip64_end_records;
 use crate::archive::zip::craft::{Entry, build};
 use crate::archive::zip::{ZipError, ZipMemberRule, ZipRule};
-use crate::archive::{ArchiveError, MemberRule, NameRule, extract_sdist};
+use crate::archive::{ArchiveError, MemberRule, NameRule, NamedBy, extract_sdist};
 use crate::limits::{ArchiveLimits, LimitExceeded};
 use crate::test_support::{snapshot, write_file};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -103,15 +103,15 @@ fn the_top_level_folder_comes_from_the_name_or_the_first_member() {
     assert!(
         matches!(
             error.member_rule(),
-            Some(MemberRule::OutsideTopLevel { top }) if top == "other-1.0"
+            Some(MemberRule::WrongTopLevel { expected }) if expected == "other-1.0"
         ),
         "{error}"
     );
+    // Told by its bytes: a zip named otherwise is still a zip, named by its folder.
     let (result, _tmp) = extract("download", &bytes);
-    assert!(
-        result.is_err(),
-        "without .zip the archive is read as a tar.gz"
-    );
+    let extracted = result.unwrap();
+    assert_eq!(extracted.named_by, NamedBy::TopLevelFolder);
+    assert_eq!(extracted.filename.top_level_dir(), "demo-1.0");
     let mut entries = sdist("demo-1.0");
     entries.push(Entry::file("elsewhere/x.py", "x"));
     let error = refused("demo-1.0.zip", &build(&entries, b"", false).bytes);

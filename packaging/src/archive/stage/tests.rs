@@ -3,6 +3,7 @@ use crate::test_support::snapshot;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::path::PathBuf;
 
 fn set_mtime(path: &Path, seconds: i64) {
     let spec = rustix::fs::Timespec {
@@ -28,7 +29,10 @@ struct Scene {
 
 impl Scene {
     fn new() -> Self {
-        let tmp = tempfile::tempdir().unwrap();
+        Self::in_dir(tempfile::tempdir().unwrap())
+    }
+
+    fn in_dir(tmp: tempfile::TempDir) -> Self {
         std::fs::create_dir(tmp.path().join("project")).unwrap();
         std::fs::create_dir(tmp.path().join("outside")).unwrap();
         std::fs::write(tmp.path().join("outside/secret"), "secret").unwrap();
@@ -86,6 +90,7 @@ fn copies_a_project_and_leaves_the_source_untouched() {
     scene.file("vendor/sub/mod.py", "y = 2\n");
     set_mtime(&scene.src().join("src/demo/__init__.py"), 1_400_000_000);
     set_mtime(&scene.src().join("src/demo"), 1_400_000_001);
+    set_mtime(&scene.src().join("src"), 1_400_000_004);
     set_mtime(&scene.src().join("README.md"), 1_400_000_002);
     set_mtime(&scene.src(), 1_400_000_003);
 
@@ -132,6 +137,8 @@ fn copies_a_project_and_leaves_the_source_untouched() {
     assert_eq!(meta("pyproject.toml").permissions().mode() & 0o777, 0o644);
     assert_eq!(meta("src/demo/__init__.py").mtime(), 1_400_000_000);
     assert_eq!(meta("src/demo").mtime(), 1_400_000_001);
+    // A folder holding a link keeps its time too (links are written last).
+    assert_eq!(meta("src").mtime(), 1_400_000_004);
     assert_eq!(meta("README.md").mtime(), 1_400_000_002);
     assert_eq!(std::fs::metadata(&dest).unwrap().mtime(), 1_400_000_003);
     // 5 files, 6 folders and 3 links were copied.
@@ -326,4 +333,45 @@ fn a_source_that_is_not_a_folder_is_an_error() {
     let err = stage_source_tree(&file, &scene.dest(), &StageLimits::default()).unwrap_err();
     assert!(matches!(err, StageError::Read { .. }), "{err}");
     assert!(!scene.dest().exists());
+}
+
+#[test]
+fn a_folder_whose_links_all_dangle_keeps_its_time() {
+    let scene = Scene::new();
+    scene.file("a/keep.py", "");
+    scene.link("a/dangling", "nowhere");
+    set_mtime(&scene.src().join("a"), 1_300_000_000);
+    let staged = scene.stage().unwrap();
+    assert_eq!(
+        skipped_link(&staged, "a/dangling"),
+        Some(LinkSkip::Dangling)
+    );
+    let meta = std::fs::metadata(scene.dest().join("a")).unwrap();
+    assert_eq!(meta.mtime(), 1_300_000_000);
+}
+
+#[test]
+fn stages_a_tree_nested_ten_thousand_deep_up_to_the_depth_limit() {
+    // One descriptor per level on each side, each folder opened once relative to its
+    // parent: what lies below the depth limit is left out with one warning, not walked.
+    let scene = Scene::in_dir(crate::test_support::tempdir_for_many_folders());
+    scene.file("pyproject.toml", "[project]\n");
+    crate::test_support::nest_folders(&scene.src(), 10_000, "d");
+    let staged = scene.stage().unwrap();
+    assert_eq!(
+        staged.warnings,
+        [StageWarning::SkippedTooDeep {
+            path: "d/d/d/…/d".into()
+        }]
+    );
+    assert_eq!(
+        staged.warnings[0].to_string(),
+        "skipped `d/d/d/…/d`: it nests folders more than 64 levels deep"
+    );
+    // pyproject.toml and 64 folders.
+    assert_eq!(staged.entries, 1 + MAX_STAGE_DEPTH as u64);
+    let deepest = scene.dest().join("d/".repeat(MAX_STAGE_DEPTH));
+    assert!(deepest.is_dir());
+    assert_eq!(std::fs::read_dir(&deepest).unwrap().count(), 0);
+    crate::scratch::remove(&scene.src()).unwrap();
 }

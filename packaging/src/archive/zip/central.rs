@@ -22,9 +22,12 @@ pub(super) struct CentralEntry {
 }
 
 /// Reads exactly `end.entries` entries, which must fill exactly `end.cd_size` bytes.
+/// The folders names imply count against `limits.max_members` with the members, so that
+/// one long name cannot make an extractor create folders without bound.
 pub(super) fn read_directory(
     source: &impl ZipSource,
     end: &EndRecords,
+    limits: &ArchiveLimits,
 ) -> Result<Vec<CentralEntry>, ZipError> {
     let cd_end = end.cd_offset + end.cd_size;
     let wrong_count = || {
@@ -67,6 +70,12 @@ pub(super) fn read_directory(
         let node = if entry.is_dir { Node::Dir } else { Node::File };
         tree.place(&entry.path, node)
             .map_err(|rule| refuse(ZipMemberRule::Name(MemberRule::Placement(rule))))?;
+        if tree.len() as u64 > limits.max_members {
+            return Err(LimitExceeded::Members {
+                limit: limits.max_members,
+            }
+            .into());
+        }
         entries.push(entry);
         at = start + variable as u64;
     }

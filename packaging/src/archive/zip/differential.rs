@@ -196,10 +196,6 @@ fn disagreements(labels: &[String], archives: &[Vec<u8>]) -> (Vec<String>, usize
     let ours: Vec<Option<View>> = archives.iter().map(|bytes| strict(bytes)).collect();
     let mut problems = Vec::new();
     for python in interpreters() {
-        eprintln!(
-            "comparing with CPython {} ({})",
-            python.version, python.program
-        );
         let theirs = python_views(&python, archives);
         for ((label, ours), theirs) in labels.iter().zip(&ours).zip(&theirs) {
             if let Some(ours) = ours
@@ -462,7 +458,6 @@ fn random_archives_the_strict_reader_accepts_read_the_same_in_cpython() {
     let archives: Vec<Vec<u8>> = cases.iter().map(RandomArchive::bytes).collect();
     let labels: Vec<String> = cases.iter().map(|case| format!("{case:?}")).collect();
     let (problems, accepted) = disagreements(&labels, &archives);
-    eprintln!("{accepted} of {CASES} random archives accepted");
     assert!(
         problems.is_empty(),
         "{} disagreements, the first:\n{}",

@@ -1,4 +1,6 @@
 use super::*;
+use crate::archive::fs::open_dir_at;
+use crate::test_support::{nest_folders, tempdir_for_many_folders};
 use std::os::unix::fs::symlink;
 
 /// `tmp/out` (the hook's output folder) and `tmp/outside/secret`.
@@ -290,4 +292,66 @@ fn publishes_the_collected_bytes_atomically() {
     std::fs::create_dir(&other).unwrap();
     assert!(collected.publish(&other).is_err());
     assert_eq!(std::fs::read_dir(&other).unwrap().count(), 0);
+}
+
+#[test]
+fn refuses_a_metadata_folder_nested_ten_thousand_deep() {
+    // The walk opens one folder per level, relative to its parent, and stops at the depth
+    // limit: it never looks at the 9,968 levels below (which used to take minutes).
+    let tmp = tempdir_for_many_folders();
+    let out = tmp.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let dir = metadata_dir(&out, "demo-1.0.dist-info", METADATA);
+    nest_folders(&dir, 10_000, "d");
+    let err = collect_metadata_dir(&out, "demo-1.0.dist-info", &ArtifactLimits::default())
+        .expect_err("must be refused");
+    assert!(
+        matches!(&err.rule, ArtifactRule::TooDeep { limit: 32, path } if path == "d/d/d/…"),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "artifact `demo-1.0.dist-info` refused: it nests folders more than 32 levels deep \
+         (`d/d/d/…`); metadata needs no such depth"
+    );
+    crate::scratch::remove(&dir).unwrap();
+}
+
+#[test]
+fn accepts_nesting_up_to_the_depth_limit() {
+    let (_tmp, out) = scene();
+    let dir = metadata_dir(&out, "demo-1.0.dist-info", METADATA);
+    // `d/…/d/bottom`: 31 folders and a file, 32 levels below the `.dist-info` folder.
+    nest_folders(&dir, MAX_DIST_INFO_DEPTH - 1, "d");
+    let collected =
+        collect_metadata_dir(&out, "demo-1.0.dist-info", &ArtifactLimits::default()).unwrap();
+    let deepest = format!("{}bottom", "d/".repeat(MAX_DIST_INFO_DEPTH - 1));
+    assert_eq!(collected.files, ["METADATA", deepest.as_str()]);
+    // One level more is refused.
+    let bottom = dir.join(deepest);
+    std::fs::remove_file(&bottom).unwrap();
+    std::fs::create_dir(&bottom).unwrap();
+    std::fs::write(bottom.join("deeper"), "x").unwrap();
+    assert!(matches!(
+        meta_rule(&out, "demo-1.0.dist-info"),
+        ArtifactRule::TooDeep { .. }
+    ));
+}
+
+#[test]
+fn refuses_a_symlink_swapped_in_for_a_subfolder() {
+    // A folder of the listing that is a symlink by the time it is opened is refused, not
+    // followed: it is opened with O_NOFOLLOW relative to its parent.
+    let (tmp, out) = scene();
+    let dir = metadata_dir(&out, "demo-1.0.dist-info", METADATA);
+    std::fs::create_dir(dir.join("sub")).unwrap();
+    let parent = open_dir_path(&dir).unwrap();
+    std::fs::remove_dir(dir.join("sub")).unwrap();
+    symlink(tmp.path().join("outside"), dir.join("sub")).unwrap();
+    // ENOTDIR or ELOOP, depending on the kernel: either way not followed.
+    assert!(open_dir_at(&parent, "sub").is_err());
+    assert!(matches!(
+        meta_rule(&out, "demo-1.0.dist-info"),
+        ArtifactRule::SymlinkInside { .. }
+    ));
 }

@@ -104,7 +104,7 @@ fn refuses_a_top_level_folder_other_than_the_file_name() {
     let entries = sdist_entries("other-1.0", "demo", "1.0");
     assert!(matches!(
         member_rule(refused(&entries)),
-        MemberRule::OutsideTopLevel { .. }
+        MemberRule::WrongTopLevel { .. }
     ));
     let mut entries = good();
     entries.push(TarEntry::file("second-1.0/x", "x"));

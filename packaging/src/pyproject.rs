@@ -1,7 +1,13 @@
 //! A project's build system: `[build-system]` of `pyproject.toml` (PEP 517 / PEP 518), with
 //! the legacy setuptools fallback for projects that have none.
+//!
+//! The text is a stranger's: [`BuildSystem::parse`] takes any bytes and is fuzzed
+//! (`packaging/fuzz`, target `pyproject`); [`BuildSystem::read`] opens the file without
+//! following a link.
 
+use crate::archive::fs::{NotRegular, lstat_at, open_dir_path, open_regular_file};
 use pep508_rs::{Requirement, VerbatimUrl};
+use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 
@@ -9,6 +15,8 @@ use std::str::FromStr;
 pub const LEGACY_BACKEND: &str = "setuptools.build_meta:__legacy__";
 /// The requirement PEP 518 says to assume when a project declares no `[build-system]`.
 pub const LEGACY_REQUIRES: &str = "setuptools>=40.8.0";
+/// Largest `pyproject.toml` read: real ones are a few KiB.
+const MAX_PYPROJECT_BYTES: u64 = 4 << 20;
 
 /// How a project is built.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,9 +51,10 @@ pub enum Origin {
 pub enum ProjectError {
     #[error("{0} is not a Python project: it has neither pyproject.toml nor setup.py")]
     NotAProject(PathBuf),
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         path: PathBuf,
+        #[source]
         source: std::io::Error,
     },
     #[error("{path} is not valid TOML: {message}")]
@@ -56,22 +65,117 @@ pub enum ProjectError {
         field: &'static str,
         problem: String,
     },
+    #[error("{path}: `{field}` has an invalid entry")]
+    InvalidRequirement {
+        path: PathBuf,
+        field: &'static str,
+        #[source]
+        source: RequirementError,
+    },
+}
+
+impl ProjectError {
+    /// The same error naming `path` as `to` instead (errors about a scratch copy name the
+    /// user's file).
+    pub fn relabel(self, from: &Path, to: &Path) -> Self {
+        let fix = |p: PathBuf| match p.strip_prefix(from) {
+            Ok(rel) => to.join(rel),
+            Err(_) => p,
+        };
+        match self {
+            ProjectError::NotAProject(p) => ProjectError::NotAProject(fix(p)),
+            ProjectError::Read { path, source } => ProjectError::Read {
+                path: fix(path),
+                source,
+            },
+            ProjectError::InvalidToml { path, message } => ProjectError::InvalidToml {
+                path: fix(path),
+                message,
+            },
+            ProjectError::InvalidField {
+                path,
+                field,
+                problem,
+            } => ProjectError::InvalidField {
+                path: fix(path),
+                field,
+                problem,
+            },
+            ProjectError::InvalidRequirement {
+                path,
+                field,
+                source,
+            } => ProjectError::InvalidRequirement {
+                path: fix(path),
+                field,
+                source,
+            },
+        }
+    }
+}
+
+/// A build requirement that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RequirementError {
+    #[error("invalid requirement `{raw}`")]
+    Invalid {
+        raw: String,
+        #[source]
+        source: Box<pep508_rs::Pep508Error<VerbatimUrl>>,
+    },
+    #[error(
+        "`{raw}` is a direct URL requirement; build requirements must come from a package index"
+    )]
+    DirectUrl { raw: String },
 }
 
 impl BuildSystem {
-    /// Reads the build system of the project in `root`.
+    /// Reads the build system of the project in `root` (a folder the caller trusts by path;
+    /// `pyproject.toml` is opened relative to it, never through a link).
     pub fn read(root: &Path) -> Result<Self, ProjectError> {
         let path = root.join("pyproject.toml");
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
+        let read_error = |source: std::io::Error| ProjectError::Read {
+            path: path.clone(),
+            source,
+        };
+        let dir = open_dir_path(root).map_err(|source| ProjectError::Read {
+            path: root.to_path_buf(),
+            source,
+        })?;
+        let file = match open_regular_file(&dir, "pyproject.toml") {
+            Ok((file, _)) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if root.join("setup.py").is_file() {
+                let setup_py = lstat_at(&dir, "setup.py").is_ok_and(|stat| {
+                    rustix::fs::FileType::from_raw_mode(stat.st_mode)
+                        == rustix::fs::FileType::RegularFile
+                });
+                if setup_py {
                     return Ok(Self::legacy());
                 }
                 return Err(ProjectError::NotAProject(root.to_path_buf()));
             }
-            Err(source) => return Err(ProjectError::Read { path, source }),
+            Err(e) if NotRegular::found_in(&e).is_some() || is_link_refusal(&e) => {
+                return Err(read_error(std::io::Error::new(
+                    e.kind(),
+                    "not a regular file (a symlink, folder or special file)",
+                )));
+            }
+            Err(e) => return Err(read_error(e)),
         };
+        let mut bytes = Vec::new();
+        file.take(MAX_PYPROJECT_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(read_error)?;
+        if bytes.len() as u64 > MAX_PYPROJECT_BYTES {
+            return Err(ProjectError::InvalidToml {
+                path,
+                message: format!("larger than {} MiB", MAX_PYPROJECT_BYTES >> 20),
+            });
+        }
+        let text = String::from_utf8(bytes).map_err(|_| ProjectError::InvalidToml {
+            path: path.clone(),
+            message: "not UTF-8".into(),
+        })?;
         Self::parse(&text, &path)
     }
 
@@ -97,33 +201,24 @@ impl BuildSystem {
             )
         })?;
 
-        let requires: Vec<String> = match table.get("requires") {
+        let requires = match table.get("requires") {
             None => {
                 return Err(invalid(
                     "build-system.requires",
                     "is missing (PEP 518 makes it required when [build-system] is present)".into(),
                 ));
             }
-            Some(toml::Value::Array(items)) => items
-                .iter()
-                .map(|item| match item {
-                    toml::Value::String(s) => Ok(s.clone()),
-                    other => Err(invalid(
-                        "build-system.requires",
-                        format!("must hold only strings, found {} {other}", other.type_str()),
-                    )),
-                })
-                .collect::<Result<_, _>>()?,
-            Some(other) => {
-                return Err(invalid(
-                    "build-system.requires",
-                    format!("must be a list of strings, not {}", other.type_str()),
-                ));
-            }
+            Some(value) => strings(value, "build-system.requires", &invalid)?,
         };
         let requirements = requires
             .iter()
-            .map(|raw| parse_requirement(raw).map_err(|e| invalid("build-system.requires", e)))
+            .map(|raw| {
+                parse_requirement(raw).map_err(|source| ProjectError::InvalidRequirement {
+                    path: path.to_path_buf(),
+                    field: "build-system.requires",
+                    source,
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
 
         let (backend, origin) = match table.get("build-backend") {
@@ -142,24 +237,10 @@ impl BuildSystem {
 
         let backend_path = match table.get("backend-path") {
             None => Vec::new(),
-            Some(toml::Value::Array(items)) => items
+            Some(value) => strings(value, "build-system.backend-path", &invalid)?
                 .iter()
-                .map(|item| match item {
-                    toml::Value::String(s) => {
-                        check_backend_path(s).map_err(|e| invalid("build-system.backend-path", e))
-                    }
-                    other => Err(invalid(
-                        "build-system.backend-path",
-                        format!("must hold only strings, found {}", other.type_str()),
-                    )),
-                })
+                .map(|s| check_backend_path(s).map_err(|e| invalid("build-system.backend-path", e)))
                 .collect::<Result<_, _>>()?,
-            Some(other) => {
-                return Err(invalid(
-                    "build-system.backend-path",
-                    format!("must be a list of strings, not {}", other.type_str()),
-                ));
-            }
         };
 
         Ok(Self {
@@ -185,19 +266,49 @@ impl BuildSystem {
     }
 }
 
-/// Parses one PEP 508 requirement of `requires`; direct URL requirements are refused, since
-/// every build requirement comes from the package index with a checked hash.
-pub fn parse_requirement(raw: &str) -> Result<Requirement<VerbatimUrl>, String> {
-    let requirement = Requirement::<VerbatimUrl>::from_str(raw)
-        .map_err(|e| format!("has an invalid requirement `{raw}`: {e}"))?;
-    if requirement
-        .version_or_url
-        .as_ref()
-        .is_some_and(|v| matches!(v, pep508_rs::VersionOrUrl::Url(_)))
-    {
-        return Err(format!(
-            "has the direct URL requirement `{raw}`; build requirements must come from a package index"
+/// A list of strings, or the error saying what `field` holds instead.
+fn strings(
+    value: &toml::Value,
+    field: &'static str,
+    invalid: &impl Fn(&'static str, String) -> ProjectError,
+) -> Result<Vec<String>, ProjectError> {
+    let toml::Value::Array(items) = value else {
+        return Err(invalid(
+            field,
+            format!("must be a list of strings, not {}", value.type_str()),
         ));
+    };
+    items
+        .iter()
+        .map(|item| match item {
+            toml::Value::String(s) => Ok(s.clone()),
+            other => Err(invalid(
+                field,
+                format!("must hold only strings, found {} {other}", other.type_str()),
+            )),
+        })
+        .collect()
+}
+
+fn is_link_refusal(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
+}
+
+/// Parses one PEP 508 build requirement; direct URL requirements are refused, since every
+/// build requirement comes from the package index with a checked hash.
+pub fn parse_requirement(raw: &str) -> Result<Requirement<VerbatimUrl>, RequirementError> {
+    let requirement =
+        Requirement::<VerbatimUrl>::from_str(raw).map_err(|source| RequirementError::Invalid {
+            raw: raw.to_string(),
+            source: Box::new(source),
+        })?;
+    if matches!(
+        requirement.version_or_url,
+        Some(pep508_rs::VersionOrUrl::Url(_))
+    ) {
+        return Err(RequirementError::DirectUrl {
+            raw: raw.to_string(),
+        });
     }
     Ok(requirement)
 }
@@ -257,101 +368,4 @@ fn check_backend_path(entry: &str) -> Result<String, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(text: &str) -> Result<BuildSystem, ProjectError> {
-        BuildSystem::parse(text, Path::new("proj/pyproject.toml"))
-    }
-
-    #[test]
-    fn reads_a_full_table() {
-        let bs = parse(
-            r#"[build-system]
-requires = ["flit_core >=3.2,<4"]
-build-backend = "flit_core.buildapi"
-backend-path = ["./_build", "tools/../backend"]
-"#,
-        )
-        .unwrap();
-        assert_eq!(bs.requires, ["flit_core >=3.2,<4"]);
-        assert_eq!(bs.backend, "flit_core.buildapi");
-        assert_eq!(bs.backend_path, ["_build", "backend"]);
-        assert_eq!(bs.origin, Origin::Pyproject);
-    }
-
-    #[test]
-    fn falls_back_to_legacy_setuptools() {
-        let bs = parse("[project]\nname = 'x'\n").unwrap();
-        assert_eq!(bs.backend, LEGACY_BACKEND);
-        assert_eq!(bs.requires, [LEGACY_REQUIRES]);
-        let bs = parse("[build-system]\nrequires = ['setuptools', 'wheel']\n").unwrap();
-        assert_eq!(bs.backend, LEGACY_BACKEND);
-        assert_eq!(bs.origin, Origin::PyprojectWithoutBackend);
-        assert_eq!(bs.requires, ["setuptools", "wheel"]);
-    }
-
-    #[test]
-    fn reads_a_setup_py_project_without_pyproject() {
-        let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(
-            BuildSystem::read(dir.path()),
-            Err(ProjectError::NotAProject(_))
-        ));
-        std::fs::write(dir.path().join("setup.py"), "").unwrap();
-        assert_eq!(
-            BuildSystem::read(dir.path()).unwrap().origin,
-            Origin::Legacy
-        );
-    }
-
-    #[test]
-    fn errors_name_the_file_and_field() {
-        let cases = [
-            ("[build-system\n", "not valid TOML"),
-            (
-                "[build-system]\nbuild-backend = 'x'\n",
-                "`build-system.requires` is missing",
-            ),
-            (
-                "[build-system]\nrequires = 'setuptools'\n",
-                "must be a list of strings",
-            ),
-            ("[build-system]\nrequires = [1]\n", "must hold only strings"),
-            (
-                "[build-system]\nrequires = ['setuptools >= ']\n",
-                "invalid requirement",
-            ),
-            (
-                "[build-system]\nrequires = ['x @ https://e.com/x.whl']\n",
-                "direct URL",
-            ),
-            (
-                "[build-system]\nrequires = []\nbuild-backend = 'a b'\n",
-                "is not `module`",
-            ),
-            (
-                "[build-system]\nrequires = []\nbuild-backend = 1\n",
-                "must be a string",
-            ),
-            (
-                "[build-system]\nrequires = []\nbackend-path = ['../x']\n",
-                "outside the project",
-            ),
-            (
-                "[build-system]\nrequires = []\nbackend-path = ['/abs']\n",
-                "must be relative",
-            ),
-            (
-                "[build-system]\nrequires = []\nbackend-path = 'x'\n",
-                "must be a list",
-            ),
-            ("build-system = 3\n", "must be a table"),
-        ];
-        for (text, expected) in cases {
-            let err = parse(text).unwrap_err().to_string();
-            assert!(err.contains("proj/pyproject.toml"), "{err}");
-            assert!(err.contains(expected), "{text:?}: {err}");
-        }
-    }
-}
+mod tests;

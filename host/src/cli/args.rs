@@ -1,0 +1,376 @@
+//! The command line: flags into a [`BuildRequest`] and [`Settings`].
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+use wasm_build::runtime::RuntimeChoice;
+use wasm_build::{BuildRequest, Distribution, Isolation, Limits, Settings};
+use wasm_build_packaging::index::{ExcludeNewer, IndexOptions};
+
+use super::reporter::Verbosity;
+
+/// Build Python sdists and wheels with the build backend sandboxed in CPython for WASI.
+///
+/// The backend (setuptools, flit, hatchling, ...) runs inside wasmtime and sees only a
+/// scratch copy of the source, its output folder and its build requirements: no network,
+/// no host files, no host environment. Every artifact is verified before it is written.
+#[derive(Debug, Parser)]
+#[command(
+    name = "wasm-build",
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub build: BuildArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Inspect or clean the cache.
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
+    /// Show the interpreters wasm-build can run backends in.
+    Runtime {
+        #[command(subcommand)]
+        action: RuntimeAction,
+    },
+    /// Internal: run one guest for a parent wasm-build (sandbox::Isolation::Process).
+    #[command(name = "__guest", hide = true)]
+    Guest,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheAction {
+    /// Print the cache folder.
+    Dir,
+    /// Remove everything in the cache.
+    Clean,
+    /// Remove what current builds no longer use: old build environments, stale compiled
+    /// modules and runtimes, leftovers of interrupted writes.
+    Prune {
+        /// Remove build environments not used for this many days.
+        #[arg(long, default_value_t = 30)]
+        max_age_days: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RuntimeAction {
+    /// Print each runtime's version, pinned hashes and provenance, and the wasmtime version.
+    Info {
+        /// Only this runtime.
+        name: Option<String>,
+    },
+    /// Run the sandboxed interpreter, as a backend would be run: `-c CODE`, `-m MODULE` or
+    /// a script path inside the sandbox, with requirements from the index on sys.path.
+    Run(Box<RunArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A requirement to install into the sandbox's environment (repeatable).
+    #[arg(long = "with", value_name = "REQUIREMENT")]
+    pub with: Vec<String>,
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
+    /// Arguments for the interpreter.
+    #[arg(last = true, required = true)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// A project folder or an sdist (.tar.gz) to build.
+    #[arg(default_value = ".")]
+    source: PathBuf,
+
+    /// Build an sdist.
+    #[arg(short, long)]
+    sdist: bool,
+    /// Build a wheel (from the source folder directly when given alone).
+    #[arg(short, long)]
+    wheel: bool,
+    /// Build a PEP 660 editable wheel.
+    #[arg(long)]
+    editable: bool,
+    /// Write the wheel's .dist-info folder (prepare_metadata_for_build_wheel).
+    #[arg(long)]
+    metadata: bool,
+
+    /// Output folder [default: SOURCE/dist, or the sdist's folder].
+    #[arg(short, long, value_name = "DIR")]
+    outdir: Option<PathBuf>,
+    /// Setting passed to the backend's hooks (repeatable; a repeated key gives a list).
+    #[arg(short = 'C', long = "config-setting", value_name = "KEY[=VALUE]")]
+    config_settings: Vec<String>,
+
+    /// Stream the backend's output.
+    #[arg(short, long, conflicts_with = "quiet")]
+    verbose: bool,
+    /// Print only errors and the paths of the artifacts.
+    #[arg(short, long)]
+    quiet: bool,
+
+    #[command(flatten)]
+    sandbox: SandboxArgs,
+}
+
+/// What every command that runs the guest takes: the environment it sees, where its
+/// requirements come from, which interpreter, and its limits.
+#[derive(Debug, Args)]
+pub struct SandboxArgs {
+    /// Environment variable for the backend: KEY=VALUE, or KEY to copy the host's value.
+    #[arg(long = "env", value_name = "KEY[=VALUE]")]
+    env: Vec<String>,
+    #[command(flatten)]
+    index: IndexArgs,
+    #[command(flatten)]
+    runtime: RuntimeArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+impl SandboxArgs {
+    /// The frontend settings these give; guests run in child processes of this binary.
+    pub fn settings(self) -> Result<Settings> {
+        let mib = |v: u64| v.saturating_mul(1 << 20);
+        let no_prepared_backends = self.runtime.no_prepared_backend;
+        let mut settings = Settings {
+            isolation: guest_processes()?,
+            runtime: runtime_choice(self.runtime),
+            index: index_options(&self.index),
+            constraints: self
+                .index
+                .build_constraint
+                .map(|path| (path, self.index.require_hashes)),
+            guest_env: self
+                .env
+                .iter()
+                .map(|s| guest_env_var(s))
+                .collect::<Result<_>>()?,
+            limits: self.limits.sandbox(),
+            no_cache: self.index.no_cache,
+            no_prepared_backends,
+            ..Settings::default()
+        };
+        settings.artifact_limits.max_artifact_bytes = mib(self.limits.artifact_limit);
+        settings.artifact_limits.archive.max_unpacked_bytes = mib(self.limits.artifact_limit);
+        Ok(settings)
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Build requirements")]
+struct IndexArgs {
+    /// Package index (PEP 691 JSON or PEP 503 HTML) [default: https://pypi.org/simple/].
+    #[arg(long, value_name = "URL", env = "WASM_BUILD_INDEX_URL")]
+    index_url: Option<String>,
+    /// Another index to search as well (repeatable).
+    #[arg(long, value_name = "URL")]
+    extra_index_url: Vec<String>,
+    /// A folder of wheels or the URL of a page listing them (repeatable).
+    #[arg(short, long, value_name = "DIR|URL")]
+    find_links: Vec<String>,
+    /// Ignore the package index: only --find-links.
+    #[arg(long, conflicts_with_all = ["index_url", "extra_index_url"])]
+    no_index: bool,
+    /// Use only the cache and local --find-links folders.
+    #[arg(long)]
+    offline: bool,
+    /// Resolve build requirements as of this moment: files uploaded then or later do not
+    /// exist (RFC 3339, or a date meaning the end of that day in UTC).
+    #[arg(long, value_name = "DATE")]
+    exclude_newer: Option<ExcludeNewer>,
+    /// Trust the system's certificate store instead of Mozilla's roots.
+    #[arg(long)]
+    native_tls: bool,
+    /// Revalidate cached index pages.
+    #[arg(long)]
+    refresh: bool,
+    /// Use a throw-away cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// Constrain build requirements with a pip-style file (`name==version --hash=sha256:...`).
+    #[arg(short = 'b', long, value_name = "FILE")]
+    build_constraint: Option<PathBuf>,
+    /// Install only wheels pinned with a hash in --build-constraint.
+    #[arg(long, requires = "build_constraint")]
+    require_hashes: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Interpreter")]
+struct RuntimeArgs {
+    /// Runtime to run the backend in (see `wasm-build runtime info`).
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "WASM_BUILD_RUNTIME",
+        conflicts_with = "python_wasm"
+    )]
+    runtime: Option<String>,
+    /// Run this python.wasm instead (unpinned: at your own risk).
+    #[arg(long, value_name = "PATH", env = "WASM_BUILD_PYTHON_WASM")]
+    python_wasm: Option<PathBuf>,
+    /// Prefix folder holding lib/python3.X for --python-wasm, mounted at /usr/local.
+    #[arg(long, value_name = "DIR", requires = "python_wasm")]
+    python_home: Option<PathBuf>,
+    /// Import the build backend in every hook run, instead of starting hook runs from an
+    /// interpreter kept with the backend already imported (see docs/runtime.md).
+    #[arg(long)]
+    no_prepared_backend: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Limits")]
+struct LimitArgs {
+    /// Wall-clock time each backend run may take.
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    timeout: u64,
+    /// Memory the interpreter may use.
+    #[arg(long, value_name = "MIB", default_value_t = 2048)]
+    memory_limit: u64,
+    /// Output the backend may print per run.
+    #[arg(long, value_name = "MIB", default_value_t = 16)]
+    log_limit: u64,
+    /// Bytes the sandbox's writable folders may hold together.
+    #[arg(long, value_name = "MIB", default_value_t = 4096)]
+    disk_limit: u64,
+    /// Size of each artifact, and of what it unpacks to.
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    artifact_limit: u64,
+}
+
+/// The build's settings, request and how much to say.
+pub fn settings_and_request(args: BuildArgs) -> Result<(Settings, BuildRequest, Verbosity)> {
+    let mut distributions = Vec::new();
+    for (wanted, dist) in [
+        (args.sdist, Distribution::Sdist),
+        (args.wheel, Distribution::Wheel),
+        (args.editable, Distribution::Editable),
+        (args.metadata, Distribution::Metadata),
+    ] {
+        if wanted {
+            distributions.push(dist);
+        }
+    }
+    let verbosity = match (args.verbose, args.quiet) {
+        (true, _) => Verbosity::Verbose,
+        (false, true) => Verbosity::Quiet,
+        (false, false) => Verbosity::Normal,
+    };
+    let settings = Settings {
+        config_settings: args
+            .config_settings
+            .iter()
+            .map(|s| split_setting(s))
+            .collect(),
+        ..args.sandbox.settings()?
+    };
+    let request = BuildRequest {
+        source: args.source,
+        distributions,
+        outdir: args.outdir,
+    };
+    Ok((settings, request, verbosity))
+}
+
+fn runtime_choice(args: RuntimeArgs) -> Option<RuntimeChoice> {
+    match (args.runtime, args.python_wasm) {
+        (_, Some(module)) => Some(RuntimeChoice::Local {
+            module,
+            home: args.python_home,
+        }),
+        (Some(name), None) => Some(RuntimeChoice::Named(name)),
+        (None, None) => None,
+    }
+}
+
+fn index_options(args: &IndexArgs) -> IndexOptions {
+    IndexOptions {
+        index_url: args.index_url.clone(),
+        extra_index_urls: args.extra_index_url.clone(),
+        find_links: args.find_links.clone(),
+        no_index: args.no_index,
+        offline: args.offline,
+        refresh: args.refresh,
+        native_tls: args.native_tls,
+        exclude_newer: args.exclude_newer,
+    }
+}
+
+impl LimitArgs {
+    fn sandbox(&self) -> Limits {
+        let mib = |v: u64| v.saturating_mul(1 << 20);
+        Limits {
+            wall_time: Duration::from_secs(self.timeout),
+            memory: mib(self.memory_limit),
+            log: usize::try_from(mib(self.log_limit)).unwrap_or(usize::MAX),
+            disk: mib(self.disk_limit),
+        }
+    }
+}
+
+/// `KEY=VALUE`, or `KEY` alone for an empty value (as `python -m build -C` takes it).
+fn split_setting(setting: &str) -> (String, String) {
+    match setting.split_once('=') {
+        Some((key, value)) => (key.to_string(), value.to_string()),
+        None => (setting.to_string(), String::new()),
+    }
+}
+
+/// `KEY=VALUE`, or `KEY` to copy the host's value.
+fn guest_env_var(spec: &str) -> Result<(String, String)> {
+    let (key, value) = match spec.split_once('=') {
+        Some((key, value)) => (key.to_string(), value.to_string()),
+        None => {
+            let value = std::env::var(spec)
+                .with_context(|| format!("--env {spec}: the host has no variable `{spec}`"))?;
+            (spec.to_string(), value)
+        }
+    };
+    if key.is_empty() || key.contains('\0') || value.contains('\0') {
+        bail!("--env {spec}: not a valid KEY=VALUE");
+    }
+    Ok((key, value))
+}
+
+/// Guests run in child processes of this binary (`wasm-build __guest`): their code carries
+/// no interruption checks, and a run past a limit is killed.
+fn guest_processes() -> Result<Isolation> {
+    Ok(Isolation::Process {
+        program: std::env::current_exe().context("finding the wasm-build executable")?,
+        args: vec!["__guest".to_string()],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn settings_split_like_python_build() {
+        assert_eq!(split_setting("a=b=c"), ("a".into(), "b=c".into()));
+        assert_eq!(split_setting("--flag"), ("--flag".into(), String::new()));
+    }
+
+    #[test]
+    fn env_vars_are_explicit() {
+        assert_eq!(guest_env_var("A=1").unwrap(), ("A".into(), "1".into()));
+        assert!(guest_env_var("=1").is_err());
+        assert!(guest_env_var("WASM_BUILD_SURELY_UNSET_VARIABLE").is_err());
+    }
+}

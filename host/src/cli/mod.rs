@@ -1,0 +1,6 @@
+//! The `wasm-build` command line: its flags, its terminal reporter, and the one writer
+//! through which everything reaches the terminal.
+
+pub mod args;
+pub mod reporter;
+pub mod terminal;

@@ -1,0 +1,54 @@
+//! Build environments for the frontend's builds: requirements resolved for the guest, then
+//! the environment made or taken from the cache, memoized per process.
+
+use super::{BuildError, Frontend};
+use crate::env::{self, BuildEnv, EnvWheel};
+use crate::reporter::{Event, Step, Warning};
+use pep508_rs::{Requirement, VerbatimUrl};
+use wasm_build_packaging::resolve;
+
+impl Frontend {
+    /// The build environment for `requirements` (of `label`, for messages).
+    pub(super) fn environment(
+        &self,
+        requirements: &[Requirement<VerbatimUrl>],
+        label: &str,
+    ) -> Result<BuildEnv, BuildError> {
+        let mut key: Vec<String> = requirements.iter().map(ToString::to_string).collect();
+        key.sort();
+        if let Some(env) = super::lock(&self.environments).get(&key) {
+            return Ok(env.clone());
+        }
+        let failed = |source: anyhow::Error| BuildError::Requirements {
+            what: label.to_string(),
+            source,
+        };
+        let resolution = self
+            .step(Step::Resolving, || {
+                resolve::resolve(&self.index, &self.target, requirements, &self.constraints)
+            })
+            .map_err(|e| failed(e.into()))?;
+        for note in &resolution.notes {
+            self.reporter
+                .report(&Event::Warning(&Warning::Resolution(note.clone())));
+        }
+        let wheels: Vec<EnvWheel> = resolution.packages.iter().map(EnvWheel::from).collect();
+        let env = self
+            .step(Step::PreparingEnvironment, || {
+                env::prepare(
+                    &self.sandbox,
+                    &self.runtime,
+                    &self.cache,
+                    &wheels,
+                    &self.settings.limits,
+                    self.reporter.as_ref(),
+                )
+            })
+            .map_err(failed)?;
+        self.reporter.report(&Event::EnvironmentReady {
+            contents: &env.contents,
+        });
+        super::lock(&self.environments).insert(key, env.clone());
+        Ok(env)
+    }
+}

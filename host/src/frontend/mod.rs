@@ -1,0 +1,416 @@
+//! The build frontend: from a source tree or an sdist to verified artifacts in the output
+//! folder. Every step the backend takes runs in the sandbox; everything else is here.
+//!
+//! ```text
+//! plan    which artifacts, from what (plan.rs)
+//! stage   scratch copy of the tree, or safe extraction of the sdist (source.rs)
+//! env     resolve `requires` → build environment, cached (environment.rs)
+//! hooks   get_requires_for_build_X + build_X in one instance; if the backend asks for
+//!         more, resolve again and run build_X in a new instance (crate::hooks)
+//! verify  the returned artifact is checked before it leaves the scratch folder (artifact.rs)
+//! publish all artifacts moved into the output folder once every build succeeded
+//! ```
+
+mod artifact;
+mod bench;
+mod environment;
+mod error;
+mod plan;
+mod run;
+mod source;
+
+pub use self::bench::GuestBench;
+pub use self::error::{BuildError, Hint, Limit, Refusal, index_hint};
+pub use self::plan::PlanError;
+
+use self::artifact::Artifact;
+use self::plan::{Origin, SourceKind};
+use self::source::{Project, Scratch};
+use crate::env::BuildEnv;
+use crate::hooks::{self, HookContext};
+use crate::prepared::PreparedBackends;
+use crate::protocol::{Hook, HookCall};
+use crate::reporter::{Event, Reporter, Step, Warning};
+use crate::runtime::{self, Runtime, RuntimeChoice};
+use crate::sandbox::{self, Isolation, Limits, LogSink, Sandbox};
+use anyhow::{Context, Result, anyhow};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use wasm_build_packaging::cache::Cache;
+use wasm_build_packaging::constraints::BuildConstraints;
+use wasm_build_packaging::index::{IndexClient, IndexOptions};
+use wasm_build_packaging::limits::{ArchiveLimits, ArtifactLimits, StageLimits};
+use wasm_build_packaging::pyproject::parse_requirement;
+use wasm_build_packaging::target::GuestTarget;
+
+/// What to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Distribution {
+    Sdist,
+    Wheel,
+    /// A PEP 660 editable wheel.
+    Editable,
+    /// The wheel's `.dist-info` folder, from `prepare_metadata_for_build_wheel`.
+    Metadata,
+}
+
+impl Distribution {
+    /// What it is called in messages.
+    pub fn label(self) -> &'static str {
+        match self {
+            Distribution::Sdist => "sdist",
+            Distribution::Wheel => "wheel",
+            Distribution::Editable => "editable wheel",
+            Distribution::Metadata => "wheel metadata",
+        }
+    }
+
+    fn hooks(self) -> (Hook, Hook) {
+        match self {
+            Distribution::Sdist => (Hook::GetRequiresForBuildSdist, Hook::BuildSdist),
+            Distribution::Wheel => (Hook::GetRequiresForBuildWheel, Hook::BuildWheel),
+            Distribution::Editable => (Hook::GetRequiresForBuildEditable, Hook::BuildEditable),
+            Distribution::Metadata => (
+                Hook::GetRequiresForBuildWheel,
+                Hook::PrepareMetadataForBuildWheel,
+            ),
+        }
+    }
+}
+
+/// One build: a source and what to make of it.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    /// A project folder, or an sdist (`.tar.gz`).
+    pub source: PathBuf,
+    /// Empty: an sdist, then a wheel built from that sdist (as `python -m build` does).
+    /// From an sdist source, empty means a wheel.
+    pub distributions: Vec<Distribution>,
+    /// Defaults to `dist/` in the project folder (next to the sdist for an sdist source).
+    pub outdir: Option<PathBuf>,
+}
+
+/// Settings shared by every build of a [`Frontend`].
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub runtime: Option<RuntimeChoice>,
+    pub index: IndexOptions,
+    /// `--build-constraint` file and `--require-hashes`.
+    pub constraints: Option<(PathBuf, bool)>,
+    /// `-C KEY=VALUE`; a key given several times becomes a list, as with `python -m build`.
+    pub config_settings: Vec<(String, String)>,
+    /// `--env KEY=VALUE`, added to the guest's fixed environment.
+    pub guest_env: Vec<(String, String)>,
+    pub limits: Limits,
+    pub artifact_limits: ArtifactLimits,
+    pub stage_limits: StageLimits,
+    /// Limits for unpacking an sdist given as the source.
+    pub extract_limits: ArchiveLimits,
+    /// Use a throw-away cache (`--no-cache`).
+    pub no_cache: bool,
+    /// Where guests run: threads of this process, or child processes (what the CLI uses).
+    pub isolation: Isolation,
+    /// Import the backend in every hook run instead of starting runs from a prepared one
+    /// (`--no-prepared-backend`, see docs/runtime.md).
+    pub no_prepared_backends: bool,
+}
+
+/// The frontend: one runtime, sandbox, index client and cache for any number of builds.
+pub struct Frontend {
+    settings: Settings,
+    reporter: Arc<dyn Reporter>,
+    cache: Cache,
+    runtime: Runtime,
+    sandbox: Sandbox,
+    target: GuestTarget,
+    index: IndexClient,
+    constraints: BuildConstraints,
+    config_settings: Value,
+    guest_env: Vec<(String, String)>,
+    environments: Mutex<HashMap<Vec<String>, BuildEnv>>,
+    prepared: Option<PreparedBackends>,
+}
+
+impl Frontend {
+    /// Provisions the runtime, loads the sandbox and learns the guest's target. Everything
+    /// the frontend does is reported to `reporter`.
+    pub fn new(settings: Settings, reporter: Arc<dyn Reporter>) -> Result<Self> {
+        let cache = if settings.no_cache {
+            Cache::temporary()?
+        } else {
+            Cache::from_env()?
+        };
+        let index = IndexClient::new(settings.index.clone(), &cache)?;
+        let choice = settings.runtime.clone().unwrap_or(RuntimeChoice::Default);
+        reporter.report(&Event::StepStarted(Step::PreparingInterpreter));
+        let prepared = (|| {
+            let runtime = runtime::provision(&choice, &cache, &index, reporter.as_ref())?;
+            let sandbox = Sandbox::with_isolation(&runtime, &cache, settings.isolation.clone())?;
+            let target = sandbox::probe_target(&sandbox, &runtime, &cache, &settings.limits)?;
+            anyhow::Ok((runtime, sandbox, target))
+        })();
+        reporter.report(&Event::StepFinished(Step::PreparingInterpreter));
+        let (runtime, sandbox, target) = prepared?;
+        let constraints = match &settings.constraints {
+            Some((path, require_hashes)) => BuildConstraints::from_file(path, *require_hashes)?,
+            None => BuildConstraints::none(),
+        };
+        let config_settings = config_settings_json(&settings.config_settings);
+        let guest_env = guest_environment(&settings.guest_env);
+        let prepared = if settings.no_prepared_backends {
+            None
+        } else {
+            Some(PreparedBackends::new(&cache)?)
+        };
+        Ok(Self {
+            settings,
+            reporter,
+            cache,
+            runtime,
+            sandbox,
+            target,
+            index,
+            constraints,
+            config_settings,
+            guest_env,
+            environments: Mutex::new(HashMap::new()),
+            prepared,
+        })
+    }
+
+    /// The runtime the backends run in.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// The guest's marker environment and tags.
+    pub fn target(&self) -> &GuestTarget {
+        &self.target
+    }
+
+    /// Builds what `request` asks for and moves the verified artifacts into the output
+    /// folder. On failure nothing is written there and the source is untouched.
+    pub fn build(&self, request: &BuildRequest) -> Result<Vec<PathBuf>, BuildError> {
+        let source = &request.source;
+        let kind = if source.is_file() {
+            SourceKind::Sdist
+        } else {
+            SourceKind::Tree
+        };
+        let steps = plan::plan(&request.distributions, kind)?;
+        let outdir = match (&request.outdir, kind) {
+            (Some(dir), _) => dir.clone(),
+            (None, SourceKind::Sdist) => source.parent().map(Path::to_path_buf).unwrap_or_default(),
+            (None, SourceKind::Tree) => source.join("dist"),
+        };
+        let scratch = Scratch::new(self.reporter.clone())?;
+        let verified = scratch.path().join("verified");
+        fs::create_dir(&verified).context("creating the scratch folder")?;
+
+        let mut artifacts: Vec<Artifact> = Vec::new();
+        for step in steps {
+            let project = match step.from {
+                Origin::Tree => self.stage_tree(source, scratch.path())?,
+                Origin::TreeAtItsPath => {
+                    let project = self.stage_tree(source, scratch.path())?;
+                    self.editable_view(project, source)?
+                }
+                Origin::GivenSdist => self.unpack_sdist_path(source, scratch.path())?,
+                Origin::BuiltSdist => {
+                    let Some(Artifact::File(sdist)) = artifacts.last() else {
+                        return Err(anyhow!("no sdist was built to build the wheel from").into());
+                    };
+                    self.unpack_sdist(&sdist.file, &sdist.file_name, scratch.path())?
+                }
+            };
+            artifacts.push(self.build_one(&project, step.dist, scratch.path(), &verified)?);
+        }
+        artifact::publish(&artifacts, &outdir).map_err(BuildError::Other)
+    }
+
+    /// Builds one distribution of `project`, returning the verified artifact.
+    fn build_one(
+        &self,
+        project: &Project,
+        dist: Distribution,
+        scratch: &Path,
+        verified: &Path,
+    ) -> Result<Artifact, BuildError> {
+        let (get_requires, build) = dist.hooks();
+        let bs = &project.build_system;
+        self.reporter.report(&Event::BuildStarted {
+            dist,
+            project: &project.label,
+            backend: &bs.backend,
+            python: &self.target.markers.python_full_version,
+        });
+        let env = self.environment(&bs.requirements, &project.label)?;
+        let calls = HookCall::build_step(get_requires, build, &bs.requires);
+        let mut results = hooks::call_hooks(&self.hook_context(project, &env, scratch), &calls)?;
+        if results.stopped_for_requirements {
+            let extra = results
+                .value(get_requires)
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let mut requirements = bs.requirements.clone();
+            for item in extra.iter().filter_map(Value::as_str) {
+                let parsed = parse_requirement(item).map_err(|e| BuildError::Requirements {
+                    what: format!("{} (returned by {get_requires})", project.label),
+                    source: e.into(),
+                })?;
+                requirements.push(parsed);
+            }
+            let env = self.environment(&requirements, &project.label)?;
+            results = hooks::call_hooks(
+                &self.hook_context(project, &env, scratch),
+                &[HookCall::run(build)],
+            )?;
+        }
+        let returned = results
+            .value(build)
+            .and_then(Value::as_str)
+            .ok_or_else(|| anyhow!("`{build}` returned no name"))?;
+        let artifact = artifact::check(
+            project,
+            dist,
+            format!("{} `{returned}` (from {build})", dist.label()),
+            returned,
+            &results.out_dir(),
+            verified,
+            &self.settings.artifact_limits,
+        )?;
+        if let Some(compiler) = results.processes.iter().find(|p| p.is_compiler()) {
+            self.reporter
+                .report(&Event::Warning(&Warning::BuiltWithoutCompiler {
+                    artifact: artifact.name().to_string(),
+                    tried: compiler.describe(),
+                }));
+        }
+        self.reporter.report(&Event::ArtifactBuilt {
+            name: artifact.name(),
+        });
+        Ok(artifact)
+    }
+
+    fn hook_context<'a>(
+        &'a self,
+        project: &'a Project,
+        env: &'a BuildEnv,
+        scratch: &'a Path,
+    ) -> HookContext<'a> {
+        HookContext {
+            sandbox: &self.sandbox,
+            backend: &project.build_system.backend,
+            backend_path: &project.build_system.backend_path,
+            source: &project.root,
+            source_guest: &project.guest_root,
+            site_packages: &env.site_packages,
+            executables: &project.executables,
+            config_settings: &self.config_settings,
+            env: &self.guest_env,
+            limits: &self.settings.limits,
+            log: self.backend_output(false),
+            scratch,
+            prepared: self.prepared.as_ref().map(|p| (p, env.key.as_str())),
+            seed: None,
+            reporter: self.reporter.as_ref(),
+        }
+    }
+
+    /// Where the guest's output goes: kept, and streamed to the reporter when it wants it
+    /// (or `always`).
+    fn backend_output(&self, always: bool) -> LogSink {
+        if !always && !self.reporter.wants_backend_output() {
+            return LogSink::Capture;
+        }
+        let reporter = self.reporter.clone();
+        LogSink::Stream(Arc::new(move |bytes: &[u8]| {
+            reporter.report(&Event::BackendOutput(bytes));
+        }))
+    }
+
+    /// Runs `work` as `step`, reported before and after.
+    fn step<T>(&self, step: Step, work: impl FnOnce() -> T) -> T {
+        self.reporter.report(&Event::StepStarted(step));
+        let result = work();
+        self.reporter.report(&Event::StepFinished(step));
+        result
+    }
+}
+
+/// `-C` settings as the JSON object the hooks get: repeated keys become lists.
+fn config_settings_json(settings: &[(String, String)]) -> Value {
+    let mut map: BTreeMap<String, Value> = BTreeMap::new();
+    for (key, value) in settings {
+        match map.get_mut(key) {
+            None => {
+                map.insert(key.clone(), Value::String(value.clone()));
+            }
+            Some(Value::Array(items)) => items.push(Value::String(value.clone())),
+            Some(existing) => {
+                let first = existing.take();
+                *existing = Value::Array(vec![first, Value::String(value.clone())]);
+            }
+        }
+    }
+    Value::Object(map.into_iter().collect())
+}
+
+/// The guest's whole environment: a fixed set, `SOURCE_DATE_EPOCH` from the host when set,
+/// and what the user passed with `--env` (which wins).
+pub(crate) fn guest_environment(user: &[(String, String)]) -> Vec<(String, String)> {
+    let mut env: BTreeMap<String, String> = sandbox::base_environment().into_iter().collect();
+    if let Ok(epoch) = std::env::var("SOURCE_DATE_EPOCH") {
+        env.insert("SOURCE_DATE_EPOCH".into(), epoch);
+    }
+    for (key, value) in user {
+        env.insert(key.clone(), value.clone());
+    }
+    env.into_iter().collect()
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_config_settings_become_lists() {
+        let settings = [
+            ("a".to_string(), "1".to_string()),
+            ("b".to_string(), "x".to_string()),
+            ("a".to_string(), "2".to_string()),
+            ("a".to_string(), "3".to_string()),
+        ];
+        assert_eq!(
+            config_settings_json(&settings),
+            serde_json::json!({"a": ["1", "2", "3"], "b": "x"})
+        );
+    }
+
+    #[test]
+    fn guest_environment_is_fixed_plus_user() {
+        let env = guest_environment(&[
+            ("HOME".into(), "/tmp/elsewhere".into()),
+            ("X".into(), "1".into()),
+        ]);
+        let get = |k: &str| {
+            env.iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("HOME"), Some("/tmp/elsewhere"));
+        assert_eq!(get("X"), Some("1"));
+        assert_eq!(get("TMPDIR"), Some("/tmp"));
+        assert_eq!(get("PATH"), None);
+    }
+}

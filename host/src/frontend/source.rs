@@ -1,0 +1,190 @@
+//! The trees the backend builds in: a scratch copy of a project folder, or an sdist
+//! unpacked by the strict extractor, each in the build's scratch folder.
+
+use super::{BuildError, Frontend};
+use crate::protocol::guest_paths;
+use crate::reporter::{Event, Reporter, Warning};
+use anyhow::{Context, anyhow};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use wasm_build_packaging::archive::{self, ArchiveError, NamedBy};
+use wasm_build_packaging::filename::SdistFilename;
+use wasm_build_packaging::pyproject::BuildSystem;
+use wasm_build_packaging::scratch;
+
+/// A source tree ready for the backend: a scratch copy the guest may write.
+#[derive(Clone)]
+pub(super) struct Project {
+    pub root: PathBuf,
+    /// Where the guest sees `root`.
+    pub guest_root: String,
+    pub executables: Vec<String>,
+    pub build_system: BuildSystem,
+    /// For messages: the user's path or sdist name.
+    pub label: String,
+    /// The sdist this tree was unpacked from: what is built from it must be that project,
+    /// at that version.
+    pub sdist: Option<SdistFilename>,
+}
+
+/// The scratch folder of one build. Guests write into it and can nest folders deeper than
+/// `std::fs::remove_dir_all` (one descriptor per level) can remove, so it is removed with
+/// [`scratch::remove`], which walks any depth.
+pub(super) struct Scratch {
+    dir: tempfile::TempDir,
+    reporter: Arc<dyn Reporter>,
+}
+
+impl Scratch {
+    pub fn new(reporter: Arc<dyn Reporter>) -> Result<Self, BuildError> {
+        let dir = tempfile::Builder::new()
+            .prefix("wasm-build-")
+            .tempdir()
+            .context("creating the scratch folder")?;
+        Ok(Self { dir, reporter })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Err(e) = scratch::remove(self.path()) {
+            self.reporter.report(&Event::Warning(&Warning::ScratchLeft {
+                path: self.path().display().to_string(),
+                error: e.to_string(),
+            }));
+        }
+    }
+}
+
+impl Frontend {
+    /// A scratch copy of a project folder.
+    pub(super) fn stage_tree(&self, source: &Path, scratch: &Path) -> Result<Project, BuildError> {
+        let root = scratch.join(format!("src-{}", unique_suffix()));
+        let staged = archive::stage_source_tree(source, &root, &self.settings.stage_limits)
+            .map_err(|error| BuildError::Input {
+                what: format!("the project folder {}", source.display()),
+                source: error.into(),
+            })?;
+        for warning in staged.warnings {
+            self.reporter
+                .report(&Event::Warning(&Warning::Staging(warning)));
+        }
+        let build_system = BuildSystem::read(&root).map_err(|e| e.relabel(&root, source))?;
+        Ok(Project {
+            root,
+            guest_root: guest_paths::SOURCE.to_string(),
+            executables: staged.executables,
+            build_system,
+            label: source.display().to_string(),
+            sdist: None,
+        })
+    }
+
+    /// Safely unpacks the sdist the user gave.
+    pub(super) fn unpack_sdist_path(
+        &self,
+        sdist: &Path,
+        scratch: &Path,
+    ) -> Result<Project, BuildError> {
+        let file = fs::File::open(sdist).map_err(|e| BuildError::Input {
+            what: format!("the sdist {}", sdist.display()),
+            source: anyhow!(e),
+        })?;
+        let name = sdist
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.unpack_sdist(&file, &name, scratch)
+    }
+
+    /// Safely unpacks an sdist into the scratch folder.
+    pub(super) fn unpack_sdist(
+        &self,
+        file: &fs::File,
+        name: &str,
+        scratch: &Path,
+    ) -> Result<Project, BuildError> {
+        let dest = scratch.join(format!("sdist-{}", unique_suffix()));
+        let extracted =
+            archive::extract_sdist_file(file, name, &dest, &self.settings.extract_limits).map_err(
+                |source| BuildError::Input {
+                    // What is not an sdist is not called one.
+                    what: if matches!(source, ArchiveError::Format { .. }) {
+                        name.to_string()
+                    } else {
+                        format!("the sdist {name}")
+                    },
+                    source: source.into(),
+                },
+            )?;
+        if extracted.named_by != NamedBy::FileName {
+            self.reporter
+                .report(&Event::Warning(&Warning::RenamedSdist {
+                    file: name.to_string(),
+                    project: format!("{} {}", extracted.filename.name, extracted.filename.version),
+                    named_by: extracted.named_by,
+                }));
+        }
+        let build_system = BuildSystem::read(&extracted.root)
+            .map_err(|e| e.relabel(&extracted.root, Path::new(name)))?;
+        Ok(Project {
+            root: extracted.root,
+            guest_root: guest_paths::SOURCE.to_string(),
+            executables: extracted.executables,
+            build_system,
+            label: name.to_string(),
+            sdist: Some(extracted.filename),
+        })
+    }
+
+    /// For an editable wheel the guest sees the scratch copy at the project's real path, so
+    /// that the paths the backend writes into the wheel point at the user's tree.
+    pub(super) fn editable_view(
+        &self,
+        project: Project,
+        source: &Path,
+    ) -> Result<Project, BuildError> {
+        let real =
+            fs::canonicalize(source).with_context(|| format!("resolving {}", source.display()))?;
+        let guest_root = real
+            .to_str()
+            .ok_or_else(|| anyhow!("{} is not valid UTF-8", real.display()))?
+            .to_string();
+        // A project under /tmp is fine: the guest resolves a path through the preopen with
+        // the longest matching prefix, so the project's mount wins inside its own folder.
+        let reserved = guest_paths::RESERVED;
+        if guest_root == "/"
+            || guest_root == guest_paths::TMP
+            || reserved
+                .iter()
+                .any(|r| within(&guest_root, r) || within(r, &guest_root))
+        {
+            return Err(anyhow!(
+                "cannot build an editable wheel of {}: its path overlaps the sandbox's own \
+                 folders ({}); move the project elsewhere",
+                real.display(),
+                reserved.join(", ")
+            )
+            .into());
+        }
+        Ok(Project {
+            guest_root,
+            ..project
+        })
+    }
+}
+
+fn within(path: &str, folder: &str) -> bool {
+    path == folder || path.starts_with(&format!("{folder}/"))
+}
+
+/// A name no other scratch folder of this process has.
+fn unique_suffix() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}

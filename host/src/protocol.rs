@@ -1,0 +1,507 @@
+//! The host side of the host–guest protocol: the hook runner, the guest paths of the mount
+//! table, the folders of one runner instance, and the typed messages exchanged through
+//! `/wasm-build/io` (see `guest/hook_runner.py` and docs/architecture.md).
+//!
+//! Everything read back from the guest is untrusted: files are opened without following
+//! links, size-capped, and parsed into closed types; a status the runner does not define is a
+//! malformed result, not a string to match later.
+
+use crate::sandbox::Mount;
+use anyhow::{Context, Result};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// The runner, embedded so that the host never reads it from anywhere a guest could write.
+pub(crate) const HOOK_RUNNER: &str = include_str!("../../guest/hook_runner.py");
+
+/// Guest paths of the mount table (see `docs/architecture.md`).
+pub(crate) mod guest_paths {
+    /// The source tree (the working directory).
+    pub(crate) const SOURCE: &str = "/src";
+    /// The hook's output folder.
+    pub(crate) const OUT: &str = "/out";
+    /// The temp folder (`TMPDIR`, `HOME` below it).
+    pub(crate) const TMP: &str = "/tmp";
+    /// The protocol's files.
+    pub(crate) const IO: &str = "/wasm-build/io";
+    /// The hook runner.
+    pub(crate) const RUNNER: &str = "/wasm-build/runner";
+    /// The build environment's site-packages.
+    pub(crate) const ENV: &str = "/wasm-build/env";
+    /// The interpreter's prefix (its stdlib), when mounted.
+    pub(crate) const PREFIX: &str = "/usr/local";
+
+    /// Guest folders a project mounted at its own path (editable builds) must not overlap.
+    pub(crate) const RESERVED: [&str; 4] = [OUT, SOURCE, "/wasm-build", PREFIX];
+}
+
+/// Largest file the host reads back from `/wasm-build/io`.
+const MAX_IO_FILE: u64 = 4 << 20;
+
+/// The hooks of PEP 517 and PEP 660.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Hook {
+    GetRequiresForBuildSdist,
+    GetRequiresForBuildWheel,
+    GetRequiresForBuildEditable,
+    PrepareMetadataForBuildWheel,
+    PrepareMetadataForBuildEditable,
+    BuildSdist,
+    BuildWheel,
+    BuildEditable,
+}
+
+impl Hook {
+    /// The hook's Python name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Hook::GetRequiresForBuildSdist => "get_requires_for_build_sdist",
+            Hook::GetRequiresForBuildWheel => "get_requires_for_build_wheel",
+            Hook::GetRequiresForBuildEditable => "get_requires_for_build_editable",
+            Hook::PrepareMetadataForBuildWheel => "prepare_metadata_for_build_wheel",
+            Hook::PrepareMetadataForBuildEditable => "prepare_metadata_for_build_editable",
+            Hook::BuildSdist => "build_sdist",
+            Hook::BuildWheel => "build_wheel",
+            Hook::BuildEditable => "build_editable",
+        }
+    }
+
+    /// Whether this is a `get_requires_for_build_*` hook (its value is a list of
+    /// requirements, not a file name).
+    pub(crate) fn is_get_requires(self) -> bool {
+        matches!(
+            self,
+            Hook::GetRequiresForBuildSdist
+                | Hook::GetRequiresForBuildWheel
+                | Hook::GetRequiresForBuildEditable
+        )
+    }
+
+    /// The hook's arguments by PEP 517 name: output folders are the guest's `/out`.
+    fn kwargs(self, config_settings: &Value) -> Value {
+        let mut args = serde_json::Map::new();
+        let out = Value::String(guest_paths::OUT.to_string());
+        match self {
+            Hook::GetRequiresForBuildSdist
+            | Hook::GetRequiresForBuildWheel
+            | Hook::GetRequiresForBuildEditable => {}
+            Hook::PrepareMetadataForBuildWheel | Hook::PrepareMetadataForBuildEditable => {
+                args.insert("metadata_directory".into(), out);
+            }
+            Hook::BuildSdist => {
+                args.insert("sdist_directory".into(), out);
+            }
+            Hook::BuildWheel | Hook::BuildEditable => {
+                args.insert("wheel_directory".into(), out);
+                args.insert("metadata_directory".into(), Value::Null);
+            }
+        }
+        args.insert("config_settings".into(), config_settings.clone());
+        Value::Object(args)
+    }
+}
+
+impl fmt::Display for Hook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One hook to call.
+#[derive(Debug, Clone)]
+pub struct HookCall {
+    pub hook: Hook,
+    /// For `get_requires_*`: continue with the next call only if every requirement the
+    /// backend returns is one of these strings (already installed). `None`: always continue.
+    pub stop_unless_within: Option<Vec<String>>,
+}
+
+impl HookCall {
+    /// A hook whose result never stops the run.
+    pub fn run(hook: Hook) -> Self {
+        Self {
+            hook,
+            stop_unless_within: None,
+        }
+    }
+
+    /// The calls of one build step in one instance: `get_requires`, then `build` unless the
+    /// backend asked for requirements outside `installed`.
+    pub fn build_step(get_requires: Hook, build: Hook, installed: &[String]) -> [HookCall; 2] {
+        [
+            HookCall {
+                hook: get_requires,
+                stop_unless_within: Some(installed.to_vec()),
+            },
+            HookCall::run(build),
+        ]
+    }
+}
+
+/// What the runner is asked to do (`input.json`).
+#[derive(Debug, Serialize)]
+pub(crate) struct Request<'a> {
+    /// `module:object`.
+    pub backend: &'a str,
+    /// Guest paths of `backend-path`.
+    pub backend_path: Vec<String>,
+    /// Where the guest sees the source tree; the runner's working directory.
+    pub source_dir: &'a str,
+    pub env_dir: &'static str,
+    /// Files of the source tree that had an executable bit on the host (relative paths).
+    pub executables: &'a [String],
+    /// Seeds the guest's randomness in hook runs (hex); `None`: fresh randomness each run.
+    pub seed: Option<String>,
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+/// Call hooks, or only import the backend to keep the instance (a prepare run).
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub(crate) enum Action {
+    Calls { calls: Vec<CallRequest> },
+    Prepare(Prepare),
+}
+
+/// The hooks of a run, in order.
+#[derive(Debug, Serialize)]
+pub(crate) struct CallRequest {
+    hook: &'static str,
+    kwargs: Value,
+    stop_unless_within: Option<Vec<String>>,
+}
+
+/// A prepare run: `{"prepare": true, "open_fds": N}`.
+#[derive(Debug, Serialize)]
+pub(crate) struct Prepare {
+    prepare: bool,
+    /// How many descriptors the instance starts with; any more after the import is a file
+    /// the backend left open.
+    open_fds: usize,
+}
+
+impl Action {
+    /// `calls` with the hooks' arguments and `config_settings`.
+    pub(crate) fn calls(calls: &[HookCall], config_settings: &Value) -> Self {
+        Action::Calls {
+            calls: calls
+                .iter()
+                .map(|call| CallRequest {
+                    hook: call.hook.name(),
+                    kwargs: call.hook.kwargs(config_settings),
+                    stop_unless_within: call.stop_unless_within.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// A prepare run of an instance that starts with `open_fds` descriptors.
+    pub(crate) fn prepare(open_fds: usize) -> Self {
+        Action::Prepare(Prepare {
+            prepare: true,
+            open_fds,
+        })
+    }
+}
+
+/// What the runner answers to [`Action::Calls`] (`output.json`).
+#[derive(Debug, Deserialize)]
+pub(crate) struct CallsResponse {
+    pub results: Vec<CallResult>,
+    pub stopped_for_requirements: bool,
+    /// Every attempt to start a program or a thread, in order (the runner keeps 64).
+    #[serde(default)]
+    pub processes: Vec<ProcessAttempt>,
+}
+
+/// An attempt of the backend to start a program or a thread, which the sandbox has not:
+/// the backend saw what a machine without the program shows.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ProcessAttempt {
+    /// The hook running, or `import` for the backend's import.
+    pub hook: String,
+    pub how: ProcessKind,
+    /// The command line (cut by the runner: 16 items of 200 characters); empty for `fork`
+    /// and `thread`.
+    pub argv: Vec<String>,
+}
+
+/// How the backend tried to start something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcessKind {
+    Subprocess,
+    System,
+    Popen,
+    PosixSpawn,
+    Exec,
+    Spawn,
+    /// `os.fork`, or a `multiprocessing` process or pool.
+    Fork,
+    Thread,
+}
+
+impl ProcessAttempt {
+    /// The program's command line as a user would type it, or what was started.
+    pub fn describe(&self) -> String {
+        match self.how {
+            ProcessKind::Thread => "a thread".to_string(),
+            ProcessKind::Fork if self.argv.is_empty() => "a process (fork)".to_string(),
+            _ => format!("`{}`", self.argv.join(" ")),
+        }
+    }
+
+    /// Whether this started (or tried to start) a C, C++ or Rust compiler or build tool.
+    pub fn is_compiler(&self) -> bool {
+        let Some(program) = self.argv.first() else {
+            return false;
+        };
+        let name = program.rsplit('/').next().unwrap_or(program);
+        // `x86_64-linux-gnu-gcc-12`, `clang++`, `cc`: the last `-`-part without a version.
+        let tool = name
+            .trim_end_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '-')
+            .rsplit('-')
+            .next()
+            .unwrap_or(name);
+        matches!(
+            tool,
+            "cc" | "c++"
+                | "gcc"
+                | "g++"
+                | "clang"
+                | "clang++"
+                | "cl"
+                | "icc"
+                | "ld"
+                | "rustc"
+                | "cargo"
+                | "cmake"
+                | "ninja"
+                | "meson"
+                | "make"
+                | "gfortran"
+                | "nvcc"
+                | "zig"
+        )
+    }
+}
+
+/// The result of one hook call.
+#[derive(Debug, Deserialize)]
+pub(crate) struct CallResult {
+    /// The hook's name as the runner wrote it (checked against the call by the caller).
+    pub hook: String,
+    #[serde(flatten)]
+    pub outcome: CallOutcome,
+}
+
+/// How one hook call ended, by the runner's `status`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub(crate) enum CallOutcome {
+    Ok {
+        #[serde(default)]
+        return_value: Value,
+    },
+    BackendUnavailable {
+        #[serde(default)]
+        message: String,
+        #[serde(default)]
+        traceback: Option<String>,
+    },
+    BackendInvalid {
+        #[serde(default)]
+        message: String,
+    },
+    HookMissing,
+    Unsupported {
+        #[serde(default)]
+        message: String,
+        #[serde(default)]
+        traceback: Option<String>,
+    },
+    Exception {
+        #[serde(default)]
+        message: String,
+        #[serde(default)]
+        traceback: Option<String>,
+    },
+    /// A run from a prepared backend found the project has a path the import assumed
+    /// absent: the calls must be made again with the backend imported afresh.
+    PreparedMismatch {
+        #[serde(default)]
+        message: String,
+    },
+}
+
+/// What the runner answers to [`Action::Prepare`]: `{"prepared": true}`, or anything else,
+/// which says why the backend was not kept.
+#[derive(Debug, Deserialize)]
+pub(crate) struct PrepareResponse {
+    #[serde(default)]
+    pub prepared: bool,
+    /// Why not, when the runner says.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// A failure reported the way hook runs report them (the import failed).
+    #[serde(default)]
+    pub results: Vec<CallResult>,
+}
+
+impl PrepareResponse {
+    /// Why the backend was not prepared, as the runner put it.
+    pub(crate) fn refusal(&self) -> String {
+        if let Some(reason) = &self.reason {
+            return reason.clone();
+        }
+        match self.results.first().map(|r| &r.outcome) {
+            Some(
+                CallOutcome::BackendUnavailable { message, .. }
+                | CallOutcome::BackendInvalid { message }
+                | CallOutcome::Unsupported { message, .. }
+                | CallOutcome::Exception { message, .. }
+                | CallOutcome::PreparedMismatch { message },
+            ) => message.clone(),
+            _ => "the runner gave no reason".into(),
+        }
+    }
+}
+
+/// The folders of one runner instance (`out`, `tmp`, `io`, `runner`) in a scratch folder
+/// of their own, with the runner written afresh, so that no guest can leave a changed
+/// runner behind. Removed when dropped.
+#[derive(Debug)]
+pub(crate) struct RunDirs {
+    dir: tempfile::TempDir,
+}
+
+impl RunDirs {
+    /// Makes the folders under a new folder in `scratch` named `{prefix}…`.
+    pub(crate) fn new(scratch: &Path, prefix: &str) -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in(scratch)
+            .context("creating the run's scratch folder")?;
+        for sub in ["out", "tmp", "io", "runner"] {
+            let path = dir.path().join(sub);
+            std::fs::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;
+        }
+        std::fs::write(dir.path().join("runner/hook_runner.py"), HOOK_RUNNER)
+            .context("writing the hook runner")?;
+        Ok(Self { dir })
+    }
+
+    /// The folder holding the run's folders.
+    pub(crate) fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The host side of the guest's `/out`.
+    pub(crate) fn out(&self) -> PathBuf {
+        self.path().join("out")
+    }
+
+    /// The guest's command line: the runner, as `python -S` runs it.
+    pub(crate) fn args() -> Vec<String> {
+        vec![
+            "-S".into(),
+            format!("{}/hook_runner.py", guest_paths::RUNNER),
+        ]
+    }
+
+    /// The mount table of this instance: the source tree at `source_guest`, its own
+    /// folders, and the build environment.
+    pub(crate) fn mounts(
+        &self,
+        source: &Path,
+        source_guest: &str,
+        site_packages: &Path,
+    ) -> Vec<Mount> {
+        let run = self.path();
+        vec![
+            Mount::read_write(source, source_guest),
+            Mount::read_write(run.join("out"), guest_paths::OUT),
+            Mount::read_write(run.join("tmp"), guest_paths::TMP),
+            Mount::read_write(run.join("io"), guest_paths::IO),
+            Mount::read_only(run.join("runner"), guest_paths::RUNNER),
+            Mount::read_only(site_packages, guest_paths::ENV),
+        ]
+    }
+
+    /// Writes `input.json`.
+    pub(crate) fn write_request(&self, request: &Request<'_>) -> Result<()> {
+        let bytes = serde_json::to_vec(request).context("encoding the runner's input.json")?;
+        std::fs::write(self.path().join("io/input.json"), bytes)
+            .context("writing the runner's input.json")
+    }
+
+    /// `output.json`, or `None` when the guest wrote none.
+    pub(crate) fn read_response<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        read_json(&self.path().join("io"), "output.json")
+    }
+
+    /// The hook the runner said it was running, should the run have ended without a
+    /// result: only a hook of `calls` counts (the guest wrote the file).
+    pub(crate) fn running_hook(&self, calls: &[HookCall]) -> Option<Hook> {
+        let name = read_guest_file(&self.path().join("io"), "running", 64).ok()??;
+        let name = String::from_utf8_lossy(&name);
+        calls
+            .iter()
+            .map(|call| call.hook)
+            .find(|hook| hook.name() == name.trim())
+    }
+}
+
+/// A JSON file the guest wrote in `dir`, parsed; `None` when it wrote none. Errors name the
+/// file.
+pub(crate) fn read_json<T: DeserializeOwned>(dir: &Path, name: &str) -> Result<Option<T>> {
+    let Some(bytes) = read_guest_file(dir, name, MAX_IO_FILE)? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .with_context(|| format!("{name} is not the runner's format"))
+}
+
+/// The bytes of `name` in `dir` (a folder the host made, so trusted by path up to `name`),
+/// opened without following a link, at most `max` bytes; `None` when there is no such file.
+fn read_guest_file(dir: &Path, name: &str, max: u64) -> Result<Option<Vec<u8>>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(dir.join(name))
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("opening {name} (is it a symlink?)")),
+    };
+    let meta = file.metadata().with_context(|| format!("reading {name}"))?;
+    anyhow::ensure!(meta.is_file(), "{name} is not a regular file");
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {name}"))?;
+    anyhow::ensure!(
+        bytes.len() as u64 <= max,
+        "{name} is larger than {max} bytes"
+    );
+    Ok(Some(bytes))
+}
+
+/// `rel` (a `/`-separated path relative to the project) where the guest sees it.
+pub(crate) fn guest_join(base: &str, rel: &str) -> String {
+    if rel.is_empty() {
+        base.to_string()
+    } else {
+        format!("{}/{rel}", base.trim_end_matches('/'))
+    }
+}
+
+#[cfg(test)]
+mod tests;

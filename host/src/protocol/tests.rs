@@ -1,0 +1,281 @@
+use super::*;
+use serde_json::json;
+use std::process::Command;
+
+/// A source tree with an in-tree backend (`backend-path = ["_b"]`) whose hooks show every
+/// outcome the runner reports.
+fn project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("_b")).unwrap();
+    std::fs::write(
+        dir.path().join("_b/backend.py"),
+        r#"
+class UnsupportedOperation(Exception):
+    pass
+
+def get_requires_for_build_wheel(config_settings=None):
+    return ["extra>=1"] if config_settings.get("more") else []
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    open(wheel_directory + "/x-1.0-py3-none-any.whl", "wb").close()
+    return "x-1.0-py3-none-any.whl"
+
+def build_sdist(sdist_directory, config_settings=None):
+    raise ValueError("no sdist today")
+
+def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+    raise UnsupportedOperation
+"#,
+    )
+    .unwrap();
+    dir
+}
+
+/// Runs the real runner under the host's `python3` (it is stdlib only) with its io folder
+/// moved into `run`, and returns what it wrote.
+fn run_runner(run: &RunDirs, request: &Request<'_>) -> Option<Value> {
+    run.write_request(request).unwrap();
+    let script = format!(
+        "import sys, types\nsys.path[:] = [p for p in sys.path if p]\nm = types.ModuleType('hook_runner')\nm.__file__ = {runner:?}\n\
+         exec(compile(open({runner:?}).read(), 'hook_runner.py', 'exec'), m.__dict__)\n\
+         m.IO_DIR = {io:?}\nm.main()\n",
+        runner = run.path().join("runner/hook_runner.py"),
+        io = run.path().join("io"),
+    );
+    let status = Command::new("python3")
+        .args(["-S", "-c", &script])
+        .status()
+        .expect("python3 runs");
+    assert!(status.success());
+    run.read_response().unwrap()
+}
+
+fn request<'a>(source: &'a str, executables: &'a [String], action: Action) -> Request<'a> {
+    Request {
+        backend: "backend",
+        backend_path: vec![guest_join(source, "_b")],
+        source_dir: source,
+        env_dir: "/nonexistent-env",
+        executables,
+        seed: None,
+        action,
+    }
+}
+
+#[test]
+fn requests_have_the_runners_shape() {
+    let calls = HookCall::build_step(Hook::GetRequiresForBuildWheel, Hook::BuildWheel, &[]);
+    let value = serde_json::to_value(request(
+        "/src",
+        &[],
+        Action::calls(&calls, &json!({"k": "v"})),
+    ))
+    .unwrap();
+    assert_eq!(
+        value,
+        json!({
+            "backend": "backend", "backend_path": ["/src/_b"], "source_dir": "/src",
+            "env_dir": "/nonexistent-env", "executables": [], "seed": null,
+            "calls": [
+                {"hook": "get_requires_for_build_wheel", "kwargs": {"config_settings": {"k": "v"}},
+                 "stop_unless_within": []},
+                {"hook": "build_wheel", "kwargs": {"wheel_directory": "/out",
+                 "metadata_directory": null, "config_settings": {"k": "v"}},
+                 "stop_unless_within": null},
+            ],
+        })
+    );
+    let value = serde_json::to_value(request("/src", &[], Action::prepare(9))).unwrap();
+    assert_eq!(value["prepare"], json!(true));
+    assert_eq!(value["open_fds"], json!(9));
+    assert!(value.get("calls").is_none());
+}
+
+#[test]
+fn the_real_runner_answers_in_these_types() {
+    let scratch = tempfile::tempdir().unwrap();
+    let project = project();
+    let source = project.path().to_str().unwrap();
+    let run_hooks = |calls: &[HookCall], settings: Value| {
+        let run = RunDirs::new(scratch.path(), "hook-").unwrap();
+        // The runner writes into `/out`; on the host that is the run's own `out`.
+        let mut action = Action::calls(calls, &settings);
+        let Action::Calls { calls } = &mut action else {
+            unreachable!()
+        };
+        for call in calls.iter_mut() {
+            for key in ["wheel_directory", "sdist_directory"] {
+                if call.kwargs.get(key).is_some() {
+                    call.kwargs[key] = json!(run.out());
+                }
+            }
+        }
+        let value = run_runner(&run, &request(source, &[], action)).expect("output.json");
+        serde_json::from_value::<CallsResponse>(value).unwrap()
+    };
+
+    let step = HookCall::build_step(Hook::GetRequiresForBuildWheel, Hook::BuildWheel, &[]);
+    let built = run_hooks(&step, json!({}));
+    assert!(!built.stopped_for_requirements);
+    assert_eq!(built.results.len(), 2);
+    assert!(matches!(&built.results[1].outcome,
+        CallOutcome::Ok { return_value } if return_value == "x-1.0-py3-none-any.whl"));
+
+    let stopped = run_hooks(&step, json!({"more": "1"}));
+    assert!(stopped.stopped_for_requirements);
+    assert!(matches!(&stopped.results[0].outcome,
+        CallOutcome::Ok { return_value } if *return_value == json!(["extra>=1"])));
+
+    let raised = run_hooks(&[HookCall::run(Hook::BuildSdist)], json!({}));
+    assert!(matches!(&raised.results[0].outcome,
+        CallOutcome::Exception { message, traceback: Some(_) } if message.contains("no sdist today")));
+
+    let unsupported = run_hooks(
+        &[HookCall::run(Hook::PrepareMetadataForBuildWheel)],
+        json!({}),
+    );
+    assert!(matches!(
+        unsupported.results[0].outcome,
+        CallOutcome::Unsupported { .. }
+    ));
+
+    let missing = run_hooks(&[HookCall::run(Hook::BuildEditable)], json!({}));
+    assert_eq!(missing.results[0].hook, "build_editable");
+    assert!(matches!(
+        missing.results[0].outcome,
+        CallOutcome::HookMissing
+    ));
+}
+
+#[test]
+fn a_prepare_run_and_an_unimportable_backend_answer_in_these_types() {
+    let scratch = tempfile::tempdir().unwrap();
+    // As in real prepare runs: the backend comes from the environment, the source folder
+    // is empty.
+    let project = project();
+    let env = project.path().join("_b");
+    let empty = tempfile::tempdir().unwrap();
+    let prepare = |backend: &str| {
+        let run = RunDirs::new(scratch.path(), "prepare-").unwrap();
+        let request = Request {
+            backend,
+            backend_path: Vec::new(),
+            source_dir: empty.path().to_str().unwrap(),
+            env_dir: "/nonexistent-env",
+            executables: &[],
+            seed: None,
+            action: Action::prepare(1024),
+        };
+        let mut value = serde_json::to_value(&request).unwrap();
+        value["env_dir"] = json!(env);
+        std::fs::write(run.path().join("io/input.json"), value.to_string()).unwrap();
+        let script = format!(
+            "import sys, types\nsys.path[:] = [p for p in sys.path if p]\nm = types.ModuleType('hook_runner')\nm.__file__ = {runner:?}\n\
+             exec(compile(open({runner:?}).read(), 'hook_runner.py', 'exec'), m.__dict__)\n\
+             m.IO_DIR = {io:?}\nm.main()\n",
+            runner = run.path().join("runner/hook_runner.py"),
+            io = run.path().join("io"),
+        );
+        let status = Command::new("python3")
+            .args(["-S", "-c", &script])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        run.read_response::<PrepareResponse>().unwrap().unwrap()
+    };
+    let prepared = prepare("backend");
+    assert!(prepared.prepared, "{prepared:?}");
+    let refused = prepare("no_such_backend_module");
+    assert!(!refused.prepared);
+    assert!(
+        refused.refusal().contains("no_such_backend_module"),
+        "{}",
+        refused.refusal()
+    );
+}
+
+#[test]
+fn an_unknown_status_is_not_a_result() {
+    let output = json!({"results": [{"hook": "build_wheel", "status": "okay"}],
+                        "stopped_for_requirements": false});
+    assert!(serde_json::from_value::<CallsResponse>(output).is_err());
+}
+
+#[test]
+fn guest_files_are_read_without_following_links() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("real.json"), "{}").unwrap();
+    std::os::unix::fs::symlink(dir.path().join("real.json"), dir.path().join("output.json"))
+        .unwrap();
+    let error = read_json::<Value>(dir.path(), "output.json").unwrap_err();
+    assert!(format!("{error:#}").contains("output.json"), "{error:#}");
+    assert!(
+        read_json::<Value>(dir.path(), "missing.json")
+            .unwrap()
+            .is_none()
+    );
+
+    // A FIFO does not block the host.
+    let fifo = dir.path().join("fifo.json");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let error = read_json::<Value>(dir.path(), "fifo.json").unwrap_err();
+    assert!(
+        format!("{error:#}").contains("not a regular file"),
+        "{error:#}"
+    );
+
+    // Errors name the file that was read.
+    std::fs::write(
+        dir.path().join("big.json"),
+        vec![b' '; (MAX_IO_FILE + 1) as usize],
+    )
+    .unwrap();
+    let error = read_json::<Value>(dir.path(), "big.json").unwrap_err();
+    assert!(
+        format!("{error:#}").contains("big.json is larger"),
+        "{error:#}"
+    );
+}
+
+#[test]
+fn the_running_hook_is_one_that_was_called() {
+    let scratch = tempfile::tempdir().unwrap();
+    let run = RunDirs::new(scratch.path(), "hook-").unwrap();
+    let calls = HookCall::build_step(Hook::GetRequiresForBuildWheel, Hook::BuildWheel, &[]);
+    assert_eq!(run.running_hook(&calls), None);
+    std::fs::write(run.path().join("io/running"), "build_wheel").unwrap();
+    assert_eq!(run.running_hook(&calls), Some(Hook::BuildWheel));
+    std::fs::write(run.path().join("io/running"), "build_sdist").unwrap();
+    assert_eq!(run.running_hook(&calls), None);
+}
+
+#[test]
+fn process_attempts_are_typed_and_compilers_recognized() {
+    let output = json!({"results": [], "stopped_for_requirements": false, "processes": [
+        {"hook": "build_wheel", "how": "subprocess", "argv": ["x86_64-linux-gnu-gcc-12", "-c"]},
+        {"hook": "build_wheel", "how": "posix_spawn", "argv": ["/usr/bin/cc"]},
+        {"hook": "import", "how": "thread", "argv": []},
+        {"hook": "build_wheel", "how": "system", "argv": ["/bin/sh", "-c", "git describe"]},
+    ]});
+    let response: CallsResponse = serde_json::from_value(output).unwrap();
+    let compilers: Vec<bool> = response
+        .processes
+        .iter()
+        .map(ProcessAttempt::is_compiler)
+        .collect();
+    assert_eq!(compilers, [true, true, false, false]);
+    assert_eq!(response.processes[2].describe(), "a thread");
+    assert_eq!(
+        response.processes[3].describe(),
+        "`/bin/sh -c git describe`"
+    );
+    let unknown = json!({"results": [], "stopped_for_requirements": false,
+        "processes": [{"hook": "x", "how": "teleport", "argv": []}]});
+    assert!(serde_json::from_value::<CallsResponse>(unknown).is_err());
+}
