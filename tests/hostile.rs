@@ -959,8 +959,9 @@ fn zip_sdist(members: &[(String, Vec<u8>)]) -> Vec<u8> {
 }
 
 /// A legacy `.zip` sdist builds like a tar.gz one; a `.zip` sdist with an escaping member,
-/// or one that zip readers read differently (a stub prepended, which CPython's `zipfile`
-/// skips), is refused (exit 3) before anything is written outside.
+/// or one that zip readers read differently (data after the end record, which CPython's
+/// `zipfile` ignores; a stub prepended, which it skips), is refused (exit 3) before
+/// anything is written outside.
 #[test]
 fn zip_sdist_builds_and_its_attacks_are_refused() {
     let name = format!("{PACKAGE}-{VERSION}.zip");
@@ -976,23 +977,40 @@ fn zip_sdist_builds_and_its_attacks_are_refused() {
         format!("{PACKAGE}-{VERSION}/../../escaped.txt"),
         b"pwned".to_vec(),
     ));
+    let trailing = [zip_sdist(&base).as_slice(), b"PK\x03\x04 hidden"].concat();
     let stub = [
         b"#!/bin/sh\nexec python3 -c 'import evil'\n".as_slice(),
         &zip_sdist(&base),
     ]
     .concat();
-    for (bytes, expected) in [
+    for (bytes, headline, cause) in [
         (
             zip_sdist(&escaping),
+            "the sdist",
             "member `hostile_demo-1.0/../../escaped.txt` refused: the path has a `..` component",
         ),
-        (stub, "not a valid zip archive: its central directory ("),
+        (
+            trailing,
+            "the sdist",
+            "not a valid zip archive: its end record declares a 0-byte comment, but 11 bytes \
+             follow the record",
+        ),
+        // Told by its first bytes, before any zip reader looks at it.
+        (
+            stub,
+            "",
+            "is not an sdist: it is neither a gzip-compressed tar nor a zip archive",
+        ),
     ] {
         let scene = Scene::build(|scene| fs::write(scene.host().join(&name), &bytes).unwrap());
+        let headline = [headline, &name].join(" ").trim().to_string();
         scene.fails(
             scene.cmd().arg(scene.host().join(&name)),
             3,
-            &[&format!("error: the sdist {name} was refused: {expected}")],
+            &[
+                &format!("error: {headline} was refused\n  caused by: "),
+                cause,
+            ],
         );
     }
 }
