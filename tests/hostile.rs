@@ -9,8 +9,12 @@
 
 mod common;
 // Who may write the cache, and what it holds verified against a key it does not hold.
+#[path = "hostile/bounds.rs"]
+mod bounds;
 #[path = "hostile/cache.rs"]
 mod cache;
+#[path = "hostile/output.rs"]
+mod output;
 
 use common::*;
 use std::collections::BTreeMap;

@@ -16,6 +16,7 @@ pub mod index;
 pub mod install;
 pub mod limits;
 pub mod metadata;
+pub mod publish;
 pub mod pyproject;
 pub mod resolve;
 pub mod scratch;

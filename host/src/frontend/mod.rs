@@ -43,8 +43,12 @@ use wasm_build_packaging::cache::Cache;
 use wasm_build_packaging::constraints::BuildConstraints;
 use wasm_build_packaging::index::{IndexClient, IndexOptions};
 use wasm_build_packaging::limits::{ArchiveLimits, ArtifactLimits, StageLimits};
+use wasm_build_packaging::publish::OutputDir;
 use wasm_build_packaging::pyproject::parse_requirement;
 use wasm_build_packaging::target::GuestTarget;
+
+/// Most requirements a backend's `get_requires_for_build_*` may add.
+const MAX_BACKEND_REQUIREMENTS: usize = 128;
 
 /// What to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -206,6 +210,12 @@ impl Frontend {
             (None, SourceKind::Sdist) => source.parent().map(Path::to_path_buf).unwrap_or_default(),
             (None, SourceKind::Tree) => source.join("dist"),
         };
+        // A project that points its `dist` somewhere else is refused before anything runs.
+        let project = (kind == SourceKind::Tree).then_some(source.as_path());
+        OutputDir::check(&outdir, project).map_err(|e| BuildError::Input {
+            what: format!("the output folder {}", outdir.display()),
+            source: e.into(),
+        })?;
         let scratch = Scratch::new(self.reporter.clone())?;
         let verified = scratch.path().join("verified");
         fs::create_dir(&verified).context("creating the scratch folder")?;
@@ -228,7 +238,7 @@ impl Frontend {
             };
             artifacts.push(self.build_one(&project, step.dist, scratch.path(), &verified)?);
         }
-        artifact::publish(&artifacts, &outdir).map_err(BuildError::Other)
+        artifact::publish(&artifacts, &outdir, project).map_err(|e| BuildError::Other(e.into()))
     }
 
     /// Builds one distribution of `project`, returning the verified artifact.
@@ -256,6 +266,17 @@ impl Frontend {
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default();
+            // Each name costs the host index requests: a backend gets a real build's worth.
+            if extra.len() > MAX_BACKEND_REQUIREMENTS {
+                return Err(BuildError::Requirements {
+                    what: format!("{} (returned by {get_requires})", project.label),
+                    source: anyhow!(
+                        "the backend asked for {} build requirements; more than \
+                         {MAX_BACKEND_REQUIREMENTS} are refused",
+                        extra.len()
+                    ),
+                });
+            }
             let mut requirements = bs.requirements.clone();
             for item in extra.iter().filter_map(Value::as_str) {
                 let parsed = parse_requirement(item).map_err(|e| BuildError::Requirements {

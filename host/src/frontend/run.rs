@@ -69,7 +69,13 @@ impl Frontend {
             limits: self.settings.limits.clone(),
             log: self.backend_output(true),
         };
-        let exit = self.sandbox.run(&run)?;
+        let exit = self
+            .sandbox
+            .run(&run)
+            .map_err(|source| BuildError::Stopped {
+                what: "the interpreter".to_string(),
+                source,
+            })?;
         Ok(exit.code)
     }
 }

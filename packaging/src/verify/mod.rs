@@ -20,7 +20,7 @@
 //! ```text
 //! let artifact = collect_artifact(out, &returned)?;               // bare name, plain file
 //! verify_wheel_file(&artifact.file, &artifact.file_name, &limits)?; // or verify_sdist_file
-//! artifact.publish(outdir)?;                                      // temp file + rename
+//! artifact.publish(&OutputDir::open(outdir, project)?)?;          // temp file + rename
 //! // sdist then wheel: extract_sdist_file(&artifact.file, &artifact.file_name, ...)
 //! ```
 
