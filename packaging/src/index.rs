@@ -151,11 +151,7 @@ fn classify(filename: &str, project: &PackageName) -> Option<DistKind> {
         let wheel = WheelFilename::from_str(filename).ok()?;
         return (&wheel.name == project).then_some(DistKind::Wheel(wheel));
     }
-    let tar_gz_name = match filename.strip_suffix(".zip") {
-        Some(stem) => format!("{stem}.tar.gz"),
-        None => filename.to_string(),
-    };
-    SdistFilename::parse_for(&tar_gz_name, project)
+    SdistFilename::parse_for(filename, project)
         .ok()
         .map(|sdist| DistKind::Sdist(sdist.version))
 }
