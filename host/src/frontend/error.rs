@@ -169,11 +169,13 @@ impl BuildError {
                     | ArtifactRule::Archive(ArchiveError::Limit(limit)) => limit,
                     _ => return None,
                 };
-                matches!(
-                    limit,
-                    LimitExceeded::ArtifactBytes { .. } | LimitExceeded::UnpackedBytes { .. }
-                )
-                .then_some(Hint::RaiseLimit(Limit::Artifact))
+                match limit {
+                    LimitExceeded::ArtifactBytes { .. } | LimitExceeded::UnpackedBytes { .. } => {
+                        Some(Hint::RaiseLimit(Limit::Artifact))
+                    }
+                    LimitExceeded::Time => Some(Hint::RaiseLimit(Limit::Time)),
+                    _ => None,
+                }
             }
             _ => None,
         }

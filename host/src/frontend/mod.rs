@@ -39,6 +39,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use wasm_build_packaging::cache::Cache;
 use wasm_build_packaging::constraints::BuildConstraints;
 use wasm_build_packaging::index::{IndexClient, IndexOptions};
@@ -302,7 +303,7 @@ impl Frontend {
             returned,
             &results.out_dir(),
             verified,
-            &self.settings.artifact_limits,
+            &self.artifact_limits(),
         )?;
         if let Some(compiler) = results.processes.iter().find(|p| p.is_compiler()) {
             self.reporter
@@ -352,6 +353,21 @@ impl Frontend {
         LogSink::Stream(Arc::new(move |bytes: &[u8]| {
             reporter.report(&Event::BackendOutput(bytes));
         }))
+    }
+
+    /// The artifact limits, with the time the host may spend verifying: the run's own.
+    fn artifact_limits(&self) -> ArtifactLimits {
+        let mut limits = self.settings.artifact_limits;
+        limits.archive.deadline = Some(Instant::now() + self.settings.limits.wall_time);
+        limits
+    }
+
+    /// The limits for unpacking an sdist, with the time the host may spend on it.
+    fn extract_limits(&self) -> ArchiveLimits {
+        ArchiveLimits {
+            deadline: Some(Instant::now() + self.settings.limits.wall_time),
+            ..self.settings.extract_limits
+        }
     }
 
     /// Runs `work` as `step`, reported before and after.

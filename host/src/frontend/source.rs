@@ -110,18 +110,16 @@ impl Frontend {
         scratch: &Path,
     ) -> Result<Project, BuildError> {
         let dest = scratch.join(format!("sdist-{}", unique_suffix()));
-        let extracted =
-            archive::extract_sdist_file(file, name, &dest, &self.settings.extract_limits).map_err(
-                |source| BuildError::Input {
-                    // What is not an sdist is not called one.
-                    what: if matches!(source, ArchiveError::Format { .. }) {
-                        name.to_string()
-                    } else {
-                        format!("the sdist {name}")
-                    },
-                    source: source.into(),
+        let extracted = archive::extract_sdist_file(file, name, &dest, &self.extract_limits())
+            .map_err(|source| BuildError::Input {
+                // What is not an sdist is not called one.
+                what: if matches!(source, ArchiveError::Format { .. }) {
+                    name.to_string()
+                } else {
+                    format!("the sdist {name}")
                 },
-            )?;
+                source: source.into(),
+            })?;
         if extracted.named_by != NamedBy::FileName {
             self.reporter
                 .report(&Event::Warning(&Warning::RenamedSdist {

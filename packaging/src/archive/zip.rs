@@ -222,6 +222,8 @@ pub struct StrictZip<S> {
     source: S,
     members: Vec<ZipMember>,
     unpacked_size: u64,
+    /// When reading must have ended (`ArchiveLimits::deadline`).
+    deadline: Option<std::time::Instant>,
 }
 
 /// Why a zip archive was refused.
@@ -402,10 +404,12 @@ impl<S: ZipSource> StrictZip<S> {
             .map(|m| m.size)
             .fold(0u64, u64::saturating_add);
         check_size_limits(limits, size, unpacked_size)?;
+        limits.check_deadline()?;
         Ok(Self {
             source,
             members,
             unpacked_size,
+            deadline: limits.deadline,
         })
     }
 
@@ -421,9 +425,9 @@ impl<S: ZipSource> StrictZip<S> {
 
     /// A reader of member `index`'s data; `None` past the last member.
     pub fn reader(&self, index: usize) -> Option<MemberReader<'_, S>> {
-        self.members
-            .get(index)
-            .map(|member| MemberReader::new(&self.source, member, member.data_offset))
+        self.members.get(index).map(|member| {
+            MemberReader::new(&self.source, member, member.data_offset, self.deadline)
+        })
     }
 }
 

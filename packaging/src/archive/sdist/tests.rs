@@ -619,6 +619,7 @@ fn refuses_decompression_bombs_early() {
     let limits = ArchiveLimits {
         max_compression_ratio: 100,
         ratio_grace_bytes: 1 << 20,
+        deadline: None,
         ..ArchiveLimits::default()
     };
     let entries = [top(), TarEntry::file("pkg-1.0/bomb", vec![0u8; 64 << 20])];

@@ -191,6 +191,7 @@ fn limits_hold() {
     let bytes = build(&entries, b"", false).bytes;
     let limits = ArchiveLimits {
         ratio_grace_bytes: 1 << 20,
+        deadline: None,
         ..ArchiveLimits::default()
     };
     let (result, _tmp) = extract_with("demo-1.0.zip", &bytes, &limits);

@@ -17,6 +17,8 @@ const CHUNK: usize = 64 * 1024;
 pub struct MemberReader<'z, S> {
     source: &'z S,
     member: &'z ZipMember,
+    /// When reading must have ended (`ArchiveLimits::deadline`).
+    deadline: Option<std::time::Instant>,
     /// Offset of the next compressed byte in the archive.
     next: u64,
     /// Compressed bytes not read from the archive yet.
@@ -30,10 +32,16 @@ pub struct MemberReader<'z, S> {
 }
 
 impl<'z, S: ZipSource> MemberReader<'z, S> {
-    pub(super) fn new(source: &'z S, member: &'z ZipMember, data_offset: u64) -> Self {
+    pub(super) fn new(
+        source: &'z S,
+        member: &'z ZipMember,
+        data_offset: u64,
+        deadline: Option<std::time::Instant>,
+    ) -> Self {
         Self {
             source,
             member,
+            deadline,
             next: data_offset,
             packed_left: member.compressed_size,
             inflate: (member.method == ZipMethod::Deflated)
@@ -176,6 +184,15 @@ impl<S: ZipSource> Read for MemberReader<'_, S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.done || buf.is_empty() {
             return Ok(0);
+        }
+        if self
+            .deadline
+            .is_some_and(|deadline| std::time::Instant::now() >= deadline)
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                ZipError::Limit(crate::limits::LimitExceeded::Time),
+            ));
         }
         match self.member.method {
             ZipMethod::Stored => self.read_stored(buf),

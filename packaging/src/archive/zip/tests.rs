@@ -132,6 +132,7 @@ fn limits_are_checked_on_the_declared_sizes_before_reading() {
         max_unpacked_bytes,
         max_compression_ratio: 100,
         ratio_grace_bytes,
+        deadline: None,
     };
     let open = |limits: ArchiveLimits| StrictZip::open(&bytes[..], &limits).map(drop);
     // Six members: the folders their names imply (demo/, demo-1.0.dist-info/) count too.
@@ -221,4 +222,18 @@ fn a_member_larger_than_declared_fails_and_fails_again() {
     );
     assert!(data.len() <= 100);
     assert!(reader.read(&mut [0u8; 64]).is_err());
+}
+
+#[test]
+fn reading_past_the_deadline_is_refused() {
+    let bytes = build(&wheel_entries(), b"", false).bytes;
+    let late = ArchiveLimits {
+        deadline: Some(std::time::Instant::now()),
+        ..ArchiveLimits::default()
+    };
+    let error = StrictZip::open(&bytes[..], &late).err().expect("refused");
+    assert!(
+        matches!(error, ZipError::Limit(LimitExceeded::Time)),
+        "{error}"
+    );
 }

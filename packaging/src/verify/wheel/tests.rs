@@ -557,6 +557,7 @@ fn refuses_decompression_bombs() {
     let limits = ArtifactLimits {
         archive: crate::limits::ArchiveLimits {
             ratio_grace_bytes: 1 << 20,
+            deadline: None,
             ..Default::default()
         },
         ..Default::default()
