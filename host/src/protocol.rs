@@ -209,6 +209,50 @@ pub(crate) struct CallsResponse {
     /// Every attempt to start a program or a thread, in order (the runner keeps 64).
     #[serde(default)]
     pub processes: Vec<ProcessAttempt>,
+    /// The Python warnings the backend showed, each once (the runner keeps 32).
+    #[serde(default)]
+    pub warnings: Vec<BackendWarning>,
+}
+
+/// A Python warning the backend showed (`warnings.warn` let through its filters), as the
+/// runner recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+pub struct BackendWarning {
+    /// The hook running, or `import`.
+    pub hook: String,
+    /// The warning's class, e.g. `SetuptoolsDeprecationWarning`.
+    pub category: String,
+    pub message: String,
+    /// `file:line` in the guest.
+    pub location: String,
+}
+
+impl BackendWarning {
+    /// At most this many are kept of one run, whatever the guest wrote.
+    pub(crate) const MAX: usize = 32;
+
+    /// The warning with its fields cut to what the runner promises (the guest may have
+    /// rewritten the runner): 300 characters, the message 2000.
+    pub(crate) fn bounded(self) -> Self {
+        let cut = |text: String, max: usize| match text.char_indices().nth(max) {
+            Some((end, _)) => text[..end].to_string(),
+            None => text,
+        };
+        Self {
+            hook: cut(self.hook, 300),
+            category: cut(self.category, 300),
+            message: cut(self.message, 2000),
+            location: cut(self.location, 300),
+        }
+    }
+
+    /// Where the warning was raised, the build environment's folder left out.
+    pub fn short_location(&self) -> &str {
+        self.location
+            .strip_prefix(guest_paths::ENV)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .unwrap_or(&self.location)
+    }
 }
 
 /// An attempt of the backend to start a program or a thread, which the sandbox has not:

@@ -22,6 +22,7 @@ pub mod pyproject;
 pub mod resolve;
 pub mod scratch;
 pub mod target;
+pub mod tempdirs;
 pub mod verify;
 
 #[cfg(test)]

@@ -2,5 +2,9 @@
 //! through which everything reaches the terminal.
 
 pub mod args;
+pub mod parse;
+pub mod preflight;
 pub mod reporter;
+pub mod signals;
 pub mod terminal;
+pub mod values;

@@ -35,7 +35,7 @@ use crate::runtime::{self, Runtime, RuntimeChoice};
 use crate::sandbox::{self, Isolation, Limits, LogSink, Sandbox};
 use anyhow::{Context, Result, anyhow};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -107,6 +107,10 @@ pub struct Settings {
     pub constraints: Option<(PathBuf, bool)>,
     /// `-C KEY=VALUE`; a key given several times becomes a list, as with `python -m build`.
     pub config_settings: Vec<(String, String)>,
+    /// `--config-json`: the hooks' `config_settings` object, which `config_settings` add to.
+    pub config_json: Option<serde_json::Map<String, Value>>,
+    /// The cache folder; `None`: `$WASM_BUILD_CACHE_DIR`, else the user's cache folder.
+    pub cache_dir: Option<PathBuf>,
     /// `--env KEY=VALUE`, added to the guest's fixed environment.
     pub guest_env: Vec<(String, String)>,
     pub limits: Limits,
@@ -137,16 +141,19 @@ pub struct Frontend {
     guest_env: Vec<(String, String)>,
     environments: Mutex<HashMap<Vec<String>, BuildEnv>>,
     prepared: Option<PreparedBackends>,
+    /// The backend warnings reported so far (category, message): each once, wherever the
+    /// backend raised it.
+    warned: Mutex<HashSet<(String, String)>>,
 }
 
 impl Frontend {
     /// Provisions the runtime, loads the sandbox and learns the guest's target. Everything
     /// the frontend does is reported to `reporter`.
     pub fn new(settings: Settings, reporter: Arc<dyn Reporter>) -> Result<Self> {
-        let cache = if settings.no_cache {
-            Cache::temporary()?
-        } else {
-            Cache::from_env()?
+        let cache = match (&settings.cache_dir, settings.no_cache) {
+            (_, true) => Cache::temporary()?,
+            (Some(dir), false) => Cache::at(dir)?,
+            (None, false) => Cache::from_env()?,
         };
         let index = IndexClient::new(settings.index.clone(), &cache)?;
         let choice = settings.runtime.clone().unwrap_or(RuntimeChoice::Default);
@@ -163,7 +170,10 @@ impl Frontend {
             Some((path, require_hashes)) => BuildConstraints::from_file(path, *require_hashes)?,
             None => BuildConstraints::none(),
         };
-        let config_settings = config_settings_json(&settings.config_settings);
+        let config_settings = config_settings_json(
+            settings.config_json.clone().unwrap_or_default(),
+            &settings.config_settings,
+        );
         let guest_env = guest_environment(&settings.guest_env);
         let prepared = if settings.no_prepared_backends {
             None
@@ -183,6 +193,7 @@ impl Frontend {
             guest_env,
             environments: Mutex::new(HashMap::new()),
             prepared,
+            warned: Mutex::new(HashSet::new()),
         })
     }
 
@@ -200,17 +211,9 @@ impl Frontend {
     /// folder. On failure nothing is written there and the source is untouched.
     pub fn build(&self, request: &BuildRequest) -> Result<Vec<PathBuf>, BuildError> {
         let source = &request.source;
-        let kind = if source.is_file() {
-            SourceKind::Sdist
-        } else {
-            SourceKind::Tree
-        };
+        let kind = request.source_kind();
         let steps = plan::plan(&request.distributions, kind)?;
-        let outdir = match (&request.outdir, kind) {
-            (Some(dir), _) => dir.clone(),
-            (None, SourceKind::Sdist) => source.parent().map(Path::to_path_buf).unwrap_or_default(),
-            (None, SourceKind::Tree) => source.join("dist"),
-        };
+        let outdir = request.output_folder();
         // A project that points its `dist` somewhere else is refused before anything runs.
         let project = (kind == SourceKind::Tree).then_some(source.as_path());
         OutputDir::check(&outdir, project).map_err(|e| BuildError::Input {
@@ -287,10 +290,12 @@ impl Frontend {
                 requirements.push(parsed);
             }
             let env = self.environment(&requirements, &project.label)?;
+            let earlier = std::mem::take(&mut results.warnings);
             results = hooks::call_hooks(
                 &self.hook_context(project, &env, scratch),
                 &[HookCall::run(build)],
             )?;
+            results.warnings.splice(0..0, earlier);
         }
         let returned = results
             .value(build)
@@ -305,6 +310,13 @@ impl Frontend {
             verified,
             &self.artifact_limits(),
         )?;
+        for warning in &results.warnings {
+            let key = (warning.category.clone(), warning.message.clone());
+            if lock(&self.warned).insert(key) {
+                self.reporter
+                    .report(&Event::Warning(&Warning::Backend(warning.clone())));
+            }
+        }
         if let Some(compiler) = results.processes.iter().find(|p| p.is_compiler()) {
             self.reporter
                 .report(&Event::Warning(&Warning::BuiltWithoutCompiler {
@@ -379,9 +391,13 @@ impl Frontend {
     }
 }
 
-/// `-C` settings as the JSON object the hooks get: repeated keys become lists.
-fn config_settings_json(settings: &[(String, String)]) -> Value {
-    let mut map: BTreeMap<String, Value> = BTreeMap::new();
+/// `-C` settings added to `base` (`--config-json`) as the JSON object the hooks get:
+/// repeated keys become lists.
+fn config_settings_json(
+    base: serde_json::Map<String, Value>,
+    settings: &[(String, String)],
+) -> Value {
+    let mut map: BTreeMap<String, Value> = base.into_iter().collect();
     for (key, value) in settings {
         match map.get_mut(key) {
             None => {
@@ -429,8 +445,20 @@ mod tests {
             ("a".to_string(), "3".to_string()),
         ];
         assert_eq!(
-            config_settings_json(&settings),
+            config_settings_json(Default::default(), &settings),
             serde_json::json!({"a": ["1", "2", "3"], "b": "x"})
+        );
+    }
+
+    #[test]
+    fn config_json_is_the_base_of_the_settings() {
+        let base = serde_json::json!({"nested": {"k": [1, true]}, "a": "0"});
+        let serde_json::Value::Object(base) = base else {
+            unreachable!()
+        };
+        assert_eq!(
+            config_settings_json(base, &[("a".into(), "1".into())]),
+            serde_json::json!({"nested": {"k": [1, true]}, "a": ["0", "1"]})
         );
     }
 

@@ -16,6 +16,7 @@ mod target;
 
 use self::guest::{EPOCH_TICK, EngineKind, EpochTicker, Guest, GuestState, engine_config};
 pub use self::isolated::serve as serve_child;
+pub use self::isolated::stop_all as stop_guests;
 pub use self::log::LogSink;
 pub use self::memory_image::MemoryImage;
 pub use self::module_cache::wasmtime_version;
@@ -30,6 +31,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use wasm_build_packaging::cache::{Bucket, Cache, SealKey};
+use wasm_build_packaging::tempdirs::{HeldDir, TempKind};
 use wasmtime::{Config, Engine, Linker, Module, OptLevel, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::p1::{self, WasiP1Ctx};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
@@ -67,7 +69,7 @@ pub struct Sandbox {
     pre_initialized: Option<snapshot::PreInitialized>,
     /// Child processes started ahead, with [`Isolation::Process`].
     workers: Option<isolated::Workers>,
-    _empty_root: tempfile::TempDir,
+    _empty_root: HeldDir,
     _ticker: Option<EpochTicker>,
 }
 
@@ -89,9 +91,7 @@ impl Sandbox {
             Isolation::Thread => EngineKind::Interruptible,
             Isolation::Process { .. } => EngineKind::Uninterrupted,
         };
-        let empty_root = tempfile::Builder::new()
-            .prefix("wasm-build-root-")
-            .tempdir()
+        let empty_root = HeldDir::new(TempKind::Root)
             .context("creating the empty root folder for the sandbox")?;
         let guest = Guest::new(
             kind,
