@@ -987,34 +987,32 @@ fn zip_sdist_builds_and_its_attacks_are_refused() {
         &zip_sdist(&base),
     ]
     .concat();
+    let refused = format!("error: the sdist {name} was refused\n  caused by: ");
     for (bytes, headline, cause) in [
         (
             zip_sdist(&escaping),
-            "the sdist",
+            refused.clone(),
             "member `hostile_demo-1.0/../../escaped.txt` refused: the path has a `..` component",
         ),
         (
             trailing,
-            "the sdist",
+            refused.clone(),
             "not a valid zip archive: its end record declares a 0-byte comment, but 11 bytes \
              follow the record",
         ),
-        // Told by its first bytes, before any zip reader looks at it.
+        // Told by its first bytes, before the interpreter is prepared or any zip reader
+        // looks at it.
         (
             stub,
-            "",
-            "is not an sdist: it is neither a gzip-compressed tar nor a zip archive",
+            format!("error: `{name}` is not an sdist: "),
+            "it is neither a gzip-compressed tar nor a zip archive",
         ),
     ] {
         let scene = Scene::build(|scene| fs::write(scene.host().join(&name), &bytes).unwrap());
-        let headline = [headline, &name].join(" ").trim().to_string();
         scene.fails(
             scene.cmd().arg(scene.host().join(&name)),
             3,
-            &[
-                &format!("error: {headline} was refused\n  caused by: "),
-                cause,
-            ],
+            &[&headline, cause],
         );
     }
 }
