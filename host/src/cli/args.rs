@@ -111,7 +111,7 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// A project folder (with pyproject.toml or setup.py) or an sdist (.tar.gz) to build.
+    /// A project folder (with pyproject.toml or setup.py) or an sdist (.tar.gz or .zip) to build.
     #[arg(default_value = ".")]
     source: PathBuf,
 
