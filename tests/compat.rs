@@ -145,3 +145,22 @@ fn a_documented_pure_switch_is_named_and_works() {
     let wheel = wheel_of(&input, &["--env", "MULTIDICT_NO_EXTENSIONS=1"], &out);
     assert_eq!(file_name(&wheel), "multidict-0.0.1-py3-none-any.whl");
 }
+
+#[test]
+fn a_backend_falling_back_to_pure_python_succeeds_with_a_warning() {
+    // Like markupsafe: the extension fails to compile and setup.py runs again without it.
+    // Not exit 8: the wheel is what a native build without a compiler makes.
+    let project = fixture("compat/optional-extension");
+    let output = run(wasm_build().arg(project.path()).arg("--wheel"));
+    assert!(output.status.success());
+    let wheel = project
+        .path()
+        .join("dist/optional_speedups-1.0-py3-none-any.whl");
+    assert!(zip_names(&wheel).contains(&"speedy/__init__.py".to_string()));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the backend tried to run a compiler")
+            && stderr.contains("built optional_speedups-1.0-py3-none-any.whl without it"),
+        "{stderr}"
+    );
+}
