@@ -462,14 +462,16 @@ fn existing_outdir_content_survives_a_failed_build() {
 #[test]
 fn platform_wheels_are_refused() {
     // The extension cannot be compiled in the sandbox; setuptools falls back to pure Python
-    // but tags the wheel for WASI. Such a wheel installs nowhere: refused, not published.
+    // but tags the wheel for WASI. Such a wheel installs nowhere: refused, not published,
+    // in the class of projects that compile native code (exit 8).
     fails(
         "native-extension",
         &["--wheel"],
-        7,
+        8,
         &[
+            "this project compiles native code",
+            "wasm-build builds pure-Python wheels only",
             "tagged for the platform wasi",
-            "only builds pure-Python wheels",
         ],
     );
 }

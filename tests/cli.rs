@@ -1,8 +1,8 @@
 //! End to end: the command line as a user meets it (issue 15) — interruptions, file modes,
 //! a closed stdout, checks before anything is prepared, bad command lines, messages about
 //! bad input, output conventions, and the flags build/uv users reach for. Every exit code
-//! docs/cli.md lists is produced here ([`EXIT_CODES`]); `docs.rs` checks cli.md against
-//! the binary.
+//! docs/cli.md lists is produced by a named test ([`EXIT_CODES`], here or in compat.rs);
+//! `docs.rs` checks cli.md against the binary.
 
 mod common;
 
@@ -33,6 +33,7 @@ pub const EXIT_CODES: &[(i32, &str)] = &[
     (5, "a_raising_hook_exits_5"),
     (6, "a_sandbox_limit_exits_6"),
     (7, "a_refused_artifact_exits_7"),
+    (8, "a_c_extension_is_its_own_exit_class"),
     (130, "sigint_stops_the_build_and_removes_its_scratch"),
     (143, "sigterm_stops_the_build_and_removes_its_scratch"),
 ];

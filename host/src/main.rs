@@ -183,6 +183,9 @@ fn hint_text(hint: Hint) -> String {
                 env!("CARGO_PKG_REPOSITORY")
             )
         }
+        Hint::PureFallback(switch) => format!(
+            "the project documents a build of its pure-Python code alone: pass --env {switch}"
+        ),
         Hint::Index(hint) => match hint {
             IndexHint::Offline => "the index cannot be reached; with the build requirements \
                  already in the cache from an earlier build, --offline builds without the \

@@ -170,7 +170,7 @@ fn every_exit_code_of_cli_md_is_produced_by_a_test() {
     assert_eq!(exit_codes_in_help(&help(&[])), table, "--help and cli.md");
     // Each named test exists and asserts its code.
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests");
-    let source = ["cli.rs", "cli/errors.rs", "cli/docs.rs"]
+    let source = ["cli.rs", "cli/errors.rs", "cli/docs.rs", "compat.rs"]
         .iter()
         .map(|file| fs::read_to_string(root.join(file)).unwrap())
         .collect::<String>();

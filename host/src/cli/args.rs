@@ -30,7 +30,8 @@ use serde_json::{Map, Value};
          command (cache, runtime, build), write `wasm-build build cache` or `./cache`.\n\n\
          Exit codes: 0 success, 1 wasm-build failed, 2 bad command line, 3 invalid project \
          or sdist, 4 build requirements, 5 the backend failed, 6 a sandbox limit, 7 an \
-         artifact refused, 130/143 interrupted (SIGINT/SIGTERM).\n\n\
+         artifact refused, 8 the project compiles native code, 130/143 interrupted \
+         (SIGINT/SIGTERM).\n\n\
          Documentation: ",
         env!("CARGO_PKG_REPOSITORY"),
         "/blob/main/docs/cli.md"
