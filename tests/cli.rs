@@ -78,10 +78,10 @@ fn find_file(root: &Path, name: &str) -> Option<PathBuf> {
         if entry.file_name() == name {
             return Some(entry.path());
         }
-        if kind.is_dir() {
-            if let Some(found) = find_file(&entry.path(), name) {
-                return Some(found);
-            }
+        if kind.is_dir()
+            && let Some(found) = find_file(&entry.path(), name)
+        {
+            return Some(found);
         }
     }
     None
