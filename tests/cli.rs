@@ -21,7 +21,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// Each exit code of docs/cli.md's table and a test of this file that asserts it.
-pub const EXIT_CODES: &[(i32, &str)] = &[
+const EXIT_CODES: &[(i32, &str)] = &[
     (0, "config_json_reaches_the_backend"),
     (1, "a_cache_others_can_write_is_wasm_builds_failure"),
     (2, "bad_command_lines_exit_2_before_anything_is_prepared"),
@@ -44,7 +44,7 @@ const SLEEPING_HOOK: &str = "open('hook-started', 'w').close()\nimport time\ntim
 
 /// The in-tree backend's project (no index needed); with `build_wheel`, that body replaces
 /// the backend's `build_wheel`.
-pub fn intree_project(build_wheel: Option<&str>) -> tempfile::TempDir {
+fn intree_project(build_wheel: Option<&str>) -> tempfile::TempDir {
     let project = fixture("intree");
     if let Some(body) = build_wheel {
         let path = project.path().join("_build/backend.py");
@@ -61,12 +61,12 @@ pub fn intree_project(build_wheel: Option<&str>) -> tempfile::TempDir {
 }
 
 /// A folder that exists, for a cache that must stay empty: nothing may be prepared.
-pub fn empty_cache() -> tempfile::TempDir {
+fn empty_cache() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
 
 /// Runs `cmd`, asserts exit `code`, returns stderr.
-pub fn exits(cmd: &mut Command, code: i32) -> String {
+fn exits(cmd: &mut Command, code: i32) -> String {
     let output = run(cmd);
     assert_eq!(output.status.code(), Some(code), "unexpected exit status");
     String::from_utf8(output.stderr).unwrap()
@@ -79,10 +79,10 @@ fn find_file(root: &Path, name: &str) -> Option<PathBuf> {
         if entry.file_name() == name {
             return Some(entry.path());
         }
-        if kind.is_dir() {
-            if let Some(found) = find_file(&entry.path(), name) {
-                return Some(found);
-            }
+        if kind.is_dir()
+            && let Some(found) = find_file(&entry.path(), name)
+        {
+            return Some(found);
         }
     }
     None
