@@ -232,6 +232,9 @@ def failure_class(run: Run) -> str:
 
 def last_error_line(tail: str) -> str:
     lines = [l.strip() for l in tail.splitlines() if l.strip()]
+    for l in lines:  # wasm-build's own headline first
+        if l.startswith("error: ") and "caused by" not in l:
+            return l[:200]
     for l in reversed(lines):
         if l.startswith(("error:", "Error", "ERROR")) or "Error:" in l:
             return l[:200]
