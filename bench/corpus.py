@@ -59,6 +59,8 @@ CLASSES = {
     "identical-but-archive": "same files, but zip-level attributes or the file name differ",
     "differs": "the wheels differ and pypa/build reproduces its own wheel",
     "reference-unstable": "the wheels differ, and so do two pypa/build runs",
+    "identical-with-switch": "exit 8 with an --env hint; with that variable both sides make "
+    "the same pure wheel (--follow-hints)",
     "needs-native-build-requirement": "a build requirement has no pure wheel (wasm-build exit 4)",
     "needs-native-compiler": "the project compiles native code (exit 8, or a platform wheel)",
     "reference-not-pure": "pypa/build made a platform wheel, wasm-build a pure one",
@@ -230,6 +232,9 @@ def failure_class(run: Run) -> str:
 
 def last_error_line(tail: str) -> str:
     lines = [l.strip() for l in tail.splitlines() if l.strip()]
+    for l in lines:  # wasm-build's own headline first
+        if l.startswith("error: ") and "caused by" not in l:
+            return l[:200]
     for l in reversed(lines):
         if l.startswith(("error:", "Error", "ERROR")) or "Error:" in l:
             return l[:200]
@@ -270,6 +275,19 @@ def one(entry: Entry, args, tools: dict, env: dict) -> Outcome:
     if not w.ok:
         o.klass = failure_class(w)
         o.detail = f"exit {w.exit}: {last_error_line(w.tail)}"
+        switch = re.search(r"pass --env (\S+)", w.tail)
+        if o.klass == "needs-native-compiler" and switch and args.follow_hints:
+            key, _, value = switch.group(1).partition("=")
+            ws = run("wasm-switch", wasm + ["--env", switch.group(1)])
+            ns = run("native-switch", [tools["python"], "-m", "build", "--wheel", str(sdist)],
+                     {key: value})
+            same = ws.ok and ns.ok and compare(ns.wheel, ws.wheel).identical_files
+            o.detail += f"; with --env {switch.group(1)}: " + (
+                "same files as pypa/build's" if same else
+                f"wasm-build exit {ws.exit}, pypa/build exit {ns.exit}, not identical")
+            if same:
+                o.klass = "identical-with-switch"
+            return o
         if not n.ok:  # pypa/build cannot build it either: not wasm-build's class
             o.klass = "reference-failed"
             o.detail = f"both failed; pypa/build: {last_error_line(n.tail)}; " \
@@ -312,6 +330,9 @@ def table(outcomes: list[Outcome]) -> str:
     lines = ["| class | count | meaning |", "|---|---:|---|"]
     lines += [f"| {k} | {v} | {CLASSES[k]} |" for k, v in counts.items() if v]
     comparable = counts["identical"] + counts["identical-but-archive"] + counts["differs"]
+    if counts["identical-with-switch"]:
+        lines.append(f"\n{counts['identical-with-switch']} more build the same pure wheel on "
+                     "both sides with the switch wasm-build's exit-8 hint names.")
     if comparable:
         share = 100 * counts["identical"] / comparable
         lines.append(f"\n{counts['identical']} of {comparable} sdists that both sides built as "
@@ -383,6 +404,8 @@ def main() -> int:
     r.add_argument("--jobs", "-j", type=int, default=1)
     r.add_argument("--with-and-without-prepared", action="store_true",
                    help="build with --no-prepared-backend too; the wheels must be identical")
+    r.add_argument("--follow-hints", action="store_true",
+                   help="on exit 8 with an --env hint, build both sides again with it")
     r.add_argument("--out", help="write every outcome to this JSON file")
     r.add_argument("--python-build", help="a CPython 3.13 with `build` installed")
     r.add_argument("--wasm-build", help="the wasm-build executable")

@@ -118,6 +118,8 @@ fn a_c_extension_is_its_own_exit_class() {
         ),
         "{stderr}"
     );
+    // What the backend printed is shown, as for any failed hook.
+    assert!(stderr.contains("--- output of the backend"), "{stderr}");
     assert!(!project.path().join("dist").exists());
 }
 

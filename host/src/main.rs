@@ -92,7 +92,7 @@ fn build(args: cli::args::BuildArgs) -> ExitCode {
 /// traceback, then the hint.
 fn print_build_error(error: &BuildError, verbose: bool) {
     print_error(error);
-    if let BuildError::Hook(hook_error) = error {
+    if let Some(hook_error) = error.hook_error() {
         if !verbose && !hook_error.log.is_empty() {
             terminal::to_stderr(&format!(
                 "\n--- output of the backend (last {LOG_TAIL_LINES} lines) ---\n{}",

@@ -205,6 +205,16 @@ impl BuildError {
 }
 
 impl BuildError {
+    /// The failed hook call behind this error, if one is: its output and traceback are
+    /// worth showing (a project that compiles native code failed in a hook too).
+    pub fn hook_error(&self) -> Option<&HookError> {
+        match self {
+            BuildError::Hook(error) => Some(error),
+            BuildError::NativeCode { source, .. } => source.hook_error(),
+            _ => None,
+        }
+    }
+
     /// How the resolver came to fail, when it did: longer than a message, for those who ask.
     pub fn resolver_derivation(&self) -> Option<&str> {
         match self {
