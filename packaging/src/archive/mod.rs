@@ -22,7 +22,9 @@ pub(crate) mod tree;
 pub use format::SourceFormat;
 pub use fs::Mtime;
 pub use path::{LinkRule, NameRule, RelPath};
-pub use sdist::{ExtractedSdist, NamedBy, extract_sdist, extract_sdist_file};
+pub use sdist::{
+    ExtractedSdist, NamedBy, ReadSdist, extract_sdist, extract_sdist_file, read_sdist_file,
+};
 pub use stage::{LinkSkip, StageError, StageWarning, StagedTree, VCS_DIRS, stage_source_tree};
 pub use tree::{NodeKind, PlacementRule};
 
