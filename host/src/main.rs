@@ -11,7 +11,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-use wasm_build::{BuildError, Frontend, Hint, Limit, housekeeping, index_hint, runtime, sandbox};
+use wasm_build::{BuildError, Frontend, Hint, Limit, housekeeping, runtime, sandbox};
 use wasm_build_packaging::cache::Cache;
 use wasm_build_packaging::index::Hint as IndexHint;
 
@@ -24,44 +24,7 @@ fn main() -> ExitCode {
         Some(Command::Cache { action }) => done(cache_command(action)),
         Some(Command::Runtime { action }) => runtime_command(action),
         Some(Command::Guest) => done(sandbox::serve_child()),
-        None => build(cli.build),
-    }
-}
-
-fn build(args: cli::args::BuildArgs) -> ExitCode {
-    let (settings, request, verbosity) = match cli::args::settings_and_request(args) {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            print_error(&*e);
-            return ExitCode::from(2);
-        }
-    };
-    let reporter = Arc::new(TerminalReporter::for_builds(verbosity));
-    let frontend = match Frontend::new(settings, reporter.clone()) {
-        Ok(frontend) => frontend,
-        Err(e) => {
-            print_error(&*e);
-            print_hint(index_hint(e.as_ref()));
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = frontend.build(&request);
-    reporter.finish();
-    match result {
-        Ok(paths) => {
-            let mut stdout = std::io::stdout().lock();
-            for path in paths {
-                // A closed stdout (`| head`) is not a failed build.
-                if writeln!(stdout, "{}", path.display()).is_err() {
-                    break;
-                }
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            print_build_error(&e, verbosity == cli::reporter::Verbosity::Verbose);
-            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
-        }
+        None => cli::batch::run(cli.build),
     }
 }
 

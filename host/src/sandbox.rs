@@ -152,6 +152,18 @@ struct InstanceAhead {
 /// The pre-initialized module's export that runs a command and keeps the interpreter.
 const PREPARE_EXPORT: &str = "wasm_build_prepare";
 
+/// What a guest run used, measured where it ran.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RunStats {
+    /// CPU time of the thread that ran the guest (user and system), when the platform
+    /// tells it.
+    pub cpu: Option<Duration>,
+    /// The guest's linear memory at its largest, in bytes.
+    pub peak_memory: u64,
+    /// The most the writable mounts held at once, as the disk limit counts them.
+    pub disk_high_water: u64,
+}
+
 /// How a guest run ended, when no limit stopped it.
 #[derive(Debug)]
 pub struct GuestExit {
@@ -163,6 +175,8 @@ pub struct GuestExit {
     /// it saw a `MemoryError`, which code may catch. A caller that finds the run failed
     /// all the same reports the memory limit (see `hooks`).
     pub memory_refused: bool,
+    /// What the run used.
+    pub stats: RunStats,
 }
 
 /// A run that the sandbox itself ended.
@@ -306,6 +320,14 @@ impl Sandbox {
             _empty_root: empty_root,
             _ticker: ticker,
         })
+    }
+
+    /// Keeps `count` guest processes started ahead (with [`Isolation::Process`]): as many
+    /// as the caller runs guests at once.
+    pub fn keep_warm(&self, count: usize) {
+        if let Some(workers) = &self.workers {
+            workers.keep(count);
+        }
     }
 
     /// Whether runs that start as `python -S` begin from the pre-initialized interpreter.
@@ -488,6 +510,7 @@ impl Guest {
         state.limiter = MemoryLimiter {
             max_bytes: run.limits.memory,
             hit: false,
+            peak: 0,
         };
         state.disk = disk::DiskAccount::for_run(run);
         let memory = instance
@@ -496,6 +519,8 @@ impl Guest {
         if memory > run.limits.memory {
             return Err(SandboxError::limit(LimitHit::Memory, run, Vec::new()));
         }
+        // The memory made ahead counts as granted to this run.
+        store.data_mut().limiter.peak = memory;
         self.run_in(store, Some(instance), run, module, log, &Entry::Start(None))
     }
 
@@ -535,6 +560,7 @@ impl Guest {
         let hits = Arc::new(Mutex::new(None::<LimitHit>));
 
         let started = Instant::now();
+        let cpu_before = thread_cpu_time();
         let deadline = started + run.limits.wall_time;
         if self.kind == EngineKind::Interruptible {
             let callback_hits = hits.clone();
@@ -556,6 +582,13 @@ impl Guest {
         let elapsed = started.elapsed();
         let memory_hit = store.data().limiter.hit;
         let disk_hit = store.data().disk.over_limit();
+        let stats = RunStats {
+            cpu: thread_cpu_time()
+                .zip(cpu_before)
+                .map(|(after, before)| after.saturating_sub(before)),
+            peak_memory: store.data().limiter.peak,
+            disk_high_water: store.data().disk.high_water(),
+        };
         drop(store);
 
         let captured = log.take();
@@ -589,6 +622,7 @@ impl Guest {
             log: captured.bytes,
             elapsed,
             memory_refused: memory_hit,
+            stats,
         })
     }
 
@@ -655,6 +689,7 @@ impl Guest {
                 limiter: MemoryLimiter {
                     max_bytes: Limits::default().memory,
                     hit: false,
+                    peak: 0,
                 },
                 // No guest code runs in this store before it gets a run's account.
                 disk: disk::DiskAccount::new(0, 0),
@@ -677,6 +712,7 @@ impl Guest {
                 limiter: MemoryLimiter {
                     max_bytes: run.limits.memory,
                     hit: false,
+                    peak: 0,
                 },
                 disk: disk::DiskAccount::for_run(run),
             },
@@ -824,6 +860,8 @@ impl GuestState {
 struct MemoryLimiter {
     max_bytes: u64,
     hit: bool,
+    /// The largest size granted.
+    peak: u64,
 }
 
 impl ResourceLimiter for MemoryLimiter {
@@ -837,6 +875,7 @@ impl ResourceLimiter for MemoryLimiter {
             self.hit = true;
             return Ok(false);
         }
+        self.peak = self.peak.max(desired as u64);
         Ok(true)
     }
 
@@ -894,6 +933,31 @@ pub(crate) trait WasmContext<T> {
 impl<T> WasmContext<T> for wasmtime::Result<T> {
     fn wasm_context(self, context: impl std::fmt::Display + Send + Sync + 'static) -> Result<T> {
         self.map_err(anyhow::Error::from).context(context)
+    }
+}
+
+/// CPU time (user and system) of the calling thread, where the platform tells it.
+fn thread_cpu_time() -> Option<Duration> {
+    #[cfg(target_os = "linux")]
+    {
+        let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+        // SAFETY: getrusage writes a rusage into the pointer it is given, which points at
+        // enough initialized memory for one.
+        let done = unsafe { libc::getrusage(libc::RUSAGE_THREAD, usage.as_mut_ptr()) };
+        if done != 0 {
+            return None;
+        }
+        // SAFETY: getrusage succeeded, so it filled the struct (it was zeroed before anyway).
+        let usage = unsafe { usage.assume_init() };
+        let time = |t: libc::timeval| {
+            Duration::from_secs(t.tv_sec.max(0) as u64)
+                + Duration::from_micros(t.tv_usec.max(0) as u64)
+        };
+        Some(time(usage.ru_utime) + time(usage.ru_stime))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
     }
 }
 

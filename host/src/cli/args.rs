@@ -87,9 +87,10 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// A project folder or an sdist (.tar.gz) to build.
-    #[arg(default_value = ".")]
-    source: PathBuf,
+    /// Project folders or sdists (.tar.gz) to build [default: .]; with --metadata, also
+    /// wheels (.whl).
+    #[arg(value_name = "SOURCE")]
+    sources: Vec<PathBuf>,
 
     /// Build an sdist.
     #[arg(short, long)]
@@ -102,7 +103,7 @@ pub struct BuildArgs {
     editable: bool,
     /// Write the wheel's .dist-info folder (prepare_metadata_for_build_wheel).
     #[arg(long)]
-    metadata: bool,
+    metadata_dir: bool,
 
     /// Output folder [default: SOURCE/dist, or the sdist's folder].
     #[arg(short, long, value_name = "DIR")]
@@ -120,6 +121,8 @@ pub struct BuildArgs {
 
     #[command(flatten)]
     sandbox: SandboxArgs,
+    #[command(flatten)]
+    pub registry: super::registry::RegistryArgs,
 }
 
 /// What every command that runs the guest takes: the environment it sees, where its
@@ -248,14 +251,14 @@ struct LimitArgs {
     artifact_limit: u64,
 }
 
-/// The build's settings, request and how much to say.
-pub fn settings_and_request(args: BuildArgs) -> Result<(Settings, BuildRequest, Verbosity)> {
+/// The build's settings, a request per source (`.` when none is given) and how much to say.
+pub fn settings_and_requests(args: BuildArgs) -> Result<(Settings, Vec<BuildRequest>, Verbosity)> {
     let mut distributions = Vec::new();
     for (wanted, dist) in [
         (args.sdist, Distribution::Sdist),
         (args.wheel, Distribution::Wheel),
         (args.editable, Distribution::Editable),
-        (args.metadata, Distribution::Metadata),
+        (args.metadata_dir, Distribution::Metadata),
     ] {
         if wanted {
             distributions.push(dist);
@@ -272,14 +275,25 @@ pub fn settings_and_request(args: BuildArgs) -> Result<(Settings, BuildRequest, 
             .iter()
             .map(|s| split_setting(s))
             .collect(),
+        jobs: usize::from(args.registry.jobs),
         ..args.sandbox.settings()?
     };
-    let request = BuildRequest {
-        source: args.source,
-        distributions,
-        outdir: args.outdir,
-    };
-    Ok((settings, request, verbosity))
+    let mut sources = args.sources;
+    if let Some(file) = &args.registry.sources_from {
+        sources.extend(super::registry::read_sources_file(file)?);
+    }
+    if sources.is_empty() {
+        sources.push(PathBuf::from("."));
+    }
+    let requests = sources
+        .into_iter()
+        .map(|source| BuildRequest {
+            source,
+            distributions: distributions.clone(),
+            outdir: args.outdir.clone(),
+        })
+        .collect();
+    Ok((settings, requests, verbosity))
 }
 
 fn runtime_choice(args: RuntimeArgs) -> Option<RuntimeChoice> {

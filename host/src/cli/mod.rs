@@ -2,5 +2,7 @@
 //! through which everything reaches the terminal.
 
 pub mod args;
+pub mod batch;
+pub mod registry;
 pub mod reporter;
 pub mod terminal;

@@ -13,8 +13,10 @@
 
 mod artifact;
 mod bench;
+mod describe;
 mod environment;
 mod error;
+mod metadata;
 mod plan;
 mod run;
 mod source;
@@ -30,7 +32,7 @@ use crate::env::BuildEnv;
 use crate::hooks::{self, HookContext};
 use crate::prepared::PreparedBackends;
 use crate::protocol::{Hook, HookCall};
-use crate::reporter::{Event, Reporter, Step, Warning};
+use crate::reporter::{Event, Reporter, ResolvedRequirement, Step, Warning};
 use crate::runtime::{self, Runtime, RuntimeChoice};
 use crate::sandbox::{self, Isolation, Limits, LogSink, Sandbox};
 use anyhow::{Context, Result, anyhow};
@@ -116,12 +118,22 @@ pub struct Settings {
     /// Import the backend in every hook run instead of starting runs from a prepared one
     /// (`--no-prepared-backend`, see docs/runtime.md).
     pub no_prepared_backends: bool,
+    /// How many builds the caller runs at once (`-j`): as many guest processes are kept
+    /// ready. 0 means 1.
+    pub jobs: usize,
 }
 
-/// The frontend: one runtime, sandbox, index client and cache for any number of builds.
+/// The frontend: one runtime, sandbox, index client and cache for any number of builds,
+/// which may run at once from several threads. [`Frontend::with_reporter`] gives a view
+/// that shares all of it and reports elsewhere (one report per build).
 pub struct Frontend {
-    settings: Settings,
+    shared: Arc<Shared>,
     reporter: Arc<dyn Reporter>,
+}
+
+/// What every build of a [`Frontend`] (and of its views) shares; opaque.
+pub struct Shared {
+    settings: Settings,
     cache: Cache,
     runtime: Runtime,
     sandbox: Sandbox,
@@ -130,8 +142,19 @@ pub struct Frontend {
     constraints: BuildConstraints,
     config_settings: Value,
     guest_env: Vec<(String, String)>,
-    environments: Mutex<HashMap<Vec<String>, BuildEnv>>,
+    environments: Mutex<HashMap<Vec<String>, KnownEnv>>,
     prepared: Option<PreparedBackends>,
+}
+
+/// A build environment made by this process, and the wheels it holds (for reports).
+type KnownEnv = (BuildEnv, Vec<ResolvedRequirement>);
+
+impl std::ops::Deref for Frontend {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
 }
 
 impl Frontend {
@@ -154,6 +177,7 @@ impl Frontend {
         })();
         reporter.report(&Event::StepFinished(Step::PreparingInterpreter));
         let (runtime, sandbox, target) = prepared?;
+        sandbox.keep_warm(settings.jobs);
         let constraints = match &settings.constraints {
             Some((path, require_hashes)) => BuildConstraints::from_file(path, *require_hashes)?,
             None => BuildConstraints::none(),
@@ -166,19 +190,45 @@ impl Frontend {
             Some(PreparedBackends::new(&cache)?)
         };
         Ok(Self {
-            settings,
+            shared: Arc::new(Shared {
+                settings,
+                cache,
+                runtime,
+                sandbox,
+                target,
+                index,
+                constraints,
+                config_settings,
+                guest_env,
+                environments: Mutex::new(HashMap::new()),
+                prepared,
+            }),
             reporter,
-            cache,
-            runtime,
-            sandbox,
-            target,
-            index,
-            constraints,
-            config_settings,
-            guest_env,
-            environments: Mutex::new(HashMap::new()),
-            prepared,
         })
+    }
+
+    /// The same frontend (runtime, sandbox, caches, everything warm) reporting to
+    /// `reporter`: what one build among others running at once reports to.
+    pub fn with_reporter(&self, reporter: Arc<dyn Reporter>) -> Frontend {
+        Frontend {
+            shared: self.shared.clone(),
+            reporter,
+        }
+    }
+
+    /// Where this view reports.
+    pub fn reporter(&self) -> &Arc<dyn Reporter> {
+        &self.reporter
+    }
+
+    /// The settings every build gets.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// `-C` settings as the JSON object the hooks get.
+    pub fn config_settings(&self) -> &Value {
+        &self.config_settings
     }
 
     /// The runtime the backends run in.
@@ -201,6 +251,16 @@ impl Frontend {
             SourceKind::Tree
         };
         let steps = plan::plan(&request.distributions, kind)?;
+        if kind == SourceKind::Tree {
+            self.reporter
+                .report(&Event::Source(&crate::reporter::SourceFacts {
+                    path: source.display().to_string(),
+                    kind: crate::reporter::SourceKind::Tree,
+                    sha256: None,
+                    project: None,
+                    clock: None,
+                }));
+        }
         let outdir = match (&request.outdir, kind) {
             (Some(dir), _) => dir.clone(),
             (None, SourceKind::Sdist) => source.parent().map(Path::to_path_buf).unwrap_or_default(),
@@ -283,6 +343,7 @@ impl Frontend {
             verified,
             &self.settings.artifact_limits,
         )?;
+        self.report_artifact(&artifact, dist);
         if let Some(compiler) = results.processes.iter().find(|p| p.is_compiler()) {
             self.reporter
                 .report(&Event::Warning(&Warning::BuiltWithoutCompiler {
