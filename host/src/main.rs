@@ -23,6 +23,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Cache { action }) => done(cache_command(action)),
         Some(Command::Runtime { action }) => runtime_command(action),
+        Some(Command::Verify(args)) => cli::verify::run(*args),
         Some(Command::Guest) => done(sandbox::serve_child()),
         None => cli::batch::run(cli.build),
     }

@@ -41,6 +41,9 @@ pub enum Command {
         #[command(subcommand)]
         action: RuntimeAction,
     },
+    /// Build the wheel from an sdist in the sandbox and compare given wheels with it:
+    /// identical (exit 0), equivalent (10) or differs (11).
+    Verify(Box<super::verify::VerifyArgs>),
     /// Internal: run one guest for a parent wasm-build (sandbox::Isolation::Process).
     #[command(name = "__guest", hide = true)]
     Guest,
@@ -333,7 +336,7 @@ impl LimitArgs {
 }
 
 /// `KEY=VALUE`, or `KEY` alone for an empty value (as `python -m build -C` takes it).
-fn split_setting(setting: &str) -> (String, String) {
+pub(crate) fn split_setting(setting: &str) -> (String, String) {
     match setting.split_once('=') {
         Some((key, value)) => (key.to_string(), value.to_string()),
         None => (setting.to_string(), String::new()),

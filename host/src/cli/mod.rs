@@ -6,3 +6,4 @@ pub mod batch;
 pub mod registry;
 pub mod reporter;
 pub mod terminal;
+pub mod verify;

@@ -90,15 +90,24 @@ struct WheelFiles {
     files: BTreeMap<String, FileMember>,
 }
 
+/// A wheel that could not be compared: verification refused it.
+#[derive(Debug, thiserror::Error)]
+pub enum CompareError {
+    #[error("the wheel built was refused")]
+    Built(#[source] ArtifactError),
+    #[error("the given wheel was refused")]
+    Given(#[source] ArtifactError),
+}
+
 /// Compares `built` with `given` (each an open wheel and its file name), after verifying
-/// both with [`verify_wheel_file`] (a refusal names the wheel).
+/// both with [`verify_wheel_file`].
 pub fn compare_wheels(
     built: (&File, &str),
     given: (&File, &str),
     limits: &ArtifactLimits,
-) -> Result<WheelComparison, ArtifactError> {
-    let ours = read_wheel(built.0, built.1, limits)?;
-    let theirs = read_wheel(given.0, given.1, limits)?;
+) -> Result<WheelComparison, CompareError> {
+    let ours = read_wheel(built.0, built.1, limits).map_err(CompareError::Built)?;
+    let theirs = read_wheel(given.0, given.1, limits).map_err(CompareError::Given)?;
     if ours.sha256 == theirs.sha256 && built.1 == given.1 {
         return Ok(WheelComparison {
             verdict: Verdict::Identical,

@@ -35,7 +35,8 @@ pub use collect::{
     collect_metadata_dir,
 };
 pub use compare::{
-    Difference, DifferenceKind, MAX_DIFFERENCES, Verdict, WheelComparison, compare_wheels,
+    CompareError, Difference, DifferenceKind, MAX_DIFFERENCES, Verdict, WheelComparison,
+    compare_wheels,
 };
 pub use describe::{ArtifactFacts, describe_verified};
 pub use sdist::{VerifiedSdist, verify_sdist, verify_sdist_file};

@@ -6,7 +6,7 @@ use crate::test_support::{
 const NAME: &str = "demo-1.0-py3-none-any.whl";
 
 /// Compares two wheels given as bytes, both named `NAME` unless `given_name` says otherwise.
-fn compare(built: &[u8], given: &[u8], given_name: &str) -> Result<WheelComparison, ArtifactError> {
+fn compare(built: &[u8], given: &[u8], given_name: &str) -> Result<WheelComparison, CompareError> {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("a")).unwrap();
     std::fs::create_dir(dir.path().join("b")).unwrap();
@@ -156,8 +156,14 @@ fn a_wheel_the_verifier_refuses_is_not_compared() {
         "demo/__init__.py,sha256=AAAA,1\n",
     ));
     let bad = zip_bytes(&entries);
-    let error = compare(&ours, &bad, NAME).unwrap_err();
-    assert_eq!(error.artifact, NAME);
+    match compare(&ours, &bad, NAME).unwrap_err() {
+        CompareError::Given(error) => assert_eq!(error.artifact, NAME),
+        other => panic!("the given wheel is the one refused: {other:?}"),
+    }
+    assert!(matches!(
+        compare(&bad, &ours, NAME).unwrap_err(),
+        CompareError::Built(_)
+    ));
 }
 
 #[test]
