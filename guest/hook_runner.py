@@ -11,7 +11,9 @@ and reads /wasm-build/io/output.json:
     {"results": [{"hook": "...", "status": "ok", "return_value": ...}
                  | {"hook": "...", "status": "<failure>", "message": "...", "traceback": "..."}],
      "stopped_for_requirements": false,
-     "processes": [{"hook": "...", "how": "subprocess", "argv": ["git", "describe"]}, ...]}
+     "processes": [{"hook": "...", "how": "subprocess", "argv": ["git", "describe"]}, ...],
+     "warnings": [{"hook": "...", "category": "SetuptoolsDeprecationWarning",
+                   "message": "...", "location": "setuptools/dist.py:760"}, ...]}
 
 Failure statuses: backend_unavailable, backend_invalid, hook_missing, unsupported, exception,
 and prepared_mismatch (below). Calls run in order in this one interpreter, so the backend is
@@ -27,6 +29,10 @@ multiprocessing process or pool) or thread. The backend sees what a machine with
 program shows: FileNotFoundError (ENOENT) from Popen, exec* and posix_spawn*; status 127
 from a shell (os.system, os.popen, shell=True) and from spawn*(P_WAIT);
 RuntimeError("can't start new thread") as before.
+
+`warnings`: the Python warnings the backend showed (those `warnings.warn` let through its
+filters; they still go to stderr as well), each distinct one once, at most 32, the message cut
+to 2000 characters; `hook` as for `processes`.
 
 `seed`: just before the first hook call, `random` and `tempfile`'s name sequence are seeded
 afresh, from the seed when given (hex), else from os.urandom, so that runs started from one
@@ -82,6 +88,7 @@ GUEST = "_wasm_build_guest"
 PREPARED = "_wasm_build_prepared"
 
 MAX_PROCESSES, MAX_ARGS, MAX_ARG_CHARS = 64, 16, 200
+MAX_WARNINGS, MAX_WARNING_CHARS, MAX_WARNING_NAME = 32, 2000, 300
 
 
 class HookFailure(Exception):
@@ -156,8 +163,10 @@ def set_up():
     """What every run of this interpreter gets, before anything of the environment runs."""
     guest = types.ModuleType(GUEST)
     guest.hook, guest.how, guest.processes, guest.seed = "import", None, [], None
+    guest.warnings, guest.warning_keys = [], set()
     guest.modes = install_stat_shim()
     install_processes(guest)
+    install_warnings(guest)
     sys.meta_path.insert(0, GuestFinder(guest))
     sys.modules[GUEST] = guest
     return guest
@@ -264,6 +273,7 @@ def write_output(payload):
     guest = sys.modules.get(GUEST)
     if "results" in payload and guest is not None:
         payload["processes"] = guest.processes
+        payload["warnings"] = getattr(guest, "warnings", [])
     # Strings from the backend may hold lone surrogates, which JSON parsers refuse.
     data = json.dumps(payload, ensure_ascii=False).encode("utf-8", "replace")
     path = os.path.join(IO_DIR, "output.json")
@@ -525,6 +535,37 @@ def watch_project(source_dir):
 # --- Programs and threads ----------------------------------------------------------------
 
 SHELL = "/bin/sh"
+
+
+def install_warnings(guest):
+    """Records each warning shown (what passed the warning filters) for the host, which
+    reports it without -v; it is shown on stderr as before."""
+    import warnings
+
+    shown = warnings.showwarning
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        try:
+            record_warning(guest, message, category, filename, lineno)
+        except Exception:
+            pass
+        return shown(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = showwarning
+
+
+def record_warning(guest, message, category, filename, lineno):
+    entry = {
+        "hook": guest.hook,
+        "category": str(getattr(category, "__name__", category))[:MAX_WARNING_NAME],
+        "message": str(message)[:MAX_WARNING_CHARS],
+        "location": ("%s:%s" % (filename, lineno))[:MAX_WARNING_NAME],
+    }
+    key = (entry["category"], entry["message"], entry["location"])
+    if key in guest.warning_keys or len(guest.warnings) >= MAX_WARNINGS:
+        return
+    guest.warning_keys.add(key)
+    guest.warnings.append(entry)
 
 
 def record(guest, how, argv):

@@ -9,8 +9,12 @@
 
 mod common;
 // Who may write the cache, and what it holds verified against a key it does not hold.
+#[path = "hostile/bounds.rs"]
+mod bounds;
 #[path = "hostile/cache.rs"]
 mod cache;
+#[path = "hostile/output.rs"]
+mod output;
 
 use common::*;
 use std::collections::BTreeMap;
@@ -944,6 +948,75 @@ fn control_the_hostile_sdist_base_builds() {
     scene.check_host_unchanged();
 }
 
+/// A legacy `.zip` sdist of `members` (name, data), as the zip crate writes one.
+fn zip_sdist(members: &[(String, Vec<u8>)]) -> Vec<u8> {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .unix_permissions(0o644);
+    for (name, data) in members {
+        zip.start_file(name.as_str(), options).unwrap();
+        zip.write_all(data).unwrap();
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+/// A legacy `.zip` sdist builds like a tar.gz one; a `.zip` sdist with an escaping member,
+/// or one that zip readers read differently (data after the end record, which CPython's
+/// `zipfile` ignores; a stub prepended, which it skips), is refused (exit 3) before
+/// anything is written outside.
+#[test]
+fn zip_sdist_builds_and_its_attacks_are_refused() {
+    let name = format!("{PACKAGE}-{VERSION}.zip");
+    let base = sdist_base();
+    let scene =
+        Scene::build(|scene| fs::write(scene.host().join(&name), zip_sdist(&base)).unwrap());
+    let built = build_ok(scene.cmd().arg(scene.host().join(&name)));
+    assert_eq!(built, [scene.out().join(WHEEL)]);
+    scene.check_host_unchanged();
+
+    let mut escaping = base.clone();
+    escaping.push((
+        format!("{PACKAGE}-{VERSION}/../../escaped.txt"),
+        b"pwned".to_vec(),
+    ));
+    let trailing = [zip_sdist(&base).as_slice(), b"PK\x03\x04 hidden"].concat();
+    let stub = [
+        b"#!/bin/sh\nexec python3 -c 'import evil'\n".as_slice(),
+        &zip_sdist(&base),
+    ]
+    .concat();
+    let refused = format!("error: the sdist {name} was refused\n  caused by: ");
+    for (bytes, headline, cause) in [
+        (
+            zip_sdist(&escaping),
+            refused.clone(),
+            "member `hostile_demo-1.0/../../escaped.txt` refused: the path has a `..` component",
+        ),
+        (
+            trailing,
+            refused.clone(),
+            "not a valid zip archive: its end record declares a 0-byte comment, but 11 bytes \
+             follow the record",
+        ),
+        // Told by its first bytes, before the interpreter is prepared or any zip reader
+        // looks at it.
+        (
+            stub,
+            format!("error: `{name}` is not an sdist: "),
+            "it is neither a gzip-compressed tar nor a zip archive",
+        ),
+    ] {
+        let scene = Scene::build(|scene| fs::write(scene.host().join(&name), &bytes).unwrap());
+        scene.fails(
+            scene.cmd().arg(scene.host().join(&name)),
+            3,
+            &[&headline, cause],
+        );
+    }
+}
+
 #[test]
 fn sdist_member_with_dotdot_is_refused() {
     sdist_refused(
@@ -1488,6 +1561,58 @@ fn wheel_with_a_duplicate_member_is_refused() {
     );
 }
 
+/// Issue 14's zip parser differential: two zip64 end records. The locator points at one
+/// (listing the correct wheel) whose extensible data hides three more members, a second
+/// central directory and a second zip64 end record exactly 56 bytes before the locator,
+/// where CPython's `zipfile` reads it. The backend checks that `zipfile` (in the guest)
+/// sees the hidden members; the host must refuse the wheel, naming the zip rule.
+#[test]
+fn wheel_with_two_zip64_end_records_is_refused() {
+    tampered_wheel(
+        r#"import struct
+def parts(pairs):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for path, data in pairs:
+            z.writestr(zipfile.ZipInfo(path, EPOCH), data)
+    raw = buf.getvalue()
+    count, size, offset = struct.unpack("<HLL", raw[-12:-2])
+    return raw[:offset], raw[offset:offset + size], count
+def shifted(cd, first, delta):
+    out, at, index = bytearray(cd), 0, 0
+    while at < len(out):
+        lengths = struct.unpack("<HHH", out[at + 28:at + 34])
+        if index >= first:
+            offset, = struct.unpack("<L", out[at + 42:at + 46])
+            out[at + 42:at + 46] = struct.pack("<L", offset + delta)
+        at, index = at + 46 + sum(lengths), index + 1
+    return bytes(out)
+def eocd64(count, size, offset, extensible=b""):
+    return struct.pack("<4sQHHLLQQQQ", b"PK\x06\x06", 44 + len(extensible), 45, 45, 0, 0,
+                       count, count, size, offset) + extensible
+good = list(members.items())
+evil = [(package + "-" + version + ".data/purelib/evil.pth", b"import os\n"),
+        ("../../evil.py", b"print('escaped')\n"), (package + "/backdoor.py", b"import os\n")]
+good_locals, good_cd, good_count = parts(good)
+all_locals, all_cd, all_count = parts(good + evil)
+x = len(good_locals)
+y = x + len(good_cd)
+evil_locals = all_locals[x:]
+evil_cd = shifted(all_cd, good_count, y + 56 - x)
+second = eocd64(all_count, len(evil_cd), y + 56 + len(evil_locals))
+first = eocd64(good_count, len(good_cd), x, evil_locals + evil_cd + second)
+locator = struct.pack("<4sLQL", b"PK\x06\x07", 0, y, 1)
+end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+path = os.path.join(wheel_directory, wheel_name())
+with open(path, "wb") as f:
+    f.write(good_locals + good_cd + first + locator + end)
+with zipfile.ZipFile(path) as z:
+    assert "../../evil.py" in z.namelist(), z.namelist()
+return wheel_name()"#,
+        "not a valid zip archive: its zip64 locator points to offset ",
+    );
+}
+
 #[test]
 fn wheel_whose_metadata_names_another_version_is_refused() {
     tampered_wheel(
@@ -1551,8 +1676,9 @@ rerecord(members)"#,
     );
 }
 
-/// A zip bomb: 64 MiB of zeros deflate to about 64 KiB. Verification stops once the ratio
-/// passes 100:1 (after a 32 MiB grace), without unpacking the rest. No flag raises this one.
+/// A zip bomb: 64 MiB of zeros deflate to about 64 KiB. The declared sizes pass 100:1
+/// (after a 32 MiB grace), so verification refuses the wheel before unpacking anything (the
+/// zip reader never yields more than the declared sizes). No flag raises this one.
 #[test]
 fn wheel_decompression_bomb_is_refused() {
     tampered_wheel(

@@ -6,8 +6,8 @@
 
 use crate::prepared::{PreparedBackends, Wanted};
 use crate::protocol::{
-    Action, CallOutcome, CallsResponse, Hook, HookCall, ProcessAttempt, Request, RunDirs,
-    guest_join, guest_paths,
+    Action, BackendWarning, CallOutcome, CallsResponse, Hook, HookCall, ProcessAttempt, Request,
+    RunDirs, guest_join, guest_paths,
 };
 use crate::reporter::{Event, HookRun, PreparedUse, Reporter, Warning};
 use crate::sandbox::{
@@ -59,6 +59,8 @@ pub(crate) struct HookResults {
     pub stopped_for_requirements: bool,
     /// The programs and threads the backend tried to start (it was told they do not exist).
     pub processes: Vec<ProcessAttempt>,
+    /// The Python warnings the backend showed, each once.
+    pub warnings: Vec<BackendWarning>,
     run: RunDirs,
 }
 
@@ -388,6 +390,12 @@ fn interpret(
 ) -> Result<HookResults, HookError> {
     let mut values = Vec::new();
     let processes = response.processes;
+    let warnings: Vec<BackendWarning> = response
+        .warnings
+        .into_iter()
+        .take(BackendWarning::MAX)
+        .map(BackendWarning::bounded)
+        .collect();
     let bad = |hook, reason, log| HookError {
         processes: processes.clone(),
         ..bad(hook, reason, log)
@@ -476,6 +484,7 @@ fn interpret(
         values,
         stopped_for_requirements: stopped,
         processes,
+        warnings,
         run,
     })
 }

@@ -1,11 +1,13 @@
 //! `wasm-build cache clean` and `cache prune`: each owner of cache files prunes its own
-//! (`env`, `prepared`, `runtime`, `sandbox`); this removes what belongs to nobody.
+//! (`env`, `prepared`, `runtime`, `sandbox`); this removes what belongs to nobody, and the
+//! scratch folders that killed processes left in `$TMPDIR`.
 
 use crate::cache_files::{self, entries, older_than};
 use crate::{env, prepared, runtime, sandbox};
 use anyhow::Result;
 use std::time::Duration;
 use wasm_build_packaging::cache::{Bucket, Cache};
+use wasm_build_packaging::tempdirs::{self, Swept};
 
 /// Staging folders older than this are leftovers of an interrupted process.
 const STALE_STAGING: Duration = Duration::from_secs(3600);
@@ -36,4 +38,12 @@ pub fn prune(cache: &Cache, max_age: Duration) -> Result<u64> {
     freed += runtime::prune(cache)?;
     freed += sandbox::prune_compiled(cache)?;
     Ok(freed)
+}
+
+/// Removes the folders that wasm-build processes which ended without cleaning up (killed,
+/// crashed) left in `$TMPDIR`: scratch folders, empty roots, `runtime run` folders,
+/// throw-away caches. Only this user's, and only those no live process holds (see
+/// [`tempdirs`]).
+pub fn prune_scratch() -> Result<Swept> {
+    Ok(tempdirs::sweep_stale(&std::env::temp_dir())?)
 }

@@ -40,7 +40,7 @@ pub use frontend::{
     Settings, index_hint,
 };
 pub use hooks::{HookError, HookErrorKind};
-pub use protocol::{Hook, HookCall, ProcessAttempt, ProcessKind};
+pub use protocol::{BackendWarning, Hook, HookCall, ProcessAttempt, ProcessKind};
 pub use reporter::{Event, Reporter, Silent, Step, Warning};
 pub use sandbox::{Isolation, Limits};
 pub use service::{Task, TaskResult, run_task};

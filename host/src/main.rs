@@ -3,8 +3,7 @@
 
 mod cli;
 
-use clap::Parser;
-use cli::args::{CacheAction, Cli, Command, RunArgs, RuntimeAction};
+use cli::args::{CacheAction, Command, RunArgs, RuntimeAction};
 use cli::reporter::TerminalReporter;
 use cli::terminal;
 use std::io::Write;
@@ -17,14 +16,21 @@ use wasm_build_packaging::index::Hint as IndexHint;
 
 /// Lines of the backend's output shown after a failure.
 const LOG_TAIL_LINES: usize = 60;
+/// Lines of the backend's output, its messages and tracebacks longer than this are cut.
+const MAX_LINE_CHARS: usize = 2000;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match cli::parse::parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    terminal::set_color(cli.color);
     match cli.command {
-        Some(Command::Cache { action }) => done(cache_command(action)),
+        Some(Command::Cache { cache_dir, action }) => done(cache_command(cache_dir, action)),
         Some(Command::Runtime { action }) => runtime_command(action),
         Some(Command::Verify(args)) => cli::verify::run(*args),
         Some(Command::Guest) => done(sandbox::serve_child()),
+        Some(Command::Build(args)) => cli::batch::run(*args),
         None => cli::batch::run(cli.build),
     }
 }
@@ -37,13 +43,20 @@ fn print_build_error(error: &BuildError, verbose: bool) {
         if !verbose && !hook_error.log.is_empty() {
             terminal::to_stderr(&format!(
                 "\n--- output of the backend (last {LOG_TAIL_LINES} lines) ---\n{}",
-                terminal::block("│ ", &tail(&hook_error.log, LOG_TAIL_LINES))
+                terminal::block(
+                    "│ ",
+                    &terminal::clip(
+                        &tail(&hook_error.log, LOG_TAIL_LINES),
+                        MAX_LINE_CHARS,
+                        LOG_TAIL_LINES
+                    )
+                )
             ));
         }
         if let Some(traceback) = hook_error.kind.traceback() {
             terminal::to_stderr(&format!(
                 "\n--- traceback in the sandbox ---\n{}",
-                terminal::block("│ ", traceback)
+                terminal::block("│ ", &terminal::clip(traceback, MAX_LINE_CHARS, 200))
             ));
         }
     }
@@ -66,12 +79,17 @@ fn print_hint(hint: Option<Hint>) {
     }
 }
 
-/// The error's own message, then each cause on a line of its own.
+/// The error's own message, then each cause on a line of its own; what they quote (the
+/// backend's exception message, a value the user gave) is cut to a readable size.
 fn print_error(error: &(dyn std::error::Error + 'static)) {
-    let mut text = terminal::message("error: ", &error.to_string());
+    let clip = |text: String| terminal::clip(&text, MAX_LINE_CHARS, 60);
+    let mut text = terminal::message("error: ", &clip(error.to_string()));
     let mut source = error.source();
     while let Some(cause) = source {
-        text.push_str(&terminal::message("  caused by: ", &cause.to_string()));
+        text.push_str(&terminal::message(
+            "  caused by: ",
+            &clip(cause.to_string()),
+        ));
         source = cause.source();
     }
     terminal::to_stderr(&text);
@@ -101,14 +119,15 @@ fn hint_text(hint: Hint) -> String {
             let more = unique.len().saturating_sub(shown.len());
             format!(
                 "the backend tried to start {}{}, which the sandbox does not have: it saw \
-                 what a machine without them shows (see docs/security.md, \"No network, no \
-                 processes\")",
+                 what a machine without them shows (see \"What backends cannot do in the \
+                 sandbox\" in {}/blob/main/docs/security.md)",
                 shown.join(", "),
                 if more > 0 {
                     format!(" and {more} more")
                 } else {
                     String::new()
-                }
+                },
+                env!("CARGO_PKG_REPOSITORY")
             )
         }
         Hint::Index(hint) => match hint {
@@ -144,18 +163,36 @@ fn done(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-fn cache_command(action: CacheAction) -> anyhow::Result<()> {
-    let cache = Cache::from_env()?;
+fn cache_command(cache_dir: Option<std::path::PathBuf>, action: CacheAction) -> anyhow::Result<()> {
+    let cache = match cache_dir {
+        Some(dir) => Cache::at(dir)?,
+        None => Cache::from_env()?,
+    };
     let (verb, freed) = match action {
         CacheAction::Dir => {
             let _ = writeln!(std::io::stdout(), "{}", cache.root().display());
             return Ok(());
         }
         CacheAction::Clean => ("Removed", housekeeping::clean(&cache)?),
-        CacheAction::Prune { max_age_days } => (
-            "Pruned",
-            housekeeping::prune(&cache, Duration::from_secs(max_age_days * 24 * 3600))?,
-        ),
+        CacheAction::Prune { max_age_days } => {
+            let swept = housekeeping::prune_scratch()?;
+            if swept.folders > 0 {
+                terminal::to_stderr(&terminal::message(
+                    "",
+                    &format!(
+                        "Removed {} scratch folder{} of killed wasm-build processes ({:.1} MiB) from {}",
+                        swept.folders,
+                        if swept.folders == 1 { "" } else { "s" },
+                        swept.bytes as f64 / (1u64 << 20) as f64,
+                        std::env::temp_dir().display()
+                    ),
+                ));
+            }
+            (
+                "Pruned",
+                housekeeping::prune(&cache, Duration::from_secs(max_age_days * 24 * 3600))?,
+            )
+        }
     };
     terminal::to_stderr(&terminal::message(
         "",
@@ -186,16 +223,24 @@ fn runtime_command(action: RuntimeAction) -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            cli::signals::install();
             let reporter = Arc::new(TerminalReporter::for_runs());
             let frontend = match Frontend::new(settings, reporter.clone()) {
                 Ok(frontend) => frontend,
                 Err(e) => {
+                    if let Some(signal) = cli::signals::received() {
+                        return cli::signals::interrupted(signal);
+                    }
                     print_error(&*e);
                     return ExitCode::FAILURE;
                 }
             };
             let result = frontend.run_python(&with, &args);
             reporter.finish();
+            if let Some(signal) = cli::signals::received() {
+                drop(frontend);
+                return cli::signals::interrupted(signal);
+            }
             match result {
                 Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
                 Err(e) => {

@@ -6,14 +6,9 @@
 //! links, size-capped, and parsed into closed types; a status the runner does not define is a
 //! malformed result, not a string to match later.
 
-use crate::sandbox::Mount;
-use anyhow::{Context, Result};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
-use std::io::Read;
-use std::path::{Path, PathBuf};
 
 /// The runner, embedded so that the host never reads it from anywhere a guest could write.
 pub(crate) const HOOK_RUNNER: &str = include_str!("../../guest/hook_runner.py");
@@ -38,9 +33,6 @@ pub(crate) mod guest_paths {
     /// Guest folders a project mounted at its own path (editable builds) must not overlap.
     pub(crate) const RESERVED: [&str; 4] = [OUT, SOURCE, "/wasm-build", PREFIX];
 }
-
-/// Largest file the host reads back from `/wasm-build/io`.
-const MAX_IO_FILE: u64 = 4 << 20;
 
 /// The hooks of PEP 517 and PEP 660.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -217,6 +209,50 @@ pub(crate) struct CallsResponse {
     /// Every attempt to start a program or a thread, in order (the runner keeps 64).
     #[serde(default)]
     pub processes: Vec<ProcessAttempt>,
+    /// The Python warnings the backend showed, each once (the runner keeps 32).
+    #[serde(default)]
+    pub warnings: Vec<BackendWarning>,
+}
+
+/// A Python warning the backend showed (`warnings.warn` let through its filters), as the
+/// runner recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
+pub struct BackendWarning {
+    /// The hook running, or `import`.
+    pub hook: String,
+    /// The warning's class, e.g. `SetuptoolsDeprecationWarning`.
+    pub category: String,
+    pub message: String,
+    /// `file:line` in the guest.
+    pub location: String,
+}
+
+impl BackendWarning {
+    /// At most this many are kept of one run, whatever the guest wrote.
+    pub(crate) const MAX: usize = 32;
+
+    /// The warning with its fields cut to what the runner promises (the guest may have
+    /// rewritten the runner): 300 characters, the message 2000.
+    pub(crate) fn bounded(self) -> Self {
+        let cut = |text: String, max: usize| match text.char_indices().nth(max) {
+            Some((end, _)) => text[..end].to_string(),
+            None => text,
+        };
+        Self {
+            hook: cut(self.hook, 300),
+            category: cut(self.category, 300),
+            message: cut(self.message, 2000),
+            location: cut(self.location, 300),
+        }
+    }
+
+    /// Where the warning was raised, the build environment's folder left out.
+    pub fn short_location(&self) -> &str {
+        self.location
+            .strip_prefix(guest_paths::ENV)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .unwrap_or(&self.location)
+    }
 }
 
 /// An attempt of the backend to start a program or a thread, which the sandbox has not:
@@ -372,128 +408,6 @@ impl PrepareResponse {
     }
 }
 
-/// The folders of one runner instance (`out`, `tmp`, `io`, `runner`) in a scratch folder
-/// of their own, with the runner written afresh, so that no guest can leave a changed
-/// runner behind. Removed when dropped.
-#[derive(Debug)]
-pub(crate) struct RunDirs {
-    dir: tempfile::TempDir,
-}
-
-impl RunDirs {
-    /// Makes the folders under a new folder in `scratch` named `{prefix}…`.
-    pub(crate) fn new(scratch: &Path, prefix: &str) -> Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix(prefix)
-            .tempdir_in(scratch)
-            .context("creating the run's scratch folder")?;
-        for sub in ["out", "tmp", "io", "runner"] {
-            let path = dir.path().join(sub);
-            std::fs::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;
-        }
-        std::fs::write(dir.path().join("runner/hook_runner.py"), HOOK_RUNNER)
-            .context("writing the hook runner")?;
-        Ok(Self { dir })
-    }
-
-    /// The folder holding the run's folders.
-    pub(crate) fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// The host side of the guest's `/out`.
-    pub(crate) fn out(&self) -> PathBuf {
-        self.path().join("out")
-    }
-
-    /// The guest's command line: the runner, as `python -S` runs it.
-    pub(crate) fn args() -> Vec<String> {
-        vec![
-            "-S".into(),
-            format!("{}/hook_runner.py", guest_paths::RUNNER),
-        ]
-    }
-
-    /// The mount table of this instance: the source tree at `source_guest`, its own
-    /// folders, and the build environment.
-    pub(crate) fn mounts(
-        &self,
-        source: &Path,
-        source_guest: &str,
-        site_packages: &Path,
-    ) -> Vec<Mount> {
-        let run = self.path();
-        vec![
-            Mount::read_write(source, source_guest),
-            Mount::read_write(run.join("out"), guest_paths::OUT),
-            Mount::read_write(run.join("tmp"), guest_paths::TMP),
-            Mount::read_write(run.join("io"), guest_paths::IO),
-            Mount::read_only(run.join("runner"), guest_paths::RUNNER),
-            Mount::read_only(site_packages, guest_paths::ENV),
-        ]
-    }
-
-    /// Writes `input.json`.
-    pub(crate) fn write_request(&self, request: &Request<'_>) -> Result<()> {
-        let bytes = serde_json::to_vec(request).context("encoding the runner's input.json")?;
-        std::fs::write(self.path().join("io/input.json"), bytes)
-            .context("writing the runner's input.json")
-    }
-
-    /// `output.json`, or `None` when the guest wrote none.
-    pub(crate) fn read_response<T: DeserializeOwned>(&self) -> Result<Option<T>> {
-        read_json(&self.path().join("io"), "output.json")
-    }
-
-    /// The hook the runner said it was running, should the run have ended without a
-    /// result: only a hook of `calls` counts (the guest wrote the file).
-    pub(crate) fn running_hook(&self, calls: &[HookCall]) -> Option<Hook> {
-        let name = read_guest_file(&self.path().join("io"), "running", 64).ok()??;
-        let name = String::from_utf8_lossy(&name);
-        calls
-            .iter()
-            .map(|call| call.hook)
-            .find(|hook| hook.name() == name.trim())
-    }
-}
-
-/// A JSON file the guest wrote in `dir`, parsed; `None` when it wrote none. Errors name the
-/// file.
-pub(crate) fn read_json<T: DeserializeOwned>(dir: &Path, name: &str) -> Result<Option<T>> {
-    let Some(bytes) = read_guest_file(dir, name, MAX_IO_FILE)? else {
-        return Ok(None);
-    };
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .with_context(|| format!("{name} is not the runner's format"))
-}
-
-/// The bytes of `name` in `dir` (a folder the host made, so trusted by path up to `name`),
-/// opened without following a link, at most `max` bytes; `None` when there is no such file.
-fn read_guest_file(dir: &Path, name: &str, max: u64) -> Result<Option<Vec<u8>>> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(dir.join(name))
-    {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("opening {name} (is it a symlink?)")),
-    };
-    let meta = file.metadata().with_context(|| format!("reading {name}"))?;
-    anyhow::ensure!(meta.is_file(), "{name} is not a regular file");
-    let mut bytes = Vec::new();
-    file.take(max + 1)
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("reading {name}"))?;
-    anyhow::ensure!(
-        bytes.len() as u64 <= max,
-        "{name} is larger than {max} bytes"
-    );
-    Ok(Some(bytes))
-}
-
 /// `rel` (a `/`-separated path relative to the project) where the guest sees it.
 pub(crate) fn guest_join(base: &str, rel: &str) -> String {
     if rel.is_empty() {
@@ -502,6 +416,12 @@ pub(crate) fn guest_join(base: &str, rel: &str) -> String {
         format!("{}/{rel}", base.trim_end_matches('/'))
     }
 }
+
+mod run_dirs;
+
+pub(crate) use self::run_dirs::RunDirs;
+#[cfg(test)]
+use self::run_dirs::{MAX_IO_FILE, read_json};
 
 #[cfg(test)]
 mod tests;

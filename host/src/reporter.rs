@@ -7,7 +7,7 @@
 //! inert first.
 
 use crate::frontend::Distribution;
-use crate::protocol::Hook;
+use crate::protocol::{BackendWarning, Hook};
 use crate::sandbox::RunStats;
 use std::fmt;
 use std::time::Duration;
@@ -255,6 +255,9 @@ pub enum Warning {
     /// A choice of the resolver worth knowing (a pre-release, a yanked file, a hash the
     /// index did not give, files left out by `--exclude-newer`).
     Resolution(String),
+    /// A Python warning the backend showed (a deprecation of setuptools), reported once
+    /// per frontend however many hook runs, and places in the backend, show it.
+    Backend(BackendWarning),
 }
 
 impl fmt::Display for Warning {
@@ -293,6 +296,14 @@ impl fmt::Display for Warning {
                     "{file} is not named `{{name}}-{{version}}.tar.gz`; {by} says it is {project}"
                 )
             }
+            Warning::Backend(warning) => write!(
+                f,
+                "the backend warned ({} at {}, in {}): {}",
+                warning.category,
+                warning.short_location(),
+                warning.hook,
+                warning.message.trim()
+            ),
             Warning::BuiltWithoutCompiler { artifact, tried } => write!(
                 f,
                 "the backend tried to run a compiler ({tried}), which the sandbox does not \

@@ -2,7 +2,9 @@
 
 Seeds are artifacts as Python's own tarfile and zipfile write them: a realistic sdist
 (PAX tar with PKG-INFO, an executable, an in-tree symlink, a hard link), one with escaping
-members, and a correct wheel (deflated and stored) with a RECORD.
+members, a correct wheel (deflated and stored) with a RECORD, and for `zip_strict` the
+other shapes zipfile writes (data descriptors, zip64 local headers, comments, folders,
+UTF-8 names, an empty archive).
 """
 
 import base64
@@ -75,6 +77,42 @@ def main():
                 wheel.writestr(path, data)
             wheel.writestr("demo-1.0.dist-info/RECORD", record(files))
         (folder / name).write_bytes(buf.getvalue())
+
+    folder = HERE / "corpus" / "zip_strict"
+    folder.mkdir(parents=True, exist_ok=True)
+    for seed in (HERE / "corpus" / "verify_wheel").iterdir():
+        (folder / seed.name).write_bytes(seed.read_bytes())
+    for name, stream, zip64, comment in (
+        ("streamed.zip", True, False, b""),
+        ("zip64.zip", False, True, b""),
+        ("streamed-zip64.zip", True, True, b""),
+        ("commented.zip", False, False, b"a comment"),
+    ):
+        buf = io.BytesIO()
+        target = Unseekable(buf) if stream else buf
+        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr("pkg/", b"")
+            z.writestr("pkg/caf\u00e9.py", "x = '\u00e9'\n")
+            with z.open("pkg/data.txt", "w", force_zip64=zip64) as f:
+                f.write(b"data " * 100)
+            z.comment = comment
+        (folder / name).write_bytes(buf.getvalue())
+    buf = io.BytesIO()
+    zipfile.ZipFile(buf, "w").close()
+    (folder / "empty.zip").write_bytes(buf.getvalue())
+
+
+class Unseekable(io.RawIOBase):
+    """A stream zipfile cannot seek in: it writes data descriptors."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def writable(self):
+        return True
+
+    def write(self, b):
+        return self.inner.write(b)
 
 
 if __name__ == "__main__":

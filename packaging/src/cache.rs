@@ -42,8 +42,9 @@ pub struct Cache {
     key_file: Option<PathBuf>,
     /// Read (or made) on first use: commands that never check an entry never touch it.
     key: OnceLock<SealKey>,
-    /// Holds a throw-away cache alive for `--no-cache`.
-    _temporary: Option<tempfile::TempDir>,
+    /// Holds a throw-away cache alive for `--no-cache`, locked so that `cache prune` of
+    /// another process leaves it alone (see [`crate::tempdirs`]).
+    _temporary: Option<crate::tempdirs::HeldDir>,
 }
 
 impl Cache {
@@ -80,9 +81,7 @@ impl Cache {
     /// A cache that lives only as long as this value (`--no-cache`), made 0700 by this
     /// process, with a seal key that lives only in this process.
     pub fn temporary() -> Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix("wasm-build-cache-")
-            .tempdir()
+        let dir = crate::tempdirs::HeldDir::new(crate::tempdirs::TempKind::Cache)
             .context("creating a temporary cache folder")?;
         folders::check_own(dir.path(), Place::Cache, false)?;
         Ok(Self {

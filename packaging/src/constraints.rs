@@ -12,10 +12,9 @@
 
 use anyhow::{Context, Result, bail};
 use pep440_rs::{Operator, Version, VersionSpecifiers};
-use pep508_rs::{MarkerEnvironment, MarkerTree, PackageName, Requirement, VersionOrUrl};
+use pep508_rs::{MarkerEnvironment, MarkerTree, PackageName, VersionOrUrl};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 /// One constraint line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -309,7 +308,7 @@ fn parse_hash(value: &str) -> Result<String> {
 }
 
 fn parse_requirement(text: &str, hashes: Vec<String>, line: usize) -> Result<Constraint> {
-    let requirement = Requirement::<pep508_rs::VerbatimUrl>::from_str(text)
+    let requirement = crate::pep508::requirement(text)
         .map_err(|e| anyhow::anyhow!("`{text}` is not a valid requirement: {e}"))?;
     if !requirement.extras.is_empty() {
         bail!(
@@ -337,6 +336,7 @@ fn parse_requirement(text: &str, hashes: Vec<String>, line: usize) -> Result<Con
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::str::FromStr;
 
     const H1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
     const H2: &str = "2222222222222222222222222222222222222222222222222222222222222222";

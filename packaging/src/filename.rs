@@ -186,7 +186,8 @@ impl fmt::Display for BuildTag {
     }
 }
 
-/// A parsed source distribution file name: `{name}-{version}.tar.gz`.
+/// A parsed source distribution file name: `{name}-{version}.tar.gz`, or a legacy
+/// `{name}-{version}.zip`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SdistFilename {
     pub name: PackageName,
@@ -199,11 +200,12 @@ pub struct SdistFilename {
 
 impl SdistFilename {
     /// Parses a PEP 625 name (`{normalized_name}-{version}.tar.gz`, where the name holds no
-    /// `-`). Legacy names with dashes in the project name need [`Self::parse_for`].
+    /// `-`; a legacy `.zip` too). Legacy names with dashes in the project name need
+    /// [`Self::parse_for`].
     pub fn parse(filename: &str) -> Result<Self> {
         let stem = strip_sdist_suffix(filename)?;
         let (name, version) = stem.split_once('-').with_context(|| {
-            format!("sdist file name `{filename}` is not `name-version.tar.gz`")
+            format!("sdist file name `{filename}` is not `name-version.tar.gz` (or `.zip`)")
         })?;
         Self::from_parts(filename, name, version)
     }
@@ -231,7 +233,7 @@ impl SdistFilename {
                 return Self::from_parts(filename, name, version);
             }
         }
-        bail!("sdist file name `{filename}` is not `name-version.tar.gz`")
+        bail!("sdist file name `{filename}` is not `name-version.tar.gz` (or `.zip`)")
     }
 
     fn from_parts(filename: &str, name: &str, version: &str) -> Result<Self> {
@@ -257,7 +259,10 @@ impl SdistFilename {
 fn strip_sdist_suffix(filename: &str) -> Result<&str> {
     filename
         .strip_suffix(".tar.gz")
-        .with_context(|| format!("sdist file name `{filename}` does not end in .tar.gz"))
+        .or_else(|| filename.strip_suffix(".zip"))
+        .with_context(|| {
+            format!("sdist file name `{filename}` ends in neither .tar.gz nor (legacy) .zip")
+        })
 }
 
 /// Splits `{name}-{version}` (a file name's stem, a `.dist-info` folder's name without its
@@ -439,6 +444,11 @@ mod tests {
         let s = SdistFilename::parse_for("python-dateutil-2.8.2.tar.gz", &project).unwrap();
         assert_eq!(s.version.to_string(), "2.8.2");
         assert!(SdistFilename::parse("foo.zip").is_err());
+        assert!(SdistFilename::parse("foo-1.0.tar.xz").is_err());
+        let s = SdistFilename::parse("foo-1.0.zip").unwrap();
+        assert_eq!(s.top_level_dir(), "foo-1.0");
+        let s = SdistFilename::parse_guess("python-dateutil-2.8.2.zip").unwrap();
+        assert_eq!(s.name.as_ref(), "python-dateutil");
     }
 
     #[test]

@@ -151,11 +151,7 @@ fn classify(filename: &str, project: &PackageName) -> Option<DistKind> {
         let wheel = WheelFilename::from_str(filename).ok()?;
         return (&wheel.name == project).then_some(DistKind::Wheel(wheel));
     }
-    let tar_gz_name = match filename.strip_suffix(".zip") {
-        Some(stem) => format!("{stem}.tar.gz"),
-        None => filename.to_string(),
-    };
-    SdistFilename::parse_for(&tar_gz_name, project)
+    SdistFilename::parse_for(filename, project)
         .ok()
         .map(|sdist| DistKind::Sdist(sdist.version))
 }
@@ -240,6 +236,27 @@ impl std::fmt::Debug for IndexClient {
     }
 }
 
+/// Reads a user's index URL: http(s), with the path ending in `/`, without a fragment.
+pub fn parse_index_url(raw: &str) -> anyhow::Result<Url> {
+    let mut url =
+        Url::parse(raw).with_context(|| format!("index URL `{raw}` is not a valid URL"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        bail!("index URL `{raw}` must be an http:// or https:// URL");
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    url.set_fragment(None);
+    Ok(url)
+}
+
+/// Checks a user's `--find-links` value as [`IndexClient::new`] reads it: an http(s) URL,
+/// a `file://` URL, or a path to a folder or a page that exists.
+pub fn check_find_links(location: &str) -> anyhow::Result<()> {
+    FindLinks::parse(location).map(drop)
+}
+
 impl IndexClient {
     /// Makes a client over `options`, caching in `cache`'s `Index` and `Wheels` buckets.
     /// Fails on an index URL that is not http(s) or a find-links location that does not exist.
@@ -248,16 +265,7 @@ impl IndexClient {
         let mut indexes = Vec::new();
         let urls = std::iter::once(main).chain(options.extra_index_urls.iter().map(String::as_str));
         for raw in urls.filter(|_| !options.no_index) {
-            let mut url =
-                Url::parse(raw).with_context(|| format!("index URL `{raw}` is not a valid URL"))?;
-            if !matches!(url.scheme(), "http" | "https") {
-                bail!("index URL `{raw}` must be an http:// or https:// URL");
-            }
-            if !url.path().ends_with('/') {
-                let path = format!("{}/", url.path());
-                url.set_path(&path);
-            }
-            url.set_fragment(None);
+            let url = parse_index_url(raw)?;
             if !indexes.contains(&url) {
                 indexes.push(url);
             }

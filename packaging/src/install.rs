@@ -1,17 +1,22 @@
 //! Installing downloaded wheels into a build environment's `site-packages`.
 //!
-//! The wheels come from an index, so their bytes are a stranger's: member names pass the
-//! archive name rules ([`crate::archive::path`]), everything is written through the
-//! no-follow writer ([`crate::archive::fs::TreeWriter`]: one component at a time, new files
-//! only, never through a link), and the unpacked size is bounded.
+//! The wheels come from an index, so their bytes are a stranger's: they are read by the
+//! strict zip reader ([`StrictZip`]: only archives every installer reads the same way;
+//! member names pass the archive name rules of [`crate::archive::path`], no duplicates, no
+//! file inside a file), everything is written through the no-follow writer
+//! ([`crate::archive::fs::TreeWriter`]: one component at a time, new files only, never
+//! through a link), and the unpacked size is bounded.
 //!
 //! What is installed is what an import-only environment needs, as an installer lays it out:
 //! the root-is-purelib tree plus `.data/purelib` and `.data/platlib`. Scripts, headers and
 //! data files are left out: a build backend imports its requirements, it does not run their
 //! scripts.
 
+use crate::archive::MemberRule;
 use crate::archive::fs::TreeWriter;
-use crate::archive::path::{Dialect, NameRule, RelPath, display_name, parse_member_name};
+use crate::archive::path::{NameRule, RelPath};
+use crate::archive::zip::{StrictZip, ZipError, ZipMemberRule};
+use crate::limits::{ArchiveLimits, LimitExceeded};
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -19,11 +24,11 @@ use std::path::{Path, PathBuf};
 /// Why a wheel could not be installed.
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
-    #[error("{wheel} is not a valid zip archive")]
-    NotAZip {
+    #[error("{wheel} is refused")]
+    Refused {
         wheel: String,
         #[source]
-        source: zip::result::ZipError,
+        source: ZipError,
     },
     #[error("{wheel} holds two members of the same name")]
     DuplicateMember { wheel: String },
@@ -75,32 +80,14 @@ impl SitePackages {
 
     /// Installs the wheel `file` (named `label` in messages).
     pub fn install(&mut self, file: &File, label: &str) -> Result<(), InstallError> {
-        let mut archive = zip::ZipArchive::new(file).map_err(|source| InstallError::NotAZip {
-            wheel: label.to_string(),
-            source,
-        })?;
-        // The zip crate keeps one entry per name: which one an installer would take is
-        // not for us to guess.
-        if archive.has_duplicate_names() {
-            return Err(InstallError::DuplicateMember {
-                wheel: label.to_string(),
-            });
-        }
-        for index in 0..archive.len() {
-            let mut member = archive
-                .by_index(index)
-                .map_err(|source| InstallError::NotAZip {
-                    wheel: label.to_string(),
-                    source,
-                })?;
-            let raw = member.name_raw().to_vec();
-            let refused = |rule| InstallError::Name {
-                wheel: label.to_string(),
-                member: display_name(&raw),
-                rule,
-            };
-            let name = parse_member_name(&raw, Dialect::Zip).map_err(refused)?;
-            let Some(path) = name.path.as_ref().and_then(install_path) else {
+        let limits = ArchiveLimits {
+            max_unpacked_bytes: self.limit,
+            ..ArchiveLimits::default()
+        };
+        let archive =
+            StrictZip::open(file, &limits).map_err(|source| self.refused(label, source))?;
+        for (index, member) in archive.members().iter().enumerate() {
+            let Some(path) = install_path(&member.path) else {
                 continue;
             };
             let components: Vec<&str> = path.components().collect();
@@ -109,7 +96,7 @@ impl SitePackages {
                 member: path.as_str().to_string(),
                 source,
             };
-            if name.trailing_slash || member.is_dir() {
+            if member.is_dir {
                 self.writer.create_dir(&components).map_err(write_error)?;
                 continue;
             }
@@ -117,8 +104,16 @@ impl SitePackages {
                 .writer
                 .create_file(&components, false, false)
                 .map_err(write_error)?;
-            let written = io::copy(&mut (&mut member).take(self.budget + 1), &mut out)
-                .map_err(write_error)?;
+            let mut data = archive.reader(index).expect("a member's index");
+            // The reader's refusals (data that does not match its headers) are the wheel's
+            // fault; other errors are the writer's.
+            let written =
+                io::copy(&mut (&mut data).take(self.budget + 1), &mut out).map_err(|e| {
+                    match ZipError::from(e) {
+                        ZipError::Io(source) => write_error(source),
+                        refused => self.refused(label, refused),
+                    }
+                })?;
             if written > self.budget {
                 return Err(InstallError::TooLarge {
                     limit_mib: self.limit >> 20,
@@ -127,6 +122,32 @@ impl SitePackages {
             self.budget -= written;
         }
         Ok(())
+    }
+}
+
+impl SitePackages {
+    /// The error for a wheel the strict zip reader refused: a duplicate or a bad name as
+    /// such, a limit as the environment's size.
+    fn refused(&self, label: &str, error: ZipError) -> InstallError {
+        let wheel = label.to_string();
+        match error {
+            ZipError::Limit(LimitExceeded::UnpackedBytes { .. }) => InstallError::TooLarge {
+                limit_mib: self.limit >> 20,
+            },
+            ZipError::Member {
+                rule: ZipMemberRule::Duplicate,
+                ..
+            } => InstallError::DuplicateMember { wheel },
+            ZipError::Member {
+                member,
+                rule: ZipMemberRule::Name(MemberRule::Name(rule)),
+            } => InstallError::Name {
+                wheel,
+                member,
+                rule,
+            },
+            source => InstallError::Refused { wheel, source },
+        }
     }
 }
 

@@ -16,10 +16,13 @@ pub mod index;
 pub mod install;
 pub mod limits;
 pub mod metadata;
+pub mod pep508;
+pub mod publish;
 pub mod pyproject;
 pub mod resolve;
 pub mod scratch;
 pub mod target;
+pub mod tempdirs;
 pub mod verify;
 
 #[cfg(test)]

@@ -28,6 +28,10 @@ pub struct ArchiveLimits {
     pub max_compression_ratio: u64,
     /// Unpacked bytes below which the compression ratio is not checked. Default 32 MiB.
     pub ratio_grace_bytes: u64,
+    /// When reading must have ended: the host's work on a stranger's archive stays within
+    /// the time the user gave a build (`--timeout`). Checked as bytes are unpacked.
+    /// Default: none.
+    pub deadline: Option<std::time::Instant>,
 }
 
 impl Default for ArchiveLimits {
@@ -37,6 +41,7 @@ impl Default for ArchiveLimits {
             max_unpacked_bytes: 2 * GIB,
             max_compression_ratio: 100,
             ratio_grace_bytes: 32 * MIB,
+            deadline: None,
         }
     }
 }
@@ -96,6 +101,18 @@ pub enum LimitExceeded {
     Entries { limit: u64 },
     #[error("more than {limit} bytes of file contents (limit `max_bytes`)")]
     Bytes { limit: u64 },
+    #[error("reading it took longer than the time limit (limit `deadline`)")]
+    Time,
+}
+
+impl ArchiveLimits {
+    /// [`LimitExceeded::Time`] once the deadline has passed.
+    pub(crate) fn check_deadline(&self) -> Result<(), LimitExceeded> {
+        match self.deadline {
+            Some(deadline) if std::time::Instant::now() >= deadline => Err(LimitExceeded::Time),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Counts packed and unpacked bytes of one archive and refuses to go past its limits.
@@ -143,7 +160,9 @@ impl Meter {
         let unpacked = state.unpacked.get().saturating_add(n);
         state.unpacked.set(unpacked);
         let limits = &state.limits;
-        let hit = if unpacked > limits.max_unpacked_bytes {
+        let hit = if let Err(late) = limits.check_deadline() {
+            Some(late)
+        } else if unpacked > limits.max_unpacked_bytes {
             Some(LimitExceeded::UnpackedBytes {
                 limit: limits.max_unpacked_bytes,
             })
@@ -234,7 +253,24 @@ mod tests {
             max_unpacked_bytes: 1000,
             max_compression_ratio: 10,
             ratio_grace_bytes: 100,
+            deadline: None,
         }
+    }
+
+    #[test]
+    fn reading_past_the_deadline_trips() {
+        let late = ArchiveLimits {
+            deadline: Some(std::time::Instant::now()),
+            ..small()
+        };
+        let meter = Meter::new(late);
+        assert_eq!(meter.add_unpacked(1), Err(LimitExceeded::Time));
+        assert_eq!(meter.tripped(), Some(LimitExceeded::Time));
+        let in_time = ArchiveLimits {
+            deadline: Some(std::time::Instant::now() + std::time::Duration::from_secs(60)),
+            ..small()
+        };
+        assert_eq!(Meter::new(in_time).add_unpacked(1), Ok(()));
     }
 
     #[test]

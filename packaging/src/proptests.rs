@@ -19,6 +19,7 @@ fn limits() -> ArchiveLimits {
         max_unpacked_bytes: 1 << 20,
         max_compression_ratio: 50,
         ratio_grace_bytes: 64 << 10,
+        deadline: None,
     }
 }
 

@@ -9,7 +9,6 @@ use crate::archive::fs::{NotRegular, lstat_at, open_dir_path, open_regular_file}
 use pep508_rs::{Requirement, VerbatimUrl};
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
-use std::str::FromStr;
 
 /// The backend PEP 517 says to use when a project names none.
 pub const LEGACY_BACKEND: &str = "setuptools.build_meta:__legacy__";
@@ -121,7 +120,7 @@ pub enum RequirementError {
     Invalid {
         raw: String,
         #[source]
-        source: Box<pep508_rs::Pep508Error<VerbatimUrl>>,
+        source: crate::pep508::Pep508Error,
     },
     #[error(
         "`{raw}` is a direct URL requirement; build requirements must come from a package index"
@@ -298,9 +297,9 @@ fn is_link_refusal(e: &std::io::Error) -> bool {
 /// build requirement comes from the package index with a checked hash.
 pub fn parse_requirement(raw: &str) -> Result<Requirement<VerbatimUrl>, RequirementError> {
     let requirement =
-        Requirement::<VerbatimUrl>::from_str(raw).map_err(|source| RequirementError::Invalid {
+        crate::pep508::requirement(raw).map_err(|source| RequirementError::Invalid {
             raw: raw.to_string(),
-            source: Box::new(source),
+            source,
         })?;
     if matches!(
         requirement.version_or_url,

@@ -9,30 +9,52 @@ use wasm_build::{BuildRequest, Distribution, Isolation, Limits, Settings};
 use wasm_build_packaging::index::{ExcludeNewer, IndexOptions};
 
 use super::reporter::Verbosity;
+use super::terminal::{ColorChoice, quote};
+use super::values::{self, Checked};
+use serde_json::{Map, Value};
 
 /// Build Python sdists and wheels with the build backend sandboxed in CPython for WASI.
 ///
 /// The backend (setuptools, flit, hatchling, ...) runs inside wasmtime and sees only a
 /// scratch copy of the source, its output folder and its build requirements: no network,
 /// no host files, no host environment. Every artifact is verified before it is written.
+/// Pure-Python projects only: nothing is compiled (the sandbox has no compiler).
 #[derive(Debug, Parser)]
 #[command(
     name = "wasm-build",
     version,
     args_conflicts_with_subcommands = true,
-    subcommand_negates_reqs = true
+    subcommand_negates_reqs = true,
+    after_help = concat!(
+        "`wasm-build SOURCE` is `wasm-build build SOURCE`; to build a folder named like a \
+         command (cache, runtime, build), write `wasm-build build cache` or `./cache`.\n\n\
+         Exit codes: 0 success, 1 wasm-build failed, 2 bad command line, 3 invalid project \
+         or sdist, 4 build requirements, 5 the backend failed, 6 a sandbox limit, 7 an \
+         artifact refused, 130/143 interrupted (SIGINT/SIGTERM).\n\n\
+         Documentation: ",
+        env!("CARGO_PKG_REPOSITORY"),
+        "/blob/main/docs/cli.md"
+    )
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
     #[command(flatten)]
     pub build: BuildArgs,
+    /// When to colour wasm-build's messages on stderr.
+    #[arg(long, value_enum, global = true, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Build a project folder or an sdist (what `wasm-build SOURCE` does).
+    Build(Box<BuildArgs>),
     /// Inspect or clean the cache.
     Cache {
+        /// The cache folder [default: $XDG_CACHE_HOME/wasm-build, else ~/.cache/wasm-build].
+        #[arg(long, value_name = "DIR", env = "WASM_BUILD_CACHE_DIR", global = true)]
+        cache_dir: Option<PathBuf>,
         #[command(subcommand)]
         action: CacheAction,
     },
@@ -56,7 +78,8 @@ pub enum CacheAction {
     /// Remove everything in the cache.
     Clean,
     /// Remove what current builds no longer use: old build environments, stale compiled
-    /// modules and runtimes, leftovers of interrupted writes.
+    /// modules and runtimes, leftovers of interrupted writes, and the scratch folders in
+    /// $TMPDIR of wasm-build processes that were killed.
     Prune {
         /// Remove build environments not used for this many days.
         #[arg(long, default_value_t = 30)]
@@ -69,6 +92,7 @@ pub enum RuntimeAction {
     /// Print each runtime's version, pinned hashes and provenance, and the wasmtime version.
     Info {
         /// Only this runtime.
+        #[arg(value_parser = Checked(values::runtime_name))]
         name: Option<String>,
     },
     /// Run the sandboxed interpreter, as a backend would be run: `-c CODE`, `-m MODULE` or
@@ -112,15 +136,32 @@ pub struct BuildArgs {
     #[arg(short, long, value_name = "DIR")]
     outdir: Option<PathBuf>,
     /// Setting passed to the backend's hooks (repeatable; a repeated key gives a list).
-    #[arg(short = 'C', long = "config-setting", value_name = "KEY[=VALUE]")]
-    config_settings: Vec<String>,
+    #[arg(
+        short = 'C',
+        long = "config-setting",
+        value_name = "KEY[=VALUE]",
+        value_parser = Checked(values::config_setting)
+    )]
+    config_settings: Vec<(String, String)>,
+    /// The hooks' settings as one JSON object, nested values allowed (instead of -C).
+    #[arg(
+        long,
+        value_name = "JSON",
+        conflicts_with = "config_settings",
+        value_parser = Checked(values::config_json)
+    )]
+    config_json: Option<Map<String, Value>>,
 
-    /// Stream the backend's output.
-    #[arg(short, long, conflicts_with = "quiet")]
-    verbose: bool,
-    /// Print only errors and the paths of the artifacts.
+    /// Stream the backend's output and, on failure, how the resolver got there; -vv also
+    /// times each sandbox run.
+    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    verbose: u8,
+    /// Print only errors, warnings and the paths of the artifacts.
     #[arg(short, long)]
     quiet: bool,
+    /// No spinner: a line says when a long step starts (as when stderr is not a terminal).
+    #[arg(long)]
+    no_progress: bool,
 
     #[command(flatten)]
     sandbox: SandboxArgs,
@@ -135,6 +176,9 @@ pub struct SandboxArgs {
     /// Environment variable for the backend: KEY=VALUE, or KEY to copy the host's value.
     #[arg(long = "env", value_name = "KEY[=VALUE]")]
     env: Vec<String>,
+    /// The cache folder [default: $XDG_CACHE_HOME/wasm-build, else ~/.cache/wasm-build].
+    #[arg(long, value_name = "DIR", env = "WASM_BUILD_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
     #[command(flatten)]
     index: IndexArgs,
     #[command(flatten)]
@@ -163,6 +207,7 @@ impl SandboxArgs {
                 .collect::<Result<_>>()?,
             limits: self.limits.sandbox(),
             no_cache: self.index.no_cache,
+            cache_dir: self.cache_dir,
             no_prepared_backends,
             ..Settings::default()
         };
@@ -176,13 +221,23 @@ impl SandboxArgs {
 #[command(next_help_heading = "Build requirements")]
 struct IndexArgs {
     /// Package index (PEP 691 JSON or PEP 503 HTML) [default: https://pypi.org/simple/].
-    #[arg(long, value_name = "URL", env = "WASM_BUILD_INDEX_URL")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "WASM_BUILD_INDEX_URL",
+        value_parser = Checked(values::index_url)
+    )]
     index_url: Option<String>,
     /// Another index to search as well (repeatable).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", value_parser = Checked(values::index_url))]
     extra_index_url: Vec<String>,
     /// A folder of wheels or the URL of a page listing them (repeatable).
-    #[arg(short, long, value_name = "DIR|URL")]
+    #[arg(
+        short,
+        long,
+        value_name = "DIR|URL",
+        value_parser = Checked(values::find_links)
+    )]
     find_links: Vec<String>,
     /// Ignore the package index: only --find-links.
     #[arg(long, conflicts_with_all = ["index_url", "extra_index_url"])]
@@ -204,7 +259,12 @@ struct IndexArgs {
     #[arg(long)]
     no_cache: bool,
     /// Constrain build requirements with a pip-style file (`name==version --hash=sha256:...`).
-    #[arg(short = 'b', long, value_name = "FILE")]
+    #[arg(
+        short = 'b',
+        long,
+        value_name = "FILE",
+        value_parser = Checked(values::existing_file)
+    )]
     build_constraint: Option<PathBuf>,
     /// Install only wheels pinned with a hash in --build-constraint.
     #[arg(long, requires = "build_constraint")]
@@ -219,17 +279,29 @@ struct RuntimeArgs {
         long,
         value_name = "NAME",
         env = "WASM_BUILD_RUNTIME",
-        conflicts_with = "python_wasm"
+        conflicts_with = "python_wasm",
+        value_parser = Checked(values::runtime_name)
     )]
     runtime: Option<String>,
     /// Run this python.wasm instead (unpinned: at your own risk).
-    #[arg(long, value_name = "PATH", env = "WASM_BUILD_PYTHON_WASM")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "WASM_BUILD_PYTHON_WASM",
+        value_parser = Checked(values::existing_file)
+    )]
     python_wasm: Option<PathBuf>,
     /// Prefix folder holding lib/python3.X for --python-wasm, mounted at /usr/local.
-    #[arg(long, value_name = "DIR", requires = "python_wasm")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        requires = "python_wasm",
+        value_parser = Checked(values::existing_dir)
+    )]
     python_home: Option<PathBuf>,
-    /// Import the build backend in every hook run, instead of starting hook runs from an
-    /// interpreter kept with the backend already imported (see docs/runtime.md).
+    /// Import the build backend afresh in every hook run. By default a backend is imported
+    /// once, in a run with an empty project, and later runs start from a copy of that
+    /// interpreter's memory; this flag is for a backend whose import goes wrong that way.
     #[arg(long)]
     no_prepared_backend: bool,
 }
@@ -238,24 +310,32 @@ struct RuntimeArgs {
 #[command(next_help_heading = "Limits")]
 struct LimitArgs {
     /// Wall-clock time each backend run may take.
-    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 600, value_parser = Checked(values::positive))]
     timeout: u64,
     /// Memory the interpreter may use.
-    #[arg(long, value_name = "MIB", default_value_t = 2048)]
+    #[arg(long, value_name = "MIB", default_value_t = 2048, value_parser = Checked(values::positive))]
     memory_limit: u64,
     /// Output the backend may print per run.
-    #[arg(long, value_name = "MIB", default_value_t = 16)]
+    #[arg(long, value_name = "MIB", default_value_t = 16, value_parser = Checked(values::positive))]
     log_limit: u64,
     /// Bytes the sandbox's writable folders may hold together.
-    #[arg(long, value_name = "MIB", default_value_t = 4096)]
+    #[arg(long, value_name = "MIB", default_value_t = 4096, value_parser = Checked(values::positive))]
     disk_limit: u64,
     /// Size of each artifact, and of what it unpacks to.
-    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    #[arg(long, value_name = "MIB", default_value_t = 1024, value_parser = Checked(values::positive))]
     artifact_limit: u64,
 }
 
+/// How the terminal reporter of a build talks.
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    pub verbosity: Verbosity,
+    /// A spinner for long steps on a terminal (`--no-progress`: a line instead).
+    pub progress: bool,
+}
+
 /// The build's settings, a request per source (`.` when none is given) and how much to say.
-pub fn settings_and_requests(args: BuildArgs) -> Result<(Settings, Vec<BuildRequest>, Verbosity)> {
+pub fn settings_and_requests(args: BuildArgs) -> Result<(Settings, Vec<BuildRequest>, Output)> {
     let mut distributions = Vec::new();
     for (wanted, dist) in [
         (args.sdist, Distribution::Sdist),
@@ -268,16 +348,18 @@ pub fn settings_and_requests(args: BuildArgs) -> Result<(Settings, Vec<BuildRequ
         }
     }
     let verbosity = match (args.verbose, args.quiet) {
-        (true, _) => Verbosity::Verbose,
-        (false, true) => Verbosity::Quiet,
-        (false, false) => Verbosity::Normal,
+        (0, true) => Verbosity::Quiet,
+        (0, false) => Verbosity::Normal,
+        (1, _) => Verbosity::Verbose,
+        _ => Verbosity::Debug,
+    };
+    let output = Output {
+        verbosity,
+        progress: !args.no_progress,
     };
     let settings = Settings {
-        config_settings: args
-            .config_settings
-            .iter()
-            .map(|s| split_setting(s))
-            .collect(),
+        config_settings: args.config_settings,
+        config_json: args.config_json,
         jobs: usize::from(args.registry.jobs),
         ..args.sandbox.settings()?
     };
@@ -296,7 +378,7 @@ pub fn settings_and_requests(args: BuildArgs) -> Result<(Settings, Vec<BuildRequ
             outdir: args.outdir.clone(),
         })
         .collect();
-    Ok((settings, requests, verbosity))
+    Ok((settings, requests, output))
 }
 
 fn runtime_choice(args: RuntimeArgs) -> Option<RuntimeChoice> {
@@ -335,26 +417,18 @@ impl LimitArgs {
     }
 }
 
-/// `KEY=VALUE`, or `KEY` alone for an empty value (as `python -m build -C` takes it).
-pub(crate) fn split_setting(setting: &str) -> (String, String) {
-    match setting.split_once('=') {
-        Some((key, value)) => (key.to_string(), value.to_string()),
-        None => (setting.to_string(), String::new()),
-    }
-}
-
 /// `KEY=VALUE`, or `KEY` to copy the host's value.
 fn guest_env_var(spec: &str) -> Result<(String, String)> {
     let (key, value) = match spec.split_once('=') {
         Some((key, value)) => (key.to_string(), value.to_string()),
         None => {
             let value = std::env::var(spec)
-                .with_context(|| format!("--env {spec}: the host has no variable `{spec}`"))?;
+                .with_context(|| format!("--env {}: the host has no such variable", quote(spec)))?;
             (spec.to_string(), value)
         }
     };
     if key.is_empty() || key.contains('\0') || value.contains('\0') {
-        bail!("--env {spec}: not a valid KEY=VALUE");
+        bail!("--env {}: not a valid KEY=VALUE", quote(spec));
     }
     Ok((key, value))
 }
@@ -376,12 +450,6 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn settings_split_like_python_build() {
-        assert_eq!(split_setting("a=b=c"), ("a".into(), "b=c".into()));
-        assert_eq!(split_setting("--flag"), ("--flag".into(), String::new()));
     }
 
     #[test]

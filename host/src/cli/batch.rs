@@ -3,7 +3,7 @@
 
 use super::args::{BuildArgs, settings_and_requests};
 use super::reporter::{TerminalReporter, Verbosity};
-use super::terminal;
+use super::{preflight, signals, terminal};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -17,13 +17,30 @@ use wasm_build::{Event, Frontend, Reporter, index_hint};
 /// Runs the build command.
 pub fn run(args: BuildArgs) -> ExitCode {
     let registry = args.registry.clone();
-    let (settings, requests, verbosity) = match settings_and_requests(args) {
+    let (settings, requests, output) = match settings_and_requests(args) {
         Ok(parsed) => parsed,
         Err(e) => {
             crate::print_error(&*e);
             return ExitCode::from(2);
         }
     };
+    let verbosity = output.verbosity;
+    signals::install();
+    for request in &requests {
+        // A wheel given to --metadata is not a build source.
+        if registry.metadata
+            && request
+                .source
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("whl"))
+        {
+            continue;
+        }
+        if let Err(e) = preflight::check(request) {
+            crate::print_error(&e);
+            return ExitCode::from(e.exit_code());
+        }
+    }
     let tasks: Vec<Task> = requests
         .into_iter()
         .map(|request| {
@@ -40,14 +57,20 @@ pub fn run(args: BuildArgs) -> ExitCode {
     let single = tasks.len() == 1;
     // One source talks as a single build always has; a batch says one line per source.
     let terminal_verbosity = match verbosity {
-        Verbosity::Verbose => Verbosity::Verbose,
+        Verbosity::Verbose | Verbosity::Debug => verbosity,
         _ if single => verbosity,
         _ => Verbosity::Quiet,
     };
-    let terminal = Arc::new(TerminalReporter::for_builds(terminal_verbosity));
+    let terminal = Arc::new(TerminalReporter::for_builds(
+        terminal_verbosity,
+        output.progress,
+    ));
     let frontend = match Frontend::new(settings, terminal.clone()) {
         Ok(frontend) => frontend,
         Err(e) => {
+            if let Some(signal) = signals::received() {
+                return signals::interrupted(signal);
+            }
             crate::print_error(&*e);
             crate::print_hint(index_hint(e.as_ref()));
             return ExitCode::FAILURE;
@@ -74,8 +97,12 @@ pub fn run(args: BuildArgs) -> ExitCode {
     );
     terminal.finish();
     progress.finish();
+    if let Some(signal) = signals::received() {
+        drop(frontend);
+        return signals::interrupted(signal);
+    }
 
-    let verbose = verbosity == Verbosity::Verbose;
+    let verbose = verbosity >= Verbosity::Verbose;
     let mut stdout = std::io::stdout().lock();
     for (task, result) in tasks.iter().zip(&results) {
         if let Some(error) = &result.error {
@@ -89,6 +116,15 @@ pub fn run(args: BuildArgs) -> ExitCode {
             continue;
         }
         let report = &result.report;
+        if report.metadata.is_none() {
+            let paths: Vec<std::path::PathBuf> = report
+                .artifacts
+                .iter()
+                .filter_map(|a| a.path.as_ref().map(Into::into))
+                .collect();
+            // Quiet in a batch: only a single build says it.
+            terminal.succeeded(&paths);
+        }
         // A closed stdout (`| head`) is not a failed build.
         let _ = match &report.metadata {
             Some(json) if single => writeln!(

@@ -3,7 +3,11 @@
 
 pub mod args;
 pub mod batch;
+pub mod parse;
+pub mod preflight;
 pub mod registry;
 pub mod reporter;
+pub mod signals;
 pub mod terminal;
+pub mod values;
 pub mod verify;

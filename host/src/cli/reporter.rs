@@ -1,51 +1,81 @@
-//! The terminal reporter: progress lines and a spinner on stderr, the backend's output with
-//! `-v`, nothing but warnings with `-q`. Everything goes through [`super::terminal`].
+//! The terminal reporter: progress lines and a spinner on stderr (a line when a long step
+//! starts, where no spinner can be drawn), the backend's output with `-v`, each sandbox
+//! run's time with `-vv`, nothing but warnings with `-q`. Everything goes through
+//! [`super::terminal`].
 
 use super::terminal::{self, InertStream};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 use wasm_build::{Event, Reporter};
 
 /// How much the terminal reporter says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Verbosity {
-    /// Errors, warnings and the artifacts' paths (on stdout) only.
+    /// Errors, warnings and the artifacts' paths (on stdout) only (`-q`).
     Quiet,
     /// Progress lines and a spinner for long steps.
     Normal,
-    /// Progress lines and the backend's output as it comes.
+    /// Progress lines and the backend's output as it comes (`-v`).
     Verbose,
+    /// And how long each sandbox run took (`-vv`).
+    Debug,
 }
 
 /// Reports to stderr.
 pub struct TerminalReporter {
     verbosity: Verbosity,
+    /// Whether long steps get a spinner (else a line when they start).
+    spinner: bool,
     /// Put before each line of the backend's output.
     output_prefix: &'static str,
-    spinner: Mutex<Option<ProgressBar>>,
+    bar: Mutex<Option<ProgressBar>>,
     output: Mutex<InertStream>,
 }
 
 impl TerminalReporter {
-    /// A reporter for builds: the backend's lines (with `-v`) are marked as its own.
-    pub fn for_builds(verbosity: Verbosity) -> Self {
-        Self::new(verbosity, "│ ")
+    /// A reporter for builds: the backend's lines (with `-v`) are marked as its own. A
+    /// spinner is drawn when `progress` and stderr is a terminal.
+    pub fn for_builds(verbosity: Verbosity, progress: bool) -> Self {
+        Self::new(verbosity, "│ ", progress && terminal::stderr_is_terminal())
     }
 
     /// A reporter for `runtime run`: the guest's output is the point, shown as it is
     /// (escaped).
     pub fn for_runs() -> Self {
-        Self::new(Verbosity::Quiet, "")
+        Self::new(Verbosity::Quiet, "", false)
     }
 
-    fn new(verbosity: Verbosity, output_prefix: &'static str) -> Self {
+    fn new(verbosity: Verbosity, output_prefix: &'static str, spinner: bool) -> Self {
         Self {
             verbosity,
+            spinner,
             output_prefix,
-            spinner: Mutex::new(None),
+            bar: Mutex::new(None),
             output: Mutex::new(InertStream::default()),
         }
+    }
+
+    /// Says what was built, as `python -m build` does: `Successfully built a.tar.gz and
+    /// a.whl` (not with `-q`).
+    pub fn succeeded(&self, paths: &[PathBuf]) {
+        if self.verbosity == Verbosity::Quiet || paths.is_empty() {
+            return;
+        }
+        let names: Vec<String> = paths
+            .iter()
+            .map(|p| {
+                p.file_name()
+                    .map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into())
+            })
+            .collect();
+        let listed = match names.split_last() {
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+            None => String::new(),
+        };
+        terminal::to_stderr(&terminal::success(&format!("Successfully built {listed}")));
     }
 
     /// Writes what is left of the backend's last line.
@@ -61,8 +91,16 @@ impl TerminalReporter {
         }
     }
 
-    fn spin(&self, text: String) {
-        if self.verbosity != Verbosity::Normal {
+    /// A long step or run started: a spinner on a terminal; elsewhere (or `--no-progress`)
+    /// a line for a step, so that a log shows what the wait is for.
+    fn spin(&self, text: String, is_step: bool) {
+        if self.verbosity == Verbosity::Quiet {
+            return;
+        }
+        if !self.spinner || self.verbosity >= Verbosity::Verbose {
+            if is_step {
+                self.say(&format!("{text}…"));
+            }
             return;
         }
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
@@ -72,13 +110,13 @@ impl TerminalReporter {
         );
         bar.set_message(terminal::inert(&text).replace('\n', " "));
         bar.enable_steady_tick(Duration::from_millis(100));
-        if let Some(old) = lock(&self.spinner).replace(bar) {
+        if let Some(old) = lock(&self.bar).replace(bar) {
             old.finish_and_clear();
         }
     }
 
     fn clear_spinner(&self) {
-        if let Some(bar) = lock(&self.spinner).take() {
+        if let Some(bar) = lock(&self.bar).take() {
             bar.finish_and_clear();
         }
     }
@@ -87,8 +125,20 @@ impl TerminalReporter {
 impl Reporter for TerminalReporter {
     fn report(&self, event: &Event<'_>) {
         match event {
-            Event::StepStarted(step) => self.spin(step.to_string()),
-            Event::StepFinished(_) | Event::HooksFinished { .. } => self.clear_spinner(),
+            Event::StepStarted(step) => self.spin(step.to_string(), true),
+            Event::StepFinished(_) => self.clear_spinner(),
+            Event::HooksFinished { hooks, elapsed, ok } => {
+                self.clear_spinner();
+                if self.verbosity >= Verbosity::Debug {
+                    let names: Vec<&str> = hooks.iter().map(|hook| hook.name()).collect();
+                    self.say(&format!(
+                        "Ran {} in {:.2} s{}",
+                        names.join(", "),
+                        elapsed.as_secs_f64(),
+                        if *ok { "" } else { " (failed)" }
+                    ));
+                }
+            }
             Event::BuildStarted {
                 dist,
                 project,
@@ -103,7 +153,7 @@ impl Reporter for TerminalReporter {
             }
             Event::HooksStarted { hooks } => {
                 let names: Vec<&str> = hooks.iter().map(|hook| hook.name()).collect();
-                self.spin(format!("Running {}", names.join(", ")));
+                self.spin(format!("Running {}", names.join(", ")), false);
             }
             Event::ArtifactBuilt { name } => self.say(&format!("Built {name}")),
             Event::Warning(warning) => {
@@ -119,7 +169,7 @@ impl Reporter for TerminalReporter {
     }
 
     fn wants_backend_output(&self) -> bool {
-        self.verbosity == Verbosity::Verbose
+        self.verbosity >= Verbosity::Verbose
     }
 }
 

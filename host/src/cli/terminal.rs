@@ -12,7 +12,8 @@
 //! (`* Built …`, `error: …`, `hint: …`), which always start at the left margin.
 
 use std::fmt::Write as _;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// How continuation lines of a message are indented.
 const CONTINUATION: &str = "  ";
@@ -69,12 +70,117 @@ fn is_invisible_format(c: char) -> bool {
     RANGES.iter().any(|&(low, high)| (low..=high).contains(&c))
 }
 
+/// Whether wasm-build's own leads (`error:`, `warning:`, …) are coloured.
+static COLOR: AtomicBool = AtomicBool::new(false);
+
+/// `--color`: when to colour what wasm-build writes to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// On a terminal, unless `NO_COLOR` is set (to anything but an empty string) or
+    /// `TERM=dumb`.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+/// Sets whether leads are coloured, once, before anything is written.
+pub fn set_color(choice: ColorChoice) {
+    let on = match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+        }
+    };
+    COLOR.store(on, Ordering::Relaxed);
+}
+
+/// Whether stderr is a terminal (a spinner can be drawn there).
+pub fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+/// The SGR sequence that colours one of wasm-build's own leads, if any. Only these fixed
+/// strings are coloured: nothing from elsewhere ever carries a sequence to the terminal.
+fn paint(lead: &str) -> Option<&'static str> {
+    match lead.trim() {
+        "error:" => Some("\x1b[1;31m"),
+        "warning:" => Some("\x1b[1;33m"),
+        "hint:" => Some("\x1b[1;36m"),
+        "*" => Some("\x1b[1m"),
+        "caused by:" => Some("\x1b[2m"),
+        _ => None,
+    }
+}
+
+/// `lead`, coloured when `color`.
+fn painted(lead: &str, color: bool) -> String {
+    match paint(lead).filter(|_| color) {
+        Some(sgr) => format!("{sgr}{lead}\x1b[0m"),
+        None => lead.to_string(),
+    }
+}
+
+/// A line of success (`Successfully built …`): green on a colour terminal.
+pub fn success(text: &str) -> String {
+    let escaped = inert(text.trim_end_matches('\n')).replace('\n', " ");
+    if COLOR.load(Ordering::Relaxed) {
+        format!("\x1b[1;32m{escaped}\x1b[0m\n")
+    } else {
+        format!("{escaped}\n")
+    }
+}
+
+/// `text` with every line longer than `max_chars` cut short, saying how much was left out,
+/// and at most `max_lines` lines (the last ones are kept): for text that quotes what the
+/// user or the backend gave (a 500 KB `-C` value the backend echoes in its error).
+pub fn clip(text: &str, max_chars: usize, max_lines: usize) -> String {
+    let lines: Vec<&str> = text.split('\n').collect();
+    let skipped = lines.len().saturating_sub(max_lines);
+    let mut out = String::with_capacity(text.len().min(max_chars * max_lines));
+    if skipped > 0 {
+        let _ = writeln!(out, "[{skipped} lines left out]");
+    }
+    for (i, line) in lines[skipped..].iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let count = line.chars().count();
+        if count > max_chars {
+            out.extend(line.chars().take(max_chars));
+            let _ = write!(out, "… [{} more characters]", count - max_chars);
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+/// A value the user gave, for a message: quoted, and cut short past 60 characters.
+pub fn quote(value: &str) -> String {
+    const SHOWN: usize = 60;
+    let count = value.chars().count();
+    if count > SHOWN {
+        let head: String = value.chars().take(SHOWN).collect();
+        format!("`{head}…` ({count} characters)")
+    } else {
+        format!("`{value}`")
+    }
+}
+
 /// One message that starts with `lead` (`"error: "`, `"* "`): escaped, its own line
 /// breaks kept as indented continuation lines.
 pub fn message(lead: &str, text: &str) -> String {
+    message_in(lead, text, COLOR.load(Ordering::Relaxed))
+}
+
+fn message_in(lead: &str, text: &str, color: bool) -> String {
     let escaped = inert(text.trim_end_matches('\n'));
-    let mut out = String::with_capacity(lead.len() + escaped.len() + 1);
-    out.push_str(lead);
+    let mut out = String::with_capacity(lead.len() + escaped.len() + 16);
+    out.push_str(&painted(lead, color));
     for (i, line) in escaped.split('\n').enumerate() {
         if i > 0 {
             out.push('\n');
@@ -84,6 +190,17 @@ pub fn message(lead: &str, text: &str) -> String {
     }
     out.push('\n');
     out
+}
+
+/// clap's message about a bad command line (`error: …`, a tip, the usage), escaped, its
+/// layout kept, its lead coloured like wasm-build's own.
+pub fn usage_error(text: &str) -> String {
+    let body = text.strip_prefix("error: ").unwrap_or(text);
+    format!(
+        "{}{}\n",
+        painted("error: ", COLOR.load(Ordering::Relaxed)),
+        inert(body.trim_end_matches('\n'))
+    )
 }
 
 /// A block of text from elsewhere (the backend's output, a traceback), each line escaped
@@ -198,6 +315,32 @@ mod tests {
             "warning: skipped `x\n  * Built evil.whl`\n  hint: y\n"
         );
         assert_eq!(message("* ", "a\rb"), "* a\\x0db\n");
+    }
+
+    #[test]
+    fn long_lines_and_many_lines_are_clipped() {
+        assert_eq!(
+            clip("short\nabcdef", 4, 10),
+            "shor… [1 more characters]\nabcd… [2 more characters]"
+        );
+        assert_eq!(clip("1\n2\n3\n4", 10, 2), "[2 lines left out]\n3\n4");
+        assert_eq!(quote("abc"), "`abc`");
+        let long = "x".repeat(500_000);
+        let quoted = quote(&long);
+        assert!(
+            quoted.len() < 100 && quoted.ends_with("(500000 characters)"),
+            "{quoted}"
+        );
+    }
+
+    #[test]
+    fn only_wasm_builds_leads_are_painted() {
+        assert_eq!(
+            message_in("error: ", "bad \x1b[31m", true),
+            "\x1b[1;31merror: \x1b[0mbad \\x1b[31m\n"
+        );
+        assert_eq!(message_in("│ ", "x", true), "│ x\n");
+        assert_eq!(message_in("error: ", "x", false), "error: x\n");
     }
 
     #[test]

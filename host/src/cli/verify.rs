@@ -4,6 +4,7 @@
 use super::args::SandboxArgs;
 use super::reporter::{TerminalReporter, Verbosity};
 use super::terminal;
+use super::values::{self, Checked};
 use clap::Args;
 use std::io::Write;
 use std::path::PathBuf;
@@ -25,8 +26,13 @@ pub struct VerifyArgs {
     #[arg(short, long, value_name = "DIR")]
     outdir: Option<PathBuf>,
     /// Setting passed to the backend's hooks (repeatable; a repeated key gives a list).
-    #[arg(short = 'C', long = "config-setting", value_name = "KEY[=VALUE]")]
-    config_settings: Vec<String>,
+    #[arg(
+        short = 'C',
+        long = "config-setting",
+        value_name = "KEY[=VALUE]",
+        value_parser = Checked(values::config_setting)
+    )]
+    config_settings: Vec<(String, String)>,
     /// Write a JSON report (docs/report.md) with the differences.
     #[arg(long, value_name = "PATH")]
     report: Option<PathBuf>,
@@ -45,11 +51,7 @@ pub struct VerifyArgs {
 pub fn run(args: VerifyArgs) -> ExitCode {
     let settings = match args.sandbox.settings() {
         Ok(settings) => Settings {
-            config_settings: args
-                .config_settings
-                .iter()
-                .map(|s| super::args::split_setting(s))
-                .collect(),
+            config_settings: args.config_settings,
             ..settings
         },
         Err(e) => {
@@ -62,7 +64,7 @@ pub fn run(args: VerifyArgs) -> ExitCode {
         (false, true) => Verbosity::Quiet,
         (false, false) => Verbosity::Normal,
     };
-    let terminal = Arc::new(TerminalReporter::for_builds(verbosity));
+    let terminal = Arc::new(TerminalReporter::for_builds(verbosity, true));
     let frontend = match Frontend::new(settings, terminal.clone()) {
         Ok(frontend) => frontend,
         Err(e) => {

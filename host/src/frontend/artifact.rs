@@ -3,21 +3,24 @@
 
 use super::source::Project;
 use super::{BuildError, Distribution, Refusal};
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use pep440_rs::Version;
 use pep508_rs::PackageName;
 use std::fs;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use wasm_build_packaging::filename::WheelFilename;
 use wasm_build_packaging::limits::ArtifactLimits;
+use wasm_build_packaging::publish::{OutputDir, PublishError};
 use wasm_build_packaging::verify::{self, CollectedArtifact};
 
 /// A verified artifact, waiting to be published.
 pub(super) enum Artifact {
     /// An sdist or wheel, held open: what is published is the very file that was verified.
     File(CollectedArtifact),
-    /// A `.dist-info` folder, copied out of the guest's output folder after the run ended.
-    Dir { path: PathBuf, name: String },
+    /// A `.dist-info` folder, copied out of the guest's output folder after the run ended
+    /// (through handles, without following links) and held open.
+    Dir { dir: OwnedFd, name: String },
 }
 
 impl Artifact {
@@ -54,10 +57,14 @@ pub(super) fn check(
         if let (Ok(name), Ok(version)) = (name, version) {
             same_project(project, "metadata", &name, &version).map_err(refused)?;
         }
-        let dest = verified.join(&collected.name);
-        copy_tree_or_file(&collected.path, &dest)?;
+        let kept = OutputDir::open(verified, None)
+            .and_then(|verified| verified.publish_tree(&collected.name, &collected.dir))
+            .context("keeping the verified metadata")?;
+        let dir = fs::File::open(&kept)
+            .with_context(|| format!("opening {}", kept.display()))?
+            .into();
         return Ok(Artifact::Dir {
-            path: dest,
+            dir,
             name: collected.name,
         });
     }
@@ -115,51 +122,21 @@ fn check_pure(filename: &WheelFilename) -> Result<(), Refusal> {
 }
 
 /// Moves the verified artifacts into `outdir`, each under a temporary name first so that
-/// no partial file ever carries an artifact's name.
-pub(super) fn publish(artifacts: &[Artifact], outdir: &Path) -> Result<Vec<PathBuf>> {
-    fs::create_dir_all(outdir).with_context(|| format!("creating {}", outdir.display()))?;
-    let mut published = Vec::new();
-    for artifact in artifacts {
-        let dest = match artifact {
-            Artifact::File(file) => file
-                .publish(outdir)
-                .with_context(|| format!("writing {} into {}", file.file_name, outdir.display()))?,
-            Artifact::Dir { path, name } => publish_dir(path, name, outdir)?,
-        };
-        published.push(dest);
-    }
-    Ok(published)
-}
-
-fn publish_dir(path: &Path, name: &str, outdir: &Path) -> Result<PathBuf> {
-    let dest = outdir.join(name);
-    let staging = tempfile::Builder::new()
-        .prefix(".wasm-build-")
-        .tempdir_in(outdir)
-        .with_context(|| format!("writing into {}", outdir.display()))?;
-    let tmp = staging.path().join(name);
-    copy_tree_or_file(path, &tmp)?;
-    if fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) {
-        fs::remove_dir_all(&dest).with_context(|| format!("replacing {}", dest.display()))?;
-    }
-    fs::rename(&tmp, &dest).with_context(|| format!("writing {}", dest.display()))?;
-    Ok(dest)
-}
-
-fn copy_tree_or_file(from: &Path, to: &Path) -> Result<()> {
-    let meta = fs::symlink_metadata(from).with_context(|| format!("reading {}", from.display()))?;
-    if meta.is_dir() {
-        fs::create_dir(to).with_context(|| format!("creating {}", to.display()))?;
-        for entry in fs::read_dir(from).with_context(|| format!("listing {}", from.display()))? {
-            let entry = entry?;
-            copy_tree_or_file(&entry.path(), &to.join(entry.file_name()))?;
-        }
-    } else if meta.is_file() {
-        fs::copy(from, to).with_context(|| format!("copying to {}", to.display()))?;
-    } else {
-        bail!("{} is neither a file nor a folder", from.display());
-    }
-    Ok(())
+/// no partial file ever carries an artifact's name. The part of `outdir` below `project`
+/// (the project folder, a stranger's tree) is walked without following links.
+pub(super) fn publish(
+    artifacts: &[Artifact],
+    outdir: &Path,
+    project: Option<&Path>,
+) -> Result<Vec<PathBuf>, PublishError> {
+    let dest = OutputDir::open(outdir, project)?;
+    artifacts
+        .iter()
+        .map(|artifact| match artifact {
+            Artifact::File(file) => file.publish(&dest),
+            Artifact::Dir { dir, name } => dest.publish_tree(name, dir),
+        })
+        .collect()
 }
 
 #[cfg(test)]

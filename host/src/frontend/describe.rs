@@ -5,8 +5,7 @@ use super::{Distribution, Frontend};
 use crate::reporter::{ArtifactFacts, Event};
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use wasm_build_packaging::metadata::metadata_json;
 use wasm_build_packaging::verify;
 
@@ -41,27 +40,35 @@ impl Frontend {
                     },
                 }
             }
-            Artifact::Dir { path, name } => ArtifactFacts {
+            Artifact::Dir { dir, name } => ArtifactFacts {
                 name: name.clone(),
                 dist,
                 size: None,
                 sha256: None,
-                metadata: read_metadata_file(&path.join("METADATA"))
-                    .and_then(|bytes| metadata_json(&bytes).ok()),
+                metadata: read_metadata_file(dir).and_then(|bytes| metadata_json(&bytes).ok()),
             },
         };
         self.reporter.report(&Event::Artifact(&facts));
     }
 }
 
-/// A metadata folder's METADATA (in the host's verified copy), opened without following a
-/// link, bounded.
-pub(super) fn read_metadata_file(path: &Path) -> Option<Vec<u8>> {
-    let file = File::options()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .ok()?;
+/// A metadata folder's METADATA (in the host's verified copy, held open as `dir`), opened
+/// relative to the folder without following a link, bounded.
+pub(super) fn read_metadata_file(dir: &OwnedFd) -> Option<Vec<u8>> {
+    // SAFETY: openat with a valid directory descriptor and a NUL-terminated name; the
+    // descriptor it returns (if any) is owned by nobody else.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            c"METADATA".as_ptr(),
+            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: `fd` was just opened here and is owned by this File alone.
+    let file = unsafe { File::from_raw_fd(fd) };
     if !file.metadata().ok()?.is_file() {
         return None;
     }

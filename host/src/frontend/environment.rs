@@ -4,6 +4,7 @@
 use super::{BuildError, Frontend};
 use crate::env::{self, BuildEnv, EnvWheel};
 use crate::reporter::{Event, ResolvedRequirement, Step, Warning};
+use crate::sandbox::SandboxError;
 use pep508_rs::{Requirement, VerbatimUrl};
 use wasm_build_packaging::resolve;
 
@@ -46,7 +47,14 @@ impl Frontend {
                     self.reporter.as_ref(),
                 )
             })
-            .map_err(failed)?;
+            .map_err(|error| match error.downcast::<SandboxError>() {
+                // The sandbox stopped the bytecode compilation: a limit, as for hooks.
+                Ok(source) => BuildError::Stopped {
+                    what: "compiling the build environment's bytecode".to_string(),
+                    source,
+                },
+                Err(error) => failed(error),
+            })?;
         self.reporter.report(&Event::EnvironmentReady {
             contents: &env.contents,
         });

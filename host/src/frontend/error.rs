@@ -37,9 +37,14 @@ pub enum BuildError {
     },
     #[error(transparent)]
     Hook(Box<HookError>),
-    /// A sandbox run that is not a hook call (`runtime run`) was stopped.
-    #[error(transparent)]
-    Sandbox(#[from] SandboxError),
+    /// A sandbox run that is not a hook call (bytecode compilation of an environment,
+    /// `runtime run`) was stopped.
+    #[error("{what} was stopped by the sandbox")]
+    Stopped {
+        what: String,
+        #[source]
+        source: SandboxError,
+    },
     #[error("the backend's {what} was refused")]
     ArtifactRefused {
         what: String,
@@ -120,7 +125,11 @@ impl BuildError {
             BuildError::Project(_) | BuildError::Input { .. } => 3,
             BuildError::Requirements { .. } => 4,
             BuildError::Hook(e) if e.kind.is_sandbox_failure() => 6,
-            BuildError::Sandbox(_) => 6,
+            BuildError::Stopped {
+                source: SandboxError::Setup(_),
+                ..
+            } => 1,
+            BuildError::Stopped { .. } => 6,
             BuildError::Hook(_) => 5,
             BuildError::ArtifactRefused { .. } => 7,
         }
@@ -147,9 +156,10 @@ impl BuildError {
             BuildError::Requirements { source, .. } | BuildError::Other(source) => {
                 index_hint(source.as_ref())
             }
-            BuildError::Sandbox(SandboxError::Limit { hit, .. }) => {
-                Some(Hint::RaiseLimit((*hit).into()))
-            }
+            BuildError::Stopped {
+                source: SandboxError::Limit { hit, .. },
+                ..
+            } => Some(Hint::RaiseLimit((*hit).into())),
             BuildError::ArtifactRefused { source, .. } => {
                 let Refusal::Verification(error) = source.as_ref() else {
                     return None;
@@ -159,11 +169,13 @@ impl BuildError {
                     | ArtifactRule::Archive(ArchiveError::Limit(limit)) => limit,
                     _ => return None,
                 };
-                matches!(
-                    limit,
-                    LimitExceeded::ArtifactBytes { .. } | LimitExceeded::UnpackedBytes { .. }
-                )
-                .then_some(Hint::RaiseLimit(Limit::Artifact))
+                match limit {
+                    LimitExceeded::ArtifactBytes { .. } | LimitExceeded::UnpackedBytes { .. } => {
+                        Some(Hint::RaiseLimit(Limit::Artifact))
+                    }
+                    LimitExceeded::Time => Some(Hint::RaiseLimit(Limit::Time)),
+                    _ => None,
+                }
             }
             _ => None,
         }

@@ -166,11 +166,11 @@ impl Frontend {
         };
         let artifact =
             self.build_one(&project, Distribution::Metadata, scratch.path(), &verified)?;
-        let super::artifact::Artifact::Dir { path, name } = &artifact else {
+        let super::artifact::Artifact::Dir { dir, name } = &artifact else {
             return Err(anyhow!("the metadata hook returned no folder").into());
         };
-        let bytes = read_metadata_file(&path.join("METADATA"))
-            .ok_or_else(|| anyhow!("cannot read METADATA of {name}"))?;
+        let bytes =
+            read_metadata_file(dir).ok_or_else(|| anyhow!("cannot read METADATA of {name}"))?;
         metadata_json(&bytes)
             .with_context(|| format!("reading {name}/METADATA"))
             .map_err(BuildError::Other)

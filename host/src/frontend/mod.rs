@@ -37,16 +37,21 @@ use crate::runtime::{self, Runtime, RuntimeChoice};
 use crate::sandbox::{self, Isolation, Limits, LogSink, Sandbox};
 use anyhow::{Context, Result, anyhow};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use wasm_build_packaging::cache::Cache;
 use wasm_build_packaging::constraints::BuildConstraints;
 use wasm_build_packaging::index::{IndexClient, IndexOptions};
 use wasm_build_packaging::limits::{ArchiveLimits, ArtifactLimits, StageLimits};
+use wasm_build_packaging::publish::OutputDir;
 use wasm_build_packaging::pyproject::parse_requirement;
 use wasm_build_packaging::target::GuestTarget;
+
+/// Most requirements a backend's `get_requires_for_build_*` may add.
+const MAX_BACKEND_REQUIREMENTS: usize = 128;
 
 /// What to build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -104,6 +109,10 @@ pub struct Settings {
     pub constraints: Option<(PathBuf, bool)>,
     /// `-C KEY=VALUE`; a key given several times becomes a list, as with `python -m build`.
     pub config_settings: Vec<(String, String)>,
+    /// `--config-json`: the hooks' `config_settings` object, which `config_settings` add to.
+    pub config_json: Option<serde_json::Map<String, Value>>,
+    /// The cache folder; `None`: `$WASM_BUILD_CACHE_DIR`, else the user's cache folder.
+    pub cache_dir: Option<PathBuf>,
     /// `--env KEY=VALUE`, added to the guest's fixed environment.
     pub guest_env: Vec<(String, String)>,
     pub limits: Limits,
@@ -129,6 +138,9 @@ pub struct Settings {
 pub struct Frontend {
     shared: Arc<Shared>,
     reporter: Arc<dyn Reporter>,
+    /// The backend warnings reported so far to `reporter` (category, message): each once,
+    /// wherever the backend raised it.
+    warned: Arc<Mutex<HashSet<(String, String)>>>,
 }
 
 /// What every build of a [`Frontend`] (and of its views) shares; opaque.
@@ -161,10 +173,10 @@ impl Frontend {
     /// Provisions the runtime, loads the sandbox and learns the guest's target. Everything
     /// the frontend does is reported to `reporter`.
     pub fn new(settings: Settings, reporter: Arc<dyn Reporter>) -> Result<Self> {
-        let cache = if settings.no_cache {
-            Cache::temporary()?
-        } else {
-            Cache::from_env()?
+        let cache = match (&settings.cache_dir, settings.no_cache) {
+            (_, true) => Cache::temporary()?,
+            (Some(dir), false) => Cache::at(dir)?,
+            (None, false) => Cache::from_env()?,
         };
         let index = IndexClient::new(settings.index.clone(), &cache)?;
         let choice = settings.runtime.clone().unwrap_or(RuntimeChoice::Default);
@@ -182,7 +194,10 @@ impl Frontend {
             Some((path, require_hashes)) => BuildConstraints::from_file(path, *require_hashes)?,
             None => BuildConstraints::none(),
         };
-        let config_settings = config_settings_json(&settings.config_settings);
+        let config_settings = config_settings_json(
+            settings.config_json.clone().unwrap_or_default(),
+            &settings.config_settings,
+        );
         let guest_env = guest_environment(&settings.guest_env);
         let prepared = if settings.no_prepared_backends {
             None
@@ -204,6 +219,7 @@ impl Frontend {
                 prepared,
             }),
             reporter,
+            warned: Default::default(),
         })
     }
 
@@ -213,6 +229,7 @@ impl Frontend {
         Frontend {
             shared: self.shared.clone(),
             reporter,
+            warned: Default::default(),
         }
     }
 
@@ -245,11 +262,7 @@ impl Frontend {
     /// folder. On failure nothing is written there and the source is untouched.
     pub fn build(&self, request: &BuildRequest) -> Result<Vec<PathBuf>, BuildError> {
         let source = &request.source;
-        let kind = if source.is_file() {
-            SourceKind::Sdist
-        } else {
-            SourceKind::Tree
-        };
+        let kind = request.source_kind();
         let steps = plan::plan(&request.distributions, kind)?;
         if kind == SourceKind::Tree {
             self.reporter
@@ -261,11 +274,13 @@ impl Frontend {
                     clock: None,
                 }));
         }
-        let outdir = match (&request.outdir, kind) {
-            (Some(dir), _) => dir.clone(),
-            (None, SourceKind::Sdist) => source.parent().map(Path::to_path_buf).unwrap_or_default(),
-            (None, SourceKind::Tree) => source.join("dist"),
-        };
+        let outdir = request.output_folder();
+        // A project that points its `dist` somewhere else is refused before anything runs.
+        let project = (kind == SourceKind::Tree).then_some(source.as_path());
+        OutputDir::check(&outdir, project).map_err(|e| BuildError::Input {
+            what: format!("the output folder {}", outdir.display()),
+            source: e.into(),
+        })?;
         let scratch = Scratch::new(self.reporter.clone())?;
         let verified = scratch.path().join("verified");
         fs::create_dir(&verified).context("creating the scratch folder")?;
@@ -288,7 +303,7 @@ impl Frontend {
             };
             artifacts.push(self.build_one(&project, step.dist, scratch.path(), &verified)?);
         }
-        artifact::publish(&artifacts, &outdir).map_err(BuildError::Other)
+        artifact::publish(&artifacts, &outdir, project).map_err(|e| BuildError::Other(e.into()))
     }
 
     /// Builds one distribution of `project`, returning the verified artifact.
@@ -316,6 +331,17 @@ impl Frontend {
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default();
+            // Each name costs the host index requests: a backend gets a real build's worth.
+            if extra.len() > MAX_BACKEND_REQUIREMENTS {
+                return Err(BuildError::Requirements {
+                    what: format!("{} (returned by {get_requires})", project.label),
+                    source: anyhow!(
+                        "the backend asked for {} build requirements; more than \
+                         {MAX_BACKEND_REQUIREMENTS} are refused",
+                        extra.len()
+                    ),
+                });
+            }
             let mut requirements = bs.requirements.clone();
             for item in extra.iter().filter_map(Value::as_str) {
                 let parsed = parse_requirement(item).map_err(|e| BuildError::Requirements {
@@ -325,10 +351,12 @@ impl Frontend {
                 requirements.push(parsed);
             }
             let env = self.environment(&requirements, &project.label)?;
+            let earlier = std::mem::take(&mut results.warnings);
             results = hooks::call_hooks(
                 &self.hook_context(project, &env, scratch),
                 &[HookCall::run(build)],
             )?;
+            results.warnings.splice(0..0, earlier);
         }
         let returned = results
             .value(build)
@@ -341,9 +369,16 @@ impl Frontend {
             returned,
             &results.out_dir(),
             verified,
-            &self.settings.artifact_limits,
+            &self.artifact_limits(),
         )?;
         self.report_artifact(&artifact, dist);
+        for warning in &results.warnings {
+            let key = (warning.category.clone(), warning.message.clone());
+            if lock(&self.warned).insert(key) {
+                self.reporter
+                    .report(&Event::Warning(&Warning::Backend(warning.clone())));
+            }
+        }
         if let Some(compiler) = results.processes.iter().find(|p| p.is_compiler()) {
             self.reporter
                 .report(&Event::Warning(&Warning::BuiltWithoutCompiler {
@@ -394,6 +429,21 @@ impl Frontend {
         }))
     }
 
+    /// The artifact limits, with the time the host may spend verifying: the run's own.
+    fn artifact_limits(&self) -> ArtifactLimits {
+        let mut limits = self.settings.artifact_limits;
+        limits.archive.deadline = Some(Instant::now() + self.settings.limits.wall_time);
+        limits
+    }
+
+    /// The limits for unpacking an sdist, with the time the host may spend on it.
+    fn extract_limits(&self) -> ArchiveLimits {
+        ArchiveLimits {
+            deadline: Some(Instant::now() + self.settings.limits.wall_time),
+            ..self.settings.extract_limits
+        }
+    }
+
     /// Runs `work` as `step`, reported before and after.
     fn step<T>(&self, step: Step, work: impl FnOnce() -> T) -> T {
         self.reporter.report(&Event::StepStarted(step));
@@ -403,9 +453,13 @@ impl Frontend {
     }
 }
 
-/// `-C` settings as the JSON object the hooks get: repeated keys become lists.
-fn config_settings_json(settings: &[(String, String)]) -> Value {
-    let mut map: BTreeMap<String, Value> = BTreeMap::new();
+/// `-C` settings added to `base` (`--config-json`) as the JSON object the hooks get:
+/// repeated keys become lists.
+fn config_settings_json(
+    base: serde_json::Map<String, Value>,
+    settings: &[(String, String)],
+) -> Value {
+    let mut map: BTreeMap<String, Value> = base.into_iter().collect();
     for (key, value) in settings {
         match map.get_mut(key) {
             None => {
@@ -453,8 +507,20 @@ mod tests {
             ("a".to_string(), "3".to_string()),
         ];
         assert_eq!(
-            config_settings_json(&settings),
+            config_settings_json(Default::default(), &settings),
             serde_json::json!({"a": ["1", "2", "3"], "b": "x"})
+        );
+    }
+
+    #[test]
+    fn config_json_is_the_base_of_the_settings() {
+        let base = serde_json::json!({"nested": {"k": [1, true]}, "a": "0"});
+        let serde_json::Value::Object(base) = base else {
+            unreachable!()
+        };
+        assert_eq!(
+            config_settings_json(base, &[("a".into(), "1".into())]),
+            serde_json::json!({"nested": {"k": [1, true]}, "a": ["0", "1"]})
         );
     }
 

@@ -1,7 +1,8 @@
 //! Which artifacts a request builds, in which order, and from what: decided before anything
 //! is staged, from the request alone.
 
-use super::Distribution;
+use super::{BuildRequest, Distribution};
+use std::path::{Path, PathBuf};
 
 /// What the source is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +46,37 @@ pub enum PlanError {
          different output folders"
     )]
     EditableAndWheel,
+}
+
+impl BuildRequest {
+    /// Whether the source is an sdist file (else a project folder).
+    pub(crate) fn source_kind(&self) -> SourceKind {
+        if self.source.is_file() {
+            SourceKind::Sdist
+        } else {
+            SourceKind::Tree
+        }
+    }
+
+    /// Whether the request can be planned, before anything is prepared: the combination of
+    /// distributions is possible from this source.
+    pub fn check(&self) -> Result<(), PlanError> {
+        plan(&self.distributions, self.source_kind()).map(drop)
+    }
+
+    /// Where the artifacts go: `outdir`, else `dist/` in the project folder, or the sdist's
+    /// own folder.
+    pub fn output_folder(&self) -> PathBuf {
+        match (&self.outdir, self.source_kind()) {
+            (Some(dir), _) => dir.clone(),
+            (None, SourceKind::Sdist) => self
+                .source
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
+            (None, SourceKind::Tree) => self.source.join("dist"),
+        }
+    }
 }
 
 /// The steps that build `distributions` from a source of `kind`. Empty `distributions`:

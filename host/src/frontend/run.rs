@@ -7,6 +7,7 @@ use crate::sandbox::{GuestRun, Mount};
 use anyhow::Context;
 use std::fs;
 use wasm_build_packaging::pyproject::parse_requirement;
+use wasm_build_packaging::tempdirs::{HeldDir, TempKind};
 
 /// Starts what `wasm-build runtime run` was given, with the build environment on
 /// `sys.path` (`.pth` files processed) and the source folder as cwd.
@@ -44,10 +45,7 @@ impl Frontend {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let env = self.environment(&parsed, "the interpreter")?;
-        let scratch = tempfile::Builder::new()
-            .prefix("wasm-build-run-")
-            .tempdir()
-            .context("creating the scratch folder")?;
+        let scratch = HeldDir::new(TempKind::Run).context("creating the scratch folder")?;
         let (src, tmp) = (scratch.path().join("src"), scratch.path().join("tmp"));
         for dir in [&src, &tmp] {
             fs::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -69,7 +67,13 @@ impl Frontend {
             limits: self.settings.limits.clone(),
             log: self.backend_output(true),
         };
-        let exit = self.sandbox.run(&run)?;
+        let exit = self
+            .sandbox
+            .run(&run)
+            .map_err(|source| BuildError::Stopped {
+                what: "the interpreter".to_string(),
+                source,
+            })?;
         Ok(exit.code)
     }
 }

@@ -13,7 +13,7 @@ use wasm_build_packaging::archive::{self, ArchiveError, NamedBy};
 use wasm_build_packaging::cache;
 use wasm_build_packaging::filename::SdistFilename;
 use wasm_build_packaging::pyproject::BuildSystem;
-use wasm_build_packaging::scratch;
+use wasm_build_packaging::tempdirs::{HeldDir, TempKind};
 
 /// A source tree ready for the backend: a scratch copy the guest may write.
 #[derive(Clone)]
@@ -32,31 +32,36 @@ pub(super) struct Project {
 
 /// The scratch folder of one build. Guests write into it and can nest folders deeper than
 /// `std::fs::remove_dir_all` (one descriptor per level) can remove, so it is removed with
-/// [`scratch::remove`], which walks any depth.
+/// [`scratch::remove`], which walks any depth. It is locked while the build runs, so that
+/// `cache prune` can tell it from the leftovers of a process that was killed.
 pub(super) struct Scratch {
-    dir: tempfile::TempDir,
+    dir: Option<HeldDir>,
     reporter: Arc<dyn Reporter>,
 }
 
 impl Scratch {
     pub fn new(reporter: Arc<dyn Reporter>) -> Result<Self, BuildError> {
-        let dir = tempfile::Builder::new()
-            .prefix("wasm-build-")
-            .tempdir()
-            .context("creating the scratch folder")?;
-        Ok(Self { dir, reporter })
+        let dir = HeldDir::new(TempKind::Scratch).context("creating the scratch folder")?;
+        Ok(Self {
+            dir: Some(dir),
+            reporter,
+        })
     }
 
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        self.dir.as_ref().map_or(Path::new(""), HeldDir::path)
     }
 }
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        if let Err(e) = scratch::remove(self.path()) {
+        let Some(dir) = self.dir.take() else {
+            return;
+        };
+        let path = dir.path().display().to_string();
+        if let Err(e) = dir.remove() {
             self.reporter.report(&Event::Warning(&Warning::ScratchLeft {
-                path: self.path().display().to_string(),
+                path,
                 error: e.to_string(),
             }));
         }
@@ -129,18 +134,16 @@ impl Frontend {
         scratch: &Path,
     ) -> Result<Project, BuildError> {
         let dest = scratch.join(format!("sdist-{}", unique_suffix()));
-        let extracted =
-            archive::extract_sdist_file(file, name, &dest, &self.settings.extract_limits).map_err(
-                |source| BuildError::Input {
-                    // What is not an sdist is not called one.
-                    what: if matches!(source, ArchiveError::Format { .. }) {
-                        name.to_string()
-                    } else {
-                        format!("the sdist {name}")
-                    },
-                    source: source.into(),
+        let extracted = archive::extract_sdist_file(file, name, &dest, &self.extract_limits())
+            .map_err(|source| BuildError::Input {
+                // What is not an sdist is not called one.
+                what: if matches!(source, ArchiveError::Format { .. }) {
+                    name.to_string()
+                } else {
+                    format!("the sdist {name}")
                 },
-            )?;
+                source: source.into(),
+            })?;
         if extracted.named_by != NamedBy::FileName {
             self.reporter
                 .report(&Event::Warning(&Warning::RenamedSdist {

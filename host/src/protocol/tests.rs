@@ -279,3 +279,59 @@ fn process_attempts_are_typed_and_compilers_recognized() {
         "processes": [{"hook": "x", "how": "teleport", "argv": []}]});
     assert!(serde_json::from_value::<CallsResponse>(unknown).is_err());
 }
+
+#[test]
+fn the_runner_records_each_warning_once() {
+    let project = tempfile::tempdir().unwrap();
+    std::fs::create_dir(project.path().join("_b")).unwrap();
+    std::fs::write(
+        project.path().join("_b/backend.py"),
+        r#"
+import warnings
+
+class OldStyle(UserWarning):
+    pass
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    for _ in range(3):
+        warnings.warn("`license` as a table is deprecated", OldStyle, stacklevel=1)
+    warnings.warn("x" * 5000)
+    warnings.warn("ignored by the default filters", DeprecationWarning)
+    for i in range(50):
+        warnings.warn("number %d" % i, UserWarning)
+    with warnings.catch_warnings(record=True):
+        warnings.warn("handled by the backend itself")
+    return "x-1.0-py3-none-any.whl"
+"#,
+    )
+    .unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let run = RunDirs::new(scratch.path(), "hook-").unwrap();
+    let source = project.path().to_str().unwrap();
+    let calls = [HookCall::run(Hook::BuildWheel)];
+    let output = run_runner(
+        &run,
+        &request(source, &[], Action::calls(&calls, &json!({}))),
+    );
+    let response: CallsResponse = serde_json::from_value(output.unwrap()).unwrap();
+    let warnings = &response.warnings;
+    assert_eq!(warnings.len(), BackendWarning::MAX, "{warnings:#?}");
+    assert_eq!(warnings[0].category, "OldStyle");
+    assert_eq!(warnings[0].hook, "build_wheel");
+    assert!(
+        warnings[0].location.ends_with("backend.py:9"),
+        "{warnings:#?}"
+    );
+    assert_eq!(warnings[1].message.chars().count(), 2000);
+    assert_eq!(warnings[2].message, "number 0");
+    assert!(
+        warnings
+            .iter()
+            .all(|w| !w.message.contains("handled") && !w.message.contains("ignored"))
+    );
+    let long = BackendWarning {
+        message: "y".repeat(9000),
+        ..warnings[0].clone()
+    };
+    assert_eq!(long.bounded().message.len(), 2000);
+}

@@ -171,7 +171,7 @@ fn kind_of(error: &BuildError) -> (String, Option<String>) {
             };
             return (kind, Some(hook.hook.name().to_string()));
         }
-        BuildError::Sandbox(error) => return (sandbox_kind(error), None),
+        BuildError::Stopped { source, .. } => return (sandbox_kind(source), None),
         BuildError::ArtifactRefused { .. } => "artifact",
         BuildError::Other(_) => "other",
     };

@@ -107,6 +107,41 @@ const PRELOAD: &str = "WASM_BUILD_GUEST_PRELOAD";
 const PRELOAD_IMAGE: &str = "WASM_BUILD_GUEST_PRELOAD_IMAGE";
 const PRELOAD_IMAGE_SHA256: &str = "WASM_BUILD_GUEST_PRELOAD_IMAGE_SHA256";
 
+/// The guest processes this process started and has not reaped yet, and whether
+/// [`stop_all`] was called. A pid is forgotten before its child is waited for, so a pid
+/// listed here cannot have been reused by another process.
+struct Live {
+    stopped: bool,
+    pids: Vec<u32>,
+}
+
+static LIVE: Mutex<Live> = Mutex::new(Live {
+    stopped: false,
+    pids: Vec::new(),
+});
+
+/// Kills every guest process this process runs and refuses to start more: for a process
+/// told to stop (a signal), so that no guest outlives it or writes on while its scratch
+/// folders are removed. Runs that were under way fail.
+pub fn stop_all() {
+    let mut live = super::lock(&LIVE);
+    live.stopped = true;
+    for &pid in &live.pids {
+        if let Ok(pid) = libc::pid_t::try_from(pid) {
+            // SAFETY: kill(2) only sends a signal; the pid is our unreaped child (see `Live`).
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// Forgets `child` before it is waited for (see [`Live`]).
+fn forget(child: &Child) {
+    let id = child.id();
+    super::lock(&LIVE).pids.retain(|&pid| pid != id);
+}
+
 /// A child started ahead, waiting for its job.
 struct Worker {
     child: Child,
@@ -229,6 +264,12 @@ impl Workers {
                 .env(PRELOAD_IMAGE, &image.path)
                 .env(PRELOAD_IMAGE_SHA256, &image.sha256);
         }
+        let mut live = super::lock(&LIVE);
+        if live.stopped {
+            return Err(anyhow!(
+                "not starting a guest process: wasm-build is stopping"
+            ));
+        }
         command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -237,6 +278,8 @@ impl Workers {
             .spawner
             .spawn(command)
             .with_context(|| format!("starting the guest process {}", self.program.display()))?;
+        live.pids.push(child.id());
+        drop(live);
         Ok(Worker {
             child,
             preloaded: module.to_path_buf(),
@@ -350,6 +393,7 @@ pub(super) fn run(
         let _ = reader.join();
         return Err(SandboxError::limit(hit, run, capture.take().bytes));
     }
+    forget(&child);
     let status = child.wait().context("waiting for the guest process")?;
     let _ = reader.join();
     let elapsed = started.elapsed();
@@ -408,6 +452,7 @@ impl Drop for PrepareOnDrop<'_> {
 }
 
 fn end(child: &mut Child) {
+    forget(child);
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -11,9 +11,9 @@ use std::os::unix::fs::FileExt;
 /// The format of a file given as a source distribution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceFormat {
-    /// A gzip-compressed file: a `.tar.gz` sdist (PEP 625), the only kind unpacked today.
+    /// A gzip-compressed file: a `.tar.gz` sdist (PEP 625).
     TarGz,
-    /// A zip archive not named `.whl`: a legacy `.zip` sdist.
+    /// A zip archive not named `.whl`: a legacy `.zip` sdist, also unpacked.
     Zip,
     /// A zip archive named `.whl`: a built wheel.
     Wheel,
@@ -76,17 +76,16 @@ impl SourceFormat {
     }
 
     /// Why a file of this format is not an sdist wasm-build can unpack, as a sentence
-    /// about `file`; `None` for [`Self::TarGz`].
+    /// about `file`; `None` for [`Self::TarGz`] and [`Self::Zip`].
     pub fn refusal(self, file: &str) -> Option<String> {
         const ACCEPTED: &str = "sdists are .tar.gz (PEP 625) or legacy .zip";
         let compressed = |ext: &str| format!("`{file}` is a {ext} archive; {ACCEPTED}");
         Some(match self {
-            Self::TarGz => return None,
+            Self::TarGz | Self::Zip => return None,
             Self::Wheel => format!(
                 "`{file}` is a wheel, not an sdist: wasm-build builds wheels from project \
                  folders and sdists, and a wheel needs no build"
             ),
-            Self::Zip => format!("`{file}` is a .zip archive; only .tar.gz sdists can be unpacked"),
             Self::TarXz => compressed(".tar.xz"),
             Self::TarBz2 => compressed(".tar.bz2"),
             Self::TarZst => compressed(".tar.zst"),
@@ -177,6 +176,7 @@ mod tests {
     #[test]
     fn refusals_name_the_format_and_what_is_accepted() {
         assert_eq!(SourceFormat::TarGz.refusal("a.tar.gz"), None);
+        assert_eq!(SourceFormat::Zip.refusal("a-1.0.zip"), None);
         assert_eq!(
             SourceFormat::Wheel
                 .refusal("demo-1.0-py3-none-any.whl")

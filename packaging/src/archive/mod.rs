@@ -2,8 +2,10 @@
 //! the scratch copy of a local source tree.
 //!
 //! - [`SourceFormat::detect`] tells a `.tar.gz` from a wheel, a `.zip` or a `.tar.xz`.
-//! - [`extract_sdist`] unpacks a `.tar.gz` sdist, refusing every member that could write
+//! - [`extract_sdist`] unpacks a `.tar.gz` (or legacy `.zip`) sdist, refusing every member that could write
 //!   outside the destination, link out of the tree, or exhaust the disk.
+//! - [`zip::StrictZip`] reads a zip archive (a wheel, a legacy `.zip` sdist) only if every
+//!   zip reader would see the same members with the same bytes.
 //! - [`stage_source_tree`] copies a project folder to a scratch folder, never following a
 //!   symlink out of it and never writing to it.
 //!
@@ -16,8 +18,10 @@ pub(crate) mod fs;
 pub(crate) mod path;
 pub(crate) mod scan;
 mod sdist;
+mod sdist_zip;
 mod stage;
 pub(crate) mod tree;
+pub mod zip;
 
 pub use format::SourceFormat;
 pub use fs::Mtime;
@@ -101,6 +105,23 @@ pub enum ArchiveError {
     Destination { path: PathBuf, source: io::Error },
     #[error("cannot write member `{member}`")]
     Write { member: String, source: io::Error },
+    /// A `.zip` sdist the strict zip reader refused.
+    #[error(transparent)]
+    Zip(zip::ZipError),
+}
+
+impl From<zip::ZipError> for ArchiveError {
+    /// Limits and member name rules as for tar; the zip rules as they are.
+    fn from(e: zip::ZipError) -> Self {
+        match e {
+            zip::ZipError::Limit(limit) => ArchiveError::Limit(limit),
+            zip::ZipError::Member {
+                member,
+                rule: zip::ZipMemberRule::Name(rule),
+            } => ArchiveError::Member { member, rule },
+            other => ArchiveError::Zip(other),
+        }
+    }
 }
 
 /// A limit is the reason itself, not a cause behind it: shown in the message, not chained

@@ -1,4 +1,5 @@
-//! Reading an sdist (tar + gzip) member by member and applying every member rule.
+//! Reading an sdist (tar + gzip) member by member and applying every member rule
+//! (`.zip` sdists: `sdist_zip`, into the same sink).
 //!
 //! The same scan serves extraction (whose sink writes the tree) and verification (whose
 //! sink only drains the data), so both refuse exactly the same archives.
@@ -411,12 +412,13 @@ impl Scan<'_> {
 }
 
 /// Reads a member's data, counting it and keeping a bounded copy when asked.
-struct CountingTee<'r, R: Read> {
-    inner: &'r mut R,
-    count: u64,
-    capture: Option<Vec<u8>>,
+pub(crate) struct CountingTee<'r, R: Read> {
+    pub inner: &'r mut R,
+    pub count: u64,
+    /// The data read so far; `None` once past [`MAX_PKG_INFO_BYTES`].
+    pub capture: Option<Vec<u8>>,
     /// Whether reading the archive failed (as opposed to the sink writing).
-    failed: bool,
+    pub failed: bool,
 }
 
 impl<R: Read> Read for CountingTee<'_, R> {

@@ -2,7 +2,8 @@
 
 use super::fs::{Mtime, TreeWriter, set_file_mtime};
 use super::path::RelPath;
-use super::scan::{MemberSink, PkgInfo, TopLevel, scan_tar_gz};
+use super::scan::{MemberSink, PkgInfo, ScanSummary, TopLevel, scan_tar_gz};
+use super::sdist_zip::scan_zip;
 use super::{ArchiveError, SourceFormat};
 use crate::filename::{SdistFilename, name_version_splits};
 use crate::limits::ArchiveLimits;
@@ -17,7 +18,8 @@ use std::str::FromStr;
 /// What gave an extracted sdist's project name and version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NamedBy {
-    /// The file name, `{name}-{version}.tar.gz`, matched by the top-level folder.
+    /// The file name, `{name}-{version}.tar.gz` (or `.zip`), matched by the top-level
+    /// folder.
     FileName,
     /// The top-level folder `{name}-{version}/`: the file name gives no name and version.
     TopLevelFolder,
@@ -129,22 +131,25 @@ pub fn read_sdist_file(
     })
 }
 
-/// Extracts the sdist `archive` (a gzip-compressed tar) into `dest`, which must not exist
-/// (its parent must) or be an empty folder.
+/// Extracts the sdist `archive` (a gzip-compressed tar, or a legacy zip) into `dest`, which
+/// must not exist (its parent must) or be an empty folder.
 ///
-/// Anything but a gzip-compressed file (told by its first bytes: a wheel, a `.zip`, a
-/// `.tar.xz`, …) is refused as [`ArchiveError::Format`], naming what it is.
+/// Anything else (told by its first bytes: a wheel, a `.tar.xz`, …) is refused as
+/// [`ArchiveError::Format`], naming what it is.
 ///
 /// Every member passes these rules or the whole extraction fails: a UTF-8 name without NUL,
 /// control characters or backslashes, relative, without `..` or empty components; inside
 /// the single top-level folder, which must name the project and version of the file name
-/// when the file name is `{name}-{version}.tar.gz` (names normalized, versions compared as
-/// PEP 440 versions: `ruamel_yaml-0.19.1.tar.gz` may hold `ruamel.yaml-0.19.1/`); a
-/// regular file, a folder, a symlink whose target resolves
+/// when the file name is `{name}-{version}.tar.gz` or `.zip` (names normalized, versions
+/// compared as PEP 440 versions: `ruamel_yaml-0.19.1.tar.gz` may hold
+/// `ruamel.yaml-0.19.1/`); a regular file, a folder, a symlink whose target resolves
 /// lexically inside the top-level folder, or a hard link to an earlier regular file member
 /// (materialized as a copy); never written through or over a symlink, never turning a
 /// folder into a file or back; sane PAX headers. Sizes and ratios are counted while the
-/// stream is decompressed (see [`ArchiveLimits`]).
+/// stream is decompressed (see [`ArchiveLimits`]). A zip sdist must pass the strict zip
+/// reader ([`StrictZip`](super::zip::StrictZip), its limits checked on the declared sizes)
+/// and holds no links; its files keep their executable bits and (read as UTC)
+/// modification times.
 ///
 /// Files get mode 0644 or 0755 and the archive's modification times (folders too, once
 /// their contents are written); symlinks are written in a canonical relative form
@@ -186,26 +191,28 @@ pub fn extract_sdist_file(
         path: PathBuf::from(file_name),
         source,
     };
-    match SourceFormat::detect(file, file_name).map_err(read_error)? {
-        SourceFormat::TarGz => {}
-        // Legacy `.zip` sdists get their own extraction here.
-        format => {
-            return Err(ArchiveError::Format {
-                file: file_name.to_string(),
-                format,
-            });
-        }
+    let format = SourceFormat::detect(file, file_name).map_err(read_error)?;
+    if !matches!(format, SourceFormat::TarGz | SourceFormat::Zip) {
+        return Err(ArchiveError::Format {
+            file: file_name.to_string(),
+            format,
+        });
     }
     let mut reader = BufReader::new(file);
     reader.seek(SeekFrom::Start(0)).map_err(read_error)?;
     let named = file_name
         .strip_suffix(".tar.gz")
+        .or_else(|| file_name.strip_suffix(".zip"))
         .filter(|stem| name_version_splits(stem).next().is_some());
     let writer = TreeWriter::create(dest).map_err(|source| ArchiveError::Destination {
         path: dest.to_path_buf(),
         source,
     })?;
-    match extract_into(reader, file_name, named, limits, &writer) {
+    let scan = |top_rule: TopLevel<'_>, sink: &mut dyn MemberSink| match format {
+        SourceFormat::Zip => scan_zip(file, limits, top_rule, sink),
+        _ => scan_tar_gz(reader, limits, top_rule, sink),
+    };
+    match extract_into(scan, file_name, named, &writer) {
         Ok(extracted) => Ok(extracted),
         Err(e) => {
             writer.discard();
@@ -215,10 +222,9 @@ pub fn extract_sdist_file(
 }
 
 fn extract_into(
-    packed: impl Read,
+    scan: impl FnOnce(TopLevel<'_>, &mut dyn MemberSink) -> Result<ScanSummary, ArchiveError>,
     file_name: &str,
     named: Option<&str>,
-    limits: &ArchiveLimits,
     writer: &TreeWriter,
 ) -> Result<ExtractedSdist, ArchiveError> {
     let mut sink = ExtractSink {
@@ -230,7 +236,7 @@ fn extract_into(
         Some(stem) => TopLevel::Matching(stem),
         None => TopLevel::Any,
     };
-    let summary = scan_tar_gz(packed, limits, top_rule, &mut sink)?;
+    let summary = scan(top_rule, &mut sink)?;
     // Folder times last (writing a child changes its folder's time), deepest first; a
     // folder listed twice gets its last time. Failures are ignored, as tar does.
     let mut dir_mtimes = sink.dir_mtimes;

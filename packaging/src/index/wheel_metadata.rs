@@ -3,7 +3,9 @@
 
 use super::IndexError;
 use super::http::MAX_METADATA_BYTES;
+use crate::archive::zip::{StrictZip, ZipError};
 use crate::filename::WheelFilename;
+use crate::limits::ArchiveLimits;
 use std::io::Read;
 use std::path::Path;
 use std::str::FromStr;
@@ -19,16 +21,18 @@ pub(crate) fn read_wheel_metadata(path: &Path, filename: &str) -> Result<Vec<u8>
         action: format!("opening {}", path.display()),
         error: e,
     })?;
-    let mut archive =
-        zip::ZipArchive::new(file).map_err(|e| invalid(format!("not a valid zip file: {e}")))?;
+    // The strict reader: the metadata resolution relies on is what every installer reads.
+    let archive = StrictZip::open(&file, &ArchiveLimits::default())
+        .map_err(|e| invalid(format!("{:#}", anyhow::Error::from(e))))?;
     let candidates: Vec<String> = archive
-        .file_names()
-        .filter_map(Result::ok)
+        .members()
+        .iter()
+        .map(|member| member.name.as_str())
         .filter(|name| {
             name.strip_suffix(".dist-info/METADATA")
                 .is_some_and(|dir| !dir.is_empty() && !dir.contains('/'))
         })
-        .map(|name| name.into_owned())
+        .map(str::to_string)
         .collect();
     let chosen = match candidates.as_slice() {
         [] => return Err(invalid("the wheel has no .dist-info/METADATA".to_string())),
@@ -51,14 +55,22 @@ pub(crate) fn read_wheel_metadata(path: &Path, filename: &str) -> Result<Vec<u8>
                 })?
         }
     };
-    let entry = archive
-        .by_name(&chosen)
-        .map_err(|e| invalid(format!("cannot read {chosen}: {e}")))?;
+    let index = archive
+        .members()
+        .iter()
+        .position(|member| member.name == chosen)
+        .expect("a listed member");
+    let entry = archive.reader(index).expect("a member's index");
     let mut bytes = Vec::new();
     entry
         .take(MAX_METADATA_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| invalid(format!("cannot read {chosen}: {e}")))?;
+        .map_err(|e| {
+            invalid(format!(
+                "cannot read {chosen}: {:#}",
+                anyhow::Error::from(ZipError::from(e))
+            ))
+        })?;
     if bytes.len() as u64 > MAX_METADATA_BYTES {
         return Err(invalid(format!("{chosen} is larger than 16 MiB")));
     }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::archive::zip::ZipMemberRule;
 use std::io::{Cursor, Write};
 
 fn wheel(members: &[(&str, &[u8])]) -> tempfile::NamedTempFile {
@@ -102,7 +103,16 @@ fn refuses_duplicates_and_files_inside_files() {
         "a/b.py",
     ));
     assert!(
-        matches!(result, Err(InstallError::Write { .. })),
+        matches!(
+            result,
+            Err(InstallError::Refused {
+                source: ZipError::Member {
+                    rule: ZipMemberRule::Name(MemberRule::Placement(_)),
+                    ..
+                },
+                ..
+            })
+        ),
         "{result:?}"
     );
 }
@@ -142,5 +152,35 @@ fn a_file_that_is_not_a_zip_is_named() {
     file.write_all(b"not a zip").unwrap();
     let mut site = SitePackages::create(&dir.path().join("site"), 1 << 20).unwrap();
     let error = site.install(file.as_file(), "w.whl").unwrap_err();
-    assert_eq!(error.to_string(), "w.whl is not a valid zip archive");
+    assert_eq!(error.to_string(), "w.whl is refused");
+    assert_eq!(
+        std::error::Error::source(&error).unwrap().to_string(),
+        "not a valid zip archive: there is no end-of-central-directory record in its last \
+         64 KiB"
+    );
+}
+
+/// Issue 14's two-zip64 wheel, whose hidden members CPython's `zipfile` would install.
+#[test]
+fn refuses_a_wheel_installers_read_differently() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(&crate::archive::zip::attacks::two_zip64_end_records())
+        .unwrap();
+    let mut site = SitePackages::create(&dir.path().join("site"), 1 << 20).unwrap();
+    let error = site.install(file.as_file(), "demo.whl").unwrap_err();
+    assert!(
+        matches!(
+            error,
+            InstallError::Refused {
+                source: ZipError::Structure(_),
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("site")).unwrap().count(),
+        0
+    );
 }

@@ -4,12 +4,11 @@
 use crate::constraints::Applicable;
 use crate::index::{DistFile, DistKind, ExcludeNewer};
 use crate::target::GuestTarget;
-use pep440_rs::{Version, VersionSpecifiers};
+use pep440_rs::Version;
 use pep508_rs::PackageName;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
-use std::str::FromStr;
 
 /// Why a file (or a whole version) cannot be installed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,7 +216,7 @@ impl Candidates {
                 continue;
             };
             if let Some(requires) = &file.requires_python {
-                let fits = VersionSpecifiers::from_str(requires)
+                let fits = crate::pep508::specifiers(requires)
                     .is_ok_and(|specifiers| specifiers.contains(python));
                 if !fits {
                     exclude(Exclusion::RequiresPython {
@@ -323,6 +322,7 @@ mod tests {
     use super::*;
     use crate::constraints::BuildConstraints;
     use std::path::Path;
+    use std::str::FromStr;
 
     pub(crate) fn file(filename: &str) -> DistFile {
         DistFile {

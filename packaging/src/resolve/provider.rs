@@ -9,7 +9,7 @@ use crate::index::{IndexClient, IndexError};
 use crate::metadata::CoreMetadata;
 use crate::target::GuestTarget;
 use pep440_rs::{Operator, Version, VersionSpecifiers};
-use pep508_rs::{ExtraName, PackageName, Requirement, VersionOrUrl};
+use pep508_rs::{ExtraName, PackageName, VersionOrUrl};
 use pubgrub::{
     Dependencies, DependencyConstraints, DependencyProvider, PackageResolutionStatistics, Ranges,
 };
@@ -313,7 +313,7 @@ impl<'a> Provider<'a> {
         let env = self.target.marker_environment();
         let mut deps = Vec::new();
         for line in &metadata.requires_dist {
-            let requirement = match Requirement::<pep508_rs::VerbatimUrl>::from_str(line) {
+            let requirement = match crate::pep508::requirement(line) {
                 Ok(requirement) => requirement,
                 Err(e) => {
                     return Ok(Dependencies::Unavailable(format!(
@@ -392,7 +392,7 @@ impl<'a> Provider<'a> {
             return None;
         }
         let python = self.target.python_version();
-        match VersionSpecifiers::from_str(requires) {
+        match crate::pep508::specifiers(requires) {
             Ok(specifiers) if specifiers.contains(python) => None,
             Ok(_) => Some(format!(
                 "it requires Python {requires}, and the guest runs Python {python}"

@@ -5,9 +5,10 @@ use crate::archive::fs::{NotRegular, lstat_at, open_dir_at, open_dir_path, open_
 use crate::archive::path::display_name;
 use crate::limits::{ArtifactLimits, LimitExceeded};
 use crate::metadata::CoreMetadata;
+use crate::publish::{OutputDir, PublishError};
 use rustix::fs::FileType;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
@@ -26,35 +27,29 @@ pub struct CollectedArtifact {
 }
 
 impl CollectedArtifact {
-    /// Copies the artifact, from the handle that was verified, into `dest_dir` under its
-    /// file name: written to a temporary file in `dest_dir`, synced, then renamed over any
-    /// older file of that name, so `dest_dir` never holds a partial artifact. Fails if the
-    /// file's size changed since it was collected.
-    pub fn publish(&self, dest_dir: &Path) -> io::Result<PathBuf> {
-        use std::io::{Seek, SeekFrom, Write};
+    /// Copies the artifact, from the handle that was verified, into `dest` under its file
+    /// name (see [`OutputDir::publish_file`]: a temporary name, synced, then renamed over
+    /// any older file of that name). Fails if the file's size changed since it was
+    /// collected.
+    pub fn publish(&self, dest: &OutputDir) -> Result<PathBuf, PublishError> {
+        use std::io::{Seek, SeekFrom};
         let mut source = &self.file;
-        source.seek(SeekFrom::Start(0))?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".wasm-build-")
-            .tempfile_in(dest_dir)?;
-        let copied = io::copy(&mut source.take(self.size.saturating_add(1)), &mut tmp)?;
-        if copied != self.size {
-            return Err(io::Error::other(format!(
-                "{} changed size after it was collected ({} bytes, now {copied})",
-                self.file_name, self.size
-            )));
-        }
-        tmp.flush()?;
-        tmp.as_file().sync_all()?;
-        let dest = dest_dir.join(&self.file_name);
-        tmp.persist(&dest).map_err(|e| e.error)?;
-        Ok(dest)
+        source
+            .seek(SeekFrom::Start(0))
+            .map_err(|source| PublishError::Write {
+                name: self.file_name.clone(),
+                dir: dest.path().to_path_buf(),
+                source,
+            })?;
+        dest.publish_file(&self.file_name, source, self.size)
     }
 }
 
 /// A `.dist-info` folder returned by `prepare_metadata_for_build_wheel` (or `_editable`).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct CollectedMetadata {
+    /// The folder, opened without following links: copy from this handle.
+    pub dir: OwnedFd,
     /// Where it is in the output folder.
     pub path: PathBuf,
     /// Its name, `{name}-{version}.dist-info`.
@@ -161,6 +156,7 @@ pub fn collect_metadata_dir(
         }));
     }
     Ok(CollectedMetadata {
+        dir,
         path: out_dir.join(returned),
         name: returned.to_string(),
         metadata,

@@ -11,6 +11,7 @@
 
 use super::wheel::verify_wheel_file;
 use super::{ArtifactError, MAX_METADATA_BYTES};
+use crate::archive::zip::StrictZip;
 use crate::limits::ArtifactLimits;
 use crate::metadata::{fields_and_body, parse_headers};
 use serde::{Deserialize, Serialize};
@@ -18,7 +19,6 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
-use zip::ZipArchive;
 
 /// At most this many differences are listed; the rest are counted.
 pub const MAX_DIFFERENCES: usize = 100;
@@ -363,23 +363,21 @@ fn read_wheel(
         io::copy(&mut reader, &mut HashWriter(&mut hasher)).map_err(io)?;
         hasher.finalize().into()
     };
-    reader.seek(SeekFrom::Start(0)).map_err(io)?;
-    let mut zip = ZipArchive::new(reader).map_err(|e| refuse(e.to_string()))?;
+    let zip = StrictZip::open(file, &limits.archive).map_err(|e| refuse(e.to_string()))?;
     let kept: BTreeSet<String> = ["RECORD", "WHEEL", "METADATA"]
         .iter()
         .map(|name| format!("{}/{name}", verified.dist_info))
         .collect();
     let mut files = BTreeMap::new();
-    for index in 0..zip.len() {
-        let mut entry = zip.by_index(index).map_err(|e| refuse(e.to_string()))?;
-        if entry.is_dir() {
+    for (index, member) in zip.members().iter().enumerate() {
+        if member.is_dir {
             continue;
         }
-        let name = entry
-            .enclosed_name()
-            .and_then(|p| p.to_str().map(str::to_string))
-            .ok_or_else(|| refuse("a member name changed after verification".into()))?;
-        let executable = entry.unix_mode().is_some_and(|mode| mode & 0o111 != 0);
+        let name = member.name.clone();
+        let executable = member.is_executable();
+        let mut entry = zip
+            .reader(index)
+            .ok_or_else(|| refuse(format!("`{name}` went missing from the zip")))?;
         let keep = kept.contains(&name);
         let mut hasher = Sha256::new();
         let mut bytes = keep.then(Vec::new);

@@ -4,6 +4,7 @@
 use super::{ArtifactError, ArtifactRule, read_bounded};
 use crate::archive::path::display_name;
 use crate::archive::scan::{DrainSink, PkgInfo, TopLevel, scan_tar_gz};
+use crate::archive::zip::StrictZip;
 use crate::limits::ArtifactLimits;
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
@@ -41,7 +42,7 @@ pub fn describe_verified(
     .map_err(io)?;
     reader.seek(SeekFrom::Start(0)).map_err(io)?;
     let core_metadata = if file_name.ends_with(".whl") {
-        wheel_metadata(reader).map_err(refuse)?
+        wheel_metadata(file, limits).map_err(refuse)?
     } else {
         sdist_pkg_info(reader, limits).map_err(refuse)?
     };
@@ -52,29 +53,30 @@ pub fn describe_verified(
     })
 }
 
-/// The one top-level `*.dist-info/METADATA` of a verified wheel.
-fn wheel_metadata(reader: impl Read + Seek) -> Result<Vec<u8>, ArtifactRule> {
-    let mut zip = zip::ZipArchive::new(reader).map_err(|e| ArtifactRule::InvalidZip {
-        reason: e.to_string(),
-    })?;
-    let names: Vec<String> = zip
-        .file_names()
-        .filter_map(|name| name.ok().map(|name| name.into_owned()))
-        .filter(|name| {
+/// The one top-level `*.dist-info/METADATA` of a verified wheel, read through the strict
+/// zip reader that verified it.
+fn wheel_metadata(file: &File, limits: &ArtifactLimits) -> Result<Vec<u8>, ArtifactRule> {
+    let zip = StrictZip::open(file, &limits.archive)?;
+    let found: Vec<usize> = (0..zip.members().len())
+        .filter(|&index| {
+            let name = &zip.members()[index].name;
             name.split_once('/')
                 .is_some_and(|(top, rest)| top.ends_with(".dist-info") && rest == "METADATA")
         })
         .collect();
-    let [name] = &names[..] else {
-        return Err(ArtifactRule::DistInfoCount { found: names });
+    let [index] = found[..] else {
+        return Err(ArtifactRule::DistInfoCount {
+            found: found
+                .iter()
+                .map(|&i| zip.members()[i].name.clone())
+                .collect(),
+        });
     };
-    let entry = zip
-        .by_name(name)
-        .map_err(|e| ArtifactRule::UnreadableMember {
-            member: name.clone(),
-            reason: e.to_string(),
-        })?;
-    read_bounded(entry, name)
+    let name = zip.members()[index].name.clone();
+    let reader = zip.reader(index).ok_or_else(|| ArtifactRule::Io {
+        reason: format!("`{name}` went missing from the zip"),
+    })?;
+    read_bounded(reader, &name)
 }
 
 /// The PKG-INFO of a verified sdist.

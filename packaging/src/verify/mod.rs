@@ -6,7 +6,8 @@
 //!
 //! - [`collect_artifact`] / [`collect_metadata_dir`]: the hook's return value names a plain
 //!   file (or a `.dist-info` folder) directly in the output folder, never a symlink.
-//! - [`verify_wheel`]: PEP 427 name, zip structure, member names, `.dist-info`, METADATA,
+//! - [`verify_wheel`]: PEP 427 name, strict zip structure
+//!   ([`StrictZip`](crate::archive::zip::StrictZip)), member names, `.dist-info`, METADATA,
 //!   WHEEL, RECORD hashes and sizes, `.data` layout, size limits.
 //! - [`verify_sdist`]: PEP 625 name, the same member rules as sdist extraction, a single
 //!   top-level folder, PKG-INFO consistent with the name.
@@ -19,7 +20,7 @@
 //! ```text
 //! let artifact = collect_artifact(out, &returned)?;               // bare name, plain file
 //! verify_wheel_file(&artifact.file, &artifact.file_name, &limits)?; // or verify_sdist_file
-//! artifact.publish(outdir)?;                                      // temp file + rename
+//! artifact.publish(&OutputDir::open(outdir, project)?)?;          // temp file + rename
 //! // sdist then wheel: extract_sdist_file(&artifact.file, &artifact.file_name, ...)
 //! ```
 
@@ -42,6 +43,7 @@ pub use describe::{ArtifactFacts, describe_verified};
 pub use sdist::{VerifiedSdist, verify_sdist, verify_sdist_file};
 pub use wheel::{VerifiedWheel, verify_wheel, verify_wheel_file};
 
+use crate::archive::zip::{ZipError, ZipMemberRule};
 use crate::archive::{ArchiveError, MemberRule};
 use crate::limits::LimitExceeded;
 use std::fmt;
@@ -138,38 +140,13 @@ pub enum ArtifactRule {
     #[error(transparent)]
     Limit(#[from] LimitExceeded),
 
-    // Zip structure.
-    #[error("not a valid zip archive: {reason}")]
-    InvalidZip { reason: String },
-    #[error("its local headers disagree with its central directory: {reason}")]
-    InconsistentZip { reason: String },
-    #[error("member `{member}` appears more than once")]
-    DuplicateMember { member: String },
-    #[error("members `{member}` and `{other}` differ only in case")]
-    CaseDuplicate { member: String, other: String },
+    // Zip structure and zip members.
+    #[error(transparent)]
+    Zip(ZipError),
     #[error("member `{member}` refused: {rule}")]
     Member { member: String, rule: MemberRule },
-    #[error("member `{member}` is a symlink")]
-    SymlinkMember { member: String },
-    #[error("member `{member}` has file type bits {mode:#o}, neither regular file nor folder")]
-    SpecialMember { member: String, mode: u32 },
-    #[error("member `{member}` is encrypted")]
-    Encrypted { member: String },
-    #[error(
-        "member `{member}` has a non-ASCII name without the UTF-8 flag, or a Unicode path \
-         field: tools would read different names"
-    )]
-    AmbiguousName { member: String },
-    #[error("member `{member}` unpacks to {actual} bytes but its header says {declared}")]
-    SizeMismatch {
-        member: String,
-        declared: u64,
-        actual: u64,
-    },
-    #[error("folder member `{member}` holds data")]
-    FolderWithData { member: String },
-    #[error("cannot read member `{member}`: {reason}")]
-    UnreadableMember { member: String, reason: String },
+    #[error("members `{member}` and `{other}` differ only in case")]
+    CaseDuplicate { member: String, other: String },
 
     // .dist-info and .data.
     #[error("it has {} top-level `.dist-info` folders{}; a wheel has exactly one", found.len(), listing(found))]
@@ -238,6 +215,20 @@ pub enum ArtifactRule {
 
     #[error("cannot read it: {reason}")]
     Io { reason: String },
+}
+
+impl From<ZipError> for ArtifactRule {
+    /// Limits and member name rules as for every artifact; the zip rules as they are.
+    fn from(e: ZipError) -> Self {
+        match e {
+            ZipError::Limit(limit) => ArtifactRule::Limit(limit),
+            ZipError::Member {
+                member,
+                rule: ZipMemberRule::Name(rule),
+            } => ArtifactRule::Member { member, rule },
+            other => ArtifactRule::Zip(other),
+        }
+    }
 }
 
 /// ` (a, b)` for a non-empty list, nothing for an empty one.
@@ -331,9 +322,11 @@ pub(crate) fn read_bounded(
     reader
         .take(MAX_METADATA_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| ArtifactRule::UnreadableMember {
-            member: path.to_string(),
-            reason: e.to_string(),
+        .map_err(|e| match ZipError::from(e) {
+            ZipError::Io(e) => ArtifactRule::Io {
+                reason: format!("reading `{path}`: {e}"),
+            },
+            refused => refused.into(),
         })?;
     if bytes.len() as u64 > MAX_METADATA_BYTES {
         return Err(ArtifactRule::MetadataTooLarge {

@@ -57,8 +57,13 @@ pub fn verify_sdist_file(
     let file_name_rule = |e: anyhow::Error| ArtifactRule::FileName {
         reason: format!("{e:#}"),
     };
+    let Some(top) = file_name.strip_suffix(".tar.gz") else {
+        // Legacy `.zip` sdists are read, never made (PEP 625).
+        return Err(refuse(ArtifactRule::FileName {
+            reason: format!("a built sdist must be a `.tar.gz` (PEP 625), not `{file_name}`"),
+        }));
+    };
     SdistFilename::parse_guess(file_name).map_err(|e| refuse(file_name_rule(e)))?;
-    let top = file_name.strip_suffix(".tar.gz").unwrap_or(file_name);
     let io_rule = |e: std::io::Error| {
         refuse(ArtifactRule::Io {
             reason: e.to_string(),

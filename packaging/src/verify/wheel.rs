@@ -5,30 +5,22 @@ use super::record::{ExpectedHash, HashFieldError, Hasher, parse_hash, parse_reco
 use super::{
     ArtifactError, ArtifactRule, artifact_size, check_name_version, read_bounded, stem_matches,
 };
-use crate::archive::MemberRule;
-use crate::archive::path::{Dialect, RelPath, display_name, parse_member_name};
-use crate::archive::tree::{Node, Tree};
+use crate::archive::path::display_name;
+use crate::archive::zip::{StrictZip, ZipError, ZipMember};
 use crate::filename::WheelFilename;
-use crate::limits::{ArtifactLimits, LimitExceeded, Meter};
+use crate::limits::ArtifactLimits;
 use crate::metadata::{CoreMetadata, parse_headers};
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, Read};
 use std::path::Path;
 use std::str::FromStr;
-use zip::ZipArchive;
 
 /// The `.data` schemes a wheel may install into.
 const DATA_SCHEMES: &[&str] = &["purelib", "platlib", "headers", "scripts", "data"];
 
-/// The zip "language encoding" flag: the name is UTF-8.
-const UTF8_FLAG: u16 = 1 << 11;
-
-/// File type bits of a unix mode.
-const S_IFMT: u32 = 0o170_000;
-const S_IFREG: u32 = 0o100_000;
-const S_IFDIR: u32 = 0o040_000;
-const S_IFLNK: u32 = 0o120_000;
+/// The archive as the checks read it.
+type Zip<'f> = StrictZip<&'f File>;
 
 /// A wheel that passed [`verify_wheel`].
 #[derive(Debug, Clone)]
@@ -59,13 +51,16 @@ pub fn verify_wheel(path: &Path, limits: &ArtifactLimits) -> Result<VerifiedWhee
 ///
 /// - the file name is a valid PEP 427 name, and the file within
 ///   [`ArtifactLimits::max_artifact_bytes`];
-/// - a valid zip whose local headers agree with its central directory (no overlapping or
-///   hidden entries), without duplicate names (also none differing only in case);
+/// - a zip archive that every zip reader reads the same way (see
+///   [`StrictZip`](crate::archive::zip::StrictZip): one end record ending the file, zip64
+///   records only where needed and where expected, members contiguous from offset 0 to
+///   the central directory, local headers agreeing with central ones, no duplicate names),
+///   without names differing only in case;
 /// - member names are UTF-8 (flagged as such when not ASCII), relative, without `..`, `.`,
 ///   empty components, backslashes or control characters; no symlink, device or FIFO
 ///   entries, no encryption; no file inside a file;
-/// - members unpack to exactly their declared sizes, within the limits, counted while
-///   decompressing;
+/// - members unpack to exactly their declared sizes and CRC-32, within the limits (checked
+///   on the declared sizes before anything is decompressed);
 /// - exactly one top-level `{name}-{version}.dist-info` folder matching the file name
 ///   (normalized name, PEP 440 version); METADATA parses with the same Name and Version;
 ///   WHEEL has `Wheel-Version: 1.x` and `Root-Is-Purelib: true|false`;
@@ -84,78 +79,43 @@ pub fn verify_wheel_file(
             reason: format!("{e:#}"),
         })
     })?;
-    let size = artifact_size(file, limits).map_err(refuse)?;
-    let mut zip = ZipArchive::new(BufReader::new(file)).map_err(|e| {
-        refuse(ArtifactRule::InvalidZip {
-            reason: e.to_string(),
-        })
-    })?;
-    if zip.has_duplicate_names() {
-        // The zip crate keeps one entry per name; find the repeated one in the raw
-        // central directory for the message.
-        let bound = usize::try_from(limits.archive.max_members)
-            .unwrap_or(usize::MAX)
-            .saturating_add(1);
-        let member = duplicate_in_central_directory(file, zip.central_directory_start(), bound)
-            .unwrap_or_else(|| "(unknown)".into());
-        return Err(refuse(ArtifactRule::DuplicateMember { member }));
-    }
-    WheelCheck {
-        filename,
-        limits,
-        archive_bytes: size,
-    }
-    .run(&mut zip)
-    .map_err(refuse)
+    artifact_size(file, limits).map_err(refuse)?;
+    let zip = StrictZip::open(file, &limits.archive).map_err(|e| refuse(e.into()))?;
+    WheelCheck { filename }.run(&zip).map_err(refuse)
 }
 
 /// One member as the name pass saw it.
-struct Member {
+struct Member<'z> {
     index: usize,
-    path: RelPath,
-    is_dir: bool,
-    declared_size: u64,
+    zip: &'z ZipMember,
 }
 
-struct WheelCheck<'a> {
+impl Member<'_> {
+    fn path(&self) -> &crate::archive::RelPath {
+        &self.zip.path
+    }
+}
+
+struct WheelCheck {
     filename: WheelFilename,
-    limits: &'a ArtifactLimits,
-    archive_bytes: u64,
 }
 
-impl WheelCheck<'_> {
-    fn run<R: Read + Seek>(self, zip: &mut ZipArchive<R>) -> Result<VerifiedWheel, ArtifactRule> {
-        if zip.len() as u64 > self.limits.archive.max_members {
-            return Err(LimitExceeded::Members {
-                limit: self.limits.archive.max_members,
-            }
-            .into());
-        }
-        zip.validate_header_consistency()
-            .map_err(|e| ArtifactRule::InconsistentZip {
-                reason: e.to_string(),
-            })?;
-
+impl WheelCheck {
+    fn run(self, zip: &Zip<'_>) -> Result<VerifiedWheel, ArtifactRule> {
         let members = self.names(zip)?;
         let dist_info = self.dist_info(&members)?;
         self.data_dir(&members, &dist_info)?;
 
         let files: HashMap<&str, &Member> = members
             .iter()
-            .filter(|m| !m.is_dir)
-            .map(|m| (m.path.as_str(), m))
+            .filter(|m| !m.zip.is_dir)
+            .map(|m| (m.path().as_str(), m))
             .collect();
-        let read_member = |zip: &mut ZipArchive<R>, path: &str| -> Result<Vec<u8>, ArtifactRule> {
+        let read_member = |zip: &Zip<'_>, path: &str| -> Result<Vec<u8>, ArtifactRule> {
             let member = files.get(path).ok_or_else(|| ArtifactRule::MissingFile {
                 path: path.to_string(),
             })?;
-            let entry = zip
-                .by_index(member.index)
-                .map_err(|e| ArtifactRule::UnreadableMember {
-                    member: path.to_string(),
-                    reason: e.to_string(),
-                })?;
-            read_bounded(entry, path)
+            read_bounded(zip.reader(member.index).expect("a member's index"), path)
         };
 
         let metadata_path = format!("{dist_info}/METADATA");
@@ -183,86 +143,33 @@ impl WheelCheck<'_> {
             .collect();
         let expected = check_record(&bytes, &files, &exempt)?;
 
-        let unpacked_bytes = self.check_contents(zip, &members, &expected)?;
+        self.check_contents(zip, &members, &expected)?;
         Ok(VerifiedWheel {
             filename: self.filename,
             dist_info,
             metadata,
             root_is_purelib,
             members: members.len(),
-            unpacked_bytes,
+            unpacked_bytes: zip.unpacked_size(),
         })
     }
 
-    /// The name pass: every member's name, type and place, before any data is read.
-    fn names<R: Read + Seek>(&self, zip: &mut ZipArchive<R>) -> Result<Vec<Member>, ArtifactRule> {
-        let mut members = Vec::with_capacity(zip.len());
-        let mut tree = Tree::default();
-        let mut folded: HashMap<String, String> = HashMap::new();
-        for index in 0..zip.len() {
-            let entry = zip
-                .by_index_raw(index)
-                .map_err(|e| ArtifactRule::InvalidZip {
-                    reason: e.to_string(),
-                })?;
-            let raw = entry.name_raw();
-            let shown = display_name(raw);
-            let unicode_path_field = entry
-                .extra_data_fields()
-                .any(|field| matches!(field, zip::ExtraField::UnicodePath(_)));
-            if unicode_path_field || (!raw.is_ascii() && entry.flags().as_u16() & UTF8_FLAG == 0) {
-                return Err(ArtifactRule::AmbiguousName { member: shown });
-            }
-            if entry.encrypted() {
-                return Err(ArtifactRule::Encrypted { member: shown });
-            }
-            let name =
-                parse_member_name(raw, Dialect::Zip).map_err(|rule| ArtifactRule::Member {
-                    member: shown.clone(),
-                    rule: rule.into(),
-                })?;
-            let Some(path) = name.path else {
-                return Err(ArtifactRule::Member {
-                    member: shown,
-                    rule: crate::archive::NameRule::Empty.into(),
-                });
-            };
-            let is_dir = name.trailing_slash;
-            if let Some(mode) = entry.unix_mode() {
-                match mode & S_IFMT {
-                    0 | S_IFREG | S_IFDIR => {}
-                    S_IFLNK => return Err(ArtifactRule::SymlinkMember { member: shown }),
-                    other => {
-                        return Err(ArtifactRule::SpecialMember {
-                            member: shown,
-                            mode: other,
-                        });
-                    }
-                }
-            }
-            if is_dir && entry.size() > 0 {
-                return Err(ArtifactRule::FolderWithData { member: shown });
-            }
-            tree.place(&path, if is_dir { Node::Dir } else { Node::File })
-                .map_err(|rule| ArtifactRule::Member {
-                    member: shown.clone(),
-                    rule: MemberRule::Placement(rule),
-                })?;
-            let key = path.as_str().to_lowercase();
-            if let Some(other) = folded.insert(key, path.to_string())
-                && other != path.as_str()
+    /// The name pass: names, types and places were checked by the zip reader; a wheel
+    /// also may not hold two names differing only in case.
+    fn names<'z>(&self, zip: &'z Zip<'_>) -> Result<Vec<Member<'z>>, ArtifactRule> {
+        let mut folded: HashMap<String, &str> = HashMap::new();
+        let mut members = Vec::with_capacity(zip.members().len());
+        for (index, member) in zip.members().iter().enumerate() {
+            let path = member.path.as_str();
+            if let Some(other) = folded.insert(path.to_lowercase(), path)
+                && other != path
             {
                 return Err(ArtifactRule::CaseDuplicate {
                     member: path.to_string(),
-                    other,
+                    other: other.to_string(),
                 });
             }
-            members.push(Member {
-                index,
-                path,
-                is_dir,
-                declared_size: entry.size(),
-            });
+            members.push(Member { index, zip: member });
         }
         Ok(members)
     }
@@ -310,73 +217,51 @@ impl WheelCheck<'_> {
                 expected,
             });
         }
-        for member in members.iter().filter(|m| m.path.top() == *data) {
-            let mut components = member.path.components().skip(1);
+        for member in members.iter().filter(|m| m.path().top() == *data) {
+            let is_dir = member.zip.is_dir;
+            let mut components = member.path().components().skip(1);
             let scheme = components.next();
             let in_scheme = match scheme {
-                None => member.is_dir,
+                None => is_dir,
                 Some(scheme) => {
-                    DATA_SCHEMES.contains(&scheme) && (member.is_dir || components.next().is_some())
+                    DATA_SCHEMES.contains(&scheme) && (is_dir || components.next().is_some())
                 }
             };
             if !in_scheme {
                 return Err(ArtifactRule::DataScheme {
-                    member: member.path.to_string(),
+                    member: member.path().to_string(),
                 });
             }
         }
         Ok(())
     }
 
-    /// Streams every file, checking sizes, limits and RECORD hashes. Returns the unpacked
-    /// byte count.
-    fn check_contents<R: Read + Seek>(
+    /// Streams every file through the zip reader (which checks sizes and CRC-32),
+    /// comparing RECORD's hashes and sizes.
+    fn check_contents(
         &self,
-        zip: &mut ZipArchive<R>,
-        members: &[Member],
+        zip: &Zip<'_>,
+        members: &[Member<'_>],
         expected: &HashMap<String, Expected>,
-    ) -> Result<u64, ArtifactRule> {
-        let meter = Meter::new(self.limits.archive);
-        meter.add_packed(self.archive_bytes);
+    ) -> Result<(), ArtifactRule> {
         let mut buf = vec![0u8; 64 * 1024];
-        for member in members.iter().filter(|m| !m.is_dir) {
-            let path = member.path.as_str();
-            let unreadable = |e: &dyn std::fmt::Display| ArtifactRule::UnreadableMember {
-                member: path.to_string(),
-                reason: e.to_string(),
-            };
-            let mut entry = zip.by_index(member.index).map_err(|e| unreadable(&e))?;
+        for member in members.iter().filter(|m| !m.zip.is_dir) {
+            let path = member.path().as_str();
+            let mut reader = zip.reader(member.index).expect("a member's index");
             let want = expected.get(path);
             let mut hasher = want.map(|w| Hasher::new(w.hash.algorithm));
-            let mut actual: u64 = 0;
             loop {
-                let n = match entry.read(&mut buf) {
+                let n = match reader.read(&mut buf) {
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(unreadable(&e)),
+                    Err(e) => return Err(ZipError::from(e).into()),
                 };
                 if n == 0 {
                     break;
                 }
-                actual += n as u64;
-                meter.add_unpacked(n as u64)?;
-                if actual > member.declared_size {
-                    return Err(ArtifactRule::SizeMismatch {
-                        member: path.to_string(),
-                        declared: member.declared_size,
-                        actual,
-                    });
-                }
                 if let Some(hasher) = &mut hasher {
                     hasher.update(&buf[..n]);
                 }
-            }
-            if actual != member.declared_size {
-                return Err(ArtifactRule::SizeMismatch {
-                    member: path.to_string(),
-                    declared: member.declared_size,
-                    actual,
-                });
             }
             if let (Some(want), Some(hasher)) = (want, hasher) {
                 if hasher.finish() != want.hash.digest {
@@ -384,25 +269,25 @@ impl WheelCheck<'_> {
                         path: path.to_string(),
                     });
                 }
-                if want.size != actual {
+                if want.size != member.zip.size {
                     return Err(ArtifactRule::RecordSize {
                         path: path.to_string(),
                         recorded: want.size.to_string(),
-                        actual,
+                        actual: member.zip.size,
                     });
                 }
             }
         }
-        Ok(meter.unpacked())
+        Ok(())
     }
 }
 
 /// First components of members that are folders (or lie inside one).
-fn top_level_folders(members: &[Member]) -> impl Iterator<Item = &str> {
+fn top_level_folders<'m>(members: &'m [Member<'_>]) -> impl Iterator<Item = &'m str> {
     members
         .iter()
-        .filter(|m| m.is_dir || m.path.depth() > 1)
-        .map(|m| m.path.top())
+        .filter(|m| m.zip.is_dir || m.path().depth() > 1)
+        .map(|m| m.path().top())
 }
 
 /// Checks WHEEL; returns `Root-Is-Purelib`.
@@ -514,37 +399,6 @@ fn check_record(
         });
     }
     Ok(expected)
-}
-
-/// Names the first repeated name by reading the central directory's headers from the
-/// file itself.
-fn duplicate_in_central_directory(
-    mut reader: impl Read + Seek,
-    start: u64,
-    max_entries: usize,
-) -> Option<String> {
-    const SIGNATURE: u32 = 0x0201_4b50;
-    reader.seek(SeekFrom::Start(start)).ok()?;
-    let mut seen = BTreeSet::new();
-    for _ in 0..max_entries {
-        let mut fixed = [0u8; 46];
-        reader.read_exact(&mut fixed).ok()?;
-        if u32::from_le_bytes([fixed[0], fixed[1], fixed[2], fixed[3]]) != SIGNATURE {
-            return None;
-        }
-        let name_len = u16::from_le_bytes([fixed[28], fixed[29]]) as usize;
-        let extra_len = u16::from_le_bytes([fixed[30], fixed[31]]) as i64;
-        let comment_len = u16::from_le_bytes([fixed[32], fixed[33]]) as i64;
-        let mut name = vec![0u8; name_len];
-        reader.read_exact(&mut name).ok()?;
-        reader
-            .seek(SeekFrom::Current(extra_len + comment_len))
-            .ok()?;
-        if !seen.insert(name.clone()) {
-            return Some(display_name(&name));
-        }
-    }
-    None
 }
 
 #[cfg(test)]

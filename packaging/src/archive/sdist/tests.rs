@@ -659,6 +659,7 @@ fn refuses_decompression_bombs_early() {
     let limits = ArchiveLimits {
         max_compression_ratio: 100,
         ratio_grace_bytes: 1 << 20,
+        deadline: None,
         ..ArchiveLimits::default()
     };
     let entries = [top(), TarEntry::file("pkg-1.0/bomb", vec![0u8; 64 << 20])];
@@ -710,16 +711,23 @@ fn header_sizes_are_not_trusted() {
 
 #[test]
 fn refuses_what_is_not_a_tar_gz() {
+    // Zip bytes are read as a (legacy) zip sdist, whatever the name says.
     let err = refused_as(
         "pkg-1.0.tar.gz",
         b"PK\x03\x04 not gzip",
         &ArchiveLimits::default(),
     );
+    assert_eq!(
+        err.to_string(),
+        "not a valid zip archive: there is no end-of-central-directory record in its last \
+         64 KiB"
+    );
+    let err = refused_as("pkg-1.0.tar.gz", b"\xfd7zXZ\x00", &ArchiveLimits::default());
     assert!(
         matches!(
             err,
             ArchiveError::Format {
-                format: SourceFormat::Zip,
+                format: SourceFormat::TarXz,
                 ..
             }
         ),

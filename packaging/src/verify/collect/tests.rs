@@ -274,7 +274,9 @@ fn publishes_the_collected_bytes_atomically() {
     let dist = tmp.path().join("dist");
     std::fs::create_dir(&dist).unwrap();
     std::fs::write(dist.join("demo-1.0.tar.gz"), "older build").unwrap();
-    let published = collected.publish(&dist).unwrap();
+    let published = collected
+        .publish(&crate::publish::OutputDir::open(&dist, None).unwrap())
+        .unwrap();
     assert_eq!(published, dist.join("demo-1.0.tar.gz"));
     assert_eq!(
         std::fs::read_to_string(&published).unwrap(),
@@ -290,7 +292,11 @@ fn publishes_the_collected_bytes_atomically() {
     std::fs::write(out.join("demo-1.0.tar.gz"), "verified bytes, and more").unwrap();
     let other = tmp.path().join("dist2");
     std::fs::create_dir(&other).unwrap();
-    assert!(collected.publish(&other).is_err());
+    assert!(
+        collected
+            .publish(&crate::publish::OutputDir::open(&other, None).unwrap())
+            .is_err()
+    );
     assert_eq!(std::fs::read_dir(&other).unwrap().count(), 0);
 }
 

@@ -169,6 +169,7 @@ fn refuses_bombs_and_oversized_files() {
     let limits = ArtifactLimits {
         archive: crate::limits::ArchiveLimits {
             ratio_grace_bytes: 1 << 20,
+            deadline: None,
             ..Default::default()
         },
         ..Default::default()

@@ -1,0 +1,114 @@
+//! Host work on what the guest leaves and guest runs on the host's behalf stay bounded
+//! (issue 14, items 6 and 7).
+
+use super::*;
+
+/// `prepare_metadata_for_build_wheel` returns a `.dist-info` folder nested 2,500 folders
+/// deep (made one level at a time through folder descriptors, as an attacker would): the
+/// host walks it one folder at a time and refuses it past 32 levels at once, instead of
+/// reopening every folder from the root (seconds to minutes of host CPU outside
+/// `--timeout`, then "File name too long").
+#[test]
+fn a_dist_info_nested_thousands_of_folders_deep_is_refused_at_once() {
+    let hostile = r#"
+def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+    name = "hostile_demo-1.0.dist-info"
+    top = os.path.join(metadata_directory, name)
+    os.mkdir(top)
+    with open(os.path.join(top, "METADATA"), "w") as f:
+        f.write("Metadata-Version: 2.1\nName: hostile-demo\nVersion: 1.0\n")
+    fd = os.open(top, os.O_RDONLY)
+    for _ in range(2500):
+        os.mkdir("d", dir_fd=fd)
+        inner = os.open("d", os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+    os.close(fd)
+    return name
+"#;
+    backend_fails(
+        hostile,
+        &["--metadata"],
+        7,
+        &[
+            "artifact `hostile_demo-1.0.dist-info` refused",
+            "nests folders more than 32 levels deep",
+        ],
+    );
+}
+
+/// A build requirement whose module takes seconds to compile: the bytecode compilation of
+/// the build environment is a guest run like any other and keeps `--timeout` (it used to
+/// run with the default limits, minutes past a `--timeout 2`).
+#[test]
+fn compiling_a_build_environment_keeps_the_time_limit() {
+    ensure_runtime();
+    let mut module = String::new();
+    for i in 0..60_000 {
+        module.push_str(&format!(
+            "def f{i}(a, b):\n    return [a + b * {i} for _ in range(3)]\n"
+        ));
+    }
+    let wheels = wheel_dir(
+        "slow-helper",
+        "1.0",
+        &[("slow_helper/__init__.py", module.as_bytes())],
+    );
+    let scene = Scene::build(|scene| {
+        write_project(&scene.project(), "", &["slow-helper==1.0"]);
+    });
+    let mut cmd = scene.offline_cmd(&wheels);
+    cmd.args(["--timeout", "2"]);
+    scene.fails(
+        &mut cmd,
+        6,
+        &[
+            "compiling the build environment's bytecode was stopped by the sandbox",
+            "time limit of 2 s reached",
+            "hint: raise the limit with --timeout SECONDS",
+        ],
+    );
+}
+
+/// `get_requires_for_build_wheel` asks for a thousand requirements: each name would cost
+/// the host index requests (outside `--timeout`), so past 128 the build is refused before
+/// any is looked up.
+#[test]
+fn a_backend_asking_for_a_thousand_requirements_is_refused() {
+    let hostile = r#"
+def get_requires_for_build_wheel(config_settings=None):
+    return ["no-such-package-%d" % i for i in range(1000)]
+"#;
+    backend_fails(
+        hostile,
+        &["--wheel", "--offline"],
+        4,
+        &["the backend asked for 1000 build requirements; more than 128 are refused"],
+    );
+}
+
+/// A requirement string that made the PEP 508 parser panic (a name ending in `-` before a
+/// character that ends it, found by the `pyproject` fuzz target) is an invalid requirement,
+/// not a crash of the host: from `get_requires_for_build_wheel` and from `pyproject.toml`.
+#[test]
+fn a_requirement_that_crashed_the_parser_is_refused() {
+    let hostile = r#"
+def get_requires_for_build_wheel(config_settings=None):
+    return ["crash-'"]
+"#;
+    backend_fails(
+        hostile,
+        &["--wheel", "--offline"],
+        4,
+        &[
+            "invalid requirement `crash-'`",
+            "does not end with a letter or digit",
+        ],
+    );
+    let scene = Scene::build(|scene| write_project(&scene.project(), "", &["crash-'"]));
+    scene.fails(
+        &mut scene.wheel_cmd(&[]),
+        3,
+        &["invalid requirement `crash-'`"],
+    );
+}
