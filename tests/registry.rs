@@ -16,6 +16,9 @@ use std::process::Command;
 mod support;
 use support::*;
 
+#[path = "registry/serve.rs"]
+mod serve;
+
 #[test]
 fn a_batch_of_three_sdists_with_a_report() {
     let work = tempfile::tempdir().unwrap();

@@ -33,6 +33,7 @@ pub mod report;
 pub mod reporter;
 pub mod runtime;
 pub mod sandbox;
+pub mod serve;
 pub mod service;
 
 pub use frontend::{

@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         Some(Command::Cache { cache_dir, action }) => done(cache_command(cache_dir, action)),
         Some(Command::Runtime { action }) => runtime_command(action),
         Some(Command::Verify(args)) => cli::verify::run(*args),
+        Some(Command::Serve(args)) => cli::serve::run(*args),
         Some(Command::Guest) => done(sandbox::serve_child()),
         Some(Command::Build(args)) => cli::batch::run(*args),
         None => cli::batch::run(cli.build),

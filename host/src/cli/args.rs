@@ -66,6 +66,9 @@ pub enum Command {
     /// Build the wheel from an sdist in the sandbox and compare given wheels with it:
     /// identical (exit 0), equivalent (10) or differs (11).
     Verify(Box<super::verify::VerifyArgs>),
+    /// Run jobs read from stdin, one JSON object a line; write one JSON result line per
+    /// job (docs/serve.md).
+    Serve(Box<super::serve::ServeArgs>),
     /// Internal: run one guest for a parent wasm-build (sandbox::Isolation::Process).
     #[command(name = "__guest", hide = true)]
     Guest,

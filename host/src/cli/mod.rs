@@ -7,6 +7,7 @@ pub mod parse;
 pub mod preflight;
 pub mod registry;
 pub mod reporter;
+pub mod serve;
 pub mod signals;
 pub mod terminal;
 pub mod values;

@@ -243,6 +243,11 @@ impl Frontend {
         &self.settings
     }
 
+    /// The package index client (its HTTP settings serve downloads of jobs' sources).
+    pub(crate) fn index(&self) -> &IndexClient {
+        &self.index
+    }
+
     /// `-C` settings as the JSON object the hooks get.
     pub fn config_settings(&self) -> &Value {
         &self.config_settings
