@@ -1,8 +1,8 @@
 //! End to end: the command line as a user meets it (issue 15) — interruptions, file modes,
 //! a closed stdout, checks before anything is prepared, bad command lines, messages about
 //! bad input, output conventions, and the flags build/uv users reach for. Every exit code
-//! docs/cli.md lists is produced by a named test ([`EXIT_CODES`], here or in compat.rs);
-//! `docs.rs` checks cli.md against the binary.
+//! docs/cli.md lists is produced by a named test ([`EXIT_CODES`], here, in compat.rs or
+//! registry.rs); `docs.rs` checks cli.md against the binary.
 
 mod common;
 
@@ -34,6 +34,8 @@ const EXIT_CODES: &[(i32, &str)] = &[
     (6, "a_sandbox_limit_exits_6"),
     (7, "a_refused_artifact_exits_7"),
     (8, "a_c_extension_is_its_own_exit_class"),
+    (10, "verify_says_identical_equivalent_or_differs"),
+    (11, "verify_says_identical_equivalent_or_differs"),
     (130, "sigint_stops_the_build_and_removes_its_scratch"),
     (143, "sigterm_stops_the_build_and_removes_its_scratch"),
 ];
@@ -207,7 +209,7 @@ fn artifacts_are_created_with_the_umask() {
         let mut meta_cmd = wasm_build();
         meta_cmd
             .arg(project.path())
-            .args(["--metadata", "-o"])
+            .args(["--metadata-dir", "-o"])
             .arg(&meta);
         for cmd in [&mut cmd, &mut meta_cmd] {
             // SAFETY: umask is async-signal-safe and touches nothing else.

@@ -9,8 +9,10 @@ use crate::protocol::{
     Action, BackendWarning, CallOutcome, CallsResponse, Hook, HookCall, ProcessAttempt, Request,
     RunDirs, guest_join, guest_paths,
 };
-use crate::reporter::{Event, Reporter, Warning};
-use crate::sandbox::{GuestRun, LimitHit, Limits, LogSink, MemoryImage, Sandbox, SandboxError};
+use crate::reporter::{Event, HookRun, PreparedUse, Reporter, Warning};
+use crate::sandbox::{
+    GuestRun, LimitHit, Limits, LogSink, MemoryImage, RunStats, Sandbox, SandboxError,
+};
 use anyhow::Result;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -171,10 +173,11 @@ pub(crate) fn call_hooks(
     let hooks: Vec<Hook> = calls.iter().map(|call| call.hook).collect();
     ctx.reporter.report(&Event::HooksStarted { hooks: &hooks });
     let started = Instant::now();
+    let mut notes = RunNotes::default();
     // A prepared backend whose import assumed a path absent that this project has: the
     // calls are made again with the backend imported afresh.
-    let result = match run_calls(ctx, calls, first, true) {
-        Ok(None) => run_calls(ctx, calls, first, false).and_then(|results| {
+    let result = match run_calls(ctx, calls, first, true, &mut notes) {
+        Ok(None) => run_calls(ctx, calls, first, false, &mut notes).and_then(|results| {
             results.ok_or_else(|| {
                 bad(
                     first,
@@ -185,12 +188,31 @@ pub(crate) fn call_hooks(
         }),
         other => other.map(|results| results.expect("only a prepared run mismatches")),
     };
+    let elapsed = started.elapsed();
+    let ok = result.is_ok();
     ctx.reporter.report(&Event::HooksFinished {
         hooks: &hooks,
-        elapsed: started.elapsed(),
-        ok: result.is_ok(),
+        elapsed,
+        ok,
     });
+    ctx.reporter.report(&Event::HookRun(&HookRun {
+        hooks,
+        wall_time: elapsed,
+        ok,
+        stats: notes.stats,
+        output_bytes: notes.output_bytes,
+        prepared: notes.prepared,
+    }));
     result
+}
+
+/// What the runs of one [`call_hooks`] found out, for its [`HookRun`] event.
+#[derive(Default)]
+struct RunNotes {
+    /// The last sandbox run's, when it ended without the sandbox stopping it.
+    stats: Option<RunStats>,
+    output_bytes: u64,
+    prepared: PreparedUse,
 }
 
 /// One sandbox run of `calls`, from the prepared backend when `prepared` and there is one.
@@ -200,6 +222,7 @@ fn run_calls(
     calls: &[HookCall],
     first: Hook,
     prepared: bool,
+    notes: &mut RunNotes,
 ) -> Result<Option<HookResults>, HookError> {
     let setup = |e: anyhow::Error| HookError {
         hook: first,
@@ -236,21 +259,30 @@ fn run_calls(
     let image = if prepared {
         prepared_image(ctx, &guest)
     } else {
-        Ok(None)
+        Ok(Err(match &notes.prepared {
+            PreparedUse::NotUsed(why) => why.clone(),
+            PreparedUse::Used => "the backend is imported afresh".into(),
+        }))
     };
     let image = image.unwrap_or_else(|error| {
+        let why = format!("{error:#}");
         ctx.reporter
-            .report(&Event::Warning(&Warning::BackendNotPrepared(format!(
-                "{error:#}"
-            ))));
-        None
+            .report(&Event::Warning(&Warning::BackendNotPrepared(why.clone())));
+        Err(why)
     });
+    notes.prepared = match &image {
+        Ok(_) => PreparedUse::Used,
+        Err(why) => PreparedUse::NotUsed(why.clone()),
+    };
+    let image = image.ok();
     let exit = match &image {
         Some(image) => ctx.sandbox.run_from(&guest, image),
         None => ctx.sandbox.run(&guest),
     };
     let exit = exit.map_err(|source| {
         let log = source.log().to_vec();
+        notes.stats = None;
+        notes.output_bytes = log.len() as u64;
         let hook = run.running_hook(calls).unwrap_or(first);
         HookError {
             hook,
@@ -261,8 +293,16 @@ fn run_calls(
     })?;
 
     let memory_refused = exit.memory_refused;
+    notes.stats = Some(exit.stats);
+    notes.output_bytes = exit.log.len() as u64;
     let outcome = match run.read_response::<CallsResponse>() {
-        Ok(Some(response)) if image.is_some() && is_mismatch(&response) => return Ok(None),
+        Ok(Some(response)) if image.is_some() && is_mismatch(&response) => {
+            notes.prepared = PreparedUse::NotUsed(format!(
+                "the prepared backend does not fit this project: {}",
+                mismatch_message(&response)
+            ));
+            return Ok(None);
+        }
         Ok(Some(response)) => interpret(ctx.backend, calls, response, exit.log, run),
         Ok(None) => {
             let hook = run.running_hook(calls).unwrap_or(first);
@@ -307,14 +347,29 @@ fn is_mismatch(response: &CallsResponse) -> bool {
     )
 }
 
+/// What the runner said about a prepared backend that does not fit.
+fn mismatch_message(response: &CallsResponse) -> String {
+    match response.results.first().map(|r| &r.outcome) {
+        Some(CallOutcome::PreparedMismatch { message }) => message.clone(),
+        _ => String::new(),
+    }
+}
+
 /// The memory image the run starts from, when the backend can be prepared (an environment
-/// backend, the source at `/src`, a sandbox that keeps prepared instances).
-fn prepared_image(ctx: &HookContext<'_>, guest: &GuestRun) -> Result<Option<MemoryImage>> {
+/// backend, the source at `/src`, a sandbox that keeps prepared instances); else why not.
+fn prepared_image(ctx: &HookContext<'_>, guest: &GuestRun) -> Result<Result<MemoryImage, String>> {
     let Some((backends, env_key)) = ctx.prepared else {
-        return Ok(None);
+        return Ok(Err("prepared backends are turned off".into()));
     };
-    if !ctx.backend_path.is_empty() || ctx.source_guest != guest_paths::SOURCE {
-        return Ok(None);
+    if !ctx.backend_path.is_empty() {
+        return Ok(Err(
+            "an in-tree backend (backend-path) is never prepared".into()
+        ));
+    }
+    if ctx.source_guest != guest_paths::SOURCE {
+        return Ok(Err(
+            "an editable build mounts the source at its own path".into()
+        ));
     }
     backends.image(&Wanted {
         sandbox: ctx.sandbox,

@@ -13,6 +13,9 @@
 //!   [`Limits`] asked for; [`runtime`] provisions the pinned interpreters.
 //! - [`housekeeping`] cleans and prunes the cache.
 //! - [`GuestBench`] times hook runs and guest runs as the frontend makes them.
+//! - [`service::run_task`] runs one [`Task`] (build, metadata, verify) of a source on a
+//!   shared frontend and returns its [`report::SourceReport`]: the registry's unit of work
+//!   (command-line batches, `serve`).
 //!
 //! Everything else is internal and may change.
 
@@ -26,9 +29,12 @@ pub mod housekeeping;
 pub mod integrity;
 mod prepared;
 mod protocol;
+pub mod report;
 pub mod reporter;
 pub mod runtime;
 pub mod sandbox;
+pub mod serve;
+pub mod service;
 
 pub use frontend::{
     BuildError, BuildRequest, Distribution, Frontend, GuestBench, Hint, Limit, PlanError, Refusal,
@@ -38,3 +44,4 @@ pub use hooks::{HookError, HookErrorKind};
 pub use protocol::{BackendWarning, Hook, HookCall, ProcessAttempt, ProcessKind};
 pub use reporter::{Event, Reporter, Silent, Step, Warning};
 pub use sandbox::{Isolation, Limits};
+pub use service::{Task, TaskResult, run_task};

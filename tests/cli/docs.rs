@@ -16,6 +16,8 @@ const COMMANDS: &[&[&str]] = &[
     &["runtime"],
     &["runtime", "info"],
     &["runtime", "run"],
+    &["verify"],
+    &["serve"],
 ];
 
 fn cli_md() -> String {
@@ -170,10 +172,16 @@ fn every_exit_code_of_cli_md_is_produced_by_a_test() {
     assert_eq!(exit_codes_in_help(&help(&[])), table, "--help and cli.md");
     // Each named test exists and asserts its code.
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests");
-    let source = ["cli.rs", "cli/errors.rs", "cli/docs.rs", "compat.rs"]
-        .iter()
-        .map(|file| fs::read_to_string(root.join(file)).unwrap())
-        .collect::<String>();
+    let source = [
+        "cli.rs",
+        "cli/errors.rs",
+        "cli/docs.rs",
+        "compat.rs",
+        "registry.rs",
+    ]
+    .iter()
+    .map(|file| fs::read_to_string(root.join(file)).unwrap())
+    .collect::<String>();
     for (code, test) in EXIT_CODES {
         let body = source
             .split(&format!("\nfn {test}() {{\n"))

@@ -3,12 +3,14 @@
 
 use super::{BuildError, Frontend};
 use crate::protocol::guest_paths;
-use crate::reporter::{Event, Reporter, Warning};
+use crate::reporter::{Event, Reporter, SourceFacts, SourceKind, Warning};
 use anyhow::{Context, anyhow};
 use std::fs;
+use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use wasm_build_packaging::archive::{self, ArchiveError, NamedBy};
+use wasm_build_packaging::cache;
 use wasm_build_packaging::filename::SdistFilename;
 use wasm_build_packaging::pyproject::BuildSystem;
 use wasm_build_packaging::tempdirs::{HeldDir, TempKind};
@@ -96,15 +98,32 @@ impl Frontend {
         sdist: &Path,
         scratch: &Path,
     ) -> Result<Project, BuildError> {
-        let file = fs::File::open(sdist).map_err(|e| BuildError::Input {
+        let unreadable = |e: std::io::Error| BuildError::Input {
             what: format!("the sdist {}", sdist.display()),
             source: anyhow!(e),
-        })?;
+        };
+        let mut file = fs::File::open(sdist).map_err(unreadable)?;
         let name = sdist
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        self.unpack_sdist(&file, &name, scratch)
+        // The digest of the very bytes that are unpacked, for the report.
+        let (sha256, _) = cache::sha256_reader(&file).map_err(unreadable)?;
+        file.seek(SeekFrom::Start(0)).map_err(unreadable)?;
+        let mut facts = SourceFacts {
+            path: sdist.display().to_string(),
+            kind: SourceKind::Sdist,
+            sha256: Some(sha256),
+            project: None,
+            clock: None,
+        };
+        self.reporter.report(&Event::Source(&facts));
+        let project = self.unpack_sdist(&file, &name, scratch)?;
+        if let Some(sdist) = &project.sdist {
+            facts.project = Some((sdist.name.to_string(), sdist.version.to_string()));
+            self.reporter.report(&Event::Source(&facts));
+        }
+        Ok(project)
     }
 
     /// Safely unpacks an sdist into the scratch folder.

@@ -81,6 +81,7 @@ impl Guest {
         state.limiter = MemoryLimiter {
             max_bytes: run.limits.memory,
             hit: false,
+            peak: 0,
         };
         state.disk = disk::DiskAccount::for_run(run);
         let memory = instance
@@ -89,6 +90,8 @@ impl Guest {
         if memory > run.limits.memory {
             return Err(SandboxError::limit(LimitHit::Memory, run, Vec::new()));
         }
+        // The memory made ahead counts as granted to this run.
+        store.data_mut().limiter.peak = memory;
         self.run_in(store, Some(instance), run, module, log, &Entry::Start(None))
     }
 
@@ -128,6 +131,7 @@ impl Guest {
         let hits = Arc::new(Mutex::new(None::<LimitHit>));
 
         let started = Instant::now();
+        let cpu_before = usage::thread_cpu_time();
         let deadline = started + run.limits.wall_time;
         if self.kind == EngineKind::Interruptible {
             let callback_hits = hits.clone();
@@ -149,6 +153,13 @@ impl Guest {
         let elapsed = started.elapsed();
         let memory_hit = store.data().limiter.hit;
         let disk_hit = store.data().disk.over_limit();
+        let stats = RunStats {
+            cpu: usage::thread_cpu_time()
+                .zip(cpu_before)
+                .map(|(after, before)| after.saturating_sub(before)),
+            peak_memory: store.data().limiter.peak,
+            disk_high_water: store.data().disk.high_water(),
+        };
         drop(store);
 
         let captured = log.take();
@@ -182,6 +193,7 @@ impl Guest {
             log: captured.bytes,
             elapsed,
             memory_refused: memory_hit,
+            stats,
         })
     }
 
@@ -248,6 +260,7 @@ impl Guest {
                 limiter: MemoryLimiter {
                     max_bytes: Limits::default().memory,
                     hit: false,
+                    peak: 0,
                 },
                 // No guest code runs in this store before it gets a run's account.
                 disk: disk::DiskAccount::new(0, 0),
@@ -270,6 +283,7 @@ impl Guest {
                 limiter: MemoryLimiter {
                     max_bytes: run.limits.memory,
                     hit: false,
+                    peak: 0,
                 },
                 disk: disk::DiskAccount::for_run(run),
             },
@@ -350,6 +364,8 @@ impl GuestState {
 pub(super) struct MemoryLimiter {
     pub(super) max_bytes: u64,
     pub(super) hit: bool,
+    /// The largest size granted.
+    pub(super) peak: u64,
 }
 
 impl ResourceLimiter for MemoryLimiter {
@@ -363,6 +379,7 @@ impl ResourceLimiter for MemoryLimiter {
             self.hit = true;
             return Ok(false);
         }
+        self.peak = self.peak.max(desired as u64);
         Ok(true)
     }
 
