@@ -18,11 +18,13 @@ mod error;
 mod native;
 mod plan;
 mod run;
+mod sdist_requirements;
 mod source;
 
 pub use self::bench::GuestBench;
 pub use self::error::{BuildError, Hint, Limit, Refusal, index_hint};
 pub use self::plan::PlanError;
+pub use self::sdist_requirements::SdistRequirementError;
 
 use self::artifact::Artifact;
 use self::plan::{Origin, SourceKind};
@@ -126,6 +128,9 @@ pub struct Settings {
     /// Import the backend in every hook run instead of starting runs from a prepared one
     /// (`--no-prepared-backend`, see docs/runtime.md).
     pub no_prepared_backends: bool,
+    /// Refuse build requirements that have no usable wheel instead of building them from
+    /// their sdist (`--no-build-requirements-from-sdist`).
+    pub no_build_requirements_from_sdist: bool,
 }
 
 /// The frontend: one runtime, sandbox, index client and cache for any number of builds.
@@ -141,6 +146,8 @@ pub struct Frontend {
     config_settings: Value,
     guest_env: Vec<(String, String)>,
     environments: Mutex<HashMap<Vec<String>, BuildEnv>>,
+    /// Wheels built from the sdists of build requirements, searched by later resolutions.
+    built_wheels: Mutex<Option<sdist_requirements::BuiltWheels>>,
     prepared: Option<PreparedBackends>,
     /// The backend warnings reported so far (category, message): each once, wherever the
     /// backend raised it.
@@ -193,6 +200,7 @@ impl Frontend {
             config_settings,
             guest_env,
             environments: Mutex::new(HashMap::new()),
+            built_wheels: Mutex::new(None),
             prepared,
             warned: Mutex::new(HashSet::new()),
         })
