@@ -70,6 +70,13 @@ pub enum Event<'a> {
     },
     /// Something the user should know that did not stop the build.
     Warning(&'a Warning),
+    /// A build requirement without a usable wheel is built from its sdist (`cached`: its
+    /// wheel was built by an earlier run and is taken from the cache).
+    RequirementFromSdist {
+        /// `name version`.
+        requirement: &'a str,
+        cached: bool,
+    },
     /// Bytes the backend wrote to stdout or stderr, as they come (only when
     /// [`Reporter::wants_backend_output`]).
     BackendOutput(&'a [u8]),
@@ -239,6 +246,8 @@ pub enum Warning {
     EnvironmentChanged { path: String, why: String },
     /// A cached runtime was changed on disk and is unpacked again.
     RuntimeChanged { path: String, why: String },
+    /// A cached wheel built from an sdist was changed on disk and is built again.
+    SdistWheelChanged { path: String, why: String },
     /// A scratch folder could not be removed.
     ScratchLeft { path: String, error: String },
     /// The backend tried to run a compiler (described) and built the artifact without it:
@@ -277,6 +286,10 @@ impl fmt::Display for Warning {
                     "cached runtime {path} was changed ({why}); unpacking it again"
                 )
             }
+            Warning::SdistWheelChanged { path, why } => write!(
+                f,
+                "cached wheel {path} built from an sdist was changed ({why}); building it again"
+            ),
             Warning::ScratchLeft { path, error } => {
                 write!(f, "could not remove the scratch folder {path}: {error}")
             }

@@ -8,6 +8,8 @@
 //! <root>/index-v1/                    index pages with their HTTP caching headers
 //! <root>/wheels-v1/                   downloaded files, content-addressed by sha256
 //! <root>/envs-v1/<key>/               unpacked build environments with bytecode
+//! <root>/sdist-wheels-v1/<sha256>/     wheels of build requirements built from the sdist
+//!                                     with that sha256, each with a tagged record
 //! ```
 //!
 //! Every entry is written under a temporary name in the same folder and renamed into place,
@@ -135,17 +137,20 @@ pub enum Bucket {
     Envs,
     /// Memory images of prepared backends (see the host's `prepared` module).
     Prepared,
+    /// Pure wheels of build requirements built from their sdist, by the sdist's sha256.
+    SdistWheels,
 }
 
 impl Bucket {
     /// All buckets, for `cache clean`.
-    pub const ALL: [Bucket; 6] = [
+    pub const ALL: [Bucket; 7] = [
         Bucket::Runtimes,
         Bucket::Compiled,
         Bucket::Index,
         Bucket::Wheels,
         Bucket::Envs,
         Bucket::Prepared,
+        Bucket::SdistWheels,
     ];
 
     /// The bucket's folder name under the cache root.
@@ -157,6 +162,7 @@ impl Bucket {
             Bucket::Wheels => "wheels-v1",
             Bucket::Envs => "envs-v1",
             Bucket::Prepared => "prepared-v1",
+            Bucket::SdistWheels => "sdist-wheels-v1",
         }
     }
 }

@@ -102,6 +102,8 @@ pub enum ResolveError {
         package: String,
         message: String,
         derivation: String,
+        /// What a build from source would start from, when an allowed sdist exists.
+        sdist: Option<Box<SdistCandidate>>,
     },
     /// The index client failed for a package.
     #[error("cannot get `{package}`{required_by}: {error}")]
@@ -135,6 +137,17 @@ impl ResolveError {
             _ => None,
         }
     }
+}
+
+/// A version of a package the build needs that has no usable wheel but an sdist the policy
+/// allows (not yanked unless pinned, fitting `Requires-Python`, …): the newest such version
+/// in the range the requirements ask for.
+#[derive(Debug, Clone)]
+pub struct SdistCandidate {
+    pub name: PackageName,
+    pub version: Version,
+    /// The `.tar.gz` sdist, as the index lists it (with its sha256 when the index gives one).
+    pub file: DistFile,
 }
 
 /// Why a package fails require-hashes mode.
@@ -206,7 +219,19 @@ pub fn resolve(
                 };
                 let derivation = explainer.derivation(&tree);
                 return Err(match explainer.verdict(&tree) {
-                    Verdict::NoWheel { package, message } => ResolveError::NoWheel {
+                    Verdict::NoWheel {
+                        package,
+                        message,
+                        sdist,
+                    } => ResolveError::NoWheel {
+                        sdist: sdist.map(|found| {
+                            let (version, file) = *found;
+                            Box::new(SdistCandidate {
+                                name: package.clone(),
+                                version,
+                                file,
+                            })
+                        }),
                         package: package.to_string(),
                         message,
                         derivation,

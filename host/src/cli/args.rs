@@ -197,6 +197,7 @@ impl SandboxArgs {
     pub fn settings(self) -> Result<Settings> {
         let mib = |v: u64| v.saturating_mul(1 << 20);
         let no_prepared_backends = self.runtime.no_prepared_backend;
+        let no_build_requirements_from_sdist = self.index.no_build_requirements_from_sdist;
         let mut settings = Settings {
             isolation: guest_processes()?,
             runtime: runtime_choice(self.runtime),
@@ -214,6 +215,7 @@ impl SandboxArgs {
             no_cache: self.index.no_cache,
             cache_dir: self.cache_dir,
             no_prepared_backends,
+            no_build_requirements_from_sdist,
             ..Settings::default()
         };
         settings.artifact_limits.max_artifact_bytes = mib(self.limits.artifact_limit);
@@ -274,6 +276,10 @@ struct IndexArgs {
     /// Install only wheels pinned with a hash in --build-constraint.
     #[arg(long, requires = "build_constraint")]
     require_hashes: bool,
+    /// Refuse a build requirement that has no pure-Python wheel instead of building its
+    /// wheel from its sdist in the sandbox (as pip's `--only-binary :all:`).
+    #[arg(long)]
+    no_build_requirements_from_sdist: bool,
 }
 
 #[derive(Debug, Args)]

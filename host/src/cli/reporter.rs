@@ -156,6 +156,18 @@ impl Reporter for TerminalReporter {
                 self.spin(format!("Running {}", names.join(", ")), false);
             }
             Event::ArtifactBuilt { name } => self.say(&format!("Built {name}")),
+            Event::RequirementFromSdist {
+                requirement,
+                cached: false,
+            } => self.say(&format!(
+                "Building build requirement {requirement} from its sdist"
+            )),
+            Event::RequirementFromSdist {
+                requirement,
+                cached: true,
+            } => self.say(&format!(
+                "Using build requirement {requirement}, built from its sdist earlier (cache)"
+            )),
             Event::Warning(warning) => {
                 self.clear_spinner();
                 terminal::to_stderr(&terminal::message("warning: ", &warning.to_string()));

@@ -6,7 +6,6 @@ use crate::env::{self, BuildEnv, EnvWheel};
 use crate::reporter::{Event, ResolvedRequirement, Step, Warning};
 use crate::sandbox::SandboxError;
 use pep508_rs::{Requirement, VerbatimUrl};
-use wasm_build_packaging::resolve;
 
 impl Frontend {
     /// The build environment for `requirements` (of `label`, for messages).
@@ -26,11 +25,7 @@ impl Frontend {
             what: label.to_string(),
             source,
         };
-        let resolution = self
-            .step(Step::Resolving, || {
-                resolve::resolve(&self.index, &self.target, requirements, &self.constraints)
-            })
-            .map_err(|e| failed(e.into()))?;
+        let resolution = self.resolve_building_sdists(requirements, label)?;
         for note in &resolution.notes {
             self.reporter
                 .report(&Event::Warning(&Warning::Resolution(note.clone())));

@@ -20,11 +20,13 @@ mod metadata;
 mod native;
 mod plan;
 mod run;
+mod sdist_requirements;
 mod source;
 
 pub use self::bench::GuestBench;
 pub use self::error::{BuildError, Hint, Limit, Refusal, index_hint};
 pub use self::plan::PlanError;
+pub use self::sdist_requirements::SdistRequirementError;
 
 use self::artifact::Artifact;
 use self::plan::{Origin, SourceKind};
@@ -131,6 +133,9 @@ pub struct Settings {
     /// How many builds the caller runs at once (`-j`): as many guest processes are kept
     /// ready. 0 means 1.
     pub jobs: usize,
+    /// Refuse build requirements that have no usable wheel instead of building them from
+    /// their sdist (`--no-build-requirements-from-sdist`).
+    pub no_build_requirements_from_sdist: bool,
 }
 
 /// The frontend: one runtime, sandbox, index client and cache for any number of builds,
@@ -156,6 +161,8 @@ pub struct Shared {
     config_settings: Value,
     guest_env: Vec<(String, String)>,
     environments: Mutex<HashMap<Vec<String>, KnownEnv>>,
+    /// Wheels built from the sdists of build requirements, searched by later resolutions.
+    built_wheels: Mutex<Option<sdist_requirements::BuiltWheels>>,
     prepared: Option<PreparedBackends>,
 }
 
@@ -217,6 +224,7 @@ impl Frontend {
                 config_settings,
                 guest_env,
                 environments: Mutex::new(HashMap::new()),
+                built_wheels: Mutex::new(None),
                 prepared,
             }),
             reporter,

@@ -153,6 +153,9 @@ pub(crate) struct Candidates {
     usable: BTreeMap<Version, Vec<DistFile>>,
     /// Versions without a usable wheel, and why.
     excluded: BTreeMap<Version, Vec<Exclusion>>,
+    /// The `.tar.gz` sdists the policy would allow were they wheels (not yanked unless
+    /// pinned, fitting `Requires-Python`, dated under exclude-newer, available offline).
+    sdists: BTreeMap<Version, DistFile>,
     /// Whether any source listed any file for the project.
     pub any_files: bool,
     /// Set when `exclude-newer` left out files uploaded at or after it.
@@ -181,6 +184,7 @@ impl Candidates {
         let python = policy.target.python_version();
         let mut usable: BTreeMap<Version, Vec<(Rank, DistFile)>> = BTreeMap::new();
         let mut excluded: BTreeMap<Version, Vec<Exclusion>> = BTreeMap::new();
+        let mut sdists: BTreeMap<Version, DistFile> = BTreeMap::new();
         let mut any_files = false;
         let mut uploaded_later = None;
         for file in files {
@@ -207,6 +211,9 @@ impl Candidates {
             let wheel = match kind {
                 DistKind::Sdist(_) => {
                     exclude(Exclusion::Sdist(file.filename.clone()));
+                    if sdist_allowed(file, policy, &version, remote) {
+                        sdists.entry(version).or_insert_with(|| file.clone());
+                    }
                     continue;
                 }
                 DistKind::Wheel(wheel) => wheel,
@@ -270,6 +277,7 @@ impl Candidates {
         Self {
             usable,
             excluded,
+            sdists,
             any_files,
             uploaded_later,
         }
@@ -298,6 +306,31 @@ impl Candidates {
             .filter(|(version, _)| !self.usable.contains_key(*version))
             .map(|(version, why)| (version, why.as_slice()))
     }
+}
+
+impl Candidates {
+    /// The newest version in `range` without a usable wheel but with an sdist the policy
+    /// allows, and that sdist: what a build from source would use.
+    pub fn sdist_in(&self, range: &pubgrub::Ranges<Version>) -> Option<(&Version, &DistFile)> {
+        self.sdists
+            .iter()
+            .rev()
+            .find(|(version, _)| range.contains(*version) && !self.usable.contains_key(*version))
+    }
+}
+
+/// Whether an sdist passes the checks a wheel of its version would (yanked, Requires-Python,
+/// upload time, availability) and is a `.tar.gz`, the only sdist format builds start from.
+fn sdist_allowed(file: &DistFile, policy: &Policy<'_>, version: &Version, remote: bool) -> bool {
+    let fits = file.requires_python.as_ref().is_none_or(|requires| {
+        crate::pep508::specifiers(requires)
+            .is_ok_and(|specifiers| specifiers.contains(policy.target.python_version()))
+    });
+    file.filename.ends_with(".tar.gz")
+        && fits
+        && !(policy.exclude_newer.is_some() && remote && file.upload_time.is_none())
+        && (file.yanked.is_none() || policy.allowed_yanks.contains(version))
+        && (policy.available)(file)
 }
 
 /// A wheel's place among the wheels of its version: its tag's rank, then its build tag,
@@ -400,6 +433,35 @@ mod tests {
                 "2.0: only sdist demo-2.0.tar.gz; platform wheel demo-2.0-cp312-cp312-manylinux_2_17_x86_64.whl",
             ]
         );
+    }
+
+    #[test]
+    fn the_sdist_to_build_is_the_newest_allowed_one_without_a_wheel() {
+        let mut yanked = file("demo-4.0.tar.gz");
+        yanked.yanked = Some("broken".into());
+        let mut other_python = file("demo-3.5.tar.gz");
+        other_python.requires_python = Some(">=3.13".into());
+        let files = [
+            file("demo-1.0.tar.gz"),
+            file("demo-1.0-py3-none-any.whl"),
+            file("demo-2.0.tar.gz"),
+            file("demo-2.0-cp312-cp312-manylinux_2_17_x86_64.whl"),
+            file("demo-3.0.zip"),
+            other_python,
+            yanked,
+        ];
+        let c = candidates(&files, "", &[]);
+        let all = pubgrub::Ranges::full();
+        let (version, sdist) = c.sdist_in(&all).unwrap();
+        assert_eq!(
+            (version, sdist.filename.as_str()),
+            (&v("2.0"), "demo-2.0.tar.gz")
+        );
+        // 1.0 has a wheel: never built from its sdist.
+        assert!(c.sdist_in(&pubgrub::Ranges::singleton(v("1.0"))).is_none());
+        // A yanked sdist is allowed only when pinned.
+        let pinned = candidates(&files, "", &["4.0"]);
+        assert_eq!(pinned.sdist_in(&all).unwrap().0, &v("4.0"));
     }
 
     #[test]

@@ -61,7 +61,7 @@ impl Explainer<'_> {
         if reasons.contains(&Reason::NoPureWheel) {
             message.push_str(
                 "\nBuild environments hold pure-Python wheels only (tags such as py3-none-any): \
-                 the sandbox cannot build sdists or load native extensions.",
+                 the sandbox cannot load native extensions.",
             );
         }
         if reasons.contains(&Reason::NotCached) {

@@ -20,6 +20,8 @@ pub(crate) enum Verdict {
     NoWheel {
         package: PackageName,
         message: String,
+        /// The newest version in the required range that has an sdist to build from.
+        sdist: Option<Box<(Version, crate::index::DistFile)>>,
     },
     /// Anything else, in a sentence.
     Conflict(String),
@@ -420,6 +422,9 @@ impl Explainer<'_> {
             return Verdict::NoWheel {
                 package: name.clone(),
                 message: self.no_wheel_message(tree, name, requirement.range, &excluded),
+                sdist: candidates
+                    .sdist_in(requirement.range)
+                    .map(|(version, file)| Box::new((version.clone(), file.clone()))),
             };
         }
         let ruled_out = candidates
