@@ -33,6 +33,10 @@ pub struct RegistryArgs {
     /// Stop starting sources after the first failure (the others are reported as skipped).
     #[arg(long)]
     pub fail_fast: bool,
+    /// Write SLSA provenance (an in-toto Statement v1, SLSA Provenance v1 predicate) of
+    /// each source that published artifacts to PATH, one JSON statement a line.
+    #[arg(long, value_name = "PATH", conflicts_with = "metadata")]
+    pub provenance: Option<PathBuf>,
     #[command(flatten)]
     pub determinism: DeterminismArgs,
 }
