@@ -209,6 +209,7 @@ fn editable_wheel_points_at_the_real_tree() {
             .arg("-o")
             .arg(outdir.path()),
     );
+    installers_accept(&built[0], "hatch_demo", "0.3.0");
     let pth = zip_names(&built[0])
         .into_iter()
         .find(|n| n.ends_with(".pth"))
@@ -216,6 +217,73 @@ fn editable_wheel_points_at_the_real_tree() {
     let text = String::from_utf8(zip_member(&built[0], &pth)).unwrap();
     let real = fs::canonicalize(project.path()).unwrap();
     assert!(text.contains(real.to_str().unwrap()), "{text}");
+}
+
+/// Asserts what installers check of a wheel's file name (packaging's
+/// `parse_wheel_filename`, used by pip and uv alike): five or six dash-separated parts, the
+/// distribution and version given, an optional build tag that starts with a digit (as
+/// setuptools' `0.editable` does), and pure-Python tags.
+fn installers_accept(wheel: &std::path::Path, dist: &str, version: &str) {
+    let file = wheel.file_name().unwrap().to_str().unwrap();
+    let stem = file.strip_suffix(".whl").expect("a .whl file");
+    let parts: Vec<&str> = stem.split('-').collect();
+    assert!(matches!(parts.len(), 5 | 6), "{file}");
+    assert_eq!(parts[0], dist, "{file}");
+    assert!(!parts[0].contains("__"), "{file}");
+    assert_eq!(parts[1], version, "{file}");
+    if parts.len() == 6 {
+        assert!(parts[2].starts_with(|c: char| c.is_ascii_digit()), "{file}");
+    }
+    assert_eq!(parts[parts.len() - 2..], ["none", "any"], "{file}");
+    assert!(parts[parts.len() - 3].starts_with("py3"), "{file}");
+}
+
+/// `--editable` of a fixture: one wheel whose name installers accept, that passed
+/// verification (the build succeeded), and that points at the project's real tree (some
+/// member names its path: a `.pth` file or the finder module setuptools writes).
+fn editable_build(fixture_name: &str, dist: &str, version: &str) {
+    let project = fixture(fixture_name);
+    let outdir = tempfile::tempdir().unwrap();
+    let built = build_ok(
+        wasm_build()
+            .arg(project.path())
+            .arg("--editable")
+            .arg("-o")
+            .arg(outdir.path()),
+    );
+    assert_eq!(built.len(), 1, "{built:?}");
+    assert_eq!(listing(outdir.path()).len(), 1);
+    installers_accept(&built[0], dist, version);
+    let real = fs::canonicalize(project.path()).unwrap();
+    let real = real.to_str().unwrap();
+    let names = zip_names(&built[0]);
+    assert!(
+        names.iter().any(|name| {
+            !name.ends_with("/RECORD")
+                && String::from_utf8_lossy(&zip_member(&built[0], name)).contains(real)
+        }),
+        "no member of {names:?} names {real}"
+    );
+}
+
+#[test]
+fn editable_setuptools_project() {
+    editable_build("setuptools", "setuptools_demo", "1.2.3");
+}
+
+#[test]
+fn editable_flit_project() {
+    editable_build("flit", "flit_demo", "0.1.0");
+}
+
+#[test]
+fn editable_pdm_project() {
+    editable_build("pdm", "pdm_demo", "0.5.0");
+}
+
+#[test]
+fn editable_poetry_project() {
+    editable_build("poetry", "poetry_demo", "0.4.0");
 }
 
 #[test]
@@ -394,14 +462,16 @@ fn existing_outdir_content_survives_a_failed_build() {
 #[test]
 fn platform_wheels_are_refused() {
     // The extension cannot be compiled in the sandbox; setuptools falls back to pure Python
-    // but tags the wheel for WASI. Such a wheel installs nowhere: refused, not published.
+    // but tags the wheel for WASI. Such a wheel installs nowhere: refused, not published,
+    // in the class of projects that compile native code (exit 8).
     fails(
         "native-extension",
         &["--wheel"],
-        7,
+        8,
         &[
+            "this project compiles native code",
+            "wasm-build builds pure-Python wheels only",
             "tagged for the platform wasi",
-            "only builds pure-Python wheels",
         ],
     );
 }

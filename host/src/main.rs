@@ -40,7 +40,7 @@ fn main() -> ExitCode {
 /// traceback, then the hint.
 fn print_build_error(error: &BuildError, verbose: bool) {
     print_error(error);
-    if let BuildError::Hook(hook_error) = error {
+    if let Some(hook_error) = error.hook_error() {
         if !verbose && !hook_error.log.is_empty() {
             terminal::to_stderr(&format!(
                 "\n--- output of the backend (last {LOG_TAIL_LINES} lines) ---\n{}",
@@ -131,6 +131,9 @@ fn hint_text(hint: Hint) -> String {
                 env!("CARGO_PKG_REPOSITORY")
             )
         }
+        Hint::PureFallback(switch) => format!(
+            "the project documents a build of its pure-Python code alone: pass --env {switch}"
+        ),
         Hint::Index(hint) => match hint {
             IndexHint::Offline => "the index cannot be reached; with the build requirements \
                  already in the cache from an earlier build, --offline builds without the \

@@ -10,6 +10,7 @@
 
 pub mod archive;
 pub mod cache;
+mod civil;
 pub mod constraints;
 pub mod filename;
 pub mod index;

@@ -30,7 +30,9 @@ use serde_json::{Map, Value};
          command (cache, runtime, build), write `wasm-build build cache` or `./cache`.\n\n\
          Exit codes: 0 success, 1 wasm-build failed, 2 bad command line, 3 invalid project \
          or sdist, 4 build requirements, 5 the backend failed, 6 a sandbox limit, 7 an \
-         artifact refused, 130/143 interrupted (SIGINT/SIGTERM).\n\n\
+         artifact refused, 8 the project compiles native code, 10/11 verify found an \
+         equivalent/differing wheel, 130/143 interrupted (SIGINT/SIGTERM); several sources: \
+         the most severe.\n\n\
          Documentation: ",
         env!("CARGO_PKG_REPOSITORY"),
         "/blob/main/docs/cli.md"
@@ -66,8 +68,8 @@ pub enum Command {
     /// Build the wheel from an sdist in the sandbox and compare given wheels with it:
     /// identical (exit 0), equivalent (10) or differs (11).
     Verify(Box<super::verify::VerifyArgs>),
-    /// Run jobs read from stdin, one JSON object a line; write one JSON result line per
-    /// job (docs/serve.md).
+    /// Run jobs read from stdin, one JSON object a line (`id`, `path` or `url` with
+    /// `sha256`, `distributions`, `outdir`); write one JSON result line per job.
     Serve(Box<super::serve::ServeArgs>),
     /// Internal: run one guest for a parent wasm-build (sandbox::Isolation::Process).
     #[command(name = "__guest", hide = true)]
@@ -117,7 +119,7 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// Project folders or sdists (.tar.gz) to build [default: .]; with --metadata, also
+    /// Project folders or sdists (.tar.gz or .zip) to build [default: .]; with --metadata, also
     /// wheels (.whl).
     #[arg(value_name = "SOURCE")]
     sources: Vec<PathBuf>,

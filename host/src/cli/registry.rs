@@ -19,7 +19,7 @@ pub struct RegistryArgs {
     /// With --metadata: run the backend's hook even where PKG-INFO is static.
     #[arg(long, requires = "metadata")]
     pub no_static_metadata: bool,
-    /// Write a JSON report of every source (a superset of pypa/build's; docs/report.md).
+    /// Write a JSON report of every source (a superset of pypa/build's --report).
     #[arg(long, value_name = "PATH")]
     pub report: Option<PathBuf>,
     /// Build up to N sources at once (one engine, caches and warm interpreters for all).

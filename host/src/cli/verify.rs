@@ -33,7 +33,7 @@ pub struct VerifyArgs {
         value_parser = Checked(values::config_setting)
     )]
     config_settings: Vec<(String, String)>,
-    /// Write a JSON report (docs/report.md) with the differences.
+    /// Write a JSON report with the differences (the schema of --report).
     #[arg(long, value_name = "PATH")]
     report: Option<PathBuf>,
     /// Stream the backend's output.

@@ -51,6 +51,20 @@ pub enum BuildError {
         #[source]
         source: Box<Refusal>,
     },
+    /// The project compiles native code: the backend tried to start a compiler, or a thread
+    /// while building an extension, or it made a wheel tagged for the sandbox's platform.
+    #[error(
+        "this project compiles native code{}; wasm-build builds pure-Python wheels only",
+        extension.as_ref().map(|e| format!(" (the extension {e})")).unwrap_or_default()
+    )]
+    NativeCode {
+        /// The extension module, or the first source file given to the compiler.
+        extension: Option<String>,
+        /// The `KEY=VALUE` the project documents for a pure-Python build.
+        switch: Option<String>,
+        #[source]
+        source: Box<BuildError>,
+    },
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -93,6 +107,9 @@ pub enum Hint {
     NoProcesses(Vec<String>),
     /// Reaching the package index failed in a way the user can work around.
     Index(IndexHint),
+    /// The project documents this `KEY=VALUE` environment variable for a build without its
+    /// extensions.
+    PureFallback(String),
 }
 
 /// The limits a user can raise.
@@ -132,12 +149,17 @@ impl BuildError {
             BuildError::Stopped { .. } => 6,
             BuildError::Hook(_) => 5,
             BuildError::ArtifactRefused { .. } => 7,
+            BuildError::NativeCode { .. } => 8,
         }
     }
 
     /// What the user can do about it, when there is something.
     pub fn hint(&self) -> Option<Hint> {
         match self {
+            BuildError::NativeCode { switch, source, .. } => match switch {
+                Some(switch) => Some(Hint::PureFallback(switch.clone())),
+                None => source.hint(),
+            },
             BuildError::Hook(error) => {
                 if let Some(hit) = error.kind.limit() {
                     Some(Hint::RaiseLimit(hit.into()))
@@ -183,6 +205,16 @@ impl BuildError {
 }
 
 impl BuildError {
+    /// The failed hook call behind this error, if one is: its output and traceback are
+    /// worth showing (a project that compiles native code failed in a hook too).
+    pub fn hook_error(&self) -> Option<&HookError> {
+        match self {
+            BuildError::Hook(error) => Some(error),
+            BuildError::NativeCode { source, .. } => source.hook_error(),
+            _ => None,
+        }
+    }
+
     /// How the resolver came to fail, when it did: longer than a message, for those who ask.
     pub fn resolver_derivation(&self) -> Option<&str> {
         match self {

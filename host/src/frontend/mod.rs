@@ -17,6 +17,7 @@ mod describe;
 mod environment;
 mod error;
 mod metadata;
+mod native;
 mod plan;
 mod run;
 mod source;
@@ -333,7 +334,10 @@ impl Frontend {
         });
         let env = self.environment(&bs.requirements, &project.label)?;
         let calls = HookCall::build_step(get_requires, build, &bs.requires);
-        let mut results = hooks::call_hooks(&self.hook_context(project, &env, scratch), &calls)?;
+        let name = project.sdist.as_ref().map(|s| s.name.to_string());
+        let native = |e| native::classify_hook(e, name.as_deref());
+        let mut results = hooks::call_hooks(&self.hook_context(project, &env, scratch), &calls)
+            .map_err(native)?;
         if results.stopped_for_requirements {
             let extra = results
                 .value(get_requires)
@@ -364,7 +368,8 @@ impl Frontend {
             results = hooks::call_hooks(
                 &self.hook_context(project, &env, scratch),
                 &[HookCall::run(build)],
-            )?;
+            )
+            .map_err(native)?;
             results.warnings.splice(0..0, earlier);
         }
         let returned = results
@@ -379,7 +384,8 @@ impl Frontend {
             &results.out_dir(),
             verified,
             &self.artifact_limits(),
-        )?;
+        )
+        .map_err(|e| native::classify_artifact(e, &results.processes, name.as_deref()))?;
         self.report_artifact(&artifact, dist);
         for warning in &results.warnings {
             let key = (warning.category.clone(), warning.message.clone());

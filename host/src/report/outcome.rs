@@ -17,7 +17,7 @@ pub struct Outcome {
     /// The exit code this task alone would give (see docs/cli.md).
     pub exit_code: i32,
     /// The exit class by name: `internal`, `usage`, `input_refused`, `requirements`,
-    /// `backend_failed`, `sandbox_stopped`, `artifact_refused`; for `verify`,
+    /// `backend_failed`, `sandbox_stopped`, `artifact_refused`, `native_code`; for `verify`,
     /// `equivalent` or `differs`.
     pub class: Option<String>,
     /// What failed, more finely (`project`, `input`, `requirements`, `backend_unavailable`,
@@ -95,6 +95,7 @@ pub fn class_name(exit_code: i32) -> &'static str {
         5 => "backend_failed",
         6 => "sandbox_stopped",
         7 => "artifact_refused",
+        8 => "native_code",
         10 => "equivalent",
         11 => "differs",
         _ => "internal",
@@ -115,6 +116,8 @@ pub enum Severity {
     Differs,
     /// The backend failed (5).
     BackendFailed,
+    /// The project compiles native code, which the sandbox cannot (8).
+    NativeCode,
     /// The project or sdist was refused (3).
     InputRefused,
     /// The sandbox stopped the backend: a limit or a crash (6).
@@ -135,6 +138,7 @@ impl Severity {
             4 => Severity::Requirements,
             11 => Severity::Differs,
             5 => Severity::BackendFailed,
+            8 => Severity::NativeCode,
             3 => Severity::InputRefused,
             6 => Severity::SandboxStopped,
             7 => Severity::ArtifactRefused,
@@ -173,6 +177,7 @@ fn kind_of(error: &BuildError) -> (String, Option<String>) {
         }
         BuildError::Stopped { source, .. } => return (sandbox_kind(source), None),
         BuildError::ArtifactRefused { .. } => "artifact",
+        BuildError::NativeCode { .. } => "native_code",
         BuildError::Other(_) => "other",
     };
     (kind.to_string(), None)

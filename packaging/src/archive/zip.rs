@@ -82,6 +82,7 @@ use super::MemberRule;
 use super::fs::Mtime;
 use super::path::{Dialect, RelPath, display_name, parse_member_name};
 use super::tree::{Node, Tree};
+use crate::civil::days_from_civil;
 use crate::limits::{ArchiveLimits, LimitExceeded};
 use records::*;
 use std::collections::HashSet;
@@ -204,16 +205,6 @@ impl ZipMember {
             nanoseconds: 0,
         }
     }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
 }
 
 /// A zip archive that passed every structural rule (see the module documentation).
