@@ -19,6 +19,12 @@ use support::*;
 #[path = "registry/serve.rs"]
 mod serve;
 
+#[path = "registry/deterministic.rs"]
+mod deterministic;
+
+#[path = "registry/provenance.rs"]
+mod provenance;
+
 #[test]
 fn a_batch_of_three_sdists_with_a_report() {
     let work = tempfile::tempdir().unwrap();

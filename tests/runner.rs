@@ -434,6 +434,7 @@ fn runner_run(dirs: &Path, src: &Path, env: &Path) -> GuestRun {
         ],
         limits: Limits::default(),
         log: LogSink::Capture,
+        determinism: None,
     }
 }
 

@@ -11,7 +11,7 @@ use crate::protocol::{
 };
 use crate::reporter::{Event, HookRun, PreparedUse, Reporter, Warning};
 use crate::sandbox::{
-    GuestRun, LimitHit, Limits, LogSink, MemoryImage, RunStats, Sandbox, SandboxError,
+    Determinism, GuestRun, LimitHit, Limits, LogSink, MemoryImage, RunStats, Sandbox, SandboxError,
 };
 use anyhow::Result;
 use serde_json::Value;
@@ -47,6 +47,9 @@ pub(crate) struct HookContext<'a> {
     pub prepared: Option<(&'a PreparedBackends, &'a str)>,
     /// Seeds the guest's randomness (hex); `None`: fresh randomness.
     pub seed: Option<&'a str>,
+    /// A deterministic build's clock and base seed: each run gets the epoch and a seed
+    /// derived from the base and its hooks, for WASI's randomness and the runner's.
+    pub determinism: Option<Determinism>,
     pub reporter: &'a dyn Reporter,
 }
 
@@ -234,6 +237,8 @@ fn run_calls(
         processes: Vec::new(),
     };
     let run = RunDirs::new(ctx.scratch, "hook-").map_err(setup)?;
+    let determinism = ctx.determinism.map(|base| per_run(base, calls));
+    let seed = determinism.map(|d| wasm_build_packaging::cache::hex(&d.seed));
     run.write_request(&Request {
         backend: ctx.backend,
         backend_path: ctx
@@ -244,7 +249,7 @@ fn run_calls(
         source_dir: ctx.source_guest,
         env_dir: guest_paths::ENV,
         executables: ctx.executables,
-        seed: ctx.seed.map(str::to_string),
+        seed: seed.or_else(|| ctx.seed.map(str::to_string)),
         action: Action::calls(calls, ctx.config_settings),
     })
     .map_err(setup)?;
@@ -254,6 +259,7 @@ fn run_calls(
         mounts: run.mounts(ctx.source, ctx.source_guest, ctx.site_packages),
         limits: ctx.limits.clone(),
         log: ctx.log.clone(),
+        determinism,
     };
     // Without an image the run imports the backend itself, as it always could.
     let image = if prepared {
@@ -337,6 +343,22 @@ fn run_calls(
             ..error
         }
     })
+}
+
+/// A run's determinism: the build's epoch, and a seed of the build's seed and the run's
+/// hooks (so that each run's randomness is its own, whatever image it starts from).
+fn per_run(base: Determinism, calls: &[HookCall]) -> Determinism {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(base.seed);
+    for call in calls {
+        hasher.update(b"\0");
+        hasher.update(call.hook.name().as_bytes());
+    }
+    Determinism {
+        epoch: base.epoch,
+        seed: hasher.finalize().into(),
+    }
 }
 
 /// Whether the runner said the prepared backend does not fit this project.

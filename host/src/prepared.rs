@@ -24,7 +24,7 @@
 
 use crate::integrity::SealedFile;
 use crate::protocol::{Action, HOOK_RUNNER, PrepareResponse, Request, RunDirs, guest_paths};
-use crate::sandbox::{GuestRun, LogSink, MemoryImage, Sandbox, SandboxError};
+use crate::sandbox::{Determinism, GuestRun, LogSink, MemoryImage, Sandbox, SandboxError};
 use anyhow::{Context, Result, bail};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -171,6 +171,9 @@ fn image_key(base: &str, env_key: &str, backend: &str, run: &GuestRun) -> String
     for arg in &run.args {
         text.push_str(&format!("{arg}\0"));
     }
+    if run.determinism.is_some() {
+        text.push_str("\ndeterministic");
+    }
     format!("{env_key}-{}", &cache::sha256_bytes(text.as_bytes())[..32])
 }
 
@@ -207,6 +210,9 @@ fn prepare(wanted: &Wanted<'_>, image: &Path) -> Result<Outcome> {
     let run = GuestRun {
         mounts: run_dirs.mounts(&src, guest_paths::SOURCE, wanted.site_packages),
         log: LogSink::Capture,
+        // The image serves every source: in a deterministic build it is made with a clock
+        // and randomness of no source's.
+        determinism: wanted.run.determinism.map(|_| Determinism::for_prepare()),
         ..wanted.run.clone()
     };
     run_dirs.write_request(&Request {
@@ -279,6 +285,7 @@ mod tests {
             mounts: Vec::new(),
             limits: Limits::default(),
             log: LogSink::Capture,
+            determinism: None,
         }
     }
 

@@ -10,6 +10,7 @@
 
 pub(crate) mod collect;
 mod outcome;
+pub mod provenance;
 
 pub use self::collect::{Collector, TaskInfo};
 pub use self::outcome::{Outcome, Severity, batch_exit_code};

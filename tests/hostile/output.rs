@@ -18,7 +18,7 @@ fn default_outdir_cmd(scene: &Scene, args: &[&str]) -> Command {
 
 /// A project that ships `dist -> ../wheelhouse` (a folder of the user's, beside it, holding a
 /// wheel of the same name) is built without `-o`: the build is refused before it starts,
-/// and the wheelhouse keeps its wheel. With `--metadata`, a `.dist-info` folder of the
+/// and the wheelhouse keeps its wheel. With `--metadata-dir`, a `.dist-info` folder of the
 /// attacker's choosing there is not removed either. A link further down a path given with
 /// `-o` inside the project is refused the same way.
 #[test]
@@ -43,7 +43,7 @@ fn a_dist_link_out_of_the_project_is_not_followed() {
     ];
     scene.fails(&mut default_outdir_cmd(&scene, &["--wheel"]), 3, &expected);
     scene.fails(
-        &mut default_outdir_cmd(&scene, &["--metadata"]),
+        &mut default_outdir_cmd(&scene, &["--metadata-dir"]),
         3,
         &expected,
     );

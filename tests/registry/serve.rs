@@ -168,3 +168,55 @@ fn serve_runs_twenty_jobs_from_a_pipe() {
     // Eight good URL jobs and the wrong one: each downloaded once; no-sha never was.
     assert_eq!(requests.load(Ordering::SeqCst), 9);
 }
+
+/// SIGTERM with input still open: the job running finishes (its result is `ok`, not
+/// stopped), no job starts after it, and serve exits 0.
+#[test]
+fn serve_ends_cleanly_on_sigterm() {
+    let work = tempfile::tempdir().unwrap();
+    let sdists = fixture_sdists(work.path(), &["setuptools"]);
+    let job = |id: &str| {
+        json!({"id": id, "path": &sdists[0], "distributions": ["wheel"],
+               "outdir": work.path().join(id)})
+        .to_string()
+            + "\n"
+    };
+    let mut child = wasm_build()
+        .args(["serve", "-j", "1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    stdin.write_all(job("first").as_bytes()).unwrap();
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(first.contains("\"status\":\"ok\""), "{first}");
+    // The second job is read and (most likely) running when the signal comes.
+    stdin.write_all(job("second").as_bytes()).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    // A third job, written once the signal has surely been taken, is never started.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let _ = stdin.write_all(job("third").as_bytes());
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    drop(stdin);
+    assert!(status.success(), "{status:?}");
+    for line in rest.lines() {
+        let result: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(result["id"], "second", "{line}");
+        assert_eq!(
+            result["outcome"]["status"], "ok",
+            "a running job finishes: {line}"
+        );
+    }
+    assert!(!work.path().join("third").exists());
+}

@@ -372,6 +372,7 @@ pub fn settings_and_requests(args: BuildArgs) -> Result<(Settings, Vec<BuildRequ
         config_settings: args.config_settings,
         config_json: args.config_json,
         jobs: usize::from(args.registry.jobs),
+        deterministic: args.registry.determinism.deterministic,
         ..args.sandbox.settings()?
     };
     let mut sources = args.sources;

@@ -146,6 +146,12 @@ pub fn run(args: BuildArgs) -> ExitCode {
     }
     drop(stdout);
     let report = Report::new(results.into_iter().map(|r| r.report).collect());
+    if let Some(path) = &registry.provenance
+        && let Err(e) = write_provenance(path, &report)
+    {
+        crate::print_error(&*e);
+        return ExitCode::FAILURE;
+    }
     if let Some(path) = &registry.report
         && let Err(e) = write_json(path, &report)
     {
@@ -217,6 +223,33 @@ pub(crate) fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::
     serde_json::to_writer_pretty(&mut file, value)
         .map_err(std::io::Error::from)
         .and_then(|()| file.write_all(b"\n"))
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Writes the provenance statement of each source of `report` that published artifacts to
+/// `path`, one a line (a temporary file beside it, renamed over it).
+fn write_provenance(path: &Path, report: &Report) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let mut text = Vec::new();
+    for source in &report.sources {
+        if let Some(statement) = wasm_build::report::provenance::statement(source) {
+            serde_json::to_writer(&mut text, &statement)?;
+            text.push(b'\n');
+        }
+    }
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let mut file = tempfile::Builder::new()
+        .prefix(".wasm-build-")
+        .tempfile_in(dir)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(&text)
         .with_context(|| format!("writing {}", path.display()))?;
     file.persist(path)
         .map_err(|e| e.error)

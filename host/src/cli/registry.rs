@@ -33,6 +33,22 @@ pub struct RegistryArgs {
     /// Stop starting sources after the first failure (the others are reported as skipped).
     #[arg(long)]
     pub fail_fast: bool,
+    /// Write SLSA provenance (an in-toto Statement v1, SLSA Provenance v1 predicate) of
+    /// each source that published artifacts to PATH, one JSON statement a line.
+    #[arg(long, value_name = "PATH", conflicts_with = "metadata")]
+    pub provenance: Option<PathBuf>,
+    #[command(flatten)]
+    pub determinism: DeterminismArgs,
+}
+
+/// A deterministic guest.
+#[derive(Debug, Clone, Args)]
+pub struct DeterminismArgs {
+    /// Give the backend a clock starting at the sdist's newest member (or --env
+    /// SOURCE_DATE_EPOCH), randomness seeded from the sdist's sha256 and file times clamped
+    /// to that epoch; the host's SOURCE_DATE_EPOCH is not passed.
+    #[arg(long)]
+    pub deterministic: bool,
 }
 
 /// The sources listed in `file` (`-`: stdin).

@@ -28,6 +28,8 @@ pub struct ServeArgs {
     #[arg(short, long)]
     verbose: bool,
     #[command(flatten)]
+    determinism: super::registry::DeterminismArgs,
+    #[command(flatten)]
     sandbox: SandboxArgs,
 }
 
@@ -39,6 +41,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
     let settings = match args.sandbox.settings() {
         Ok(settings) => wasm_build::Settings {
             jobs: usize::from(args.jobs),
+            deterministic: args.determinism.deterministic,
             ..settings
         },
         Err(e) => {

@@ -43,6 +43,8 @@ pub struct VerifyArgs {
     #[arg(short, long)]
     quiet: bool,
     #[command(flatten)]
+    determinism: super::registry::DeterminismArgs,
+    #[command(flatten)]
     sandbox: SandboxArgs,
 }
 
@@ -52,6 +54,7 @@ pub fn run(args: VerifyArgs) -> ExitCode {
     let settings = match args.sandbox.settings() {
         Ok(settings) => Settings {
             config_settings: args.config_settings,
+            deterministic: args.determinism.deterministic,
             ..settings
         },
         Err(e) => {

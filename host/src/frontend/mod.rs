@@ -136,6 +136,10 @@ pub struct Settings {
     /// Refuse build requirements that have no usable wheel instead of building them from
     /// their sdist (`--no-build-requirements-from-sdist`).
     pub no_build_requirements_from_sdist: bool,
+    /// A deterministic guest (`--deterministic`): its clock starts at the source's epoch,
+    /// its randomness is seeded from the source's sha256, file times are clamped to the
+    /// epoch, and the host's `SOURCE_DATE_EPOCH` is not passed (see docs/cli.md).
+    pub deterministic: bool,
 }
 
 /// The frontend: one runtime, sandbox, index client and cache for any number of builds,
@@ -206,7 +210,7 @@ impl Frontend {
             settings.config_json.clone().unwrap_or_default(),
             &settings.config_settings,
         );
-        let guest_env = guest_environment(&settings.guest_env);
+        let guest_env = guest_environment(&settings.guest_env, !settings.deterministic);
         let prepared = if settings.no_prepared_backends {
             None
         } else {
@@ -432,6 +436,7 @@ impl Frontend {
             scratch,
             prepared: self.prepared.as_ref().map(|p| (p, env.key.as_str())),
             seed: None,
+            determinism: project.determinism,
             reporter: self.reporter.as_ref(),
         }
     }
@@ -494,11 +499,14 @@ fn config_settings_json(
     Value::Object(map.into_iter().collect())
 }
 
-/// The guest's whole environment: a fixed set, `SOURCE_DATE_EPOCH` from the host when set,
-/// and what the user passed with `--env` (which wins).
-pub(crate) fn guest_environment(user: &[(String, String)]) -> Vec<(String, String)> {
+/// The guest's whole environment: a fixed set, `SOURCE_DATE_EPOCH` from the host when set
+/// and `host_epoch`, and what the user passed with `--env` (which wins).
+pub(crate) fn guest_environment(
+    user: &[(String, String)],
+    host_epoch: bool,
+) -> Vec<(String, String)> {
     let mut env: BTreeMap<String, String> = sandbox::base_environment().into_iter().collect();
-    if let Ok(epoch) = std::env::var("SOURCE_DATE_EPOCH") {
+    if host_epoch && let Ok(epoch) = std::env::var("SOURCE_DATE_EPOCH") {
         env.insert("SOURCE_DATE_EPOCH".into(), epoch);
     }
     for (key, value) in user {
@@ -545,10 +553,13 @@ mod tests {
 
     #[test]
     fn guest_environment_is_fixed_plus_user() {
-        let env = guest_environment(&[
-            ("HOME".into(), "/tmp/elsewhere".into()),
-            ("X".into(), "1".into()),
-        ]);
+        let env = guest_environment(
+            &[
+                ("HOME".into(), "/tmp/elsewhere".into()),
+                ("X".into(), "1".into()),
+            ],
+            true,
+        );
         let get = |k: &str| {
             env.iter()
                 .find(|(key, _)| key == k)

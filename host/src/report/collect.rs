@@ -134,17 +134,26 @@ impl Collector {
                     kind: None,
                     sha256: None,
                 });
-                entry.kind = Some(facts.kind.name().to_string());
-                if facts.sha256.is_some() {
+                // The first facts are the source's; later ones (the sdist a folder's wheel
+                // is built from) only add what was not known.
+                if entry.kind.is_none() {
+                    entry.kind = Some(facts.kind.name().to_string());
                     entry.sha256.clone_from(&facts.sha256);
                 }
-                if let Some((name, version)) = &facts.project {
+                if entry.sha256.is_none() && entry.kind.as_deref() == Some(facts.kind.name()) {
+                    entry.sha256.clone_from(&facts.sha256);
+                }
+                if let Some((name, version)) = &facts.project
+                    && state.project.is_none()
+                {
                     state.project = Some(Project {
                         name: name.clone(),
                         version: version.clone(),
                     });
                 }
-                if let Some((start, from)) = facts.clock {
+                if let Some((start, from)) = facts.clock
+                    && state.deterministic.is_none()
+                {
                     state.deterministic = Some(Deterministic {
                         clock_start: start,
                         clock_from: from.to_string(),

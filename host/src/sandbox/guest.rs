@@ -40,6 +40,8 @@ impl Guest {
             .wasm_context("linking WASI preview 1")?;
         disk::add_to_linker(&mut linker, GuestState::wasi_and_disk)
             .wasm_context("linking the disk accounting")?;
+        determinism::add_to_linker(&mut linker, GuestState::wasi_and_clamp)
+            .wasm_context("linking the file-time clamp")?;
         Ok(Self {
             engine,
             linker,
@@ -84,6 +86,7 @@ impl Guest {
             peak: 0,
         };
         state.disk = disk::DiskAccount::for_run(run);
+        state.clamp = run.determinism.map(|d| d.clamp_nanos());
         let memory = instance
             .get_memory(&mut store, "memory")
             .map_or(0, |memory| memory.data_size(&store) as u64);
@@ -264,6 +267,7 @@ impl Guest {
                 },
                 // No guest code runs in this store before it gets a run's account.
                 disk: disk::DiskAccount::new(0, 0),
+                clamp: None,
             },
         );
         store.limiter(|state| &mut state.limiter);
@@ -286,6 +290,7 @@ impl Guest {
                     peak: 0,
                 },
                 disk: disk::DiskAccount::for_run(run),
+                clamp: run.determinism.map(|d| d.clamp_nanos()),
             },
         );
         store.limiter(|state| &mut state.limiter);
@@ -302,6 +307,9 @@ impl Guest {
         builder.envs(&run.env);
         builder.stdout(log.clone());
         builder.stderr(log.clone());
+        if let Some(determinism) = &run.determinism {
+            determinism.configure(&mut builder);
+        }
         // Some backends stat or walk absolute paths and crash on a missing preopen: an
         // empty read-only root makes `/` exist and hold nothing.
         builder
@@ -351,11 +359,17 @@ pub(super) struct GuestState {
     pub(super) limiter: MemoryLimiter,
     /// What the writable mounts hold, against the disk limit (see [`disk`]).
     pub(super) disk: disk::DiskAccount,
+    /// The latest file time the guest sees, in nanoseconds (see [`determinism`]).
+    pub(super) clamp: Option<u64>,
 }
 
 impl GuestState {
     pub(super) fn wasi_and_disk(&mut self) -> (&mut WasiP1Ctx, &mut disk::DiskAccount) {
         (&mut self.wasi, &mut self.disk)
+    }
+
+    pub(super) fn wasi_and_clamp(&mut self) -> (&mut WasiP1Ctx, Option<u64>) {
+        (&mut self.wasi, self.clamp)
     }
 }
 

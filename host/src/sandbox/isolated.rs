@@ -18,8 +18,8 @@
 //! the child's stdout or stderr except through WASI writes, which go to stdout only.
 
 use super::{
-    EngineKind, Entry, Guest, GuestExit, GuestRun, InstanceAhead, LimitHit, Limits, MemoryImage,
-    Mount, RunStats, SandboxError, WasmContext, log,
+    Determinism, EngineKind, Entry, Guest, GuestExit, GuestRun, InstanceAhead, LimitHit, Limits,
+    MemoryImage, Mount, RunStats, SandboxError, WasmContext, log,
 };
 use crate::runtime::Stdlib;
 use anyhow::{Context, Result, anyhow};
@@ -48,6 +48,7 @@ struct ChildJob {
     root: PathBuf,
     memory: u64,
     disk: u64,
+    determinism: Option<Determinism>,
     entry: JobEntry,
 }
 
@@ -328,6 +329,7 @@ pub(super) fn run(
         root: root.to_path_buf(),
         memory: run.limits.memory,
         disk: run.limits.disk,
+        determinism: run.determinism,
         entry,
     };
     let started = Instant::now();
@@ -590,6 +592,7 @@ fn run_job(
             ..Limits::default()
         },
         log: log::LogSink::Capture,
+        determinism: job.determinism,
     };
     let log = log::Capture::forwarding();
     let (module, ahead) = match preloaded {

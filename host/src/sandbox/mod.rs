@@ -4,6 +4,7 @@
 //! Nothing of the host is visible to the guest but the preopened folders of [`GuestRun`]:
 //! no host environment variables, no sockets, stdin closed, stdout/stderr captured.
 
+mod determinism;
 mod disk;
 mod guest;
 mod isolated;
@@ -15,6 +16,7 @@ mod snapshot;
 mod target;
 mod usage;
 
+pub use self::determinism::{Determinism, FIXED_EPOCH};
 use self::guest::{EPOCH_TICK, EngineKind, EpochTicker, Guest, GuestState, engine_config};
 pub use self::isolated::serve as serve_child;
 pub use self::isolated::stop_all as stop_guests;

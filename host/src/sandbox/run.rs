@@ -94,6 +94,9 @@ pub struct GuestRun {
     pub limits: Limits,
     /// Where the guest's output goes besides the capture (e.g. the terminal with `-v`).
     pub log: LogSink,
+    /// A deterministic clock, randomness and file times ([`Determinism`]); `None`: the
+    /// host's.
+    pub determinism: Option<super::Determinism>,
 }
 
 /// How a guest run ended, when no limit stopped it.
