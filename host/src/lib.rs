@@ -13,6 +13,8 @@
 //!   [`Limits`] asked for; [`runtime`] provisions the pinned interpreters.
 //! - [`housekeeping`] cleans and prunes the cache.
 //! - [`GuestBench`] times hook runs and guest runs as the frontend makes them.
+//! - [`worker`] takes jobs from a Redis stream, builds them on a warm engine and writes
+//!   their results back (`wasm-build worker`, docs/scale-out.md).
 //!
 //! Everything else is internal and may change.
 
@@ -29,6 +31,7 @@ mod protocol;
 pub mod reporter;
 pub mod runtime;
 pub mod sandbox;
+pub mod worker;
 
 pub use frontend::{
     BuildError, BuildRequest, Distribution, Frontend, GuestBench, Hint, Limit, PlanError, Refusal,

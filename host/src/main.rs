@@ -30,6 +30,8 @@ fn main() -> ExitCode {
         Some(Command::Runtime { action }) => runtime_command(action),
         Some(Command::Guest) => done(sandbox::serve_child()),
         Some(Command::Build(args)) => build(*args),
+        Some(Command::Worker(args)) => cli::worker::worker(*args),
+        Some(Command::Enqueue(args)) => cli::worker::enqueue(*args),
         None => build(cli.build),
     }
 }

@@ -63,6 +63,11 @@ pub enum Command {
         #[command(subcommand)]
         action: RuntimeAction,
     },
+    /// Build jobs from a Redis stream, writing each result to a results stream
+    /// (docs/scale-out.md).
+    Worker(Box<super::worker::WorkerArgs>),
+    /// Add build jobs for sdists to a Redis stream (docs/scale-out.md).
+    Enqueue(Box<super::worker::EnqueueArgs>),
     /// Internal: run one guest for a parent wasm-build (sandbox::Isolation::Process).
     #[command(name = "__guest", hide = true)]
     Guest,

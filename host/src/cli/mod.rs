@@ -8,3 +8,4 @@ pub mod reporter;
 pub mod signals;
 pub mod terminal;
 pub mod values;
+pub mod worker;
