@@ -219,7 +219,14 @@ fn handle(shared: &Shared, redis: &mut Redis, entry: &StreamId) -> anyhow::Resul
     };
     let key = job.key(shared.engines.runtime_sha256());
     let stored = redis.run("HGET", &give_up, |c| stream::stored_result(c, names, &key))?;
-    let (result, built) = match stored.and_then(|s| serde_json::from_str::<JobResult>(&s).ok()) {
+    let stored = stored.and_then(|s| serde_json::from_str::<JobResult>(&s).ok());
+    if stored.is_none() {
+        let mut line = base_log.clone();
+        line["event"] = json!("job-started");
+        line["job_id"] = json!(job.id);
+        shared.log(line);
+    }
+    let (result, built) = match stored {
         Some(mut result) => {
             result.cached = true;
             (result, false)
