@@ -65,7 +65,11 @@ struct Shared<'a> {
 }
 
 impl Shared<'_> {
-    fn log(&self, line: serde_json::Value) {
+    fn log(&self, mut line: serde_json::Value) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        line["ts"] = json!(now.as_secs_f64());
         self.reporter
             .report(&Event::Worker(&WorkerEvent::Log(line)));
     }
