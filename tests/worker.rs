@@ -246,7 +246,7 @@ fn a_hostile_sdist_is_refused_once_and_a_broken_job_is_dead_lettered() {
     assert_eq!(results.len(), 3, "{results:?}");
     let refused = per_job["hostile"][0];
     assert_eq!(refused["status"], "refused", "{refused}");
-    assert_eq!(refused["class"], "invalid-source");
+    assert_eq!(refused["class"], "input_refused");
     assert_eq!(refused["deliveries"], 1);
     assert!(
         refused["error"].as_str().unwrap().contains(".."),

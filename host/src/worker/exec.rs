@@ -208,12 +208,13 @@ pub fn run(engines: &Engines, job: &Job) -> Result<Ran, Retry> {
 fn failed(error: &BuildError, started: Instant) -> Ran {
     let exit_code = error.exit_code();
     let (status, class) = match exit_code {
-        2 => (Status::Failed, "plan"),
-        3 => (Status::Refused, "invalid-source"),
+        // The class names of the registry report (`report::outcome::class_name`).
+        2 => (Status::Failed, "usage"),
+        3 => (Status::Refused, "input_refused"),
         4 => (Status::Failed, "requirements"),
-        5 => (Status::Failed, "backend"),
-        6 => (Status::Failed, "limit"),
-        7 => (Status::Refused, "artifact-refused"),
+        5 => (Status::Failed, "backend_failed"),
+        6 => (Status::Failed, "sandbox_stopped"),
+        7 => (Status::Refused, "artifact_refused"),
         _ => (Status::Failed, "internal"),
     };
     let mut text = error.to_string();

@@ -267,8 +267,8 @@ pub struct JobResult {
     pub entry: String,
     pub key: String,
     pub status: Status,
-    /// `ok`, or the failure's class (`invalid-source`, `requirements`, `backend`, `limit`,
-    /// `artifact-refused`, `plan`, `internal`).
+    /// `ok`, or the failure's exit class (`input_refused`, `artifact_refused`, `usage`,
+    /// `requirements`, `backend_failed`, `sandbox_stopped`, `internal`).
     pub class: String,
     /// `wasm-build`'s exit code for the same build on the command line.
     pub exit_code: i32,
