@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 use std::time::Duration;
-use support::{RedisServer, Worker, direct_build, fixture_sdists, job, slow_sdist, wait_for};
+use support::{
+    ArtifactStore, RedisServer, Worker, direct_build, fixture_sdists, job, slow_sdist, wait_for,
+};
 
 const STREAM: &str = "jobs";
 const GROUP: &str = "builders";
@@ -330,4 +332,40 @@ fn sigterm_lets_the_build_in_hand_finish_then_exits_0() {
     assert_eq!(server.pending(STREAM, GROUP), 0);
     assert!(worker.logged("stopping", None));
     assert!(worker.logged("stopped", None));
+}
+
+/// A source given by URL and artifacts sent with PUT (a pre-signed object-store upload):
+/// the bytes uploaded are the CLI's, nothing is written to a folder.
+#[test]
+fn a_source_by_url_is_built_and_its_wheel_put_to_the_store() {
+    let work = tempfile::tempdir().unwrap();
+    let sdists = fixture_sdists(&["intree"], work.path());
+    let name = sdists[0].file_name().unwrap().to_str().unwrap().to_string();
+    let bytes = fs::read(&sdists[0]).unwrap();
+    let store = ArtifactStore::start(BTreeMap::from([(format!("/files/{name}"), bytes)]));
+    let wheel = fs::read(direct_build(&sdists[0], &[], &work.path().join("direct"))).unwrap();
+    let server = RedisServer::start();
+    let mut put = job("by-url", &sdists[0], Path::new("/unused"), &[]);
+    put["source"] = serde_json::json!({
+        "url": store.url(&format!("/files/{name}")),
+        "sha256": put["source"]["sha256"],
+    });
+    put["artifacts"] = serde_json::json!({"put": {"wheel": store.url("/upload/w.whl?sig=1")}});
+    server.add(STREAM, &put);
+    let mut worker = Worker::start(&server, STREAM, "w", &[]);
+    wait_for_results(&server, 1, &[&worker], 120);
+    let results = server.results(STREAM);
+    assert_eq!(results[0]["status"], "ok", "{}", results[0]);
+    assert_eq!(
+        results[0]["artifacts"][0]["location"],
+        store.url("/upload/w.whl?sig=1")
+    );
+    let uploads = store.uploads.lock().unwrap().clone();
+    assert_eq!(uploads.len(), 1, "{:?}", uploads.keys());
+    assert!(
+        uploads["/upload/w.whl?sig=1"] == wheel,
+        "not the CLI's wheel"
+    );
+    assert_eq!(server.pending(STREAM, GROUP), 0);
+    assert_eq!(worker.stop(), Some(0), "{}", worker.dump());
 }

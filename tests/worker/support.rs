@@ -320,3 +320,67 @@ pub fn direct_build(sdist: &Path, settings: &[(&str, &str)], outdir: &Path) -> P
     assert_eq!(built.len(), 1);
     built[0].clone()
 }
+
+/// An HTTP server on 127.0.0.1: GET serves `files`, PUT stores the body under its path.
+pub struct ArtifactStore {
+    pub port: u16,
+    pub uploads: std::sync::Arc<std::sync::Mutex<BTreeMap<String, Vec<u8>>>>,
+}
+
+impl ArtifactStore {
+    pub fn start(files: BTreeMap<String, Vec<u8>>) -> ArtifactStore {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let uploads = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
+        let stored = uploads.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request = String::new();
+                reader.read_line(&mut request).unwrap();
+                let mut length = 0usize;
+                loop {
+                    let mut header = String::new();
+                    reader.read_line(&mut header).unwrap();
+                    if header.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((name, value)) = header.split_once(':')
+                        && name.eq_ignore_ascii_case("content-length")
+                    {
+                        length = value.trim().parse().unwrap();
+                    }
+                }
+                let mut parts = request.split_whitespace();
+                let (method, path) = (parts.next().unwrap(), parts.next().unwrap().to_string());
+                let mut writer = stream;
+                let (status, body) = match method {
+                    "GET" => match files.get(&path) {
+                        Some(body) => ("200 OK", body.clone()),
+                        None => ("404 Not Found", Vec::new()),
+                    },
+                    "PUT" => {
+                        let mut body = vec![0; length];
+                        reader.read_exact(&mut body).unwrap();
+                        stored.lock().unwrap().insert(path, body);
+                        ("201 Created", Vec::new())
+                    }
+                    _ => ("405 Method Not Allowed", Vec::new()),
+                };
+                let _ = write!(
+                    writer,
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = writer.write_all(&body);
+            }
+        });
+        ArtifactStore { port, uploads }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
