@@ -332,6 +332,11 @@ fn sigterm_lets_the_build_in_hand_finish_then_exits_0() {
     assert_eq!(server.pending(STREAM, GROUP), 0);
     assert!(worker.logged("stopping", None));
     assert!(worker.logged("stopped", None));
+    assert_eq!(
+        server.consumers(STREAM, GROUP),
+        0,
+        "a stopped worker leaves the group"
+    );
 }
 
 /// A source given by URL and artifacts sent with PUT (a pre-signed object-store upload):

@@ -126,6 +126,17 @@ impl RedisServer {
         }
     }
 
+    /// How many consumers the group has.
+    pub fn consumers(&self, stream: &str, group: &str) -> usize {
+        let reply: Vec<redis::Value> = redis::cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg(stream)
+            .arg(group)
+            .query(&mut self.connection())
+            .unwrap();
+        reply.len()
+    }
+
     /// Adds a job (JSON); returns its entry ID.
     pub fn add(&self, stream: &str, job: &Value) -> String {
         redis::cmd("XADD")

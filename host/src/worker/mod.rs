@@ -120,7 +120,16 @@ pub fn run(
     }));
     let outcomes: Vec<anyhow::Result<()>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..config.jobs.max(1))
-            .map(|_| scope.spawn(|| job_thread(&shared)))
+            .map(|_| {
+                scope.spawn(|| {
+                    let ended = job_thread(&shared);
+                    if ended.is_err() {
+                        // A worker that cannot go on stops whole, for its supervisor to see.
+                        stop.store(true, Ordering::SeqCst);
+                    }
+                    ended
+                })
+            })
             .collect();
         handles
             .into_iter()
@@ -129,6 +138,12 @@ pub fn run(
                     .unwrap_or_else(|_| Err(anyhow::anyhow!("a job thread panicked")))
             })
             .collect()
+    });
+    // A consumer with nothing pending leaves the group, so that stopped workers do not
+    // pile up in XINFO CONSUMERS; one with pending jobs stays for them to be reclaimed.
+    let give_up = stream::until(Instant::now() + Duration::from_secs(5));
+    let _ = redis.run("XGROUP DELCONSUMER", &give_up, |c| {
+        stream::leave_if_idle(c, &config.names)
     });
     shared.log(json!({"event": "stopped", "worker": config.names.consumer}));
     outcomes.into_iter().collect()

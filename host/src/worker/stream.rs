@@ -253,6 +253,27 @@ pub fn heartbeat(con: &mut Connection, names: &Names, entry: &str) -> redis::Red
     Ok(true)
 }
 
+/// Removes this consumer from the group unless jobs are pending for it.
+pub fn leave_if_idle(con: &mut Connection, names: &Names) -> redis::RedisResult<()> {
+    let mine: StreamPendingCountReply = redis::cmd("XPENDING")
+        .arg(&names.stream)
+        .arg(&names.group)
+        .arg("-")
+        .arg("+")
+        .arg(1)
+        .arg(&names.consumer)
+        .query(con)?;
+    if mine.ids.is_empty() {
+        let _: Value = redis::cmd("XGROUP")
+            .arg("DELCONSUMER")
+            .arg(&names.stream)
+            .arg(&names.group)
+            .arg(&names.consumer)
+            .query(con)?;
+    }
+    Ok(())
+}
+
 /// The result stored under an idempotency key.
 pub fn stored_result(
     con: &mut Connection,
