@@ -183,9 +183,17 @@ fn job_thread(shared: &Shared) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Gives up on Redis only once stopping and past the grace period.
-fn completing(shared: &Shared, since: Instant) -> impl Fn() -> bool {
-    move || shared.stop.load(Ordering::SeqCst) && since.elapsed() > ACK_GRACE
+/// Gives up on Redis only once stopping and [`ACK_GRACE`] after the stop was first seen.
+fn completing(shared: &Shared) -> impl Fn() -> bool {
+    let stopped_at = std::cell::Cell::new(None::<Instant>);
+    move || {
+        if !shared.stop.load(Ordering::SeqCst) {
+            return false;
+        }
+        let since = stopped_at.get().unwrap_or_else(Instant::now);
+        stopped_at.set(Some(since));
+        since.elapsed() > ACK_GRACE
+    }
 }
 
 fn handle(shared: &Shared, redis: &mut Redis, entry: &StreamId) -> anyhow::Result<()> {
@@ -193,7 +201,7 @@ fn handle(shared: &Shared, redis: &mut Redis, entry: &StreamId) -> anyhow::Resul
     let names = &config.names;
     let metrics = shared.metrics;
     let started = Instant::now();
-    let give_up = completing(shared, started);
+    let give_up = completing(shared);
     let Some((owner, deliveries)) = redis.run("XPENDING", &give_up, |c| {
         stream::pending(c, names, &entry.id)
     })?
