@@ -172,7 +172,7 @@ fn metadata_only() {
     let built = build_ok(
         wasm_build()
             .arg(project.path())
-            .arg("--metadata")
+            .arg("--metadata-dir")
             .arg("-o")
             .arg(outdir.path()),
     );
@@ -190,7 +190,7 @@ fn metadata_falls_back_to_building_the_wheel() {
     let built = build_ok(
         wasm_build()
             .arg(project.path())
-            .arg("--metadata")
+            .arg("--metadata-dir")
             .arg("-o")
             .arg(outdir.path()),
     );

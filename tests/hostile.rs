@@ -1765,7 +1765,7 @@ def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
     os.symlink("../" * 12 + "etc/passwd", os.path.join(info, "METADATA"))
     return "hostile_demo-1.0.dist-info"
 "#,
-        &["--metadata"],
+        &["--metadata-dir"],
         &["artifact `hostile_demo-1.0.dist-info` refused: `METADATA` inside it is a symlink"],
     );
 }

@@ -72,7 +72,7 @@ fn hooks_are_called_positionally() {
         let built = build_ok(
             wasm_build()
                 .arg(project.path())
-                .args(["--metadata", "-C", "summary=metadata", "-o"])
+                .args(["--metadata-dir", "-C", "summary=metadata", "-o"])
                 .arg(out.path()),
         );
         let metadata = fs::read_to_string(built[0].join("METADATA")).unwrap();
@@ -434,6 +434,7 @@ fn runner_run(dirs: &Path, src: &Path, env: &Path) -> GuestRun {
         ],
         limits: Limits::default(),
         log: LogSink::Capture,
+        determinism: None,
     }
 }
 

@@ -120,6 +120,7 @@ fn code_run(scratch: &std::path::Path, code: &str, env: Vec<(String, String)>) -
         mounts: vec![Mount::read_write(scratch, "/tmp")],
         limits: Limits::default(),
         log: LogSink::Capture,
+        determinism: None,
     }
 }
 

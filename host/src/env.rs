@@ -214,6 +214,7 @@ fn compile_bytecode(
         ],
         limits: limits.clone(),
         log: LogSink::Capture,
+        determinism: None,
     };
     // A module that does not compile (test data, Python 2 leftovers) only loses its
     // bytecode, as with pip; the sandbox ending the run is an error.

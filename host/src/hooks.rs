@@ -9,8 +9,10 @@ use crate::protocol::{
     Action, BackendWarning, CallOutcome, CallsResponse, Hook, HookCall, ProcessAttempt, Request,
     RunDirs, guest_join, guest_paths,
 };
-use crate::reporter::{Event, Reporter, Warning};
-use crate::sandbox::{GuestRun, LimitHit, Limits, LogSink, MemoryImage, Sandbox, SandboxError};
+use crate::reporter::{Event, HookRun, PreparedUse, Reporter, Warning};
+use crate::sandbox::{
+    Determinism, GuestRun, LimitHit, Limits, LogSink, MemoryImage, RunStats, Sandbox, SandboxError,
+};
 use anyhow::Result;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -45,6 +47,9 @@ pub(crate) struct HookContext<'a> {
     pub prepared: Option<(&'a PreparedBackends, &'a str)>,
     /// Seeds the guest's randomness (hex); `None`: fresh randomness.
     pub seed: Option<&'a str>,
+    /// A deterministic build's clock and base seed: each run gets the epoch and a seed
+    /// derived from the base and its hooks, for WASI's randomness and the runner's.
+    pub determinism: Option<Determinism>,
     pub reporter: &'a dyn Reporter,
 }
 
@@ -171,10 +176,11 @@ pub(crate) fn call_hooks(
     let hooks: Vec<Hook> = calls.iter().map(|call| call.hook).collect();
     ctx.reporter.report(&Event::HooksStarted { hooks: &hooks });
     let started = Instant::now();
+    let mut notes = RunNotes::default();
     // A prepared backend whose import assumed a path absent that this project has: the
     // calls are made again with the backend imported afresh.
-    let result = match run_calls(ctx, calls, first, true) {
-        Ok(None) => run_calls(ctx, calls, first, false).and_then(|results| {
+    let result = match run_calls(ctx, calls, first, true, &mut notes) {
+        Ok(None) => run_calls(ctx, calls, first, false, &mut notes).and_then(|results| {
             results.ok_or_else(|| {
                 bad(
                     first,
@@ -185,12 +191,31 @@ pub(crate) fn call_hooks(
         }),
         other => other.map(|results| results.expect("only a prepared run mismatches")),
     };
+    let elapsed = started.elapsed();
+    let ok = result.is_ok();
     ctx.reporter.report(&Event::HooksFinished {
         hooks: &hooks,
-        elapsed: started.elapsed(),
-        ok: result.is_ok(),
+        elapsed,
+        ok,
     });
+    ctx.reporter.report(&Event::HookRun(&HookRun {
+        hooks,
+        wall_time: elapsed,
+        ok,
+        stats: notes.stats,
+        output_bytes: notes.output_bytes,
+        prepared: notes.prepared,
+    }));
     result
+}
+
+/// What the runs of one [`call_hooks`] found out, for its [`HookRun`] event.
+#[derive(Default)]
+struct RunNotes {
+    /// The last sandbox run's, when it ended without the sandbox stopping it.
+    stats: Option<RunStats>,
+    output_bytes: u64,
+    prepared: PreparedUse,
 }
 
 /// One sandbox run of `calls`, from the prepared backend when `prepared` and there is one.
@@ -200,6 +225,7 @@ fn run_calls(
     calls: &[HookCall],
     first: Hook,
     prepared: bool,
+    notes: &mut RunNotes,
 ) -> Result<Option<HookResults>, HookError> {
     let setup = |e: anyhow::Error| HookError {
         hook: first,
@@ -211,6 +237,8 @@ fn run_calls(
         processes: Vec::new(),
     };
     let run = RunDirs::new(ctx.scratch, "hook-").map_err(setup)?;
+    let determinism = ctx.determinism.map(|base| per_run(base, calls));
+    let seed = determinism.map(|d| wasm_build_packaging::cache::hex(&d.seed));
     run.write_request(&Request {
         backend: ctx.backend,
         backend_path: ctx
@@ -221,7 +249,7 @@ fn run_calls(
         source_dir: ctx.source_guest,
         env_dir: guest_paths::ENV,
         executables: ctx.executables,
-        seed: ctx.seed.map(str::to_string),
+        seed: seed.or_else(|| ctx.seed.map(str::to_string)),
         action: Action::calls(calls, ctx.config_settings),
     })
     .map_err(setup)?;
@@ -231,26 +259,36 @@ fn run_calls(
         mounts: run.mounts(ctx.source, ctx.source_guest, ctx.site_packages),
         limits: ctx.limits.clone(),
         log: ctx.log.clone(),
+        determinism,
     };
     // Without an image the run imports the backend itself, as it always could.
     let image = if prepared {
         prepared_image(ctx, &guest)
     } else {
-        Ok(None)
+        Ok(Err(match &notes.prepared {
+            PreparedUse::NotUsed(why) => why.clone(),
+            PreparedUse::Used => "the backend is imported afresh".into(),
+        }))
     };
     let image = image.unwrap_or_else(|error| {
+        let why = format!("{error:#}");
         ctx.reporter
-            .report(&Event::Warning(&Warning::BackendNotPrepared(format!(
-                "{error:#}"
-            ))));
-        None
+            .report(&Event::Warning(&Warning::BackendNotPrepared(why.clone())));
+        Err(why)
     });
+    notes.prepared = match &image {
+        Ok(_) => PreparedUse::Used,
+        Err(why) => PreparedUse::NotUsed(why.clone()),
+    };
+    let image = image.ok();
     let exit = match &image {
         Some(image) => ctx.sandbox.run_from(&guest, image),
         None => ctx.sandbox.run(&guest),
     };
     let exit = exit.map_err(|source| {
         let log = source.log().to_vec();
+        notes.stats = None;
+        notes.output_bytes = log.len() as u64;
         let hook = run.running_hook(calls).unwrap_or(first);
         HookError {
             hook,
@@ -261,8 +299,16 @@ fn run_calls(
     })?;
 
     let memory_refused = exit.memory_refused;
+    notes.stats = Some(exit.stats);
+    notes.output_bytes = exit.log.len() as u64;
     let outcome = match run.read_response::<CallsResponse>() {
-        Ok(Some(response)) if image.is_some() && is_mismatch(&response) => return Ok(None),
+        Ok(Some(response)) if image.is_some() && is_mismatch(&response) => {
+            notes.prepared = PreparedUse::NotUsed(format!(
+                "the prepared backend does not fit this project: {}",
+                mismatch_message(&response)
+            ));
+            return Ok(None);
+        }
         Ok(Some(response)) => interpret(ctx.backend, calls, response, exit.log, run),
         Ok(None) => {
             let hook = run.running_hook(calls).unwrap_or(first);
@@ -299,6 +345,22 @@ fn run_calls(
     })
 }
 
+/// A run's determinism: the build's epoch, and a seed of the build's seed and the run's
+/// hooks (so that each run's randomness is its own, whatever image it starts from).
+fn per_run(base: Determinism, calls: &[HookCall]) -> Determinism {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(base.seed);
+    for call in calls {
+        hasher.update(b"\0");
+        hasher.update(call.hook.name().as_bytes());
+    }
+    Determinism {
+        epoch: base.epoch,
+        seed: hasher.finalize().into(),
+    }
+}
+
 /// Whether the runner said the prepared backend does not fit this project.
 fn is_mismatch(response: &CallsResponse) -> bool {
     matches!(
@@ -307,14 +369,29 @@ fn is_mismatch(response: &CallsResponse) -> bool {
     )
 }
 
+/// What the runner said about a prepared backend that does not fit.
+fn mismatch_message(response: &CallsResponse) -> String {
+    match response.results.first().map(|r| &r.outcome) {
+        Some(CallOutcome::PreparedMismatch { message }) => message.clone(),
+        _ => String::new(),
+    }
+}
+
 /// The memory image the run starts from, when the backend can be prepared (an environment
-/// backend, the source at `/src`, a sandbox that keeps prepared instances).
-fn prepared_image(ctx: &HookContext<'_>, guest: &GuestRun) -> Result<Option<MemoryImage>> {
+/// backend, the source at `/src`, a sandbox that keeps prepared instances); else why not.
+fn prepared_image(ctx: &HookContext<'_>, guest: &GuestRun) -> Result<Result<MemoryImage, String>> {
     let Some((backends, env_key)) = ctx.prepared else {
-        return Ok(None);
+        return Ok(Err("prepared backends are turned off".into()));
     };
-    if !ctx.backend_path.is_empty() || ctx.source_guest != guest_paths::SOURCE {
-        return Ok(None);
+    if !ctx.backend_path.is_empty() {
+        return Ok(Err(
+            "an in-tree backend (backend-path) is never prepared".into()
+        ));
+    }
+    if ctx.source_guest != guest_paths::SOURCE {
+        return Ok(Err(
+            "an editable build mounts the source at its own path".into()
+        ));
     }
     backends.image(&Wanted {
         sandbox: ctx.sandbox,

@@ -15,6 +15,9 @@
 //! - [`GuestBench`] times hook runs and guest runs as the frontend makes them.
 //! - [`worker`] takes jobs from a Redis stream, builds them on a warm engine and writes
 //!   their results back (`wasm-build worker`, docs/scale-out.md).
+//! - [`service::run_task`] runs one [`Task`] (build, metadata, verify) of a source on a
+//!   shared frontend and returns its [`report::SourceReport`]: the registry's unit of work
+//!   (command-line batches, `serve`).
 //!
 //! Everything else is internal and may change.
 
@@ -28,9 +31,12 @@ pub mod housekeeping;
 pub mod integrity;
 mod prepared;
 mod protocol;
+pub mod report;
 pub mod reporter;
 pub mod runtime;
 pub mod sandbox;
+pub mod serve;
+pub mod service;
 pub mod worker;
 
 pub use frontend::{
@@ -41,3 +47,4 @@ pub use hooks::{HookError, HookErrorKind};
 pub use protocol::{BackendWarning, Hook, HookCall, ProcessAttempt, ProcessKind};
 pub use reporter::{Event, Reporter, Silent, Step, Warning};
 pub use sandbox::{Isolation, Limits};
+pub use service::{Task, TaskResult, run_task};

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-use wasm_build::{BuildError, Frontend, Hint, Limit, housekeeping, index_hint, runtime, sandbox};
+use wasm_build::{BuildError, Frontend, Hint, Limit, housekeeping, runtime, sandbox};
 use wasm_build_packaging::cache::Cache;
 use wasm_build_packaging::index::Hint as IndexHint;
 
@@ -28,65 +28,13 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Cache { cache_dir, action }) => done(cache_command(cache_dir, action)),
         Some(Command::Runtime { action }) => runtime_command(action),
+        Some(Command::Verify(args)) => cli::verify::run(*args),
+        Some(Command::Serve(args)) => cli::serve::run(*args),
         Some(Command::Guest) => done(sandbox::serve_child()),
-        Some(Command::Build(args)) => build(*args),
+        Some(Command::Build(args)) => cli::batch::run(*args),
         Some(Command::Worker(args)) => cli::worker::worker(*args),
         Some(Command::Enqueue(args)) => cli::worker::enqueue(*args),
-        None => build(cli.build),
-    }
-}
-
-fn build(args: cli::args::BuildArgs) -> ExitCode {
-    let (settings, request, output) = match cli::args::settings_and_request(args) {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            print_error(&*e);
-            return ExitCode::from(2);
-        }
-    };
-    cli::signals::install();
-    if let Err(e) = cli::preflight::check(&request) {
-        print_error(&e);
-        return ExitCode::from(e.exit_code());
-    }
-    let verbose = output.verbosity >= cli::reporter::Verbosity::Verbose;
-    let reporter = Arc::new(TerminalReporter::for_builds(
-        output.verbosity,
-        output.progress,
-    ));
-    let frontend = match Frontend::new(settings, reporter.clone()) {
-        Ok(frontend) => frontend,
-        Err(e) => {
-            if let Some(signal) = cli::signals::received() {
-                return cli::signals::interrupted(signal);
-            }
-            print_error(&*e);
-            print_hint(index_hint(e.as_ref()));
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = frontend.build(&request);
-    reporter.finish();
-    if let Some(signal) = cli::signals::received() {
-        drop(frontend);
-        return cli::signals::interrupted(signal);
-    }
-    match result {
-        Ok(paths) => {
-            reporter.succeeded(&paths);
-            let mut stdout = std::io::stdout().lock();
-            for path in paths {
-                // A closed stdout (`| head`) is not a failed build.
-                if writeln!(stdout, "{}", path.display()).is_err() {
-                    break;
-                }
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            print_build_error(&e, verbose);
-            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
-        }
+        None => cli::batch::run(cli.build),
     }
 }
 

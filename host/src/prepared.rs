@@ -24,7 +24,7 @@
 
 use crate::integrity::SealedFile;
 use crate::protocol::{Action, HOOK_RUNNER, PrepareResponse, Request, RunDirs, guest_paths};
-use crate::sandbox::{GuestRun, LogSink, MemoryImage, Sandbox, SandboxError};
+use crate::sandbox::{Determinism, GuestRun, LogSink, MemoryImage, Sandbox, SandboxError};
 use anyhow::{Context, Result, bail};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -40,8 +40,8 @@ pub(crate) struct PreparedBackends {
     dir: PathBuf,
     /// What the images' records are checked with.
     seal_key: SealKey,
-    /// Key → the image, or `None` for a backend that is not prepared.
-    loaded: Mutex<HashMap<String, Option<MemoryImage>>>,
+    /// Key → the image, or why the backend is not prepared.
+    loaded: Mutex<HashMap<String, Result<MemoryImage, String>>>,
 }
 
 /// What a hook run needs to find its image: its environment and its run.
@@ -67,11 +67,13 @@ impl PreparedBackends {
         })
     }
 
-    /// The image a hook run of `wanted` starts from: cached, or made now. `None` when the
-    /// backend cannot be prepared (then the run imports it itself).
-    pub(crate) fn image(&self, wanted: &Wanted<'_>) -> Result<Option<MemoryImage>> {
+    /// The image a hook run of `wanted` starts from: cached, or made now. `Err(why)` when
+    /// the backend cannot be prepared (then the run imports it itself).
+    pub(crate) fn image(&self, wanted: &Wanted<'_>) -> Result<Result<MemoryImage, String>> {
         let Some(base) = wanted.sandbox.image_base(wanted.run) else {
-            return Ok(None);
+            return Ok(Err(
+                "the interpreter cannot keep a prepared instance for this run".into(),
+            ));
         };
         let key = image_key(&base, wanted.env_key, wanted.backend, wanted.run);
         let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
@@ -83,24 +85,24 @@ impl PreparedBackends {
         Ok(image)
     }
 
-    fn find_or_make(&self, key: &str, wanted: &Wanted<'_>) -> Result<Option<MemoryImage>> {
+    fn find_or_make(&self, key: &str, wanted: &Wanted<'_>) -> Result<Result<MemoryImage, String>> {
         let path = self.dir.join(format!("{key}.image"));
         let checksum = self.dir.join(format!("{key}.sha256"));
         let label = format!("sha256 of prepared backend {key}.image");
         let verify = || load_verified(&path, &checksum, &self.seal_key, &label);
         let refused = self.dir.join(format!("{key}.refused"));
         if refused.exists() {
-            return Ok(None);
+            return Ok(Err(refusal(&refused)));
         }
         if let Some(image) = verify()? {
-            return Ok(Some(image));
+            return Ok(Ok(image));
         }
         let _lock = FileLock::acquire(self.dir.join(format!("{key}.lock")))?;
         if refused.exists() {
-            return Ok(None);
+            return Ok(Err(refusal(&refused)));
         }
         if let Some(image) = verify()? {
-            return Ok(Some(image));
+            return Ok(Ok(image));
         }
         let staging = tempfile::Builder::new()
             .prefix(".tmp-")
@@ -116,14 +118,29 @@ impl PreparedBackends {
                 let image = MemoryImage::load(&path)?;
                 cache::write_tagged(&checksum, &self.seal_key, &label, &image.sha256)?;
                 SealedFile::beside(&path, &self.seal_key).seal_now()?;
-                Ok(Some(image))
+                Ok(Ok(image))
             }
             Outcome::Refused(reason) => {
                 cache::write_atomic(&refused, reason.as_bytes())?;
-                Ok(None)
+                Ok(Err(reason))
             }
-            Outcome::NotThisTime => Ok(None),
+            Outcome::NotThisTime => Ok(Err(
+                "the prepare run met a limit or crashed; this run imports the backend itself"
+                    .into(),
+            )),
         }
+    }
+}
+
+/// Why a backend was not prepared, as its `.refused` record says (the first 1 KiB of it,
+/// for a report: the record is this user's own cache file).
+fn refusal(record: &Path) -> String {
+    use std::io::Read;
+    let mut text = Vec::new();
+    let read = std::fs::File::open(record).and_then(|f| f.take(1024).read_to_end(&mut text));
+    match read {
+        Ok(_) if !text.is_empty() => String::from_utf8_lossy(&text).into_owned(),
+        _ => "an earlier attempt to prepare it failed".into(),
     }
 }
 
@@ -153,6 +170,9 @@ fn image_key(base: &str, env_key: &str, backend: &str, run: &GuestRun) -> String
     text.push('\n');
     for arg in &run.args {
         text.push_str(&format!("{arg}\0"));
+    }
+    if run.determinism.is_some() {
+        text.push_str("\ndeterministic");
     }
     format!("{env_key}-{}", &cache::sha256_bytes(text.as_bytes())[..32])
 }
@@ -190,6 +210,9 @@ fn prepare(wanted: &Wanted<'_>, image: &Path) -> Result<Outcome> {
     let run = GuestRun {
         mounts: run_dirs.mounts(&src, guest_paths::SOURCE, wanted.site_packages),
         log: LogSink::Capture,
+        // The image serves every source: in a deterministic build it is made with a clock
+        // and randomness of no source's.
+        determinism: wanted.run.determinism.map(|_| Determinism::for_prepare()),
         ..wanted.run.clone()
     };
     run_dirs.write_request(&Request {
@@ -262,6 +285,7 @@ mod tests {
             mounts: Vec::new(),
             limits: Limits::default(),
             log: LogSink::Capture,
+            determinism: None,
         }
     }
 

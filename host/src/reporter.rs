@@ -8,6 +8,7 @@
 
 use crate::frontend::Distribution;
 use crate::protocol::{BackendWarning, Hook};
+use crate::sandbox::RunStats;
 use std::fmt;
 use std::time::Duration;
 use wasm_build_packaging::archive::{NamedBy, StageWarning};
@@ -74,6 +75,137 @@ pub enum Event<'a> {
     BackendOutput(&'a [u8]),
     /// `wasm-build worker`: a job finished, Redis was lost, the worker started or stopped.
     Worker(&'a crate::worker::WorkerEvent),
+    /// The source of a build, read before anything runs.
+    Source(&'a SourceFacts),
+    /// The build requirements a hook run gets, resolved and installed (also when the
+    /// environment was made by an earlier build of this process).
+    Requirements(&'a [ResolvedRequirement]),
+    /// A sandbox run of hooks ended ([`Event::HooksFinished`]): what it used.
+    HookRun(&'a HookRun),
+    /// An artifact passed verification: its facts, before it is published.
+    Artifact(&'a ArtifactFacts),
+    /// The wheel's core metadata, for a metadata request.
+    Metadata(&'a MetadataAnswer),
+}
+
+/// What a build knows of its source before it runs anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFacts {
+    /// The user's path (or the sdist's file name).
+    pub path: String,
+    pub kind: SourceKind,
+    /// Of the file, for an sdist or a wheel; a folder has none.
+    pub sha256: Option<String>,
+    /// The project's name and version, when the source says them (an sdist's file name,
+    /// top-level folder or PKG-INFO).
+    pub project: Option<(String, String)>,
+    /// For a deterministic build: the guest's wall clock at the start of each run (seconds
+    /// since the Unix epoch) and what it came from.
+    pub clock: Option<(u64, &'static str)>,
+}
+
+/// What a source is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    Tree,
+    Sdist,
+    Wheel,
+}
+
+impl SourceKind {
+    /// The name a report gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceKind::Tree => "tree",
+            SourceKind::Sdist => "sdist",
+            SourceKind::Wheel => "wheel",
+        }
+    }
+}
+
+/// One wheel of a build environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedRequirement {
+    pub name: String,
+    pub version: String,
+    pub filename: String,
+    pub sha256: String,
+}
+
+/// One sandbox run of hook calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookRun {
+    pub hooks: Vec<Hook>,
+    /// From the first run's start to the last run's end (a run that found the prepared
+    /// backend not to fit is run again).
+    pub wall_time: Duration,
+    pub ok: bool,
+    /// What the (last) run used, when it ended without the sandbox stopping it.
+    pub stats: Option<RunStats>,
+    /// What the backend printed (up to the output limit).
+    pub output_bytes: u64,
+    pub prepared: PreparedUse,
+}
+
+/// Whether a hook run started from the prepared backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PreparedUse {
+    Used,
+    /// Why not.
+    NotUsed(String),
+}
+
+impl Default for PreparedUse {
+    fn default() -> Self {
+        PreparedUse::NotUsed("no run was made".into())
+    }
+}
+
+/// A verified artifact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactFacts {
+    /// Its file (or folder) name.
+    pub name: String,
+    pub dist: Distribution,
+    /// Size and sha256, for a file.
+    pub size: Option<u64>,
+    pub sha256: Option<String>,
+    /// Its core metadata as JSON (see [`MetadataAnswer::json`]), when it parses.
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// A project's core metadata as `python -m build --metadata` prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataAnswer {
+    pub source: MetadataSource,
+    /// Why an sdist's PKG-INFO could not be the answer (PEP 643), when a hook gave it.
+    pub not_static: Option<String>,
+    /// `packaging.metadata.parse_email`'s fields (see
+    /// [`wasm_build_packaging::metadata::metadata_json`]).
+    pub json: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Where a metadata answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetadataSource {
+    /// The sdist's PKG-INFO, static by PEP 643: no backend code ran.
+    Static,
+    /// `prepare_metadata_for_build_wheel` (or, where the backend lacks it, the runner's
+    /// PEP 517 fallback of building the wheel).
+    Hook,
+    /// The wheel given as the source.
+    Wheel,
+}
+
+impl MetadataSource {
+    /// The name a report gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            MetadataSource::Static => "static",
+            MetadataSource::Hook => "prepare_metadata_for_build_wheel",
+            MetadataSource::Wheel => "wheel",
+        }
+    }
 }
 
 /// The steps that can take seconds.

@@ -296,6 +296,29 @@ impl IndexClient {
         })
     }
 
+    /// Downloads `url` into `file` through this client's HTTP settings (trust roots,
+    /// retries), refusing more than `limit` bytes: for a source a job names by URL. Returns
+    /// the sha256 (hex) and size of what was written, for the caller to check.
+    pub fn download_url(
+        &self,
+        url: &Url,
+        file: &mut std::fs::File,
+        limit: u64,
+    ) -> Result<(String, u64), IndexError> {
+        if self.offline {
+            return Err(IndexError::OfflineFile {
+                filename: url
+                    .path()
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+                url: url.to_string(),
+            });
+        }
+        self.http.download_at_most(url, file, limit)
+    }
+
     /// Whether the client works from the cache and local files only.
     pub fn is_offline(&self) -> bool {
         self.offline

@@ -1,5 +1,10 @@
 //! Core metadata (`METADATA`, `PKG-INFO`): the header part of the email-style format.
 
+mod json;
+
+pub(crate) use self::json::fields_and_body;
+pub use self::json::{MetadataJsonError, metadata_json};
+
 use anyhow::{Result, bail};
 
 /// The fields wasm-build reads from core metadata; every header is kept in `headers`.
@@ -59,6 +64,43 @@ impl CoreMetadata {
     }
 }
 
+/// Why an sdist's PKG-INFO does not give the metadata of the wheels built from it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotStatic {
+    #[error("its PKG-INFO has Metadata-Version {0}; PEP 643 (2.2) is needed to rely on it")]
+    MetadataVersion(String),
+    #[error("its PKG-INFO marks {} as dynamic", .0.join(", "))]
+    Dynamic(Vec<String>),
+}
+
+impl CoreMetadata {
+    /// Whether, by PEP 643, every wheel built from the sdist with this PKG-INFO has exactly
+    /// these fields: Metadata-Version 2.2 or later, and no field marked `Dynamic` (a
+    /// dynamic field is one a wheel may fill in or change).
+    pub fn static_for_wheels(&self) -> Result<(), NotStatic> {
+        let version = self.metadata_version.trim();
+        let number = |part: Option<&str>| part.and_then(|p| p.parse::<u32>().ok());
+        let mut parts = version.split('.');
+        let at_least_2_2 = match (number(parts.next()), number(parts.next())) {
+            (Some(major), Some(minor)) => (major, minor) >= (2, 2),
+            _ => false,
+        };
+        if !at_least_2_2 {
+            return Err(NotStatic::MetadataVersion(version.to_string()));
+        }
+        let dynamic: Vec<String> = self
+            .headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case("Dynamic"))
+            .map(|(_, v)| v.clone())
+            .collect();
+        if !dynamic.is_empty() {
+            return Err(NotStatic::Dynamic(dynamic));
+        }
+        Ok(())
+    }
+}
+
 /// Splits the header block (up to the first empty line) into `(key, value)` pairs. The
 /// same email-style format serves METADATA, PKG-INFO and a wheel's WHEEL file.
 pub fn parse_headers(text: &str) -> Result<Vec<(String, String)>> {
@@ -108,6 +150,33 @@ mod tests {
         assert_eq!(meta.provides_extra, ["x"]);
         let description = meta.headers.iter().find(|(k, _)| k == "Description");
         assert_eq!(description.unwrap().1, "line one\nline two");
+    }
+
+    #[test]
+    fn static_only_from_2_2_without_dynamic_fields() {
+        let meta = |text: &str| CoreMetadata::parse(text.as_bytes()).unwrap();
+        let head = "Name: a\nVersion: 1\n";
+        for version in ["2.2", "2.4", "2.10", "3.0"] {
+            let m = meta(&format!("Metadata-Version: {version}\n{head}"));
+            assert_eq!(m.static_for_wheels(), Ok(()), "{version}");
+        }
+        for version in ["1.0", "2.1", "2", "x.y", "2.1.9"] {
+            let m = meta(&format!("Metadata-Version: {version}\n{head}"));
+            assert_eq!(
+                m.static_for_wheels(),
+                Err(NotStatic::MetadataVersion(version.into()))
+            );
+        }
+        let m = meta(&format!(
+            "Metadata-Version: 2.2\n{head}Dynamic: Requires-Dist\ndynamic: License-File\n"
+        ));
+        assert_eq!(
+            m.static_for_wheels(),
+            Err(NotStatic::Dynamic(vec![
+                "Requires-Dist".into(),
+                "License-File".into()
+            ]))
+        );
     }
 
     #[test]

@@ -68,6 +68,12 @@ pub enum Command {
     Worker(Box<super::worker::WorkerArgs>),
     /// Add build jobs for sdists to a Redis stream (docs/scale-out.md).
     Enqueue(Box<super::worker::EnqueueArgs>),
+    /// Build the wheel from an sdist in the sandbox and compare given wheels with it:
+    /// identical (exit 0), equivalent (10) or differs (11).
+    Verify(Box<super::verify::VerifyArgs>),
+    /// Run jobs read from stdin, one JSON object a line; write one JSON result line per
+    /// job (docs/serve.md).
+    Serve(Box<super::serve::ServeArgs>),
     /// Internal: run one guest for a parent wasm-build (sandbox::Isolation::Process).
     #[command(name = "__guest", hide = true)]
     Guest,
@@ -116,9 +122,10 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// A project folder (with pyproject.toml or setup.py) or an sdist (.tar.gz) to build.
-    #[arg(default_value = ".")]
-    source: PathBuf,
+    /// Project folders or sdists (.tar.gz) to build [default: .]; with --metadata, also
+    /// wheels (.whl).
+    #[arg(value_name = "SOURCE")]
+    sources: Vec<PathBuf>,
 
     /// Build an sdist.
     #[arg(short, long)]
@@ -131,7 +138,7 @@ pub struct BuildArgs {
     editable: bool,
     /// Write the wheel's .dist-info folder (prepare_metadata_for_build_wheel).
     #[arg(long)]
-    metadata: bool,
+    metadata_dir: bool,
 
     /// Output folder [default: SOURCE/dist, or the sdist's folder].
     #[arg(short, long, value_name = "DIR")]
@@ -166,6 +173,8 @@ pub struct BuildArgs {
 
     #[command(flatten)]
     sandbox: SandboxArgs,
+    #[command(flatten)]
+    pub registry: super::registry::RegistryArgs,
 }
 
 /// What every command that runs the guest takes: the environment it sees, where its
@@ -333,14 +342,14 @@ pub struct Output {
     pub progress: bool,
 }
 
-/// The build's settings, request and how much to say.
-pub fn settings_and_request(args: BuildArgs) -> Result<(Settings, BuildRequest, Output)> {
+/// The build's settings, a request per source (`.` when none is given) and how much to say.
+pub fn settings_and_requests(args: BuildArgs) -> Result<(Settings, Vec<BuildRequest>, Output)> {
     let mut distributions = Vec::new();
     for (wanted, dist) in [
         (args.sdist, Distribution::Sdist),
         (args.wheel, Distribution::Wheel),
         (args.editable, Distribution::Editable),
-        (args.metadata, Distribution::Metadata),
+        (args.metadata_dir, Distribution::Metadata),
     ] {
         if wanted {
             distributions.push(dist);
@@ -359,14 +368,26 @@ pub fn settings_and_request(args: BuildArgs) -> Result<(Settings, BuildRequest, 
     let settings = Settings {
         config_settings: args.config_settings,
         config_json: args.config_json,
+        jobs: usize::from(args.registry.jobs),
+        deterministic: args.registry.determinism.deterministic,
         ..args.sandbox.settings()?
     };
-    let request = BuildRequest {
-        source: args.source,
-        distributions,
-        outdir: args.outdir,
-    };
-    Ok((settings, request, output))
+    let mut sources = args.sources;
+    if let Some(file) = &args.registry.sources_from {
+        sources.extend(super::registry::read_sources_file(file)?);
+    }
+    if sources.is_empty() {
+        sources.push(PathBuf::from("."));
+    }
+    let requests = sources
+        .into_iter()
+        .map(|source| BuildRequest {
+            source,
+            distributions: distributions.clone(),
+            outdir: args.outdir.clone(),
+        })
+        .collect();
+    Ok((settings, requests, output))
 }
 
 fn runtime_choice(args: RuntimeArgs) -> Option<RuntimeChoice> {

@@ -119,6 +119,7 @@ impl GuestBench {
             .collect(),
             limits: self.frontend.settings.limits.clone(),
             log: LogSink::Capture,
+            determinism: None,
         };
         let started = Instant::now();
         let exit = self.frontend.sandbox.run(&run)?;

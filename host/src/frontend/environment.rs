@@ -3,7 +3,7 @@
 
 use super::{BuildError, Frontend};
 use crate::env::{self, BuildEnv, EnvWheel};
-use crate::reporter::{Event, Step, Warning};
+use crate::reporter::{Event, ResolvedRequirement, Step, Warning};
 use crate::sandbox::SandboxError;
 use pep508_rs::{Requirement, VerbatimUrl};
 use wasm_build_packaging::resolve;
@@ -17,8 +17,10 @@ impl Frontend {
     ) -> Result<BuildEnv, BuildError> {
         let mut key: Vec<String> = requirements.iter().map(ToString::to_string).collect();
         key.sort();
-        if let Some(env) = super::lock(&self.environments).get(&key) {
-            return Ok(env.clone());
+        let known = super::lock(&self.environments).get(&key).cloned();
+        if let Some((env, resolved)) = known {
+            self.reporter.report(&Event::Requirements(&resolved));
+            return Ok(env);
         }
         let failed = |source: anyhow::Error| BuildError::Requirements {
             what: label.to_string(),
@@ -56,7 +58,21 @@ impl Frontend {
         self.reporter.report(&Event::EnvironmentReady {
             contents: &env.contents,
         });
-        super::lock(&self.environments).insert(key, env.clone());
+        let resolved: Vec<ResolvedRequirement> = wheels
+            .iter()
+            .map(|wheel| ResolvedRequirement {
+                name: wheel.name.clone(),
+                version: wheel.version.clone(),
+                filename: wheel
+                    .path
+                    .file_name()
+                    .map(|name| name.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                sha256: wheel.sha256.clone(),
+            })
+            .collect();
+        self.reporter.report(&Event::Requirements(&resolved));
+        super::lock(&self.environments).insert(key, (env.clone(), resolved));
         Ok(env)
     }
 }

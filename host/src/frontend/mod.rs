@@ -13,8 +13,10 @@
 
 mod artifact;
 mod bench;
+mod describe;
 mod environment;
 mod error;
+mod metadata;
 mod plan;
 mod run;
 mod source;
@@ -30,7 +32,7 @@ use crate::env::BuildEnv;
 use crate::hooks::{self, HookContext};
 use crate::prepared::PreparedBackends;
 use crate::protocol::{Hook, HookCall};
-use crate::reporter::{Event, Reporter, Step, Warning};
+use crate::reporter::{Event, Reporter, ResolvedRequirement, Step, Warning};
 use crate::runtime::{self, Runtime, RuntimeChoice};
 use crate::sandbox::{self, Isolation, Limits, LogSink, Sandbox};
 use anyhow::{Context, Result, anyhow};
@@ -125,12 +127,29 @@ pub struct Settings {
     /// Import the backend in every hook run instead of starting runs from a prepared one
     /// (`--no-prepared-backend`, see docs/runtime.md).
     pub no_prepared_backends: bool,
+    /// How many builds the caller runs at once (`-j`): as many guest processes are kept
+    /// ready. 0 means 1.
+    pub jobs: usize,
+    /// A deterministic guest (`--deterministic`): its clock starts at the source's epoch,
+    /// its randomness is seeded from the source's sha256, file times are clamped to the
+    /// epoch, and the host's `SOURCE_DATE_EPOCH` is not passed (see docs/cli.md).
+    pub deterministic: bool,
 }
 
-/// The frontend: one runtime, sandbox, index client and cache for any number of builds.
+/// The frontend: one runtime, sandbox, index client and cache for any number of builds,
+/// which may run at once from several threads. [`Frontend::with_reporter`] gives a view
+/// that shares all of it and reports elsewhere (one report per build).
 pub struct Frontend {
-    settings: Settings,
+    shared: Arc<Shared>,
     reporter: Arc<dyn Reporter>,
+    /// The backend warnings reported so far to `reporter` (category, message): each once,
+    /// wherever the backend raised it.
+    warned: Arc<Mutex<HashSet<(String, String)>>>,
+}
+
+/// What every build of a [`Frontend`] (and of its views) shares; opaque.
+pub struct Shared {
+    settings: Settings,
     cache: Cache,
     runtime: Runtime,
     sandbox: Sandbox,
@@ -139,11 +158,19 @@ pub struct Frontend {
     constraints: BuildConstraints,
     config_settings: Value,
     guest_env: Vec<(String, String)>,
-    environments: Mutex<HashMap<Vec<String>, BuildEnv>>,
+    environments: Mutex<HashMap<Vec<String>, KnownEnv>>,
     prepared: Option<PreparedBackends>,
-    /// The backend warnings reported so far (category, message): each once, wherever the
-    /// backend raised it.
-    warned: Mutex<HashSet<(String, String)>>,
+}
+
+/// A build environment made by this process, and the wheels it holds (for reports).
+type KnownEnv = (BuildEnv, Vec<ResolvedRequirement>);
+
+impl std::ops::Deref for Frontend {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
 }
 
 impl Frontend {
@@ -166,6 +193,7 @@ impl Frontend {
         })();
         reporter.report(&Event::StepFinished(Step::PreparingInterpreter));
         let (runtime, sandbox, target) = prepared?;
+        sandbox.keep_warm(settings.jobs);
         let constraints = match &settings.constraints {
             Some((path, require_hashes)) => BuildConstraints::from_file(path, *require_hashes)?,
             None => BuildConstraints::none(),
@@ -174,27 +202,59 @@ impl Frontend {
             settings.config_json.clone().unwrap_or_default(),
             &settings.config_settings,
         );
-        let guest_env = guest_environment(&settings.guest_env);
+        let guest_env = guest_environment(&settings.guest_env, !settings.deterministic);
         let prepared = if settings.no_prepared_backends {
             None
         } else {
             Some(PreparedBackends::new(&cache)?)
         };
         Ok(Self {
-            settings,
+            shared: Arc::new(Shared {
+                settings,
+                cache,
+                runtime,
+                sandbox,
+                target,
+                index,
+                constraints,
+                config_settings,
+                guest_env,
+                environments: Mutex::new(HashMap::new()),
+                prepared,
+            }),
             reporter,
-            cache,
-            runtime,
-            sandbox,
-            target,
-            index,
-            constraints,
-            config_settings,
-            guest_env,
-            environments: Mutex::new(HashMap::new()),
-            prepared,
-            warned: Mutex::new(HashSet::new()),
+            warned: Default::default(),
         })
+    }
+
+    /// The same frontend (runtime, sandbox, caches, everything warm) reporting to
+    /// `reporter`: what one build among others running at once reports to.
+    pub fn with_reporter(&self, reporter: Arc<dyn Reporter>) -> Frontend {
+        Frontend {
+            shared: self.shared.clone(),
+            reporter,
+            warned: Default::default(),
+        }
+    }
+
+    /// Where this view reports.
+    pub fn reporter(&self) -> &Arc<dyn Reporter> {
+        &self.reporter
+    }
+
+    /// The settings every build gets.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The package index client (its HTTP settings serve downloads of jobs' sources).
+    pub(crate) fn index(&self) -> &IndexClient {
+        &self.index
+    }
+
+    /// `-C` settings as the JSON object the hooks get.
+    pub fn config_settings(&self) -> &Value {
+        &self.config_settings
     }
 
     /// The runtime the backends run in.
@@ -213,6 +273,16 @@ impl Frontend {
         let source = &request.source;
         let kind = request.source_kind();
         let steps = plan::plan(&request.distributions, kind)?;
+        if kind == SourceKind::Tree {
+            self.reporter
+                .report(&Event::Source(&crate::reporter::SourceFacts {
+                    path: source.display().to_string(),
+                    kind: crate::reporter::SourceKind::Tree,
+                    sha256: None,
+                    project: None,
+                    clock: None,
+                }));
+        }
         let outdir = request.output_folder();
         // A project that points its `dist` somewhere else is refused before anything runs.
         let project = (kind == SourceKind::Tree).then_some(source.as_path());
@@ -310,6 +380,7 @@ impl Frontend {
             verified,
             &self.artifact_limits(),
         )?;
+        self.report_artifact(&artifact, dist);
         for warning in &results.warnings {
             let key = (warning.category.clone(), warning.message.clone());
             if lock(&self.warned).insert(key) {
@@ -351,6 +422,7 @@ impl Frontend {
             scratch,
             prepared: self.prepared.as_ref().map(|p| (p, env.key.as_str())),
             seed: None,
+            determinism: project.determinism,
             reporter: self.reporter.as_ref(),
         }
     }
@@ -413,11 +485,14 @@ fn config_settings_json(
     Value::Object(map.into_iter().collect())
 }
 
-/// The guest's whole environment: a fixed set, `SOURCE_DATE_EPOCH` from the host when set,
-/// and what the user passed with `--env` (which wins).
-pub(crate) fn guest_environment(user: &[(String, String)]) -> Vec<(String, String)> {
+/// The guest's whole environment: a fixed set, `SOURCE_DATE_EPOCH` from the host when set
+/// and `host_epoch`, and what the user passed with `--env` (which wins).
+pub(crate) fn guest_environment(
+    user: &[(String, String)],
+    host_epoch: bool,
+) -> Vec<(String, String)> {
     let mut env: BTreeMap<String, String> = sandbox::base_environment().into_iter().collect();
-    if let Ok(epoch) = std::env::var("SOURCE_DATE_EPOCH") {
+    if host_epoch && let Ok(epoch) = std::env::var("SOURCE_DATE_EPOCH") {
         env.insert("SOURCE_DATE_EPOCH".into(), epoch);
     }
     for (key, value) in user {
@@ -464,10 +539,13 @@ mod tests {
 
     #[test]
     fn guest_environment_is_fixed_plus_user() {
-        let env = guest_environment(&[
-            ("HOME".into(), "/tmp/elsewhere".into()),
-            ("X".into(), "1".into()),
-        ]);
+        let env = guest_environment(
+            &[
+                ("HOME".into(), "/tmp/elsewhere".into()),
+                ("X".into(), "1".into()),
+            ],
+            true,
+        );
         let get = |k: &str| {
             env.iter()
                 .find(|(key, _)| key == k)

@@ -66,6 +66,7 @@ impl Frontend {
             ],
             limits: self.settings.limits.clone(),
             log: self.backend_output(true),
+            determinism: None,
         };
         let exit = self
             .sandbox

@@ -3,12 +3,16 @@
 
 use super::{BuildError, Frontend};
 use crate::protocol::guest_paths;
-use crate::reporter::{Event, Reporter, Warning};
+use crate::reporter::{Event, Reporter, SourceFacts, SourceKind, Warning};
+use crate::sandbox::{Determinism, FIXED_EPOCH};
 use anyhow::{Context, anyhow};
+use sha2::Digest;
 use std::fs;
+use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use wasm_build_packaging::archive::{self, ArchiveError, NamedBy};
+use wasm_build_packaging::cache;
 use wasm_build_packaging::filename::SdistFilename;
 use wasm_build_packaging::pyproject::BuildSystem;
 use wasm_build_packaging::tempdirs::{HeldDir, TempKind};
@@ -26,6 +30,8 @@ pub(super) struct Project {
     /// The sdist this tree was unpacked from: what is built from it must be that project,
     /// at that version.
     pub sdist: Option<SdistFilename>,
+    /// In a deterministic build: the epoch and the base seed of its runs.
+    pub determinism: Option<Determinism>,
 }
 
 /// The scratch folder of one build. Guests write into it and can nest folders deeper than
@@ -87,6 +93,7 @@ impl Frontend {
             build_system,
             label: source.display().to_string(),
             sdist: None,
+            determinism: self.determinism(None, None, source.display().to_string()),
         })
     }
 
@@ -96,15 +103,32 @@ impl Frontend {
         sdist: &Path,
         scratch: &Path,
     ) -> Result<Project, BuildError> {
-        let file = fs::File::open(sdist).map_err(|e| BuildError::Input {
+        let unreadable = |e: std::io::Error| BuildError::Input {
             what: format!("the sdist {}", sdist.display()),
             source: anyhow!(e),
-        })?;
+        };
+        let mut file = fs::File::open(sdist).map_err(unreadable)?;
         let name = sdist
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        self.unpack_sdist(&file, &name, scratch)
+        // The digest of the very bytes that are unpacked, for the report.
+        let (sha256, _) = cache::sha256_reader(&file).map_err(unreadable)?;
+        file.seek(SeekFrom::Start(0)).map_err(unreadable)?;
+        let mut facts = SourceFacts {
+            path: sdist.display().to_string(),
+            kind: SourceKind::Sdist,
+            sha256: Some(sha256),
+            project: None,
+            clock: None,
+        };
+        self.reporter.report(&Event::Source(&facts));
+        let project = self.unpack_sdist(&file, &name, scratch)?;
+        if let Some(sdist) = &project.sdist {
+            facts.project = Some((sdist.name.to_string(), sdist.version.to_string()));
+            self.reporter.report(&Event::Source(&facts));
+        }
+        Ok(project)
     }
 
     /// Safely unpacks an sdist into the scratch folder.
@@ -135,6 +159,22 @@ impl Frontend {
         }
         let build_system = BuildSystem::read(&extracted.root)
             .map_err(|e| e.relabel(&extracted.root, Path::new(name)))?;
+        let determinism = if self.settings.deterministic {
+            let mut handle = file;
+            handle
+                .seek(SeekFrom::Start(0))
+                .and_then(|_| cache::sha256_reader(handle))
+                .map(|(sha256, _)| {
+                    self.determinism(
+                        Some(sha256),
+                        extracted.newest_mtime.map(|m| m.seconds),
+                        name.to_string(),
+                    )
+                })
+                .context("reading the sdist again")?
+        } else {
+            None
+        };
         Ok(Project {
             root: extracted.root,
             guest_root: guest_paths::SOURCE.to_string(),
@@ -142,6 +182,7 @@ impl Frontend {
             build_system,
             label: name.to_string(),
             sdist: Some(extracted.filename),
+            determinism,
         })
     }
 
@@ -179,6 +220,53 @@ impl Frontend {
             guest_root,
             ..project
         })
+    }
+}
+
+impl Frontend {
+    /// A deterministic build's epoch and base seed for a source (none when the build is not
+    /// deterministic): the epoch is the user's `--env SOURCE_DATE_EPOCH`, else the sdist's
+    /// newest member (not before 1980, which zip archives cannot hold), else 1980-01-01;
+    /// the seed is the sha256 of the sdist (of nothing, for a folder). The source's facts
+    /// are reported with the epoch.
+    fn determinism(
+        &self,
+        sha256: Option<String>,
+        newest: Option<i64>,
+        label: String,
+    ) -> Option<Determinism> {
+        if !self.settings.deterministic {
+            return None;
+        }
+        let given = self
+            .settings
+            .guest_env
+            .iter()
+            .rev()
+            .find(|(key, _)| key == "SOURCE_DATE_EPOCH")
+            .and_then(|(_, value)| value.trim().parse::<u64>().ok());
+        let newest = newest.and_then(|seconds| u64::try_from(seconds).ok());
+        let (epoch, from) = match (given, newest) {
+            (Some(epoch), _) => (epoch, "SOURCE_DATE_EPOCH"),
+            (None, Some(newest)) => (newest.max(FIXED_EPOCH), "newest_member"),
+            (None, None) => (FIXED_EPOCH, "fixed"),
+        };
+        let seed = match &sha256 {
+            Some(hex) => sha2::Sha256::digest(hex.as_bytes()).into(),
+            None => sha2::Sha256::digest(b"").into(),
+        };
+        self.reporter.report(&Event::Source(&SourceFacts {
+            path: label,
+            kind: if sha256.is_some() {
+                SourceKind::Sdist
+            } else {
+                SourceKind::Tree
+            },
+            sha256,
+            project: None,
+            clock: Some((epoch, from)),
+        }));
+        Some(Determinism { epoch, seed })
     }
 }
 

@@ -89,6 +89,8 @@ pub(super) struct DiskFull;
 pub(super) struct DiskAccount {
     limit: u64,
     used: u64,
+    /// The most `used` has been.
+    peak: u64,
     /// A call was refused: the run ends as the disk limit, whatever the guest does next.
     hit: bool,
     /// Descriptors the guest opened with `path_open` and has not closed.
@@ -157,6 +159,7 @@ impl DiskAccount {
         Self {
             limit,
             used: initial,
+            peak: initial,
             hit: false,
             fds: HashMap::new(),
             inodes: HashMap::new(),
@@ -197,6 +200,12 @@ impl DiskAccount {
     /// Counts `bytes` the guest now holds (made room for with [`DiskAccount::reserve`]).
     pub(super) fn charge(&mut self, bytes: u64) {
         self.used = self.used.saturating_add(bytes);
+        self.peak = self.peak.max(self.used);
+    }
+
+    /// The most the mounts held at once during the run (what was there before included).
+    pub(super) fn high_water(&self) -> u64 {
+        self.peak
     }
 
     fn credit(&mut self, bytes: u64) {

@@ -40,6 +40,8 @@ impl Guest {
             .wasm_context("linking WASI preview 1")?;
         disk::add_to_linker(&mut linker, GuestState::wasi_and_disk)
             .wasm_context("linking the disk accounting")?;
+        determinism::add_to_linker(&mut linker, GuestState::wasi_and_clamp)
+            .wasm_context("linking the file-time clamp")?;
         Ok(Self {
             engine,
             linker,
@@ -81,14 +83,18 @@ impl Guest {
         state.limiter = MemoryLimiter {
             max_bytes: run.limits.memory,
             hit: false,
+            peak: 0,
         };
         state.disk = disk::DiskAccount::for_run(run);
+        state.clamp = run.determinism.map(|d| d.clamp_nanos());
         let memory = instance
             .get_memory(&mut store, "memory")
             .map_or(0, |memory| memory.data_size(&store) as u64);
         if memory > run.limits.memory {
             return Err(SandboxError::limit(LimitHit::Memory, run, Vec::new()));
         }
+        // The memory made ahead counts as granted to this run.
+        store.data_mut().limiter.peak = memory;
         self.run_in(store, Some(instance), run, module, log, &Entry::Start(None))
     }
 
@@ -128,6 +134,7 @@ impl Guest {
         let hits = Arc::new(Mutex::new(None::<LimitHit>));
 
         let started = Instant::now();
+        let cpu_before = usage::thread_cpu_time();
         let deadline = started + run.limits.wall_time;
         if self.kind == EngineKind::Interruptible {
             let callback_hits = hits.clone();
@@ -149,6 +156,13 @@ impl Guest {
         let elapsed = started.elapsed();
         let memory_hit = store.data().limiter.hit;
         let disk_hit = store.data().disk.over_limit();
+        let stats = RunStats {
+            cpu: usage::thread_cpu_time()
+                .zip(cpu_before)
+                .map(|(after, before)| after.saturating_sub(before)),
+            peak_memory: store.data().limiter.peak,
+            disk_high_water: store.data().disk.high_water(),
+        };
         drop(store);
 
         let captured = log.take();
@@ -182,6 +196,7 @@ impl Guest {
             log: captured.bytes,
             elapsed,
             memory_refused: memory_hit,
+            stats,
         })
     }
 
@@ -248,9 +263,11 @@ impl Guest {
                 limiter: MemoryLimiter {
                     max_bytes: Limits::default().memory,
                     hit: false,
+                    peak: 0,
                 },
                 // No guest code runs in this store before it gets a run's account.
                 disk: disk::DiskAccount::new(0, 0),
+                clamp: None,
             },
         );
         store.limiter(|state| &mut state.limiter);
@@ -270,8 +287,10 @@ impl Guest {
                 limiter: MemoryLimiter {
                     max_bytes: run.limits.memory,
                     hit: false,
+                    peak: 0,
                 },
                 disk: disk::DiskAccount::for_run(run),
+                clamp: run.determinism.map(|d| d.clamp_nanos()),
             },
         );
         store.limiter(|state| &mut state.limiter);
@@ -288,6 +307,9 @@ impl Guest {
         builder.envs(&run.env);
         builder.stdout(log.clone());
         builder.stderr(log.clone());
+        if let Some(determinism) = &run.determinism {
+            determinism.configure(&mut builder);
+        }
         // Some backends stat or walk absolute paths and crash on a missing preopen: an
         // empty read-only root makes `/` exist and hold nothing.
         builder
@@ -337,11 +359,17 @@ pub(super) struct GuestState {
     pub(super) limiter: MemoryLimiter,
     /// What the writable mounts hold, against the disk limit (see [`disk`]).
     pub(super) disk: disk::DiskAccount,
+    /// The latest file time the guest sees, in nanoseconds (see [`determinism`]).
+    pub(super) clamp: Option<u64>,
 }
 
 impl GuestState {
     pub(super) fn wasi_and_disk(&mut self) -> (&mut WasiP1Ctx, &mut disk::DiskAccount) {
         (&mut self.wasi, &mut self.disk)
+    }
+
+    pub(super) fn wasi_and_clamp(&mut self) -> (&mut WasiP1Ctx, Option<u64>) {
+        (&mut self.wasi, self.clamp)
     }
 }
 
@@ -350,6 +378,8 @@ impl GuestState {
 pub(super) struct MemoryLimiter {
     pub(super) max_bytes: u64,
     pub(super) hit: bool,
+    /// The largest size granted.
+    pub(super) peak: u64,
 }
 
 impl ResourceLimiter for MemoryLimiter {
@@ -363,6 +393,7 @@ impl ResourceLimiter for MemoryLimiter {
             self.hit = true;
             return Ok(false);
         }
+        self.peak = self.peak.max(desired as u64);
         Ok(true)
     }
 

@@ -18,8 +18,8 @@
 //! the child's stdout or stderr except through WASI writes, which go to stdout only.
 
 use super::{
-    EngineKind, Entry, Guest, GuestExit, GuestRun, InstanceAhead, LimitHit, Limits, MemoryImage,
-    Mount, SandboxError, WasmContext, log,
+    Determinism, EngineKind, Entry, Guest, GuestExit, GuestRun, InstanceAhead, LimitHit, Limits,
+    MemoryImage, Mount, RunStats, SandboxError, WasmContext, log,
 };
 use crate::runtime::Stdlib;
 use anyhow::{Context, Result, anyhow};
@@ -28,6 +28,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Instant;
 use wasmtime::Module;
@@ -47,6 +48,7 @@ struct ChildJob {
     root: PathBuf,
     memory: u64,
     disk: u64,
+    determinism: Option<Determinism>,
     entry: JobEntry,
 }
 
@@ -88,7 +90,11 @@ impl ImageRef {
 /// How the guest ended, as the child reports it.
 #[derive(Serialize, Deserialize)]
 enum ChildOutcome {
-    Exited { code: i32, memory_refused: bool },
+    Exited {
+        code: i32,
+        memory_refused: bool,
+        stats: RunStats,
+    },
     MemoryLimit,
     DiskLimit,
     Trap(String),
@@ -144,11 +150,69 @@ struct Worker {
     preloaded: PathBuf,
 }
 
-/// At most one child started ahead of the run that will need it.
+/// Children started ahead of the runs that will need them: one by default, as many as
+/// runs may happen at once when the caller says so ([`Workers::keep`]).
 pub(super) struct Workers {
     program: PathBuf,
     args: Vec<String>,
-    ready: Mutex<Option<Worker>>,
+    ready: Mutex<Vec<Worker>>,
+    /// How many children to keep ready.
+    keep: AtomicUsize,
+    /// The thread that starts every child (see [`Spawner`]).
+    spawner: Spawner,
+}
+
+/// Starts children from one thread that lives as long as the [`Workers`]. A child asks to
+/// be killed when its parent dies (`PR_SET_PDEATHSIG`), and Linux takes the *thread* that
+/// started it for its parent: a child started by a thread that then ends (one of a batch's
+/// worker threads) would be killed while it waits for its job.
+struct Spawner {
+    requests: Mutex<Option<mpsc::Sender<SpawnRequest>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);
+
+impl Spawner {
+    fn new() -> Self {
+        let (requests, received) = mpsc::channel::<SpawnRequest>();
+        let thread = std::thread::Builder::new()
+            .name("wasm-guest-spawner".into())
+            .spawn(move || {
+                for (mut command, reply) in received {
+                    let _ = reply.send(command.spawn());
+                }
+            })
+            .ok();
+        Self {
+            requests: Mutex::new(thread.is_some().then_some(requests)),
+            thread,
+        }
+    }
+
+    fn spawn(&self, mut command: Command) -> std::io::Result<Child> {
+        let sender = super::lock(&self.requests).clone();
+        let Some(sender) = sender else {
+            // No thread could be started: this one will have to do.
+            return command.spawn();
+        };
+        let (reply, answer) = mpsc::channel();
+        sender
+            .send((command, reply))
+            .map_err(|_| std::io::Error::other("the guest process spawner is gone"))?;
+        answer
+            .recv()
+            .map_err(|_| std::io::Error::other("the guest process spawner is gone"))?
+    }
+}
+
+impl Drop for Spawner {
+    fn drop(&mut self) {
+        super::lock(&self.requests).take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Workers {
@@ -156,31 +220,41 @@ impl Workers {
         Self {
             program,
             args,
-            ready: Mutex::new(None),
+            ready: Mutex::new(Vec::new()),
+            keep: AtomicUsize::new(1),
+            spawner: Spawner::new(),
         }
+    }
+
+    /// Keep `count` children ready (at least one): as many as runs happen at once.
+    pub(super) fn keep(&self, count: usize) {
+        self.keep.store(count.max(1), Ordering::Relaxed);
     }
 
     /// Starts a child that loads `module`, and makes an instance of it with `image` written
-    /// in, while it waits; unless one is ready already.
+    /// in, while it waits; unless enough are ready already.
     pub(super) fn prepare(&self, module: &Path, image: Option<&ImageRef>) {
         let mut ready = super::lock(&self.ready);
-        if ready.is_none() {
-            *ready = self.spawn(module, image).ok();
+        if ready.len() < self.keep.load(Ordering::Relaxed)
+            && let Ok(worker) = self.spawn(module, image)
+        {
+            ready.push(worker);
         }
     }
 
-    /// A child for `module`: the one started ahead if it expects this module, else a new one.
+    /// A child for `module`: one started ahead that expects this module, else a new one.
     /// (A child that made an instance with another image ahead makes the one its job needs.)
     fn take(&self, module: &Path) -> Result<Child> {
-        let ready = super::lock(&self.ready).take();
-        match ready {
-            Some(worker) if worker.preloaded == module => Ok(worker.child),
-            Some(mut other) => {
-                end(&mut other.child);
-                Ok(self.spawn(module, None)?.child)
-            }
-            None => Ok(self.spawn(module, None)?.child),
+        let mut ready = super::lock(&self.ready);
+        if let Some(at) = ready.iter().position(|w| w.preloaded == module) {
+            return Ok(ready.swap_remove(at).child);
         }
+        // Children for another module make room for one that is of use.
+        if let Some(mut other) = ready.pop() {
+            end(&mut other.child);
+        }
+        drop(ready);
+        Ok(self.spawn(module, None)?.child)
     }
 
     fn spawn(&self, module: &Path, image: Option<&ImageRef>) -> Result<Worker> {
@@ -197,11 +271,13 @@ impl Workers {
                 "not starting a guest process: wasm-build is stopping"
             ));
         }
-        let child = command
+        command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
+            .stderr(Stdio::piped());
+        let child = self
+            .spawner
+            .spawn(command)
             .with_context(|| format!("starting the guest process {}", self.program.display()))?;
         live.pids.push(child.id());
         drop(live);
@@ -214,7 +290,7 @@ impl Workers {
 
 impl Drop for Workers {
     fn drop(&mut self) {
-        if let Some(mut worker) = super::lock(&self.ready).take() {
+        for mut worker in super::lock(&self.ready).drain(..) {
             end(&mut worker.child);
         }
     }
@@ -253,6 +329,7 @@ pub(super) fn run(
         root: root.to_path_buf(),
         memory: run.limits.memory,
         disk: run.limits.disk,
+        determinism: run.determinism,
         entry,
     };
     let started = Instant::now();
@@ -334,11 +411,13 @@ pub(super) fn run(
         Some(ChildOutcome::Exited {
             code,
             memory_refused,
+            stats,
         }) => Ok(GuestExit {
             code,
             log,
             elapsed,
             memory_refused,
+            stats,
         }),
         Some(ChildOutcome::MemoryLimit) => Err(SandboxError::limit(LimitHit::Memory, run, log)),
         Some(ChildOutcome::DiskLimit) => Err(SandboxError::limit(LimitHit::Disk, run, log)),
@@ -406,6 +485,7 @@ pub fn serve() -> Result<()> {
         Ok(exit) => ChildOutcome::Exited {
             code: exit.code,
             memory_refused: exit.memory_refused,
+            stats: exit.stats,
         },
         Err(SandboxError::Limit {
             hit: LimitHit::Memory,
@@ -512,6 +592,7 @@ fn run_job(
             ..Limits::default()
         },
         log: log::LogSink::Capture,
+        determinism: job.determinism,
     };
     let log = log::Capture::forwarding();
     let (module, ahead) = match preloaded {

@@ -4,6 +4,7 @@
 //! Nothing of the host is visible to the guest but the preopened folders of [`GuestRun`]:
 //! no host environment variables, no sockets, stdin closed, stdout/stderr captured.
 
+mod determinism;
 mod disk;
 mod guest;
 mod isolated;
@@ -13,7 +14,9 @@ mod module_cache;
 mod run;
 mod snapshot;
 mod target;
+mod usage;
 
+pub use self::determinism::{Determinism, FIXED_EPOCH};
 use self::guest::{EPOCH_TICK, EngineKind, EpochTicker, Guest, GuestState, engine_config};
 pub use self::isolated::serve as serve_child;
 pub use self::isolated::stop_all as stop_guests;
@@ -22,6 +25,7 @@ pub use self::memory_image::MemoryImage;
 pub use self::module_cache::wasmtime_version;
 pub use self::run::{GuestExit, GuestRun, Isolation, LimitHit, Limits, Mount, SandboxError};
 pub(crate) use self::target::probe_target;
+pub use self::usage::RunStats;
 
 use crate::runtime::{Runtime, Stdlib};
 use anyhow::{Context, Result};
@@ -132,6 +136,14 @@ impl Sandbox {
             _empty_root: empty_root,
             _ticker: ticker,
         })
+    }
+
+    /// Keeps `count` guest processes started ahead (with [`Isolation::Process`]): as many
+    /// as the caller runs guests at once.
+    pub fn keep_warm(&self, count: usize) {
+        if let Some(workers) = &self.workers {
+            workers.keep(count);
+        }
     }
 
     /// Whether runs that start as `python -S` begin from the pre-initialized interpreter.

@@ -1,6 +1,7 @@
 //! What one guest run gets (arguments, environment, mounts, limits) and how it ends.
 
 use super::log::LogSink;
+use super::usage::RunStats;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -93,6 +94,9 @@ pub struct GuestRun {
     pub limits: Limits,
     /// Where the guest's output goes besides the capture (e.g. the terminal with `-v`).
     pub log: LogSink,
+    /// A deterministic clock, randomness and file times ([`Determinism`]); `None`: the
+    /// host's.
+    pub determinism: Option<super::Determinism>,
 }
 
 /// How a guest run ended, when no limit stopped it.
@@ -106,6 +110,8 @@ pub struct GuestExit {
     /// it saw a `MemoryError`, which code may catch. A caller that finds the run failed
     /// all the same reports the memory limit (see `hooks`).
     pub memory_refused: bool,
+    /// What the run used.
+    pub stats: RunStats,
 }
 
 /// A run that the sandbox itself ended.

@@ -170,6 +170,7 @@ fn make_snapshot(guest: &Guest, env: &[(String, String)], wasm: &[u8]) -> Result
         mounts: Vec::new(),
         limits: Limits::default(),
         log: LogSink::Capture,
+        determinism: None,
     };
     let mut store = guest.store(&start_up, &output)?;
     store.set_epoch_deadline(INIT_TICKS);

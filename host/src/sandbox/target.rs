@@ -35,6 +35,7 @@ pub(crate) fn probe_target(
         mounts: vec![Mount::read_write(io.path(), guest_paths::IO)],
         limits: limits.clone(),
         log: LogSink::Capture,
+        determinism: None,
     };
     let exit = sandbox
         .run(&run)

@@ -26,7 +26,9 @@ pub mod zip;
 pub use format::SourceFormat;
 pub use fs::Mtime;
 pub use path::{LinkRule, NameRule, RelPath};
-pub use sdist::{ExtractedSdist, NamedBy, extract_sdist, extract_sdist_file};
+pub use sdist::{
+    ExtractedSdist, NamedBy, ReadSdist, extract_sdist, extract_sdist_file, read_sdist_file,
+};
 pub use stage::{LinkSkip, StageError, StageWarning, StagedTree, VCS_DIRS, stage_source_tree};
 pub use tree::{NodeKind, PlacementRule};
 

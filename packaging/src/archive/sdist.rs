@@ -59,6 +59,76 @@ pub struct ExtractedSdist {
     pub members: u64,
     /// Bytes counted against [`ArchiveLimits::max_unpacked_bytes`].
     pub unpacked_bytes: u64,
+    /// The latest modification time of any member: when the sdist was made, as far as
+    /// it says (a deterministic build's clock starts there without `SOURCE_DATE_EPOCH`).
+    pub newest_mtime: Option<Mtime>,
+}
+
+/// An sdist read by [`read_sdist_file`]: checked by the rules of [`extract_sdist`], nothing
+/// written.
+#[derive(Debug, Clone)]
+pub struct ReadSdist {
+    /// See [`ExtractedSdist::top_level`].
+    pub top_level: String,
+    /// See [`ExtractedSdist::filename`].
+    pub filename: SdistFilename,
+    /// See [`ExtractedSdist::named_by`].
+    pub named_by: NamedBy,
+    /// `{top_level}/PKG-INFO`, when it is a regular file within the size kept in memory.
+    pub pkg_info: Option<Vec<u8>>,
+    /// See [`ExtractedSdist::newest_mtime`].
+    pub newest_mtime: Option<Mtime>,
+}
+
+/// Reads the sdist `file` named `file_name` (from its start) with every rule of
+/// [`extract_sdist`], writing nothing: what a build would find in it, for answers that need
+/// no build (its PKG-INFO, its name and version).
+pub fn read_sdist_file(
+    file: &File,
+    file_name: &str,
+    limits: &ArchiveLimits,
+) -> Result<ReadSdist, ArchiveError> {
+    let read_error = |source| ArchiveError::Read {
+        path: PathBuf::from(file_name),
+        source,
+    };
+    match SourceFormat::detect(file, file_name).map_err(read_error)? {
+        SourceFormat::TarGz => {}
+        format => {
+            return Err(ArchiveError::Format {
+                file: file_name.to_string(),
+                format,
+            });
+        }
+    }
+    let mut reader = BufReader::new(file);
+    reader.seek(SeekFrom::Start(0)).map_err(read_error)?;
+    let named = file_name
+        .strip_suffix(".tar.gz")
+        .filter(|stem| name_version_splits(stem).next().is_some());
+    let top_rule = match named {
+        Some(stem) => TopLevel::Matching(stem),
+        None => TopLevel::Any,
+    };
+    let mut sink = NewestSink { newest: None };
+    let summary = scan_tar_gz(reader, limits, top_rule, &mut sink)?;
+    let pkg_info = match summary.pkg_info {
+        Some(PkgInfo::Bytes(bytes)) => Some(bytes),
+        _ => None,
+    };
+    let (filename, named_by) = identify(
+        file_name,
+        named.is_some(),
+        &summary.top,
+        pkg_info.as_deref(),
+    )?;
+    Ok(ReadSdist {
+        top_level: summary.top,
+        filename,
+        named_by,
+        pkg_info,
+        newest_mtime: sink.newest,
+    })
 }
 
 /// Extracts the sdist `archive` (a gzip-compressed tar, or a legacy zip) into `dest`, which
@@ -160,6 +230,7 @@ fn extract_into(
     let mut sink = ExtractSink {
         writer,
         dir_mtimes: Vec::new(),
+        newest: None,
     };
     let top_rule = match named {
         Some(stem) => TopLevel::Matching(stem),
@@ -198,6 +269,7 @@ fn extract_into(
         executables,
         members: summary.members,
         unpacked_bytes: summary.unpacked_bytes,
+        newest_mtime: sink.newest,
     })
 }
 
@@ -252,14 +324,61 @@ fn identify(
     Ok((filename, named_by))
 }
 
+/// Keeps the latest of `mtime` and `newest`.
+fn note_newest(newest: &mut Option<Mtime>, mtime: Mtime) {
+    if newest.is_none_or(|seen| mtime > seen) {
+        *newest = Some(mtime);
+    }
+}
+
+/// Writes nothing; keeps the newest modification time.
+struct NewestSink {
+    newest: Option<Mtime>,
+}
+
+impl MemberSink for NewestSink {
+    fn dir(&mut self, _: &RelPath, mtime: Mtime) -> io::Result<()> {
+        note_newest(&mut self.newest, mtime);
+        Ok(())
+    }
+    fn file(
+        &mut self,
+        _: &RelPath,
+        _: bool,
+        _: bool,
+        mtime: Mtime,
+        data: &mut dyn Read,
+    ) -> io::Result<()> {
+        note_newest(&mut self.newest, mtime);
+        io::copy(data, &mut io::sink()).map(drop)
+    }
+    fn symlink(&mut self, _: &RelPath, _: &str, mtime: Mtime) -> io::Result<()> {
+        note_newest(&mut self.newest, mtime);
+        Ok(())
+    }
+    fn hard_link(
+        &mut self,
+        _: &RelPath,
+        _: &RelPath,
+        _: bool,
+        _: bool,
+        mtime: Mtime,
+    ) -> io::Result<()> {
+        note_newest(&mut self.newest, mtime);
+        Ok(())
+    }
+}
+
 /// Writes members under the destination.
 struct ExtractSink<'w> {
     writer: &'w TreeWriter,
     dir_mtimes: Vec<(RelPath, Mtime)>,
+    newest: Option<Mtime>,
 }
 
 impl MemberSink for ExtractSink<'_> {
     fn dir(&mut self, path: &RelPath, mtime: Mtime) -> io::Result<()> {
+        note_newest(&mut self.newest, mtime);
         let components: Vec<&str> = path.components().collect();
         self.writer.create_dir(&components)?;
         self.dir_mtimes.push((path.clone(), mtime));
@@ -274,6 +393,7 @@ impl MemberSink for ExtractSink<'_> {
         mtime: Mtime,
         data: &mut dyn Read,
     ) -> io::Result<()> {
+        note_newest(&mut self.newest, mtime);
         let components: Vec<&str> = path.components().collect();
         let mut file = self.writer.create_file(&components, executable, replace)?;
         io::copy(data, &mut file)?;
@@ -282,6 +402,7 @@ impl MemberSink for ExtractSink<'_> {
     }
 
     fn symlink(&mut self, path: &RelPath, target: &str, mtime: Mtime) -> io::Result<()> {
+        note_newest(&mut self.newest, mtime);
         let components: Vec<&str> = path.components().collect();
         self.writer.symlink(&components, target)?;
         let _ = self.writer.set_mtime(&components, mtime);
@@ -296,6 +417,7 @@ impl MemberSink for ExtractSink<'_> {
         replace: bool,
         mtime: Mtime,
     ) -> io::Result<()> {
+        note_newest(&mut self.newest, mtime);
         let source: Vec<&str> = target.components().collect();
         let mut source = self.writer.open_file(&source)?;
         let components: Vec<&str> = path.components().collect();

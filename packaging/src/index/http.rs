@@ -222,6 +222,16 @@ impl HttpClient {
     /// Streams `url` into `file` (truncated first on every attempt), returning the sha256
     /// and size of what was written.
     pub fn download(&self, url: &Url, file: &mut File) -> Result<(String, u64), IndexError> {
+        self.download_at_most(url, file, u64::MAX)
+    }
+
+    /// [`Self::download`], refusing a body of more than `limit` bytes.
+    pub fn download_at_most(
+        &self,
+        url: &Url,
+        file: &mut File,
+        limit: u64,
+    ) -> Result<(String, u64), IndexError> {
         self.with_retries(url, || {
             let io_error = |e: std::io::Error| {
                 Attempt::Fatal(IndexError::Io {
@@ -264,9 +274,15 @@ impl HttpClient {
                         ));
                     }
                 };
+                total += n as u64;
+                if total > limit {
+                    return Err(Attempt::Fatal(IndexError::transfer(
+                        url.as_str(),
+                        format!("the file is larger than {limit} bytes"),
+                    )));
+                }
                 hasher.update(&buf[..n]);
                 file.write_all(&buf[..n]).map_err(io_error)?;
-                total += n as u64;
             }
             file.flush().map_err(io_error)?;
             Ok((hex(&hasher.finalize()), total))

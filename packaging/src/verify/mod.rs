@@ -25,6 +25,8 @@
 //! ```
 
 mod collect;
+mod compare;
+mod describe;
 pub(crate) mod record;
 mod sdist;
 mod wheel;
@@ -33,6 +35,11 @@ pub use collect::{
     CollectedArtifact, CollectedMetadata, MAX_DIST_INFO_DEPTH, collect_artifact,
     collect_metadata_dir,
 };
+pub use compare::{
+    CompareError, Difference, DifferenceKind, MAX_DIFFERENCES, Verdict, WheelComparison,
+    compare_wheels,
+};
+pub use describe::{ArtifactFacts, describe_verified};
 pub use sdist::{VerifiedSdist, verify_sdist, verify_sdist_file};
 pub use wheel::{VerifiedWheel, verify_wheel, verify_wheel_file};
 

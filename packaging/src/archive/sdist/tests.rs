@@ -149,6 +149,46 @@ fn extracts_a_realistic_sdist() {
     assert_eq!(mtime("src"), 1_500_000_002);
     assert_eq!(mtime(""), 1_500_000_000);
     assert_eq!(mtime("docs/README.md"), 1_600_000_000);
+    assert_eq!(
+        extracted.newest_mtime.map(|m| m.seconds),
+        Some(1_600_000_000)
+    );
+}
+
+#[test]
+fn reading_applies_the_same_rules_and_writes_nothing() {
+    let scene = Scene::new();
+    let entries = sdist_entries("demo-1.0", "demo", "1.0");
+    let archive = scene.archive("demo-1.0.tar.gz", &tar_gz(&entries));
+    let before = snapshot(scene.tmp.path());
+    let file = std::fs::File::open(&archive).unwrap();
+    let read = read_sdist_file(&file, "demo-1.0.tar.gz", &ArchiveLimits::default()).unwrap();
+    assert_eq!(snapshot(scene.tmp.path()), before);
+    assert_eq!(read.top_level, "demo-1.0");
+    assert_eq!(read.filename.name.as_ref(), "demo");
+    assert_eq!(read.named_by, NamedBy::FileName);
+    let pkg_info = String::from_utf8(read.pkg_info.unwrap()).unwrap();
+    assert!(pkg_info.contains("Name: demo"), "{pkg_info}");
+    assert_eq!(read.newest_mtime.map(|m| m.seconds), Some(1_600_000_000));
+
+    // What extraction refuses, reading refuses.
+    let mut hostile = entries.clone();
+    hostile.push(TarEntry::symlink("demo-1.0/out", "../../etc/passwd"));
+    let archive = scene.archive("demo-1.0.tar.gz", &tar_gz(&hostile));
+    let file = std::fs::File::open(&archive).unwrap();
+    let error = read_sdist_file(&file, "demo-1.0.tar.gz", &ArchiveLimits::default());
+    assert!(
+        matches!(error, Err(ArchiveError::Member { .. })),
+        "{error:?}"
+    );
+    // And what is not a tar.gz is named as what it is.
+    let archive = scene.archive("demo-1.0.tar.gz", b"PK\x03\x04 not an sdist");
+    let file = std::fs::File::open(&archive).unwrap();
+    let error = read_sdist_file(&file, "demo-1.0.tar.gz", &ArchiveLimits::default());
+    assert!(
+        matches!(error, Err(ArchiveError::Format { .. })),
+        "{error:?}"
+    );
 }
 
 #[test]
