@@ -110,6 +110,9 @@ fn three_workers_give_each_job_one_result_with_the_cli_s_bytes() {
         let result = found[0];
         assert_eq!(result["status"], "ok", "{result}");
         assert_eq!(result["cached"], false);
+        // The report entry of `serve`'s job runner rides along.
+        assert_eq!(result["report"]["outcome"]["status"], "ok", "{result}");
+        assert_eq!(result["report"]["task"], "build", "{result}");
         let outdir = work.path().join("out").join(id);
         assert!(wheel_in(&outdir) == *wheel, "{id}: not the CLI's wheel");
         let artifact = &result["artifacts"][0];
@@ -249,6 +252,10 @@ fn a_hostile_sdist_is_refused_once_and_a_broken_job_is_dead_lettered() {
     let refused = per_job["hostile"][0];
     assert_eq!(refused["status"], "refused", "{refused}");
     assert_eq!(refused["class"], "input_refused");
+    assert_eq!(
+        refused["report"]["outcome"]["class"], "input_refused",
+        "{refused}"
+    );
     assert_eq!(refused["deliveries"], 1);
     assert!(
         refused["error"].as_str().unwrap().contains(".."),

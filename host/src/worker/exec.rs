@@ -1,9 +1,11 @@
 //! Running one job on a warm engine: the source fetched and checked against its sha256,
 //! built by a [`Frontend`] with the job's options, the artifacts made durable.
 
-use super::job::{Delivered, Job, Options, Status, Target, canonical_json, hex};
-use crate::frontend::{BuildError, BuildRequest, Distribution, Frontend, Settings};
+use super::job::{Delivered, Job, Options, Status, canonical_json, hex};
+use crate::frontend::{Frontend, Settings};
+use crate::report::SourceReport;
 use crate::reporter::Reporter;
+use crate::serve;
 use anyhow::{Context, Result, anyhow, bail};
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
@@ -132,6 +134,8 @@ pub struct Ran {
     pub error: String,
     pub artifacts: Vec<Delivered>,
     pub seconds: f64,
+    /// The job's report entry (`report::SourceReport`), as JSON.
+    pub report: Option<serde_json::Value>,
 }
 
 /// A failure that is not the source's fault (the source could not be fetched, the artifact
@@ -153,28 +157,27 @@ pub fn run(engines: &Engines, job: &Job) -> Result<Ran, Retry> {
         Some(dir) => PathBuf::from(dir),
         None => scratch.path().join("out"),
     };
-    let request = BuildRequest {
-        source: sdist,
-        distributions: job
-            .targets()
-            .into_iter()
-            .map(|t| match t {
-                Target::Wheel => Distribution::Wheel,
-                Target::Sdist => Distribution::Sdist,
-                Target::Metadata => Distribution::Metadata,
-            })
-            .collect(),
+    // The build itself is `serve`'s job runner on this warm frontend: the result carries
+    // its report entry (docs/report.md).
+    let serve_job = serve::Job {
+        id: Some(job.id.clone()),
+        task: serve::JobTask::Build,
+        path: Some(sdist),
+        distributions: job.targets().iter().map(|t| t.name().to_string()).collect(),
         outdir: Some(outdir.clone()),
+        ..serve::Job::default()
     };
     let started = Instant::now();
-    let built = frontend.build(&request);
-    let paths = match built {
-        Ok(paths) => paths,
-        Err(error) => return Ok(failed(&error, started)),
-    };
+    let report = serve::run_job(&frontend, &serve_job, engines.reporter.clone()).report;
+    let outcome = &report.outcome;
+    if outcome.status != "ok" {
+        return Ok(failed(&report, started));
+    }
     let mut artifacts = Vec::new();
-    for path in &paths {
-        artifacts.push(describe(path)?);
+    for artifact in &report.artifacts {
+        if let Some(path) = &artifact.path {
+            artifacts.push(describe(Path::new(path))?);
+        }
     }
     if into_scratch {
         let urls = job
@@ -202,35 +205,30 @@ pub fn run(engines: &Engines, job: &Job) -> Result<Ran, Retry> {
         error: String::new(),
         artifacts,
         seconds: started.elapsed().as_secs_f64(),
+        report: serde_json::to_value(&report).ok(),
     })
 }
 
-fn failed(error: &BuildError, started: Instant) -> Ran {
-    let exit_code = error.exit_code();
-    let (status, class) = match exit_code {
-        // The class names of the registry report (`report::outcome::class_name`).
-        2 => (Status::Failed, "usage"),
-        3 => (Status::Refused, "input_refused"),
-        4 => (Status::Failed, "requirements"),
-        5 => (Status::Failed, "backend_failed"),
-        6 => (Status::Failed, "sandbox_stopped"),
-        7 => (Status::Refused, "artifact_refused"),
-        _ => (Status::Failed, "internal"),
+fn failed(report: &SourceReport, started: Instant) -> Ran {
+    let outcome = &report.outcome;
+    let class = outcome.class.clone().unwrap_or_else(|| "internal".into());
+    let status = match class.as_str() {
+        "input_refused" | "artifact_refused" => Status::Refused,
+        _ => Status::Failed,
     };
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
+    let mut text = outcome.message.clone().unwrap_or_default();
+    for cause in &outcome.causes {
         text.push('\n');
-        text.push_str(&cause.to_string());
-        source = cause.source();
+        text.push_str(cause);
     }
     Ran {
         status,
-        class: class.into(),
-        exit_code,
+        class,
+        exit_code: outcome.exit_code,
         error: text,
         artifacts: Vec::new(),
         seconds: started.elapsed().as_secs_f64(),
+        report: serde_json::to_value(report).ok(),
     }
 }
 

@@ -285,6 +285,10 @@ pub struct JobResult {
     pub build_seconds: f64,
     pub wasm_build_version: String,
     pub runtime_sha256: String,
+    /// The job's report entry, as `wasm-build serve` writes it (docs/serve.md); absent
+    /// only in results stored by an older worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<Value>,
 }
 
 impl JobResult {

@@ -4,7 +4,8 @@
 //! ```text
 //! job.rs      the job a producer writes, its idempotency key, the result
 //! stream.rs   Redis: reconnection, the group, read, reclaim, heartbeat, complete, dead letter
-//! exec.rs     fetch the source, build it with the job's options, deliver the artifacts
+//! exec.rs     fetch the source, build it with the job's options (`serve::run_job` on a
+//!             warm frontend), deliver the artifacts
 //! metrics.rs  Prometheus counters
 //! ```
 //!
@@ -276,6 +277,7 @@ fn handle(shared: &Shared, redis: &mut Redis, entry: &StreamId) -> anyhow::Resul
                     build_seconds: ran.seconds,
                     wasm_build_version: WASM_BUILD_VERSION.into(),
                     runtime_sha256: shared.engines.runtime_sha256().into(),
+                    report: ran.report,
                 },
                 true,
             ),
