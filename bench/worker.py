@@ -2,7 +2,8 @@
 """What the Redis queue costs: `wasm-build worker` against building without a queue.
 
   1. throughput: N jobs (distinct small sdists, the same options) through
-       - one `wasm-build build SDIST` process per job, 2 at a time (the CLI baseline),
+       - one `wasm-build build SDIST` process per job, 2 at a time,
+       - one `wasm-build build -j 2 SDIST...` process (one warm frontend),
        - 1 worker (-j 1), 1 worker (-j 2), 2 workers (-j 1 each);
   2. latency: on an idle worker, from XADD to the worker's `job-started` log line;
   3. backlog: B jobs through 2 workers, checking that every job has exactly one result.
@@ -231,6 +232,15 @@ def cli_per_job(args, sdists, work, parallel):
     return time.time() - start
 
 
+def cli_one_process(args, sdists, work, jobs):
+    """One `wasm-build build -j N SDIST...`: many sources on one warm frontend."""
+    outdir = os.path.join(work, "out-cli-j")
+    start = time.time()
+    subprocess.run([args.wasm_build, "build", "-q", "-j", str(jobs), "-o", outdir, *sdists],
+                   check=True, stdout=subprocess.DEVNULL)
+    return time.time() - start
+
+
 def latency(args, port, sdists, work, samples):
     r = Redis(port)
     stream = "latency"
@@ -270,6 +280,7 @@ def main():
         rows = []
         cli = cli_per_job(args, sdists[:n], work, 2)
         rows.append(("CLI, one process per job, 2 at a time", cli, 0, 0))
+        rows.append(("CLI, one process, -j 2, all sources", cli_one_process(args, sdists[:n], work, 2), 0, 0))
         for label, count, each in [("1 worker, -j 1", 1, 1), ("1 worker, -j 2", 1, 2),
                                    ("2 workers, -j 1 each", 2, 1)]:
             stream = "tp-%d-%d" % (count, each)
