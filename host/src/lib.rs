@@ -13,6 +13,8 @@
 //!   [`Limits`] asked for; [`runtime`] provisions the pinned interpreters.
 //! - [`housekeeping`] cleans and prunes the cache.
 //! - [`GuestBench`] times hook runs and guest runs as the frontend makes them.
+//! - [`worker`] takes jobs from a Redis stream, builds them on a warm engine and writes
+//!   their results back (`wasm-build worker`, docs/scale-out.md).
 //! - [`service::run_task`] runs one [`Task`] (build, metadata, verify) of a source on a
 //!   shared frontend and returns its [`report::SourceReport`]: the registry's unit of work
 //!   (command-line batches, `serve`).
@@ -35,6 +37,7 @@ pub mod runtime;
 pub mod sandbox;
 pub mod serve;
 pub mod service;
+pub mod worker;
 
 pub use frontend::{
     BuildError, BuildRequest, Distribution, Frontend, GuestBench, Hint, Limit, PlanError, Refusal,

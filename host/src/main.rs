@@ -32,6 +32,8 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => cli::serve::run(*args),
         Some(Command::Guest) => done(sandbox::serve_child()),
         Some(Command::Build(args)) => cli::batch::run(*args),
+        Some(Command::Worker(args)) => cli::worker::worker(*args),
+        Some(Command::Enqueue(args)) => cli::worker::enqueue(*args),
         None => cli::batch::run(cli.build),
     }
 }

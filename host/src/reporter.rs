@@ -80,6 +80,8 @@ pub enum Event<'a> {
     /// Bytes the backend wrote to stdout or stderr, as they come (only when
     /// [`Reporter::wants_backend_output`]).
     BackendOutput(&'a [u8]),
+    /// `wasm-build worker`: a job finished, Redis was lost, the worker started or stopped.
+    Worker(&'a crate::worker::WorkerEvent),
     /// The source of a build, read before anything runs.
     Source(&'a SourceFacts),
     /// The build requirements a hook run gets, resolved and installed (also when the

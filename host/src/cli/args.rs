@@ -65,6 +65,11 @@ pub enum Command {
         #[command(subcommand)]
         action: RuntimeAction,
     },
+    /// Build jobs from a Redis stream, writing each result to a results stream
+    /// (docs/scale-out.md).
+    Worker(Box<super::worker::WorkerArgs>),
+    /// Add build jobs for sdists to a Redis stream (docs/scale-out.md).
+    Enqueue(Box<super::worker::EnqueueArgs>),
     /// Build the wheel from an sdist in the sandbox and compare given wheels with it:
     /// identical (exit 0), equivalent (10) or differs (11).
     Verify(Box<super::verify::VerifyArgs>),

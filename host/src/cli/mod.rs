@@ -12,3 +12,4 @@ pub mod signals;
 pub mod terminal;
 pub mod values;
 pub mod verify;
+pub mod worker;

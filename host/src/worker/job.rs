@@ -1,0 +1,369 @@
+//! A job as a producer writes it (docs/scale-out.md, docs/scale-out.schema.json), its
+//! idempotency key, and the result a worker writes for it.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// The version written into every result and into every key.
+pub const WASM_BUILD_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The `schema` of a result.
+pub const RESULT_SCHEMA: &str = "wasm-build.worker-result/1";
+
+/// One job: build something from one source.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Job {
+    /// The producer's name for the job, echoed in the result.
+    pub id: String,
+    pub source: Source,
+    /// What to build: `wheel`, `metadata` (from an sdist), `sdist` (from a folder).
+    /// Empty: the wheel.
+    #[serde(default)]
+    pub build: Vec<Target>,
+    #[serde(default)]
+    pub options: Options,
+    pub artifacts: Destination,
+}
+
+/// Where the source is, and the sha256 it must have.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// An `http(s)://` URL of the sdist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// An absolute path of the sdist on a volume the workers share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Lowercase hex sha256 of the sdist's bytes.
+    pub sha256: String,
+}
+
+/// What a job builds.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    Wheel,
+    Sdist,
+    Metadata,
+}
+
+impl Target {
+    /// The kind's name in results and PUT maps.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Wheel => "wheel",
+            Target::Sdist => "sdist",
+            Target::Metadata => "metadata",
+        }
+    }
+}
+
+/// How to build: each changes the key.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Options {
+    /// The hooks' `config_settings` object.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config_settings: BTreeMap<String, Value>,
+    /// Limits, each at most the worker's own (a larger one is lowered to it).
+    #[serde(default, skip_serializing_if = "JobLimits::is_empty")]
+    pub limits: JobLimits,
+    /// Build constraints, as the text of a pip-style file (`name==version --hash=...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraints: Option<String>,
+    /// With `constraints`: install only wheels pinned with a hash.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_hashes: bool,
+    /// Resolve build requirements as of this moment (RFC 3339, or a date).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude_newer: Option<String>,
+}
+
+/// Per-job limits; absent: the worker's.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct JobLimits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_mib: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_mib: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_mib: Option<u64>,
+}
+
+impl JobLimits {
+    fn is_empty(&self) -> bool {
+        self == &JobLimits::default()
+    }
+}
+
+/// Where the artifacts go.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Destination {
+    /// An absolute folder (a volume the workers share); files are synced there before the
+    /// job is acknowledged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
+    /// One HTTP(S) URL per kind built (`wheel`, `sdist`): the artifact is sent with PUT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub put: Option<BTreeMap<String, String>>,
+}
+
+/// Why a job cannot be run at all: it goes to the dead-letter stream at once.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("the job is not valid JSON of the job schema")]
+    Json(#[source] serde_json::Error),
+    #[error("the stream entry has no `job` field")]
+    NoJobField,
+    #[error("the job is invalid: {0}")]
+    Invalid(String),
+}
+
+impl Job {
+    /// Parses and checks a job.
+    pub fn parse(text: &str) -> Result<Job, JobError> {
+        let job: Job = serde_json::from_str(text).map_err(JobError::Json)?;
+        job.check()?;
+        Ok(job)
+    }
+
+    fn check(&self) -> Result<(), JobError> {
+        let bad = |what: &str| Err(JobError::Invalid(what.to_string()));
+        if self.id.is_empty() || self.id.len() > 256 {
+            return bad("`id` must have 1 to 256 characters");
+        }
+        let sha = &self.source.sha256;
+        if sha.len() != 64 || !sha.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return bad("`source.sha256` must be 64 lowercase hex digits");
+        }
+        match (&self.source.url, &self.source.path) {
+            (Some(url), None) if url.starts_with("https://") || url.starts_with("http://") => {}
+            (None, Some(path)) if path.starts_with('/') => {}
+            _ => {
+                return bad(
+                    "`source` needs exactly one of `url` (http or https) or `path` (absolute)",
+                );
+            }
+        }
+        if self.build.contains(&Target::Sdist) {
+            return bad("an sdist source builds `wheel` or `metadata`, not `sdist`");
+        }
+        match (&self.artifacts.dir, &self.artifacts.put) {
+            (Some(dir), None) if dir.starts_with('/') => {}
+            (None, Some(urls)) => {
+                for target in self.targets() {
+                    match urls.get(target.name()) {
+                        Some(url) if url.starts_with("https://") || url.starts_with("http://") => {}
+                        _ => {
+                            return Err(JobError::Invalid(format!(
+                                "`artifacts.put` needs an http(s) URL for `{}`",
+                                target.name()
+                            )));
+                        }
+                    }
+                }
+            }
+            _ => return bad("`artifacts` needs exactly one of `dir` (absolute) or `put`"),
+        }
+        if let Some(date) = &self.options.exclude_newer {
+            date.parse::<wasm_build_packaging::index::ExcludeNewer>()
+                .map_err(|e| JobError::Invalid(format!("`options.exclude_newer`: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// What is built, in order: the wheel when nothing is named.
+    pub fn targets(&self) -> Vec<Target> {
+        let mut targets = self.build.clone();
+        if targets.is_empty() {
+            targets.push(Target::Wheel);
+        }
+        targets.sort();
+        targets.dedup();
+        targets
+    }
+
+    /// The idempotency key: sha256 over the source's sha256, what is built with which
+    /// options (canonical JSON: sorted keys, no spaces), the wasm-build version and the
+    /// runtime module's sha256. Where the artifacts go is not part of it.
+    pub fn key(&self, runtime_sha256: &str) -> String {
+        let what = serde_json::json!({ "build": self.targets(), "options": self.options });
+        let canonical = canonical_json(&what);
+        let mut hash = Sha256::new();
+        for part in [
+            self.source.sha256.as_str(),
+            canonical.as_str(),
+            WASM_BUILD_VERSION,
+            runtime_sha256,
+        ] {
+            hash.update((part.len() as u64).to_be_bytes());
+            hash.update(part.as_bytes());
+        }
+        hex(&hash.finalize())
+    }
+}
+
+/// JSON with object keys sorted at every level and no whitespace.
+pub fn canonical_json(value: &Value) -> String {
+    fn sorted(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => {
+                let ordered: BTreeMap<&String, Value> =
+                    map.iter().map(|(k, v)| (k, sorted(v))).collect();
+                Value::Object(ordered.into_iter().map(|(k, v)| (k.clone(), v)).collect())
+            }
+            Value::Array(items) => Value::Array(items.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    // serde_json's map keeps insertion order only with `preserve_order`, which is off:
+    // its BTreeMap is sorted already; `sorted` keeps this true whatever the features.
+    sorted(value).to_string()
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// How a job ended.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Built, verified and delivered.
+    Ok,
+    /// The source or an artifact was refused (hostile or invalid input).
+    Refused,
+    /// The build failed (the backend, a limit, the requirements, wasm-build itself).
+    Failed,
+}
+
+/// One artifact delivered.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Delivered {
+    pub kind: String,
+    pub file: String,
+    pub sha256: String,
+    pub size: u64,
+    /// The path written, or the URL it was PUT to.
+    pub location: String,
+}
+
+/// What a worker writes to the results stream for a job.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobResult {
+    pub schema: String,
+    pub job_id: String,
+    /// The job's entry ID in the jobs stream.
+    pub entry: String,
+    pub key: String,
+    pub status: Status,
+    /// `ok`, or the failure's exit class (`input_refused`, `artifact_refused`, `usage`,
+    /// `requirements`, `backend_failed`, `sandbox_stopped`, `internal`).
+    pub class: String,
+    /// `wasm-build`'s exit code for the same build on the command line.
+    pub exit_code: i32,
+    /// The error and its causes, one per line; empty when ok.
+    #[serde(default)]
+    pub error: String,
+    pub artifacts: Vec<Delivered>,
+    /// Answered from the result stored under `key`, without building.
+    pub cached: bool,
+    /// The consumer that wrote it.
+    pub worker: String,
+    /// How often the job was delivered (1: first time).
+    pub deliveries: u64,
+    pub build_seconds: f64,
+    pub wasm_build_version: String,
+    pub runtime_sha256: String,
+    /// The job's report entry, as `wasm-build serve` writes it (docs/serve.md); absent
+    /// only in results stored by an older worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<Value>,
+}
+
+impl JobResult {
+    /// Whether the same key would end the same way again, so that the result may answer
+    /// later jobs: not for a failure of wasm-build itself or of reaching the requirements.
+    pub fn reusable(&self) -> bool {
+        !matches!(self.class.as_str(), "internal" | "requirements")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job() -> Job {
+        Job::parse(
+            r#"{"id":"a","source":{"path":"/s/p-1.tar.gz","sha256":"00000000000000000000000000000000000000000000000000000000000000ff"},
+               "options":{"config_settings":{"b":"1","a":["x"]}},"artifacts":{"dir":"/out"}}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_key_depends_on_source_options_and_runtime_not_destination() {
+        let base = job();
+        let key = base.key("r1");
+        let mut elsewhere = base.clone();
+        elsewhere.artifacts.dir = Some("/other".into());
+        elsewhere.id = "b".into();
+        assert_eq!(elsewhere.key("r1"), key);
+        assert_ne!(base.key("r2"), key);
+        let mut other = base.clone();
+        other.options.config_settings.insert("c".into(), "2".into());
+        assert_ne!(other.key("r1"), key);
+        let mut metadata = base.clone();
+        metadata.build = vec![Target::Metadata];
+        assert_ne!(metadata.key("r1"), key);
+        let mut wheel = base.clone();
+        wheel.build = vec![Target::Wheel, Target::Wheel];
+        assert_eq!(wheel.key("r1"), key, "the default is the wheel");
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys() {
+        let value: Value =
+            serde_json::from_str(r#"{"b":{"d":1,"c":2},"a":[{"z":0,"y":1}]}"#).unwrap();
+        assert_eq!(
+            canonical_json(&value),
+            r#"{"a":[{"y":1,"z":0}],"b":{"c":2,"d":1}}"#
+        );
+    }
+
+    #[test]
+    fn invalid_jobs_are_named() {
+        for (text, says) in [
+            (r#"{"id":"a"}"#, "not valid JSON"),
+            (
+                r#"{"id":"a","source":{"path":"rel","sha256":"00000000000000000000000000000000000000000000000000000000000000ff"},"artifacts":{"dir":"/o"}}"#,
+                "`source` needs",
+            ),
+            (
+                r#"{"id":"a","source":{"path":"/p","sha256":"AB"},"artifacts":{"dir":"/o"}}"#,
+                "64 lowercase hex",
+            ),
+            (
+                r#"{"id":"a","source":{"path":"/p","sha256":"00000000000000000000000000000000000000000000000000000000000000ff"},"artifacts":{"put":{"sdist":"http://x/"}}}"#,
+                "URL for `wheel`",
+            ),
+            (
+                r#"{"id":"a","source":{"path":"/p","sha256":"00000000000000000000000000000000000000000000000000000000000000ff"},"artifacts":{"dir":"/o"},"extra":1}"#,
+                "not valid JSON",
+            ),
+        ] {
+            let error = Job::parse(text).unwrap_err().to_string();
+            assert!(error.contains(says), "{text}: {error}");
+        }
+    }
+}
