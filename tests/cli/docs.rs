@@ -18,6 +18,8 @@ const COMMANDS: &[&[&str]] = &[
     &["runtime", "run"],
     &["verify"],
     &["serve"],
+    &["worker"],
+    &["enqueue"],
 ];
 
 fn cli_md() -> String {
