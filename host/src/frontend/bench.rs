@@ -43,7 +43,7 @@ impl GuestBench {
         }
         let env = frontend
             .environment(&requirements, "the benchmark")
-            .map_err(|e| anyhow!(chain(&e)))?;
+            .map_err(|e| anyhow!(super::error::one_line(&e)))?;
         Ok(Self {
             frontend,
             env,
@@ -88,14 +88,19 @@ impl GuestBench {
         let project = self
             .frontend
             .stage_tree(dir, scratch.path())
-            .map_err(|e| anyhow!(chain(&e)))?;
+            .map_err(|e| anyhow!(super::error::one_line(&e)))?;
         let calls = HookCall::build_step(get_requires, build, &build_system.requires);
         let context = self
             .frontend
             .hook_context(&project, &self.env, scratch.path());
         let started = Instant::now();
-        let results = hooks::call_hooks(&context, &calls)
-            .map_err(|e| anyhow!("{}\n{}", chain(&e), String::from_utf8_lossy(&e.log)))?;
+        let results = hooks::call_hooks(&context, &calls).map_err(|e| {
+            anyhow!(
+                "{}\n{}",
+                super::error::one_line(&e),
+                String::from_utf8_lossy(&e.log)
+            )
+        })?;
         let elapsed = started.elapsed();
         if results.stopped_for_requirements {
             bail!("the backend asked for more requirements; pass them with --with");
@@ -129,16 +134,4 @@ impl GuestBench {
         }
         Ok(elapsed)
     }
-}
-
-/// An error and its causes on one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

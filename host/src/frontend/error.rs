@@ -246,3 +246,16 @@ fn find_in_chain<'a, T: Error + 'static>(error: &'a (dyn Error + 'static)) -> Op
     }
     None
 }
+
+/// An error and its causes on one line, `headline: cause: cause`, for logs that keep one
+/// line per event.
+pub(crate) fn one_line(error: &dyn Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

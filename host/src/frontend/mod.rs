@@ -24,6 +24,7 @@ mod sdist_requirements;
 mod source;
 
 pub use self::bench::GuestBench;
+pub(crate) use self::error::one_line;
 pub use self::error::{BuildError, Hint, Limit, Refusal, index_hint};
 pub use self::plan::PlanError;
 pub use self::sdist_requirements::SdistRequirementError;

@@ -242,7 +242,7 @@ fn handle(shared: &Shared, redis: &mut Redis, entry: &StreamId) -> anyhow::Resul
     }
     let job = match text.as_deref().map(Job::parse) {
         Some(Ok(job)) => job,
-        Some(Err(e)) => return dead(redis, error_chain(&e)),
+        Some(Err(e)) => return dead(redis, crate::frontend::one_line(&e)),
         None => return dead(redis, job::JobError::NoJobField.to_string()),
     };
     let key = job.key(shared.engines.runtime_sha256());
@@ -367,17 +367,6 @@ fn build(shared: &Shared, job: &Job, entry: &str) -> Result<exec::Ran, exec::Ret
         done.store(true, Ordering::SeqCst);
         ran
     })
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Adds `job` to `stream` (what `wasm-build enqueue` does); returns the entry ID.
