@@ -260,13 +260,32 @@ fn compare_wheel_file(path: &str, a: &[u8], b: &[u8], out: &mut Vec<Difference>)
         map
     };
     let (ours, theirs) = (fields(a), fields(b));
+    field_differences(path, DifferenceKind::Wheel, &ours, &theirs, out);
+    if ours.is_empty() && theirs.is_empty() && a != b {
+        out.push(difference(
+            path,
+            DifferenceKind::Wheel,
+            "different bytes".into(),
+        ));
+    }
+}
+
+/// One difference per field whose values differ between the built (`ours`) and the given
+/// (`theirs`) file.
+fn field_differences(
+    path: &str,
+    kind: DifferenceKind,
+    ours: &BTreeMap<String, Vec<String>>,
+    theirs: &BTreeMap<String, Vec<String>>,
+    out: &mut Vec<Difference>,
+) {
     let keys: BTreeSet<&String> = ours.keys().chain(theirs.keys()).collect();
     for key in keys {
         let (x, y) = (ours.get(key), theirs.get(key));
         if x != y {
             out.push(difference(
                 path,
-                DifferenceKind::Wheel,
+                kind,
                 format!(
                     "field `{key}`: {} built, {} given",
                     shown(x.map(Vec::as_slice)),
@@ -274,13 +293,6 @@ fn compare_wheel_file(path: &str, a: &[u8], b: &[u8], out: &mut Vec<Difference>)
                 ),
             ));
         }
-    }
-    if ours.is_empty() && theirs.is_empty() && a != b {
-        out.push(difference(
-            path,
-            DifferenceKind::Wheel,
-            "different bytes".into(),
-        ));
     }
 }
 
@@ -297,21 +309,7 @@ fn compare_metadata(path: &str, a: &[u8], b: &[u8], out: &mut Vec<Difference>) {
         (map, body)
     };
     let ((ours, our_body), (theirs, their_body)) = (split(a), split(b));
-    let keys: BTreeSet<&String> = ours.keys().chain(theirs.keys()).collect();
-    for key in keys {
-        let (x, y) = (ours.get(key), theirs.get(key));
-        if x != y {
-            out.push(difference(
-                path,
-                DifferenceKind::Metadata,
-                format!(
-                    "field `{key}`: {} built, {} given",
-                    shown(x.map(Vec::as_slice)),
-                    shown(y.map(Vec::as_slice))
-                ),
-            ));
-        }
-    }
+    field_differences(path, DifferenceKind::Metadata, &ours, &theirs, out);
     if our_body != their_body {
         out.push(difference(
             path,
