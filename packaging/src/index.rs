@@ -11,35 +11,35 @@
 //! One [`IndexClient`] is meant to serve a whole process: it memoizes pages, metadata and
 //! downloads, so resolving a second round of requirements costs almost nothing.
 
+mod dist;
 mod error;
 mod exclude_newer;
 mod fetch;
 mod find_links;
 mod html;
 mod http;
+mod once_map;
 mod page_cache;
 mod simple;
 mod wheel_metadata;
 mod wheel_store;
 
+pub use dist::{CachedFile, DistFile, DistKind, HashSource};
 pub use error::{Hint, IndexError, NetworkFailure, Roots};
 pub use exclude_newer::ExcludeNewer;
 
 use crate::cache::{Bucket, Cache, create_private_dir};
-use crate::filename::{SdistFilename, WheelFilename};
 use crate::metadata::CoreMetadata;
 use anyhow::{Context, bail};
+use dist::classify;
 use find_links::FindLinks;
 use http::{HttpClient, PageResponse, Validators};
+use once_map::OnceMap;
 use page_cache::{CachedPage, PageCache};
-use pep440_rs::Version;
 use pep508_rs::PackageName;
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::hash::Hash;
 use std::path::PathBuf;
-use std::str::FromStr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use url::Url;
 use wheel_metadata::read_wheel_metadata;
 use wheel_store::WheelStore;
@@ -74,134 +74,6 @@ pub struct IndexOptions {
     /// so; files on this machine (find-links folders, local pages' local links) are always
     /// used.
     pub exclude_newer: Option<ExcludeNewer>,
-}
-
-/// One file of a project as an index or find-links location lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DistFile {
-    /// The file name, a single path component.
-    pub filename: String,
-    /// Absolute `http(s)://` URL without fragment, or a `file://` URL for local files.
-    pub url: String,
-    /// Lower-case hex sha256 the index gave for the file.
-    pub sha256: Option<String>,
-    /// The file's `Requires-Python`, as the index gave it.
-    pub requires_python: Option<String>,
-    /// `Some(reason)` when the file is yanked (PEP 592); the reason may be empty.
-    pub yanked: Option<String>,
-    /// Whether a PEP 658/714 `.metadata` file is available next to the file.
-    pub core_metadata: bool,
-    /// The sha256 of that `.metadata` file, when the index gave it.
-    pub metadata_sha256: Option<String>,
-    /// The size in bytes, when the index gave it.
-    pub size: Option<u64>,
-    /// When the file was uploaded (PEP 700), in milliseconds since the Unix epoch, when the
-    /// index gave it.
-    #[serde(default)]
-    pub upload_time: Option<i64>,
-    /// The index page or find-links location that listed the file, for messages.
-    pub source: String,
-}
-
-impl DistFile {
-    /// Whether the file is yanked.
-    pub fn is_yanked(&self) -> bool {
-        self.yanked.is_some()
-    }
-
-    /// The local path of a file from a find-links folder or local page.
-    pub fn local_path(&self) -> Option<PathBuf> {
-        let url = Url::parse(&self.url).ok()?;
-        if url.scheme() == "file" {
-            url.to_file_path().ok()
-        } else {
-            None
-        }
-    }
-
-    /// What the file is, if it is a wheel or an sdist of `project`.
-    pub fn kind(&self, project: &PackageName) -> Option<DistKind> {
-        classify(&self.filename, project)
-    }
-}
-
-/// A distribution file's kind and version, read from its name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DistKind {
-    /// A wheel, with its parsed file name.
-    Wheel(WheelFilename),
-    /// A source distribution (`.tar.gz`, or a legacy `.zip`).
-    Sdist(Version),
-}
-
-impl DistKind {
-    /// The version in the file name.
-    pub fn version(&self) -> &Version {
-        match self {
-            Self::Wheel(wheel) => &wheel.version,
-            Self::Sdist(version) => version,
-        }
-    }
-}
-
-/// Reads a file name as a wheel or sdist of `project`; `None` for anything else (other
-/// projects' files, eggs, installers, unparseable names).
-fn classify(filename: &str, project: &PackageName) -> Option<DistKind> {
-    if filename.ends_with(".whl") {
-        let wheel = WheelFilename::from_str(filename).ok()?;
-        return (&wheel.name == project).then_some(DistKind::Wheel(wheel));
-    }
-    SdistFilename::parse_for(filename, project)
-        .ok()
-        .map(|sdist| DistKind::Sdist(sdist.version))
-}
-
-/// Where the sha256 of a downloaded file came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HashSource {
-    /// The index listed it and the download matched it.
-    Index,
-    /// The index gave none (or the file is local): it was computed from the bytes.
-    Computed,
-}
-
-/// A file in the wheel cache.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CachedFile {
-    /// The cached file, under `wheels-v1/sha256/…`.
-    pub path: PathBuf,
-    /// Its sha256 (lower-case hex).
-    pub sha256: String,
-    /// Whether the index vouched for that sha256.
-    pub hash_source: HashSource,
-}
-
-/// A map whose values are computed once per key, with concurrent callers for the same key
-/// waiting for the first one instead of repeating its work. Failures are not remembered.
-struct OnceMap<K, V> {
-    slots: Mutex<HashMap<K, Arc<Mutex<Option<V>>>>>,
-}
-
-impl<K: Hash + Eq + Clone, V: Clone> OnceMap<K, V> {
-    fn new() -> Self {
-        Self {
-            slots: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn get_or_try_insert<E>(&self, key: &K, init: impl FnOnce() -> Result<V, E>) -> Result<V, E> {
-        let slot = {
-            let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-            Arc::clone(slots.entry(key.clone()).or_default())
-        };
-        let mut value = slot.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(value) = value.as_ref() {
-            return Ok(value.clone());
-        }
-        let computed = init()?;
-        *value = Some(computed.clone());
-        Ok(computed)
-    }
 }
 
 /// The package index client. `Send + Sync`: share it by reference across threads.
@@ -532,90 +404,4 @@ impl IndexClient {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn name(s: &str) -> PackageName {
-        PackageName::from_str(s).unwrap()
-    }
-
-    #[test]
-    fn classifies_file_names_for_a_project() {
-        let project = name("python-dateutil");
-        assert!(matches!(
-            classify("python_dateutil-2.9.0-py2.py3-none-any.whl", &project),
-            Some(DistKind::Wheel(_))
-        ));
-        assert_eq!(
-            classify("python-dateutil-2.8.2.tar.gz", &project),
-            Some(DistKind::Sdist(Version::from_str("2.8.2").unwrap()))
-        );
-        assert_eq!(
-            classify("python-dateutil-1.0.zip", &project),
-            Some(DistKind::Sdist(Version::from_str("1.0").unwrap()))
-        );
-        assert_eq!(classify("six-1.16.0-py2.py3-none-any.whl", &project), None);
-        assert_eq!(classify("python-dateutil-1.0.exe", &project), None);
-        assert_eq!(classify("python-dateutil-1.0.egg", &project), None);
-    }
-
-    #[test]
-    fn client_rejects_bad_options() {
-        let cache = Cache::temporary().unwrap();
-        let bad_scheme = IndexOptions {
-            index_url: Some("ftp://example.org/simple".into()),
-            ..IndexOptions::default()
-        };
-        let err = IndexClient::new(bad_scheme, &cache).unwrap_err();
-        assert!(
-            err.to_string().contains("ftp://example.org/simple"),
-            "{err}"
-        );
-        let missing = IndexOptions {
-            find_links: vec!["/no/such/folder".into()],
-            ..IndexOptions::default()
-        };
-        assert!(IndexClient::new(missing, &cache).is_err());
-    }
-
-    #[test]
-    fn index_urls_get_a_trailing_slash() {
-        let cache = Cache::temporary().unwrap();
-        let client = IndexClient::new(
-            IndexOptions {
-                index_url: Some("https://example.org/simple".into()),
-                extra_index_urls: vec!["https://example.org/simple/".into()],
-                ..IndexOptions::default()
-            },
-            &cache,
-        )
-        .unwrap();
-        assert_eq!(client.sources(), ["https://example.org/simple/"]);
-    }
-
-    #[test]
-    fn client_is_send_and_sync() {
-        fn check<T: Send + Sync>() {}
-        check::<IndexClient>();
-    }
-
-    #[test]
-    fn offline_without_cache_names_the_project() {
-        let cache = Cache::temporary().unwrap();
-        let client = IndexClient::new(
-            IndexOptions {
-                offline: true,
-                ..IndexOptions::default()
-            },
-            &cache,
-        )
-        .unwrap();
-        let err = client.project_files(&name("hatchling")).unwrap_err();
-        let message = err.to_string();
-        assert!(message.contains("`hatchling` offline"), "{message}");
-        assert!(
-            message.contains("https://pypi.org/simple/hatchling/"),
-            "{message}"
-        );
-    }
-}
+mod tests;

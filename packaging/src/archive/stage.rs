@@ -28,7 +28,9 @@ pub const MAX_STAGE_DEPTH: usize = 64;
 /// they can be large).
 pub const VCS_DIRS: &[&str] = &[".git", ".hg", ".svn", ".bzr"];
 
+mod display;
 mod outcome;
+use display::{abbreviate, join_display};
 pub use outcome::{LinkSkip, StageError, StageWarning, StagedTree};
 
 /// Copies the project folder `src` to `dest` (which must not exist, its parent must, or be
@@ -496,25 +498,6 @@ impl Stager<'_> {
 #[allow(clippy::unnecessary_cast)]
 fn identity(stat: &Stat) -> (u64, u64) {
     (stat.st_dev as u64, stat.st_ino as u64)
-}
-
-/// The first levels and the last of a deep path, for a message.
-fn abbreviate(components: &[String]) -> String {
-    match components {
-        [first, second, third, .., last] if components.len() > 4 => {
-            format!("{first}/{second}/{third}/…/{last}")
-        }
-        _ => components.join("/"),
-    }
-}
-
-fn join_display(folder: &[String], name: &str) -> String {
-    let mut shown = folder.join("/");
-    if !shown.is_empty() {
-        shown.push('/');
-    }
-    shown.push_str(name);
-    shown
 }
 
 #[cfg(test)]

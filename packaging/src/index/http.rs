@@ -4,20 +4,20 @@
 
 use super::{IndexError, NetworkFailure, Roots};
 use crate::cache::hex;
-use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, Write};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use ureq::ResponseExt;
 use ureq::http::{HeaderMap, StatusCode, header};
-use ureq::tls::{Certificate, PemItem, RootCerts};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 use url::Url;
+
+mod roots;
+use roots::root_certs;
 
 /// The User-Agent sent with every request.
 pub(crate) const USER_AGENT: &str = concat!(
@@ -373,51 +373,6 @@ struct NameResolution {
     source: std::io::Error,
 }
 
-/// The trusted root certificates: `SSL_CERT_FILE`, else the files of `SSL_CERT_DIR`
-/// (`:`-separated), else the system's store when `native_tls`, else Mozilla's roots built
-/// into the binary.
-fn root_certs(native_tls: bool) -> anyhow::Result<(RootCerts, Roots)> {
-    if let Some(file) = std::env::var_os("SSL_CERT_FILE").filter(|v| !v.is_empty()) {
-        let path = PathBuf::from(file);
-        let pem = std::fs::read(&path)
-            .with_context(|| format!("reading SSL_CERT_FILE {}", path.display()))?;
-        let certs = pem_certificates(&pem);
-        if certs.is_empty() {
-            bail!("SSL_CERT_FILE {} holds no PEM certificate", path.display());
-        }
-        return Ok((RootCerts::new_with_certs(&certs), Roots::Environment));
-    }
-    if let Some(dirs) = std::env::var_os("SSL_CERT_DIR").filter(|v| !v.is_empty()) {
-        let mut certs = Vec::new();
-        for dir in std::env::split_paths(&dirs) {
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                if let Ok(pem) = std::fs::read(entry.path()) {
-                    certs.extend(pem_certificates(&pem));
-                }
-            }
-        }
-        if !certs.is_empty() {
-            return Ok((RootCerts::new_with_certs(&certs), Roots::Environment));
-        }
-    }
-    if native_tls {
-        return Ok((RootCerts::PlatformVerifier, Roots::System));
-    }
-    Ok((RootCerts::WebPki, Roots::Mozilla))
-}
-
-fn pem_certificates(pem: &[u8]) -> Vec<Certificate<'static>> {
-    ureq::tls::parse_pem(pem)
-        .filter_map(|item| match item {
-            Ok(PemItem::Certificate(cert)) => Some(cert),
-            _ => None,
-        })
-        .collect()
-}
-
 /// Sorts a transport error into retryable or not, and by what the user can do about it.
 fn classify_error(url: &Url, error: ureq::Error, roots: Roots) -> Attempt {
     use ureq::Error as E;
@@ -512,84 +467,4 @@ fn status_error(url: &Url, status: StatusCode, headers: &HeaderMap) -> Attempt {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use ureq::http::HeaderValue;
-
-    #[test]
-    fn reads_cache_control() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("public, max-age=600"),
-        );
-        headers.insert(header::ETAG, HeaderValue::from_static("\"abc\""));
-        let cache = CacheHeaders::from_headers(&headers);
-        assert_eq!(cache.max_age, Some(600));
-        assert_eq!(cache.etag.as_deref(), Some("\"abc\""));
-        assert!(!cache.no_cache);
-
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-cache, max-age=\"60\""),
-        );
-        let cache = CacheHeaders::from_headers(&headers);
-        assert!(cache.no_cache);
-        assert_eq!(cache.max_age, Some(60));
-    }
-
-    #[test]
-    fn failures_are_sorted_by_what_the_user_can_do() {
-        use std::io::{Error, ErrorKind};
-        let refused_certificate = || {
-            ureq::Error::Io(Error::new(
-                ErrorKind::InvalidData,
-                rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
-            ))
-        };
-        assert_eq!(
-            failure_kind(&refused_certificate(), Roots::System),
-            NetworkFailure::Certificate(Roots::System)
-        );
-        let url = Url::parse("https://index.example/simple/").unwrap();
-        assert!(matches!(
-            classify_error(&url, refused_certificate(), Roots::Mozilla),
-            Attempt::Fatal(IndexError::Transfer {
-                failure: NetworkFailure::Certificate(Roots::Mozilla),
-                ..
-            })
-        ));
-        let lookup = ureq::Error::Io(Error::other(NameResolution {
-            host: "index.example".into(),
-            source: Error::other("Temporary failure in name resolution"),
-        }));
-        for unreachable in [
-            lookup,
-            ureq::Error::HostNotFound,
-            ureq::Error::Io(ErrorKind::ConnectionRefused.into()),
-            ureq::Error::Timeout(ureq::Timeout::Connect),
-        ] {
-            assert_eq!(
-                failure_kind(&unreachable, Roots::Mozilla),
-                NetworkFailure::Unreachable,
-                "{unreachable}"
-            );
-            assert!(matches!(
-                classify_error(&url, unreachable, Roots::Mozilla),
-                Attempt::Transient(..)
-            ));
-        }
-        for other in [
-            ureq::Error::Io(ErrorKind::ConnectionReset.into()),
-            ureq::Error::Timeout(ureq::Timeout::RecvBody),
-        ] {
-            assert_eq!(failure_kind(&other, Roots::Mozilla), NetworkFailure::Other);
-        }
-    }
-
-    #[test]
-    fn user_agent_names_wasm_build() {
-        assert!(USER_AGENT.starts_with("wasm-build/"));
-    }
-}
+mod tests;

@@ -10,11 +10,8 @@ use crate::metadata::CoreMetadata;
 use crate::target::GuestTarget;
 use pep440_rs::{Operator, Version, VersionSpecifiers};
 use pep508_rs::{ExtraName, PackageName, VersionOrUrl};
-use pubgrub::{
-    Dependencies, DependencyConstraints, DependencyProvider, PackageResolutionStatistics, Ranges,
-};
+use pubgrub::{Dependencies, DependencyConstraints, Ranges};
 use std::cell::RefCell;
-use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::rc::Rc;
@@ -498,59 +495,4 @@ struct Dep {
     text: String,
 }
 
-impl DependencyProvider for Provider<'_> {
-    type P = Node;
-    type V = Version;
-    type VS = Ranges<Version>;
-    type M = String;
-    type Err = ResolveError;
-    /// (pinned to one version, conflicts seen, earlier discovered first)
-    type Priority = (bool, u32, Reverse<usize>);
-
-    fn prioritize(
-        &self,
-        node: &Node,
-        range: &Ranges<Version>,
-        statistics: &PackageResolutionStatistics,
-    ) -> Self::Priority {
-        let order = self
-            .discovered
-            .borrow()
-            .get(node)
-            .copied()
-            .unwrap_or(usize::MAX);
-        (
-            range.as_singleton().is_some(),
-            statistics.conflict_count(),
-            Reverse(order),
-        )
-    }
-
-    fn choose_version(
-        &self,
-        node: &Node,
-        range: &Ranges<Version>,
-    ) -> Result<Option<Version>, ResolveError> {
-        let Some(name) = node.package() else {
-            return Ok(Some(root_version()));
-        };
-        let candidates = self.candidates(name)?;
-        Ok(candidates
-            .versions()
-            .rev()
-            .find(|v| range.contains(*v))
-            .cloned())
-    }
-
-    fn get_dependencies(
-        &self,
-        node: &Node,
-        version: &Version,
-    ) -> Result<Dependencies<Node, Ranges<Version>, String>, ResolveError> {
-        match node {
-            Node::Root => self.root_dependencies(),
-            Node::Package(name) => self.package_dependencies(node, name, None, version),
-            Node::Extra(name, extra) => self.package_dependencies(node, name, Some(extra), version),
-        }
-    }
-}
+mod pubgrub_impl;
