@@ -15,7 +15,9 @@ Two subcommands:
        sandbox's minor version, 3.13), compares them member by member (compare_wheels.py)
        and prints a table of classes with counts (see CLASSES). With
        `--with-and-without-prepared` every sdist is also built with `--no-prepared-backend`,
-       and the two wasm-build wheels must be byte-identical.
+       and the two wasm-build wheels must be byte-identical; `--with-and-without FLAG` does
+       the same for any wasm-build flag (e.g. `--deterministic`), and `--twice` builds the
+       default wheel a second time to tell a flag's change from a wheel that varies anyway.
 
 Python 3.11+ standard library only. Nothing is written into the repository but corpus.tsv
 (by `pin`).
@@ -98,9 +100,10 @@ class Outcome:
     klass: str = ""
     detail: str = ""
     runs: dict[str, Run] = field(default_factory=dict)
-    # None: not checked; True/False: the prepared and unprepared wheels have the same bytes.
-    prepared_same: bool | None = None
-    prepared_detail: str = ""
+    # Per differential flag: whether the wheel built with it has the default wheel's bytes,
+    # and what differs when not. "(again)" is the default wheel built a second time.
+    same_with: dict[str, bool] = field(default_factory=dict)
+    detail_with: dict[str, str] = field(default_factory=dict)
 
 
 # --- pin ----------------------------------------------------------------------------------
@@ -261,17 +264,17 @@ def one(entry: Entry, args, tools: dict, env: dict) -> Outcome:
 
     w = run("wasm", wasm)
     n = run("native", [tools["python"], "-m", "build", "--wheel", str(sdist)])
-    if args.with_and_without_prepared:
-        u = run("wasm-unprepared", wasm + ["--no-prepared-backend"])
+    for flag in args.with_and_without + (["(again)"] if args.twice else []):
+        u = run(f"wasm{flag}", wasm + ([] if flag == "(again)" else [flag]))
         if w.ok and u.ok:
-            o.prepared_same = sha256_file(Path(w.wheel)) == sha256_file(Path(u.wheel))
-            if not o.prepared_same:
+            o.same_with[flag] = sha256_file(Path(w.wheel)) == sha256_file(Path(u.wheel))
+            if not o.same_with[flag]:
                 c = compare(w.wheel, u.wheel)
-                o.prepared_detail = "; ".join(describe(c.differing) + c.only_in_reference
-                                              + c.only_in_candidate + c.archive)
+                o.detail_with[flag] = "; ".join(describe(c.differing) + c.only_in_reference
+                                                + c.only_in_candidate + c.archive)
         elif w.exit != u.exit:
-            o.prepared_same = False
-            o.prepared_detail = f"exit {w.exit} prepared, {u.exit} without"
+            o.same_with[flag] = False
+            o.detail_with[flag] = f"exit {w.exit} without {flag}, {u.exit} with it"
     if not w.ok:
         o.klass = failure_class(w)
         o.detail = f"exit {w.exit}: {last_error_line(w.tail)}"
@@ -339,12 +342,17 @@ def table(outcomes: list[Outcome]) -> str:
                      f"pure wheels are identical ({share:.1f} %); "
                      f"{counts['reference-unstable']} more differ where pypa/build does not "
                      f"reproduce itself.")
-    checked = [o for o in outcomes if o.prepared_same is not None]
-    if checked:
-        bad = [o for o in checked if not o.prepared_same]
-        lines.append(f"\nPrepared/no-prepared differential: {len(checked)} sdists checked, "
+    flags = sorted({flag for o in outcomes for flag in o.same_with})
+    for flag in flags:
+        checked = [o for o in outcomes if flag in o.same_with]
+        bad = [o for o in checked if not o.same_with[flag]]
+        unstable = {o.entry.name for o in outcomes if o.same_with.get("(again)") is False}
+        what = "built again" if flag == "(again)" else f"with and without {flag}"
+        lines.append(f"\nDifferential, {what}: {len(checked)} sdists checked, "
                      f"{len(bad)} differ" + "".join(
-                         f"\n- {o.entry.name} {o.entry.version}: {o.prepared_detail}"
+                         f"\n- {o.entry.name} {o.entry.version}: {o.detail_with[flag]}"
+                         + (" (the default wheel varies anyway)"
+                            if o.entry.name in unstable and flag != "(again)" else "")
                          for o in bad))
     rows = [o for o in outcomes if o.klass != "identical"]
     if rows:
@@ -368,7 +376,10 @@ def run_corpus(args) -> int:
         "wasm-build": find_tool(args.wasm_build, default_wasm_build(), "wasm-build"),
     }
     Path(args.work).mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, SOURCE_DATE_EPOCH=args.epoch, PYTHONHASHSEED="0")
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    env.pop("SOURCE_DATE_EPOCH", None)
+    if args.epoch != "none":
+        env["SOURCE_DATE_EPOCH"] = args.epoch
     print(f"# {len(entries)} sdists, {args.jobs} at a time; tools {tools}", file=sys.stderr)
     outcomes: list[Outcome] = []
 
@@ -402,8 +413,13 @@ def main() -> int:
     r.add_argument("--limit", type=int, help="the first N sdists of the list")
     r.add_argument("--only", nargs="*", help="these project names only")
     r.add_argument("--jobs", "-j", type=int, default=1)
-    r.add_argument("--with-and-without-prepared", action="store_true",
+    r.add_argument("--with-and-without-prepared", action="store_const", dest="prepared",
+                   const="--no-prepared-backend",
                    help="build with --no-prepared-backend too; the wheels must be identical")
+    r.add_argument("--with-and-without", action="append", default=[], metavar="FLAG",
+                   help="build with this wasm-build flag too and compare the wheels' bytes")
+    r.add_argument("--twice", action="store_true",
+                   help="build the default wheel twice: does it vary from run to run?")
     r.add_argument("--follow-hints", action="store_true",
                    help="on exit 8 with an --env hint, build both sides again with it")
     r.add_argument("--out", help="write every outcome to this JSON file")
@@ -411,9 +427,11 @@ def main() -> int:
     r.add_argument("--wasm-build", help="the wasm-build executable")
     r.add_argument("--offline", action="store_true", help="pass --offline to wasm-build")
     r.add_argument("--timeout", type=int, default=900, help="seconds per build")
-    r.add_argument("--epoch", default=DEFAULT_EPOCH, help="SOURCE_DATE_EPOCH for all builds")
+    r.add_argument("--epoch", default=DEFAULT_EPOCH, help="SOURCE_DATE_EPOCH for all builds (`none`: unset)")
     r.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "wasm-build-corpus"))
     args = parser.parse_args()
+    if getattr(args, "prepared", None):
+        args.with_and_without.append(args.prepared)
     return pin(args) if args.command == "pin" else run_corpus(args)
 
 
