@@ -70,3 +70,36 @@ fn deterministic_wheels_do_not_depend_on_the_host() {
         assert!(deterministic["clock_start"].as_u64().unwrap() < 2_000_000_000);
     }
 }
+
+/// In a deterministic build of a folder, the file times the backend reads are clamped to
+/// the folder's newest file, not to 1980: setuptools skips copying a module whose copy in
+/// `build/lib` is not older than it, so with every time clamped to one value a stale copy
+/// left by an earlier native build would end up in the wheel.
+#[test]
+fn a_deterministic_folder_build_keeps_which_file_is_newer() {
+    let project = fixture("setuptools");
+    let module = project.path().join("src/st_demo/__init__.py");
+    let fresh = fs::read(&module).unwrap();
+    let stale = project.path().join("build/lib/st_demo/__init__.py");
+    fs::create_dir_all(stale.parent().unwrap()).unwrap();
+    fs::write(&stale, b"STALE = True\n").unwrap();
+    let at = |seconds: u64| std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds);
+    let set = |path: &Path, when| {
+        fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(when)
+            .unwrap()
+    };
+    set(&stale, at(1_000_000_000)); // 2001: the stale copy is older than its source
+    set(&module, at(1_100_000_000));
+    let out = tempfile::tempdir().unwrap();
+    let built = build_ok(
+        wasm_build()
+            .arg(project.path())
+            .args(["--wheel", "--deterministic", "-o"])
+            .arg(out.path()),
+    );
+    assert_eq!(zip_member(&built[0], "st_demo/__init__.py"), fresh);
+}

@@ -72,6 +72,18 @@ impl Drop for Scratch {
     }
 }
 
+/// How messages name a project folder: as the user wrote it, unless that names no folder
+/// by itself (`.`, `..`, `../..`), then its absolute path.
+fn folder_label(source: &Path) -> String {
+    if source.file_name().is_some() {
+        return source.display().to_string();
+    }
+    fs::canonicalize(source)
+        .unwrap_or_else(|_| source.to_path_buf())
+        .display()
+        .to_string()
+}
+
 impl Frontend {
     /// A scratch copy of a project folder.
     pub(super) fn stage_tree(&self, source: &Path, scratch: &Path) -> Result<Project, BuildError> {
@@ -86,14 +98,19 @@ impl Frontend {
                 .report(&Event::Warning(&Warning::Staging(warning)));
         }
         let build_system = BuildSystem::read(&root).map_err(|e| e.relabel(&root, source))?;
+        let label = folder_label(source);
         Ok(Project {
             root,
             guest_root: guest_paths::SOURCE.to_string(),
             executables: staged.executables,
             build_system,
-            label: source.display().to_string(),
+            determinism: self.determinism(
+                None,
+                staged.newest_mtime.map(|m| m.seconds),
+                label.clone(),
+            ),
+            label,
             sdist: None,
-            determinism: self.determinism(None, None, source.display().to_string()),
         })
     }
 
@@ -225,8 +242,9 @@ impl Frontend {
 
 impl Frontend {
     /// A deterministic build's epoch and base seed for a source (none when the build is not
-    /// deterministic): the epoch is the user's `--env SOURCE_DATE_EPOCH`, else the sdist's
-    /// newest member (not before 1980, which zip archives cannot hold), else 1980-01-01;
+    /// deterministic): the epoch is the user's `--env SOURCE_DATE_EPOCH`, else the source's
+    /// newest file (sdist member or file of the folder; not before 1980, which zip archives
+    /// cannot hold), else 1980-01-01;
     /// the seed is the sha256 of the sdist (of nothing, for a folder). The source's facts
     /// are reported with the epoch.
     fn determinism(
@@ -278,4 +296,20 @@ fn within(path: &str, folder: &str) -> bool {
 fn unique_suffix() -> u64 {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::folder_label;
+    use std::path::Path;
+
+    #[test]
+    fn a_folder_is_named_as_given_unless_that_names_nothing() {
+        assert_eq!(folder_label(Path::new("proj")), "proj");
+        assert_eq!(folder_label(Path::new("../a/proj")), "../a/proj");
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(folder_label(Path::new(".")), here.display().to_string());
+        let parent = here.parent().unwrap().display().to_string();
+        assert_eq!(folder_label(Path::new("..")), parent);
+    }
 }

@@ -325,7 +325,7 @@ fn identify(
 }
 
 /// Keeps the latest of `mtime` and `newest`.
-fn note_newest(newest: &mut Option<Mtime>, mtime: Mtime) {
+pub(super) fn note_newest(newest: &mut Option<Mtime>, mtime: Mtime) {
     if newest.is_none_or(|seen| mtime > seen) {
         *newest = Some(mtime);
     }

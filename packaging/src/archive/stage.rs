@@ -11,6 +11,7 @@ use super::fs::{
     open_regular_file, set_fd_mtime, set_file_mtime, set_mtime_at, stat_mtime,
 };
 use super::path::{LinkRule, LinkTarget, RelPath, display_name, resolve_link};
+use super::sdist::note_newest;
 use super::tree::{Node, Tree};
 use crate::limits::{LimitExceeded, StageLimits};
 use rustix::fs::{FileType, Mode, OFlags, Stat};
@@ -333,7 +334,9 @@ impl Stager<'_> {
             dest.write_all(&buf[..n])
                 .map_err(|e| self.write_error(path, e))?;
         }
-        let _ = set_file_mtime(&dest, stat_mtime(&stat));
+        let mtime = stat_mtime(&stat);
+        let _ = set_file_mtime(&dest, mtime);
+        note_newest(&mut self.staged.newest_mtime, mtime);
         if executable {
             self.staged.executables.push(path.to_string());
         }

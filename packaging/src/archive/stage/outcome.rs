@@ -1,6 +1,7 @@
 //! What staging produced, left out, or failed on.
 
 use super::MAX_STAGE_DEPTH;
+use crate::archive::Mtime;
 use crate::limits::LimitExceeded;
 use std::fmt;
 use std::io;
@@ -21,6 +22,10 @@ pub struct StagedTree {
     pub entries: u64,
     /// Bytes of file contents copied.
     pub bytes: u64,
+    /// The newest modification time of a file copied: a deterministic build's clock
+    /// starts there, so that clamping the times the backend sees to it keeps which of two
+    /// project files is newer (a stale `build/` copy stays older than its source).
+    pub newest_mtime: Option<Mtime>,
 }
 
 /// Why a symlink of the source tree was left out of the copy.
