@@ -25,6 +25,9 @@ mod deterministic;
 #[path = "registry/provenance.rs"]
 mod provenance;
 
+#[path = "registry/static_metadata.rs"]
+mod static_metadata;
+
 #[test]
 fn a_batch_of_three_sdists_with_a_report() {
     let work = tempfile::tempdir().unwrap();
@@ -218,6 +221,9 @@ fn metadata_is_what_pypa_build_prints() {
                 Value::Array(Vec::new()),
                 "no backend ran"
             );
+            assert!(entry["runtime"].is_null(), "no interpreter was started");
+        } else {
+            assert!(entry["runtime"]["module_sha256"].is_string(), "{entry}");
         }
         assert_eq!(entry["metadata"], ours);
         assert_eq!(ours, pypa_metadata(sdist), "{}", sdist.display());

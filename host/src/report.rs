@@ -12,7 +12,7 @@ pub(crate) mod collect;
 mod outcome;
 pub mod provenance;
 
-pub use self::collect::{Collector, TaskInfo};
+pub use self::collect::{Collector, ReportContext, TaskInfo};
 pub use self::outcome::{Outcome, Severity, batch_exit_code};
 
 use crate::frontend::Frontend;
@@ -108,7 +108,9 @@ pub struct SourceReport {
     pub requested: Vec<String>,
     /// Name and version, as the source or the first artifact tells them.
     pub project: Option<Project>,
-    pub runtime: RuntimeEntry,
+    /// `None` when no interpreter was needed: a metadata task answered from a wheel or a
+    /// static PKG-INFO, or refused before a backend would have run.
+    pub runtime: Option<RuntimeEntry>,
     /// `module:object`, once known.
     pub backend: Option<String>,
     /// What every hook got as `config_settings`.

@@ -4,8 +4,8 @@
 //! downloaded by the host and its sha256 checked before anything reads it.
 
 use crate::frontend::{BuildError, BuildRequest, Distribution, Frontend};
-use crate::report::SourceReport;
 use crate::report::collect::{Collector, TaskInfo};
+use crate::report::{ReportContext, SourceReport};
 use crate::reporter::Reporter;
 use crate::service::{self, Task};
 use anyhow::anyhow;
@@ -216,11 +216,13 @@ fn download(
 fn refused(frontend: &Frontend, job: &Job, error: &BuildError) -> JobResult {
     let collector = Collector::new(Arc::new(crate::reporter::Silent));
     let info = TaskInfo {
-        path: job
-            .path
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default(),
+        // A URL refused before (or at) its download has no local path: the source as
+        // given is the URL.
+        path: match (&job.path, &job.url) {
+            (Some(path), _) => path.display().to_string(),
+            (None, Some(url)) => url.clone(),
+            (None, None) => String::new(),
+        },
         url: job.url.clone(),
         task: match job.task {
             JobTask::Build => "build",
@@ -230,6 +232,11 @@ fn refused(frontend: &Frontend, job: &Job, error: &BuildError) -> JobResult {
     };
     JobResult {
         id: job.id.clone(),
-        report: collector.finish(frontend, info, crate::report::Outcome::of_error(error), &[]),
+        report: collector.finish(
+            &ReportContext::without_runtime(frontend.settings()),
+            info,
+            crate::report::Outcome::of_error(error),
+            &[],
+        ),
     }
 }

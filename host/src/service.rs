@@ -2,9 +2,12 @@
 //! shared, warm [`Frontend`], ending in its report entry, never in an error. The command
 //! line's batches, `serve` and any job engine go through [`run_task`].
 
-use crate::frontend::{BuildError, BuildRequest, Distribution, Frontend};
+use crate::frontend::{
+    BuildError, BuildRequest, Distribution, Frontend, Settings, StaticAnswer,
+    metadata_without_backend,
+};
 use crate::report::collect::{TaskInfo, kind_name};
-use crate::report::{Collector, ComparisonEntry, Outcome, SourceReport};
+use crate::report::{Collector, ComparisonEntry, Outcome, ReportContext, SourceReport};
 use crate::reporter::Reporter;
 use anyhow::Context;
 use std::fs::File;
@@ -85,35 +88,72 @@ pub fn run_task(
     url: Option<&str>,
     reporter: Arc<dyn Reporter>,
 ) -> TaskResult {
+    match run_task_with(frontend.settings(), || Some(frontend), task, url, reporter) {
+        Some(result) => result,
+        None => unreachable!("the frontend is always given"),
+    }
+}
+
+/// Runs `task` as [`run_task`] does, asking `frontend` for the frontend only when the task
+/// needs a backend: a metadata task answered from a wheel or a static PKG-INFO (or refused
+/// while reading it) does not, and its entry has no runtime. `None` when the task needed
+/// the frontend and `frontend()` gave none (it could not be made).
+pub fn run_task_with<'a>(
+    settings: &Settings,
+    frontend: impl FnOnce() -> Option<&'a Frontend>,
+    task: &Task,
+    url: Option<&str>,
+    reporter: Arc<dyn Reporter>,
+) -> Option<TaskResult> {
     let collector = Collector::new(reporter);
-    let view = frontend.with_reporter(collector.clone());
-    let info = TaskInfo {
-        path: task.source().display().to_string(),
-        url: url.map(str::to_string),
-        task: task.name(),
-        requested: task.requested(),
-    };
-    match task {
-        Task::Build(request) => match view.build(request) {
-            Ok(published) => TaskResult {
-                report: collector.finish(frontend, info, Outcome::ok(), &published),
-                error: None,
-            },
-            Err(error) => TaskResult {
-                report: collector.finish(frontend, info, Outcome::of_error(&error), &[]),
-                error: Some(error),
-            },
-        },
+    let info = task_info(task, url);
+    let not_static = match task {
         Task::Metadata {
             source,
             allow_static,
-        } => match view.metadata(source, *allow_static) {
-            Ok(_) => TaskResult {
-                report: collector.finish(frontend, info, Outcome::ok(), &[]),
+        } => match metadata_without_backend(source, *allow_static, settings, &*collector) {
+            Ok(StaticAnswer::Answered(_)) => {
+                let context = ReportContext::without_runtime(settings);
+                return Some(TaskResult {
+                    report: collector.finish(&context, info, Outcome::ok(), &[]),
+                    error: None,
+                });
+            }
+            Err(error) => {
+                let context = ReportContext::without_runtime(settings);
+                return Some(TaskResult {
+                    report: collector.finish(&context, info, Outcome::of_error(&error), &[]),
+                    error: Some(error),
+                });
+            }
+            Ok(StaticAnswer::NeedsHook { not_static }) => not_static,
+        },
+        _ => None,
+    };
+    let frontend = frontend()?;
+    let view = frontend.with_reporter(collector.clone());
+    let context = ReportContext::of(frontend);
+    let finish = |outcome: Outcome, published: &[PathBuf]| {
+        collector.finish(&context, info.clone(), outcome, published)
+    };
+    Some(match task {
+        Task::Build(request) => match view.build(request) {
+            Ok(published) => TaskResult {
+                report: finish(Outcome::ok(), &published),
                 error: None,
             },
             Err(error) => TaskResult {
-                report: collector.finish(frontend, info, Outcome::of_error(&error), &[]),
+                report: finish(Outcome::of_error(&error), &[]),
+                error: Some(error),
+            },
+        },
+        Task::Metadata { source, .. } => match view.metadata_from_hook(source, not_static) {
+            Ok(_) => TaskResult {
+                report: finish(Outcome::ok(), &[]),
+                error: None,
+            },
+            Err(error) => TaskResult {
+                report: finish(Outcome::of_error(&error), &[]),
                 error: Some(error),
             },
         },
@@ -127,23 +167,31 @@ pub fn run_task(
                 Ok(outcome) => (outcome, None),
                 Err(error) => (Outcome::of_error(&error), Some(error)),
             };
-            let mut report = collector.finish(frontend, info, outcome, &published);
+            let mut report = finish(outcome, &published);
             report.comparisons = comparisons;
             TaskResult { report, error }
         }
-    }
+    })
 }
 
 /// The report entry of a task that was not started.
-pub fn skipped(frontend: &Frontend, task: &Task, url: Option<&str>) -> SourceReport {
+pub fn skipped(settings: &Settings, task: &Task, url: Option<&str>) -> SourceReport {
     let collector = Collector::new(Arc::new(crate::reporter::Silent));
-    let info = TaskInfo {
+    collector.finish(
+        &ReportContext::without_runtime(settings),
+        task_info(task, url),
+        Outcome::skipped(),
+        &[],
+    )
+}
+
+fn task_info(task: &Task, url: Option<&str>) -> TaskInfo {
+    TaskInfo {
         path: task.source().display().to_string(),
         url: url.map(str::to_string),
         task: task.name(),
         requested: task.requested(),
-    };
-    collector.finish(frontend, info, Outcome::skipped(), &[])
+    }
 }
 
 /// Builds the wheel of `sdist` and compares each of `wheels` with it.

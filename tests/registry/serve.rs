@@ -160,6 +160,13 @@ fn serve_runs_twenty_jobs_from_a_pipe() {
 
     assert_eq!(results["no-sha"]["outcome"]["status"], "failed");
     assert!(results["no-sha"]["outcome"].to_string().contains("sha256"));
+    // Refused before (or at) the download, a URL job's source is its URL.
+    for id in ["no-sha", "wrong-sha"] {
+        let source = &results[id]["source"];
+        assert_eq!(source["path"], format!("{base}/{flit}"), "{source}");
+        assert_eq!(source["url"], source["path"], "{source}");
+        assert!(results[id]["runtime"].is_null(), "{}", results[id]);
+    }
     assert_eq!(results["meta"]["outcome"]["status"], "ok");
     assert_eq!(results["meta"]["metadata"]["name"], "hatch-demo");
     let not_a_job = &results["<none>"];

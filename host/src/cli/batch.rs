@@ -9,10 +9,10 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use wasm_build::report::Report;
 use wasm_build::service::{self, Task, TaskResult};
-use wasm_build::{Event, Frontend, Reporter, index_hint};
+use wasm_build::{Event, Frontend, Reporter, Settings, index_hint};
 
 /// Runs the build command.
 pub fn run(args: BuildArgs) -> ExitCode {
@@ -65,25 +65,23 @@ pub fn run(args: BuildArgs) -> ExitCode {
         terminal_verbosity,
         output.progress,
     ));
-    let frontend = match Frontend::new(settings, terminal.clone()) {
-        Ok(frontend) => frontend,
-        Err(e) => {
-            if let Some(signal) = signals::received() {
-                return signals::interrupted(signal);
-            }
-            crate::print_error(&*e);
-            crate::print_hint(index_hint(e.as_ref()));
-            return ExitCode::FAILURE;
-        }
+    // Made once, by the first task that needs a backend: metadata answered from wheels and
+    // static PKG-INFO starts no engine, runtime or guest.
+    let frontend: OnceLock<anyhow::Result<Frontend>> = OnceLock::new();
+    let make_frontend = || {
+        frontend
+            .get_or_init(|| Frontend::new(settings.clone(), terminal.clone()))
+            .as_ref()
+            .ok()
     };
     let progress = Progress::new(tasks.len(), !single && verbosity != Verbosity::Quiet);
     let results = run_all(
-        &frontend,
+        &settings,
         &tasks,
         usize::from(registry.jobs),
         registry.fail_fast,
-        &|index| -> Arc<dyn Reporter> {
-            if single {
+        &|index| {
+            let reporter: Arc<dyn Reporter> = if single {
                 terminal.clone()
             } else {
                 Arc::new(Labelled {
@@ -91,7 +89,8 @@ pub fn run(args: BuildArgs) -> ExitCode {
                     inner: terminal.clone(),
                     progress: progress.clone(),
                 })
-            }
+            };
+            service::run_task_with(&settings, make_frontend, &tasks[index], None, reporter)
         },
         &progress,
     );
@@ -100,6 +99,11 @@ pub fn run(args: BuildArgs) -> ExitCode {
     if let Some(signal) = signals::received() {
         drop(frontend);
         return signals::interrupted(signal);
+    }
+    if let Some(Err(e)) = frontend.get() {
+        crate::print_error(&**e);
+        crate::print_hint(index_hint(e.as_ref()));
+        return ExitCode::FAILURE;
     }
 
     let verbose = verbosity >= Verbosity::Verbose;
@@ -161,15 +165,15 @@ pub fn run(args: BuildArgs) -> ExitCode {
     ExitCode::from(u8::try_from(report.exit_code).unwrap_or(1))
 }
 
-/// Runs `tasks` on `frontend`, up to `jobs` at once, each reporting to `reporter_for(its
-/// index)`; after a failure with `fail_fast`, the tasks not started are reported skipped.
-/// The results are in the order of `tasks`.
+/// Runs each of `tasks` with `run(its index)`, up to `jobs` at once; after a failure with
+/// `fail_fast`, or once `run` gives `None` (it cannot run tasks), the tasks not started
+/// are reported skipped. The results are in the order of `tasks`.
 pub(crate) fn run_all(
-    frontend: &Frontend,
+    settings: &Settings,
     tasks: &[Task],
     jobs: usize,
     fail_fast: bool,
-    reporter_for: &(dyn Fn(usize) -> Arc<dyn Reporter> + Sync),
+    run: &(dyn Fn(usize) -> Option<TaskResult> + Sync),
     progress: &Progress,
 ) -> Vec<TaskResult> {
     let slots: Vec<Mutex<Option<TaskResult>>> = tasks.iter().map(|_| Mutex::new(None)).collect();
@@ -183,8 +187,10 @@ pub(crate) fn run_all(
                     if index >= tasks.len() || stop.load(Ordering::Relaxed) {
                         break;
                     }
-                    let result =
-                        service::run_task(frontend, &tasks[index], None, reporter_for(index));
+                    let Some(result) = run(index) else {
+                        stop.store(true, Ordering::Relaxed);
+                        break;
+                    };
                     let failed = result.report.outcome.exit_code != 0;
                     if failed && fail_fast {
                         stop.store(true, Ordering::Relaxed);
@@ -202,7 +208,7 @@ pub(crate) fn run_all(
             slot.into_inner()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .unwrap_or_else(|| TaskResult {
-                    report: service::skipped(frontend, task, None),
+                    report: service::skipped(settings, task, None),
                     error: None,
                 })
         })

@@ -29,6 +29,7 @@ pub(crate) use self::error::one_line;
 pub use self::error::{BuildError, Hint, Limit, Refusal, index_hint};
 use self::hook_input::config_settings_json;
 pub(crate) use self::hook_input::guest_environment;
+pub use self::metadata::{StaticAnswer, metadata_without_backend};
 pub use self::plan::PlanError;
 pub use self::sdist_requirements::SdistRequirementError;
 
@@ -146,6 +147,16 @@ pub struct Settings {
     pub deterministic: bool,
 }
 
+impl Settings {
+    /// `--config-json` with the `-C` settings added: the `config_settings` the hooks get.
+    pub fn hooks_config_settings(&self) -> Value {
+        config_settings_json(
+            self.config_json.clone().unwrap_or_default(),
+            &self.config_settings,
+        )
+    }
+}
+
 /// The frontend: one runtime, sandbox, index client and cache for any number of builds,
 /// which may run at once from several threads. [`Frontend::with_reporter`] gives a view
 /// that shares all of it and reports elsewhere (one report per build).
@@ -210,10 +221,7 @@ impl Frontend {
             Some((path, require_hashes)) => BuildConstraints::from_file(path, *require_hashes)?,
             None => BuildConstraints::none(),
         };
-        let config_settings = config_settings_json(
-            settings.config_json.clone().unwrap_or_default(),
-            &settings.config_settings,
-        );
+        let config_settings = settings.hooks_config_settings();
         let guest_env = guest_environment(&settings.guest_env, !settings.deterministic);
         let prepared = if settings.no_prepared_backends {
             None

@@ -4,7 +4,7 @@ use super::{
     Deterministic, Hashes, HookRunEntry, LimitsEntry, Outcome, PreparedEntry, Project, Requirement,
     RuntimeEntry, SourceArtifact, SourceEntry, SourceReport, rfc3339,
 };
-use crate::frontend::{Distribution, Frontend};
+use crate::frontend::{Distribution, Frontend, Settings};
 use crate::reporter::{Event, PreparedUse, Reporter};
 use serde_json::{Map, Value};
 use std::path::PathBuf;
@@ -42,6 +42,38 @@ pub struct TaskInfo {
     pub requested: Vec<String>,
 }
 
+/// What an entry says of where its task ran: the runtime, the hooks' `config_settings`
+/// and the limits.
+#[derive(Debug, Clone)]
+pub struct ReportContext {
+    runtime: Option<RuntimeEntry>,
+    config_settings: Value,
+    limits: LimitsEntry,
+}
+
+impl ReportContext {
+    /// A task run on `frontend`.
+    pub fn of(frontend: &Frontend) -> Self {
+        Self {
+            runtime: Some(RuntimeEntry::of(frontend)),
+            config_settings: frontend.config_settings().clone(),
+            ..Self::without_runtime(frontend.settings())
+        }
+    }
+
+    /// A task that needed no interpreter (a static or a wheel's metadata), with `settings`.
+    pub fn without_runtime(settings: &Settings) -> Self {
+        Self {
+            runtime: None,
+            config_settings: settings.hooks_config_settings(),
+            limits: LimitsEntry::of(
+                &settings.limits,
+                settings.artifact_limits.max_artifact_bytes,
+            ),
+        }
+    }
+}
+
 impl Collector {
     /// A collector passing events on to `inner`.
     pub fn new(inner: Arc<dyn Reporter>) -> Arc<Self> {
@@ -56,7 +88,7 @@ impl Collector {
     /// `published` (the paths the build returned).
     pub fn finish(
         &self,
-        frontend: &Frontend,
+        context: &ReportContext,
         task: TaskInfo,
         outcome: Outcome,
         published: &[PathBuf],
@@ -91,7 +123,6 @@ impl Collector {
             sha256: None,
         });
         source.url = task.url.clone();
-        let settings = frontend.settings();
         let (metadata, metadata_source, not_static) = match state.metadata {
             Some((json, from, why)) => (Some(json), Some(from.to_string()), why),
             None => (None, None, None),
@@ -101,13 +132,10 @@ impl Collector {
             task: task.task.to_string(),
             requested: task.requested,
             project,
-            runtime: RuntimeEntry::of(frontend),
+            runtime: context.runtime.clone(),
             backend: state.backend,
-            config_settings: frontend.config_settings().clone(),
-            limits: LimitsEntry::of(
-                &settings.limits,
-                settings.artifact_limits.max_artifact_bytes,
-            ),
+            config_settings: context.config_settings.clone(),
+            limits: context.limits.clone(),
             deterministic: state.deterministic,
             build_requirements: state.requirements,
             hook_runs: state.hook_runs,

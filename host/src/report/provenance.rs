@@ -47,7 +47,8 @@ pub fn statement(entry: &SourceReport) -> Option<Value> {
             "digest": {"sha256": sha256},
         }));
     }
-    let runtime = &entry.runtime;
+    // A source that published artifacts was built: its runtime is known.
+    let runtime = entry.runtime.as_ref()?;
     dependencies.push(json!({
         "name": format!("{} (python.wasm)", runtime.id),
         "uri": format!("pkg:generic/cpython-wasi@{}", runtime.python_version),
