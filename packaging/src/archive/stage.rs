@@ -28,7 +28,9 @@ pub const MAX_STAGE_DEPTH: usize = 64;
 /// they can be large).
 pub const VCS_DIRS: &[&str] = &[".git", ".hg", ".svn", ".bzr"];
 
+mod git;
 mod outcome;
+pub use git::{GitDir, stage_git_dir};
 pub use outcome::{LinkSkip, StageError, StageWarning, StagedTree};
 
 /// Copies the project folder `src` to `dest` (which must not exist, its parent must, or be
@@ -60,6 +62,17 @@ pub fn stage_source_tree(
         path: src.to_path_buf(),
         source: e.into(),
     })?;
+    stage_from(source_root, src, dest, limits)
+}
+
+/// Copies the folder open as `source_root` (shown as `src`) to `dest`, as
+/// [`stage_source_tree`] does.
+fn stage_from(
+    source_root: OwnedFd,
+    src: &Path,
+    dest: &Path,
+    limits: &StageLimits,
+) -> Result<StagedTree, StageError> {
     let writer = TreeWriter::create(dest).map_err(|source| StageError::Destination {
         path: dest.to_path_buf(),
         source,
