@@ -6,8 +6,8 @@
 
 use crate::prepared::{PreparedBackends, Wanted};
 use crate::protocol::{
-    Action, BackendWarning, CallOutcome, CallsResponse, Hook, HookCall, ProcessAttempt, Request,
-    RunDirs, guest_join, guest_paths,
+    Action, BackendWarning, CallOutcome, CallsResponse, GIT_LIB, GitCommand, GitRequest, Hook,
+    HookCall, ProcessAttempt, Request, RunDirs, git_dir, guest_join, guest_paths,
 };
 use crate::reporter::{Event, HookRun, PreparedUse, Reporter, Warning};
 use crate::sandbox::{
@@ -36,6 +36,9 @@ pub(crate) struct HookContext<'a> {
     pub source_guest: &'a str,
     /// The build environment's site-packages.
     pub site_packages: &'a Path,
+    /// A git checkout's repository (a copy of its `.git`) and the site-packages of the
+    /// guest's git emulation (dulwich): mounted read-only, `git` is answered from them.
+    pub git: Option<(&'a Path, &'a Path)>,
     /// Files of the source tree that had an executable bit on the host (relative paths).
     pub executables: &'a [String],
     /// `-C` settings as a JSON object.
@@ -68,6 +71,8 @@ pub(crate) struct HookResults {
     pub processes: Vec<ProcessAttempt>,
     /// The Python warnings the backend showed, each once.
     pub warnings: Vec<BackendWarning>,
+    /// The `git` commands the emulation answered, in order.
+    pub git: Vec<GitCommand>,
     run: RunDirs,
 }
 
@@ -166,13 +171,17 @@ fn run_calls(
         env_dir: guest_paths::ENV,
         executables: ctx.executables,
         seed: seed.or_else(|| ctx.seed.map(str::to_string)),
+        git: ctx.git.map(|_| GitRequest {
+            lib: GIT_LIB,
+            repo: git_dir(ctx.source_guest),
+        }),
         action: Action::calls(calls, ctx.config_settings),
     })
     .map_err(setup)?;
     let guest = GuestRun {
         args: RunDirs::args(),
         env: ctx.env.to_vec(),
-        mounts: run.mounts(ctx.source, ctx.source_guest, ctx.site_packages),
+        mounts: run.mounts(ctx.source, ctx.source_guest, ctx.site_packages, ctx.git),
         limits: ctx.limits.clone(),
         log: ctx.log.clone(),
         determinism,
@@ -309,6 +318,10 @@ fn prepared_image(ctx: &HookContext<'_>, guest: &GuestRun) -> Result<Result<Memo
             "an editable build mounts the source at its own path".into()
         ));
     }
+    if ctx.git.is_some() {
+        // The prepare run mounts no repository: keep the mount tables alike.
+        return Ok(Err("a git checkout's repository is mounted".into()));
+    }
     backends.image(&Wanted {
         sandbox: ctx.sandbox,
         env_key,
@@ -328,6 +341,7 @@ fn interpret(
 ) -> Result<HookResults, HookError> {
     let mut values = Vec::new();
     let processes = response.processes;
+    let git = response.git;
     let warnings: Vec<BackendWarning> = response
         .warnings
         .into_iter()
@@ -423,6 +437,7 @@ fn interpret(
         stopped_for_requirements: stopped,
         processes,
         warnings,
+        git,
         run,
     })
 }
