@@ -426,11 +426,11 @@ pub(crate) fn guest_join(base: &str, rel: &str) -> String {
 mod git;
 mod run_dirs;
 
-pub(crate) use self::git::{GIT_EMULATION, GIT_LIB, GitRequest};
 pub use self::git::GitCommand;
-pub(crate) use self::run_dirs::{RunDirs, git_dir};
+pub(crate) use self::git::{GIT_EMULATION, GIT_LIB, GitRequest};
 #[cfg(test)]
 use self::run_dirs::{MAX_IO_FILE, read_json};
+pub(crate) use self::run_dirs::{RunDirs, git_dir};
 
 #[cfg(test)]
 mod tests;

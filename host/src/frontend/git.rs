@@ -24,6 +24,21 @@ use wasm_build_packaging::pyproject::parse_requirement;
 /// that the emulation's answers do not change under a build.
 pub(crate) const DULWICH: &str = "dulwich==1.2.21";
 
+/// Build requirements (normalized names) that take a project's version or file list from
+/// git.
+const SCM_VERSIONING: &[&str] = &[
+    "setuptools-scm",
+    "hatch-vcs",
+    "versioneer",
+    "dunamai",
+    "pbr",
+    "flit-scm",
+    "setuptools-git-versioning",
+    "uv-dynamic-versioning",
+    "poetry-dynamic-versioning",
+    "vcs-versioning",
+];
+
 /// Whether a source is a git checkout the guest can read.
 #[derive(Debug, Clone)]
 pub(crate) enum Checkout {
@@ -58,15 +73,14 @@ impl Frontend {
             max_bytes: limits.max_bytes.saturating_sub(staged.bytes),
         };
         let dest = scratch.join(format!("git-{}", super::source::unique_suffix()));
-        let git = archive::stage_git_dir(source, &dest, &left).map_err(|error| {
-            BuildError::Input {
+        let git =
+            archive::stage_git_dir(source, &dest, &left).map_err(|error| BuildError::Input {
                 what: format!(
                     "the git repository {} (copied with the source, within the same limits)",
                     source.join(".git").display()
                 ),
                 source: error.into(),
-            }
-        })?;
+            })?;
         Ok(match git {
             GitDir::Absent => Checkout::NoRepository("it has no .git folder".into()),
             GitDir::NotFollowed { kind } => {
@@ -96,8 +110,7 @@ impl Frontend {
         if !matches!(project.checkout, Checkout::Repository(_)) {
             return Ok(None);
         }
-        let requirement =
-            parse_requirement(DULWICH).map_err(|e| BuildError::Other(e.into()))?;
+        let requirement = parse_requirement(DULWICH).map_err(|e| BuildError::Other(e.into()))?;
         let label = format!("the git emulation of {}", project.label);
         self.environment(&[requirement], &label).map(Some)
     }
@@ -116,18 +129,27 @@ impl Frontend {
                 None => Ok(()),
             },
             Checkout::NoRepository(why) => {
-                let asked = results.processes.iter().find(|p| {
+                let ran = results.processes.iter().find(|p| {
                     p.argv
                         .first()
                         .is_some_and(|program| program.rsplit('/').next() == Some("git"))
                 });
+                let asked = match ran {
+                    Some(attempt) => Some(format!("the backend ran {}", attempt.describe())),
+                    None => project
+                        .build_system
+                        .requirements
+                        .iter()
+                        .map(|r| r.name.to_string())
+                        .find(|name| SCM_VERSIONING.contains(&name.as_str()))
+                        .map(|name| format!("the build requires {name}, which reads git")),
+                };
                 if let Some(asked) = asked {
                     self.reporter
                         .report(&Event::Warning(&Warning::GitCheckout(format!(
-                            "the backend ran {} but {} has no git repository the sandbox \
-                             can use ({why}): a version or file list it takes from git is its \
-                             fallback (SETUPTOOLS_SCM_PRETEND_VERSION sets the version)",
-                            asked.describe(),
+                            "{asked}, but {} has no git repository the sandbox can use \
+                             ({why}): a version or file list it takes from git is its fallback \
+                             (--env SETUPTOOLS_SCM_PRETEND_VERSION=X.Y.Z gives the version)",
                             project.label
                         ))));
                 }

@@ -320,6 +320,14 @@ impl Stager<'_> {
             }
         };
         self.count_entry()?;
+        // A file its size already puts over the limit is refused before a byte is copied
+        // (the count while copying still holds for a file that grows).
+        if self.staged.bytes.saturating_add(stat.st_size as u64) > self.limits.max_bytes {
+            return Err(LimitExceeded::Bytes {
+                limit: self.limits.max_bytes,
+            }
+            .into());
+        }
         let executable = stat.st_mode & 0o111 != 0;
         self.tree
             .place(path, Node::File)

@@ -28,11 +28,7 @@ pub enum GitDir {
 
 /// Copies `src/.git` to `dest` when it is a folder, within `limits` (the caller passes
 /// what the source copy left of its own limits, so that both together stay within them).
-pub fn stage_git_dir(
-    src: &Path,
-    dest: &Path,
-    limits: &StageLimits,
-) -> Result<GitDir, StageError> {
+pub fn stage_git_dir(src: &Path, dest: &Path, limits: &StageLimits) -> Result<GitDir, StageError> {
     let read_error = |path: &Path, source: io::Error| StageError::Read {
         path: path.to_path_buf(),
         source,
@@ -140,7 +136,10 @@ mod tests {
         };
         let error = stage_git_dir(&src, &dest, &small).unwrap_err();
         assert!(
-            matches!(error, StageError::Limit(LimitExceeded::Bytes { limit: 1000 })),
+            matches!(
+                error,
+                StageError::Limit(LimitExceeded::Bytes { limit: 1000 })
+            ),
             "{error:?}"
         );
         assert!(!dest.exists());
