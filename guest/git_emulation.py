@@ -171,12 +171,14 @@ class Git:
             obj = self.repo[obj.object[1]]
         return obj.id
 
-    def commit_or_die(self, name):
+    def commit_or_die(self, name, echo=False):
+        """The commit `name` names, or git's failure (rev-parse also echoes the name)."""
         sha = self.resolve(name)
         if sha is None:
             raise Failed(128, ("fatal: ambiguous argument '%s': unknown revision or path not in the working "
                                "tree.\nUse '--' to separate paths from revisions, like this:\n"
-                               "'git <command> [<revision>...] -- [<file>...]'\n" % name).encode(), name.encode() + b"\n")
+                               "'git <command> [<revision>...] -- [<file>...]'\n" % name).encode(),
+                         name.encode() + b"\n" if echo else b"")
         return sha
 
     def abbrev(self, sha, length=None):
@@ -222,9 +224,9 @@ class Git:
             elif arg == "--abbrev-ref":
                 abbrev_ref = True
             elif arg == "--short":
-                short = 7
+                short, verify = -1, True  # --short implies --verify; the length git's
             elif arg.startswith("--short="):
-                short = int(arg[8:])
+                short, verify = int(arg[8:]), True
             elif arg == "--show-prefix":
                 out.append(self.prefix)
             elif arg == "--show-toplevel":
@@ -255,7 +257,7 @@ class Git:
             if sha is None:
                 if verify:
                     raise Failed(1) if quiet else Failed(128, b"fatal: Needed a single revision\n")
-                self.commit_or_die(rev)
+                self.commit_or_die(rev, echo=True)
             if abbrev_ref:
                 if rev not in ("HEAD", "@"):
                     raise Refused("git rev-parse --abbrev-ref of a name other than HEAD")
@@ -265,7 +267,7 @@ class Git:
                 else:
                     out.append("HEAD")
             elif short is not None:
-                out.append(self.abbrev(sha, short if short >= 4 else 4) if short < 40 else sha.decode())
+                out.append(self.abbrev(sha, None if short < 0 else max(short, 4)))
             else:
                 out.append(sha.decode())
         return "".join(line + "\n" for line in out).encode()
@@ -355,6 +357,8 @@ class Git:
         name = revs[0] if revs else "HEAD"
         sha = self.resolve(name)
         if sha is None:
+            if not revs:
+                raise fatal("No names found, cannot describe anything.")
             raise fatal("Not a valid object name %s" % name)
         if abbrev == 0 and long_format:
             raise fatal("options '--long' and '--abbrev=0' cannot be used together")
@@ -523,13 +527,11 @@ class Git:
         if count != 1 or fmt is None or len(revs) > 1:
             raise Refused("git %s other than one commit in a --format" % command)
         name = revs[0] if revs else "HEAD"
-        sha = self.resolve(name)
-        if sha is None:
-            if name == "HEAD" and command == "log":
-                target = self.repo.refs.read_ref(b"HEAD") or b""
-                branch = target[len(b"ref: refs/heads/"):].decode() if target.startswith(b"ref: refs/heads/") else "HEAD"
-                raise fatal("your current branch '%s' does not have any commits yet" % branch)
-            self.commit_or_die(name)
+        if not revs and self.resolve("HEAD") is None:
+            target = self.repo.refs.read_ref(b"HEAD") or b""
+            branch = target[len(b"ref: refs/heads/"):].decode() if target.startswith(b"ref: refs/heads/") else "HEAD"
+            raise fatal("your current branch '%s' does not have any commits yet" % branch)
+        sha = self.commit_or_die(name)
         return (self.format(self.repo[sha], fmt) + "\n").encode()
 
     def format(self, commit, fmt):
@@ -699,14 +701,26 @@ def insert_by_date(queue, commit):
     queue.append(commit)
 
 
-def check_pattern(pattern):
-    if "[^" in pattern or "**" in pattern or "\\" in pattern or "[!" in pattern:
+POSIX_CLASSES = {"[:digit:]": "0-9", "[:alpha:]": "a-zA-Z", "[:alnum:]": "a-zA-Z0-9",
+                 "[:upper:]": "A-Z", "[:lower:]": "a-z", "[:xdigit:]": "0-9a-fA-F"}
+
+
+def translate(pattern):
+    """A --match pattern as fnmatch reads it the way git's wildmatch does (flags 0: `*`
+    matches `/` too), or Refused where they could differ."""
+    for name, chars in POSIX_CLASSES.items():
+        pattern = pattern.replace(name, chars)
+    if "[:" in pattern or "[^" in pattern or "[!" in pattern or "**" in pattern or "\\" in pattern:
         raise Refused("the pattern %s" % pattern)
+    return pattern
+
+
+def check_pattern(pattern):
+    translate(pattern)
 
 
 def wildmatch(pattern, name):
-    # wildmatch(pattern, name, 0): `*` also matches `/`, as fnmatch's does.
-    return fnmatch.fnmatchcase(name, pattern)
+    return fnmatch.fnmatchcase(name, translate(pattern))
 
 
 def needs_quoting(path):

@@ -104,6 +104,26 @@ fn native(source: &Path, out: &Path) -> Vec<String> {
     names
 }
 
+#[test]
+fn the_emulation_answers_as_git_does() {
+    // The commands version plugins run, against repositories made with the real git
+    // (unborn, at annotated and lightweight tags, after them, changed in the work tree and
+    // the index, detached, merges with tags on both sides), from the top and a subfolder:
+    // where the emulation answers, status and stdout are git's; it may only refuse.
+    let dir = tempfile::tempdir().unwrap();
+    let guest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest");
+    let output = Command::new(tools_python())
+        .arg(fixtures().join("git/differential.py"))
+        .arg(&guest)
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    eprintln!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "the emulation differs from git");
+    assert!(stdout.contains(", differences 0"), "{stdout}");
+}
+
 fn name(path: &Path) -> String {
     path.file_name().unwrap().to_string_lossy().into_owned()
 }
