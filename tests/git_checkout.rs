@@ -326,3 +326,44 @@ fn a_git_command_the_emulation_cannot_answer_fails_the_build() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_backend_failing_after_an_unanswered_git_command_is_told_why() {
+    // An in-tree backend that needs `git archive` (not emulated) and fails without it:
+    // the hint names the command and the pretend-version way out.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("archiver");
+    fs::create_dir_all(root.join("_backend")).unwrap();
+    fs::write(
+        root.join("pyproject.toml"),
+        "[build-system]\nrequires = []\nbuild-backend = \"archiver\"\nbackend-path = [\"_backend\"]\n",
+    )
+    .unwrap();
+    fs::write(
+        root.join("_backend/archiver.py"),
+        "import subprocess\n\n\
+         def build_sdist(sdist_directory, config_settings=None):\n    \
+         subprocess.run([\"git\", \"archive\", \"HEAD\"], check=True, capture_output=True)\n",
+    )
+    .unwrap();
+    git(&root, &["init", "-q", "-b", "main"]);
+    git(&root, &["add", "."]);
+    git(&root, &["commit", "-q", "-m", "first"]);
+    let stderr = build_fails(
+        wasm_build()
+            .arg(&root)
+            .arg("--sdist")
+            .arg("-o")
+            .arg(dir.path().join("out")),
+        5,
+    );
+    assert!(stderr.contains("CalledProcessError"), "{stderr}");
+    assert!(
+        stderr.contains("the backend ran `git archive HEAD`, which the sandbox's git emulation"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("SETUPTOOLS_SCM_PRETEND_VERSION"),
+        "{stderr}"
+    );
+}

@@ -156,6 +156,7 @@ fn run_calls(
         }),
         log: Vec::new(),
         processes: Vec::new(),
+        git_refused: None,
     };
     let run = RunDirs::new(ctx.scratch, "hook-").map_err(setup)?;
     let determinism = ctx.determinism.map(|base| per_run(base, calls));
@@ -220,6 +221,7 @@ fn run_calls(
             kind: Box::new(HookErrorKind::Sandbox { hook, source }),
             log,
             processes: Vec::new(),
+            git_refused: None,
         }
     })?;
 
@@ -245,6 +247,7 @@ fn run_calls(
                 }),
                 log: exit.log,
                 processes: Vec::new(),
+                git_refused: None,
             })
         }
         Err(reason) => Err(bad(first, format!("{reason:#}"), exit.log)),
@@ -342,6 +345,7 @@ fn interpret(
     let mut values = Vec::new();
     let processes = response.processes;
     let git = response.git;
+    let git_refused = git.iter().find(|c| c.refused.is_some()).cloned();
     let warnings: Vec<BackendWarning> = response
         .warnings
         .into_iter()
@@ -350,6 +354,7 @@ fn interpret(
         .collect();
     let bad = |hook, reason, log| HookError {
         processes: processes.clone(),
+        git_refused: git_refused.clone(),
         ..bad(hook, reason, log)
     };
     for (index, result) in response.results.into_iter().enumerate() {
@@ -409,6 +414,7 @@ fn interpret(
             kind: Box::new(kind),
             log,
             processes,
+            git_refused,
         });
     }
     let stopped = response.stopped_for_requirements;
@@ -452,6 +458,7 @@ fn bad(hook: Hook, reason: String, log: Vec<u8>) -> HookError {
         kind: Box::new(HookErrorKind::BadResult { hook, reason }),
         log,
         processes: Vec::new(),
+        git_refused: None,
     }
 }
 

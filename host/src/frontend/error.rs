@@ -120,6 +120,8 @@ pub enum Hint {
     PureFallback(String),
     /// A git checkout's version cannot be found in the sandbox: it can be given.
     PretendVersion,
+    /// The backend failed after the sandbox's git emulation refused this command.
+    GitUnanswered { command: String, why: String },
 }
 
 /// The limits a user can raise.
@@ -173,6 +175,11 @@ impl BuildError {
             BuildError::Hook(error) => {
                 if let Some(hit) = error.kind.limit() {
                     Some(Hint::RaiseLimit(hit.into()))
+                } else if let Some(command) = &error.git_refused {
+                    Some(Hint::GitUnanswered {
+                        command: command.describe(),
+                        why: command.refused.clone().unwrap_or_default(),
+                    })
                 } else if !error.processes.is_empty() {
                     Some(Hint::NoProcesses(
                         error
