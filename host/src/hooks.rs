@@ -345,7 +345,10 @@ fn interpret(
     let mut values = Vec::new();
     let processes = response.processes;
     let git = response.git;
-    let git_refused = git.iter().find(|c| c.refused.is_some()).cloned();
+    let git_refused = git
+        .iter()
+        .find(|c| c.refused.is_some())
+        .map(|c| Box::new(c.clone()));
     let warnings: Vec<BackendWarning> = response
         .warnings
         .into_iter()

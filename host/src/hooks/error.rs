@@ -12,7 +12,7 @@ pub struct HookError {
     /// The programs and threads the backend tried to start before it failed.
     pub processes: Vec<ProcessAttempt>,
     /// The first `git` command of a checkout the sandbox's emulation could not answer.
-    pub git_refused: Option<GitCommand>,
+    pub git_refused: Option<Box<GitCommand>>,
 }
 
 impl std::fmt::Display for HookError {
