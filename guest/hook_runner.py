@@ -164,6 +164,7 @@ def set_up():
     """What every run of this interpreter gets, before anything of the environment runs."""
     guest = types.ModuleType(GUEST)
     guest.hook, guest.how, guest.processes, guest.seed = "import", None, [], None
+    guest.git, guest.git_commands = None, []
     guest.warnings, guest.warning_keys = [], set()
     guest.modes = install_stat_shim()
     install_processes(guest)
@@ -537,6 +538,8 @@ def watch_project(source_dir):
 # --- Programs and threads ----------------------------------------------------------------
 
 SHELL = "/bin/sh"
+# Where shutil.which finds git when the emulation answers it (no file is there).
+GIT_PROGRAM = "/usr/bin/git"
 
 
 def install_warnings(guest):
@@ -903,8 +906,23 @@ def unavailable(name):
 
 
 # Modules patched when (or if already) imported: name -> patch(guest, module).
+def patch_which(guest, module):
+    """shutil.which("git") finds git when a repository is mounted (the emulation answers
+    it), so that tools which look before they run see what a machine with git shows."""
+    real = module.which
+
+    def which(cmd, mode=os.F_OK | os.X_OK, path=None):
+        if guest.git is not None and path is None and os.path.basename(os.fsdecode(os.fspath(cmd))) == "git":
+            return GIT_PROGRAM
+        return real(cmd, mode, path)
+
+    which.__doc__, which.__wrapped__ = real.__doc__, real
+    module.which = which
+
+
 PATCHES = {
     "subprocess": patch_subprocess,
+    "shutil": patch_which,
     "threading": lambda guest, module: patch_threads(guest, module, ("_start_new_thread", "_start_joinable_thread")),
     "multiprocessing.process": patch_multiprocessing_process,
     "multiprocessing.context": patch_multiprocessing_context,

@@ -329,8 +329,9 @@ fn a_git_command_the_emulation_cannot_answer_fails_the_build() {
 
 #[test]
 fn a_backend_failing_after_an_unanswered_git_command_is_told_why() {
-    // An in-tree backend that needs `git archive` (not emulated) and fails without it:
-    // the hint names the command and the pretend-version way out.
+    // An in-tree backend that looks git up (shutil.which finds it: the emulation answers
+    // it) and needs `git archive` (not emulated), failing without it: the hint names the
+    // command and the pretend-version way out.
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("archiver");
     fs::create_dir_all(root.join("_backend")).unwrap();
@@ -341,9 +342,10 @@ fn a_backend_failing_after_an_unanswered_git_command_is_told_why() {
     .unwrap();
     fs::write(
         root.join("_backend/archiver.py"),
-        "import subprocess\n\n\
+        "import shutil, subprocess\n\n\
          def build_sdist(sdist_directory, config_settings=None):\n    \
-         subprocess.run([\"git\", \"archive\", \"HEAD\"], check=True, capture_output=True)\n",
+         git = shutil.which(\"git\")\n    \
+         subprocess.run([git, \"archive\", \"HEAD\"], check=True, capture_output=True)\n",
     )
     .unwrap();
     git(&root, &["init", "-q", "-b", "main"]);
@@ -359,7 +361,7 @@ fn a_backend_failing_after_an_unanswered_git_command_is_told_why() {
     );
     assert!(stderr.contains("CalledProcessError"), "{stderr}");
     assert!(
-        stderr.contains("the backend ran `git archive HEAD`, which the sandbox's git emulation"),
+        stderr.contains("the backend ran `/usr/bin/git archive HEAD`, which the sandbox's git"),
         "{stderr}"
     );
     assert!(
