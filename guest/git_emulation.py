@@ -291,7 +291,7 @@ class Git:
                     break
         return name + b"\n"
 
-    def tag_names(self, lightweight, patterns, excludes):
+    def tag_names(self, patterns, excludes):
         """{commit: (priority, tagger time, name)} as git describe's get_name keeps them."""
         from dulwich.objects import Commit, Tag
 
@@ -363,7 +363,7 @@ class Git:
         if abbrev == 0 and long_format:
             raise fatal("options '--long' and '--abbrev=0' cannot be used together")
         suffix = dirty_mark if dirty_mark is not None and self.dirty() else ""
-        names = self.tag_names(True, patterns, excludes)
+        names = self.tag_names(patterns, excludes)
         found = names.get(sha)
         if found and (tags or found[0] == 2):
             text = found[2]
@@ -477,8 +477,6 @@ class Git:
                 break
             else:
                 raise Refused("git status %s" % arg)
-        if "--porcelain" not in args and not any(a.startswith("--porcelain") for a in []):
-            pass
         if not untracked_no:
             raise Refused("git status listing untracked files (only --untracked-files=no is emulated)")
         if paths:
@@ -581,25 +579,25 @@ class Git:
         return b"".join(sha + b"\n" for sha in commits)
 
     def export_attributes(self):
-        """Whether any attributes file could set export-ignore (then ask no more)."""
-        from dulwich.index import Index
-
+        """Whether any attributes file could set export-ignore (then the emulation, which
+        does not evaluate attributes, refuses): .git/info/attributes, every .gitattributes
+        of the work tree, and those of the index missing from it."""
         texts = []
-        for name in (os.path.join(self.repo_dir, "info", "attributes"),):
-            if os.path.exists(name):
-                texts.append(open(name, "rb").read())
+        info = os.path.join(self.repo_dir, "info", "attributes")
+        if os.path.exists(info):
+            with open(info, "rb") as f:
+                texts.append(f.read())
+        for folder, folders, files in os.walk(self.top):
+            if folder == self.top and ".git" in folders:
+                folders.remove(".git")
+            if ".gitattributes" in files:
+                with open(os.path.join(folder, ".gitattributes"), "rb") as f:
+                    texts.append(f.read())
         index = self.repo.open_index()
         for path in index.paths():
             if path == b".gitattributes" or path.endswith(b"/.gitattributes"):
-                full = os.path.join(self.top, os.fsdecode(path))
-                if os.path.exists(full):
-                    texts.append(open(full, "rb").read())
-                else:
+                if not os.path.lexists(os.path.join(self.top, os.fsdecode(path))):
                     texts.append(self.repo[index[path].sha].data)
-        for top_name in (".gitattributes",):
-            full = os.path.join(self.top, top_name)
-            if os.path.exists(full):
-                texts.append(open(full, "rb").read())
         return any(b"export-ignore" in text or b"[attr]" in text for text in texts)
 
     def cmd_ls_files(self, args, stdin):
