@@ -159,6 +159,19 @@ impl Frontend {
     }
 }
 
+/// The repository copy and dulwich's site-packages of a checkout, for the hooks' mounts.
+pub(super) fn mount<'a>(
+    project: &'a Project,
+    env: Option<&'a BuildEnv>,
+) -> Option<(&'a Path, &'a Path)> {
+    match (&project.checkout, env) {
+        (Checkout::Repository(repository), Some(env)) => {
+            Some((repository.as_path(), env.site_packages.as_path()))
+        }
+        _ => None,
+    }
+}
+
 fn unanswered(project: &Project, command: &GitCommand) -> BuildError {
     BuildError::GitCheckout {
         what: project.label.clone(),

@@ -347,7 +347,7 @@ impl Frontend {
         });
         let env = self.environment(&bs.requirements, &project.label)?;
         let git_env = self.git_emulation(project)?;
-        let git = git_mount(project, git_env.as_ref());
+        let git = git::mount(project, git_env.as_ref());
         let calls = HookCall::build_step(get_requires, build, &bs.requires);
         let name = project.sdist.as_ref().map(|s| s.name.to_string());
         let native = |e| native::classify_hook(e, name.as_deref());
@@ -485,16 +485,6 @@ impl Frontend {
         let result = work();
         self.reporter.report(&Event::StepFinished(step));
         result
-    }
-}
-
-/// The repository copy and dulwich's site-packages of a checkout, for the hooks' mounts.
-fn git_mount<'a>(project: &'a Project, env: Option<&'a BuildEnv>) -> Option<(&'a Path, &'a Path)> {
-    match (&project.checkout, env) {
-        (git::Checkout::Repository(repository), Some(env)) => {
-            Some((repository.as_path(), env.site_packages.as_path()))
-        }
-        _ => None,
     }
 }
 
