@@ -28,6 +28,7 @@ mod source;
 pub use self::bench::GuestBench;
 pub(crate) use self::error::one_line;
 pub use self::error::{BuildError, Hint, Limit, Refusal, index_hint};
+pub use self::git::GitUnanswered;
 use self::hook_input::config_settings_json;
 pub(crate) use self::hook_input::guest_environment;
 pub use self::plan::PlanError;
