@@ -159,6 +159,15 @@ fn a_setuptools_scm_checkout_gets_gits_version_and_file_list() {
         sdist_files(&dir.path().join("native").join(name(&sdist)))
     );
 
+    // A pretended version still gets git's file list (it was the version alone before).
+    let (pretended, _) = ours(
+        &root,
+        &dir.path().join("out-pretend"),
+        &["--env", "SETUPTOOLS_SCM_PRETEND_VERSION=9.9.9"],
+    );
+    assert_eq!(name(&pretended), "scm_demo-9.9.9.tar.gz");
+    assert_eq!(sdist_files(&pretended), files);
+
     // A commit after the tag and a changed tracked file: the `.devN+g<node>.d<date>`
     // version setuptools-scm makes natively.
     fs::write(root.join("data/extra.txt"), "changed\n").unwrap();
