@@ -118,6 +118,7 @@ def main():
         os.makedirs(home, exist_ok=True)
     sys.dont_write_bytecode = True
     guest = sys.modules.get(GUEST) or set_up()
+    guest.git, guest.git_commands = git_emulation(guest, request.get("git")), []
     identity = (request["backend"], request["env_dir"], source_dir)
     prepared = sys.modules.get(PREPARED)
     if prepared is not None and prepared.identity == identity and not request.get("prepare"):
@@ -163,6 +164,7 @@ def set_up():
     """What every run of this interpreter gets, before anything of the environment runs."""
     guest = types.ModuleType(GUEST)
     guest.hook, guest.how, guest.processes, guest.seed = "import", None, [], None
+    guest.git, guest.git_commands = None, []
     guest.warnings, guest.warning_keys = [], set()
     guest.modes = install_stat_shim()
     install_processes(guest)
@@ -274,6 +276,7 @@ def write_output(payload):
     if "results" in payload and guest is not None:
         payload["processes"] = guest.processes
         payload["warnings"] = getattr(guest, "warnings", [])
+        payload["git"] = getattr(guest, "git_commands", [])
     # Strings from the backend may hold lone surrogates, which JSON parsers refuse.
     data = json.dumps(payload, ensure_ascii=False).encode("utf-8", "replace")
     path = os.path.join(IO_DIR, "output.json")
@@ -535,6 +538,8 @@ def watch_project(source_dir):
 # --- Programs and threads ----------------------------------------------------------------
 
 SHELL = "/bin/sh"
+# Where shutil.which finds git when the emulation answers it (no file is there).
+GIT_PROGRAM = "/usr/bin/git"
 
 
 def install_warnings(guest):
@@ -594,6 +599,35 @@ def shell_says_not_found(command):
         command = os.fsdecode(command)
     words = str(command).split()
     return ("%s: 1: %s: not found\n" % (SHELL, words[0] if words else "")).encode()
+
+
+def git_emulation(guest, mounted):
+    """With a repository mounted ({"repo": "/src/.git", "lib": dulwich's folder}): a
+    function answering a `git` command line from it (git_emulation.py), which records each
+    answer for the host; None without one, so that git stays a missing program."""
+    if not mounted:
+        return None
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "git_emulation.py")
+    spec = importlib.util.spec_from_file_location("_wasm_build_git", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def run(argv, cwd, env, stdin):
+        argv = [os.fsdecode(os.fspath(arg)) if isinstance(arg, (bytes, os.PathLike)) else str(arg) for arg in argv]
+        if cwd is not None:
+            cwd = os.fsdecode(os.fspath(cwd))
+        if isinstance(stdin, str):
+            stdin = stdin.encode()
+        status, out, err, refused = module.answer(argv, cwd, mounted["repo"], mounted["lib"],
+                                                  os.environ if env is None else env, stdin or b"")
+        if len(guest.git_commands) < MAX_PROCESSES:
+            guest.git_commands.append({"hook": guest.hook, "argv": [a[:MAX_ARG_CHARS] for a in argv[:MAX_ARGS]],
+                                       "status": status, "refused": refused})
+        return status, out, err
+
+    return run
 
 
 def install_processes(guest):
@@ -722,10 +756,39 @@ def patch_subprocess(guest, module):
                 argv = [SHELL, "-c"] + argv
             if executable is not None:
                 argv[0] = executable
+            program = argv[0] if argv else ""
+            if not shell and guest.git is not None and os.path.basename(os.fsdecode(os.fspath(program))) == "git":
+                self._git(args, argv, module, options)
+                return
             record(guest, guest.how or "subprocess", argv)
             if not shell:
                 raise not_found(argv[0])
             self._exited(args, module, options)
+
+        def _git(self, args, argv, module, options):
+            """`git`, answered by the emulation; with a stdin pipe, once its input is known."""
+            call = (argv, options.get("cwd"), options.get("env"))
+            self._pending = None
+            if options.get("stdin") == module.PIPE and "--stdin" in call[0]:
+                self._answered(args, module, options, 0, b"", b"")
+                self._pending = (call, module, options)
+            else:
+                self._answered(args, module, options, *guest.git(*call, b""))
+
+        def _answered(self, args, module, options, status, out, err):
+            """The state of a Popen whose program has exited with `status`."""
+            self.args, self.pid, self.returncode = args, None, status
+            self.encoding, self.errors = options.get("encoding"), options.get("errors")
+            self.text_mode = bool(self.encoding or self.errors or options.get("text") or options.get("universal_newlines"))
+            self.universal_newlines = self.text_mode
+            self._communication_started, self._input, self.pipesize = False, None, -1
+            stdin, stdout, stderr = (options.get(k) for k in ("stdin", "stdout", "stderr"))
+            self.stdin = self._stream(b"") if stdin == module.PIPE else None
+            if stderr == module.STDOUT:
+                self.stdout, self.stderr = self._deliver(stdout, out + err, sys.stdout, module), None
+            else:
+                self.stdout = self._deliver(stdout, out, sys.stdout, module)
+                self.stderr = self._deliver(stderr, err, sys.stderr, module)
 
         def _exited(self, args, module, options):
             """The state of a Popen whose shell has exited with 127."""
@@ -762,7 +825,26 @@ def patch_subprocess(guest, module):
             stream = io.BytesIO(data)
             return io.TextIOWrapper(stream, self.encoding, self.errors) if self.text_mode else stream
 
+        def _settle(self, input=None):
+            """Answers a git command that reads its input, now that the input is known."""
+            pending = getattr(self, "_pending", None)
+            if pending is not None:
+                self._pending = None
+                call, module, options = pending
+                if isinstance(input, str):
+                    input = input.encode(self.encoding or "utf-8", self.errors or "strict")
+                self._answered(self.args, module, options, *guest.git(*call, input or b""))
+
+        def poll(self):
+            self._settle()
+            return self.returncode
+
+        def wait(self, timeout=None):
+            self._settle()
+            return self.returncode
+
         def communicate(self, input=None, timeout=None):
+            self._settle(input)
             out = self.stdout.read() if self.stdout else None
             err = self.stderr.read() if self.stderr else None
             for stream in (self.stdin, self.stdout, self.stderr):
@@ -824,8 +906,23 @@ def unavailable(name):
 
 
 # Modules patched when (or if already) imported: name -> patch(guest, module).
+def patch_which(guest, module):
+    """shutil.which("git") finds git when a repository is mounted (the emulation answers
+    it), so that tools which look before they run see what a machine with git shows."""
+    real = module.which
+
+    def which(cmd, mode=os.F_OK | os.X_OK, path=None):
+        if guest.git is not None and path is None and os.path.basename(os.fsdecode(os.fspath(cmd))) == "git":
+            return GIT_PROGRAM
+        return real(cmd, mode, path)
+
+    which.__doc__, which.__wrapped__ = real.__doc__, real
+    module.which = which
+
+
 PATCHES = {
     "subprocess": patch_subprocess,
+    "shutil": patch_which,
     "threading": lambda guest, module: patch_threads(guest, module, ("_start_new_thread", "_start_joinable_thread")),
     "multiprocessing.process": patch_multiprocessing_process,
     "multiprocessing.context": patch_multiprocessing_context,

@@ -166,3 +166,34 @@ fn a_backend_falling_back_to_pure_python_succeeds_with_a_warning() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_build_requirement_chain_ending_at_a_rust_backend_compiles_native_code() {
+    // maturin has platform wheels only, and its sdist builds Rust with cargo: a project
+    // whose build requires it compiles native code (exit 8), with the chain named, rather
+    // than "building maturin from its sdist failed".
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("rusty");
+    fs::create_dir_all(project.join("rusty")).unwrap();
+    fs::write(project.join("rusty/__init__.py"), "").unwrap();
+    fs::write(
+        project.join("pyproject.toml"),
+        "[build-system]\nrequires = [\"maturin>=1,<2\"]\nbuild-backend = \"maturin\"\n\n\
+         [project]\nname = \"rusty\"\nversion = \"1.0\"\n",
+    )
+    .unwrap();
+    let stderr = build_fails(
+        wasm_build()
+            .arg(&project)
+            .arg("--wheel")
+            .arg("-o")
+            .arg(dir.path().join("out")),
+        8,
+    );
+    assert!(
+        stderr.contains("this project compiles native code"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("→ maturin 1."), "{stderr}");
+    assert!(stderr.contains("cargo"), "{stderr}");
+}

@@ -6,8 +6,8 @@
 
 use crate::prepared::{PreparedBackends, Wanted};
 use crate::protocol::{
-    Action, BackendWarning, CallOutcome, CallsResponse, Hook, HookCall, ProcessAttempt, Request,
-    RunDirs, guest_join, guest_paths,
+    Action, BackendWarning, CallOutcome, CallsResponse, GIT_LIB, GitCommand, GitRequest, Hook,
+    HookCall, ProcessAttempt, Request, RunDirs, git_dir, guest_join, guest_paths,
 };
 use crate::reporter::{Event, HookRun, PreparedUse, Reporter, Warning};
 use crate::sandbox::{
@@ -36,6 +36,9 @@ pub(crate) struct HookContext<'a> {
     pub source_guest: &'a str,
     /// The build environment's site-packages.
     pub site_packages: &'a Path,
+    /// A git checkout's repository (a copy of its `.git`) and the site-packages of the
+    /// guest's git emulation (dulwich): mounted read-only, `git` is answered from them.
+    pub git: Option<(&'a Path, &'a Path)>,
     /// Files of the source tree that had an executable bit on the host (relative paths).
     pub executables: &'a [String],
     /// `-C` settings as a JSON object.
@@ -68,6 +71,8 @@ pub(crate) struct HookResults {
     pub processes: Vec<ProcessAttempt>,
     /// The Python warnings the backend showed, each once.
     pub warnings: Vec<BackendWarning>,
+    /// The `git` commands the emulation answered, in order.
+    pub git: Vec<GitCommand>,
     run: RunDirs,
 }
 
@@ -151,6 +156,7 @@ fn run_calls(
         }),
         log: Vec::new(),
         processes: Vec::new(),
+        git_refused: None,
     };
     let run = RunDirs::new(ctx.scratch, "hook-").map_err(setup)?;
     let determinism = ctx.determinism.map(|base| per_run(base, calls));
@@ -166,13 +172,17 @@ fn run_calls(
         env_dir: guest_paths::ENV,
         executables: ctx.executables,
         seed: seed.or_else(|| ctx.seed.map(str::to_string)),
+        git: ctx.git.map(|_| GitRequest {
+            lib: GIT_LIB,
+            repo: git_dir(ctx.source_guest),
+        }),
         action: Action::calls(calls, ctx.config_settings),
     })
     .map_err(setup)?;
     let guest = GuestRun {
         args: RunDirs::args(),
         env: ctx.env.to_vec(),
-        mounts: run.mounts(ctx.source, ctx.source_guest, ctx.site_packages),
+        mounts: run.mounts(ctx.source, ctx.source_guest, ctx.site_packages, ctx.git),
         limits: ctx.limits.clone(),
         log: ctx.log.clone(),
         determinism,
@@ -211,6 +221,7 @@ fn run_calls(
             kind: Box::new(HookErrorKind::Sandbox { hook, source }),
             log,
             processes: Vec::new(),
+            git_refused: None,
         }
     })?;
 
@@ -236,6 +247,7 @@ fn run_calls(
                 }),
                 log: exit.log,
                 processes: Vec::new(),
+                git_refused: None,
             })
         }
         Err(reason) => Err(bad(first, format!("{reason:#}"), exit.log)),
@@ -309,6 +321,10 @@ fn prepared_image(ctx: &HookContext<'_>, guest: &GuestRun) -> Result<Result<Memo
             "an editable build mounts the source at its own path".into()
         ));
     }
+    if ctx.git.is_some() {
+        // The prepare run mounts no repository: keep the mount tables alike.
+        return Ok(Err("a git checkout's repository is mounted".into()));
+    }
     backends.image(&Wanted {
         sandbox: ctx.sandbox,
         env_key,
@@ -328,6 +344,11 @@ fn interpret(
 ) -> Result<HookResults, HookError> {
     let mut values = Vec::new();
     let processes = response.processes;
+    let git = response.git;
+    let git_refused = git
+        .iter()
+        .find(|c| c.refused.is_some())
+        .map(|c| Box::new(c.clone()));
     let warnings: Vec<BackendWarning> = response
         .warnings
         .into_iter()
@@ -336,6 +357,7 @@ fn interpret(
         .collect();
     let bad = |hook, reason, log| HookError {
         processes: processes.clone(),
+        git_refused: git_refused.clone(),
         ..bad(hook, reason, log)
     };
     for (index, result) in response.results.into_iter().enumerate() {
@@ -395,6 +417,7 @@ fn interpret(
             kind: Box::new(kind),
             log,
             processes,
+            git_refused,
         });
     }
     let stopped = response.stopped_for_requirements;
@@ -423,6 +446,7 @@ fn interpret(
         stopped_for_requirements: stopped,
         processes,
         warnings,
+        git,
         run,
     })
 }
@@ -437,6 +461,7 @@ fn bad(hook: Hook, reason: String, log: Vec<u8>) -> HookError {
         kind: Box::new(HookErrorKind::BadResult { hook, reason }),
         log,
         processes: Vec::new(),
+        git_refused: None,
     }
 }
 

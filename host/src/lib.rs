@@ -40,11 +40,11 @@ pub mod service;
 pub mod worker;
 
 pub use frontend::{
-    BuildError, BuildRequest, Distribution, Frontend, GuestBench, Hint, Limit, PlanError, Refusal,
-    Settings, index_hint,
+    BuildError, BuildRequest, Distribution, Frontend, GitUnanswered, GuestBench, Hint, Limit,
+    PlanError, Refusal, Settings, index_hint,
 };
 pub use hooks::{HookError, HookErrorKind};
-pub use protocol::{BackendWarning, Hook, HookCall, ProcessAttempt, ProcessKind};
+pub use protocol::{BackendWarning, GitCommand, Hook, HookCall, ProcessAttempt, ProcessKind};
 pub use reporter::{Event, Reporter, Silent, Step, Warning};
 pub use sandbox::{Isolation, Limits};
 pub use service::{Task, TaskResult, run_task};

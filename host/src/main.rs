@@ -133,6 +133,16 @@ fn hint_text(hint: Hint) -> String {
                 env!("CARGO_PKG_REPOSITORY")
             )
         }
+        Hint::GitUnanswered { command, why } => format!(
+            "the backend ran {command}, which the sandbox's git emulation cannot answer \
+             ({why}); give \
+             the version yourself: --env SETUPTOOLS_SCM_PRETEND_VERSION=X.Y.Z (read by \
+             setuptools-scm and hatch-vcs), or build from an sdist"
+        ),
+        Hint::PretendVersion => "give the version yourself: --env \
+             SETUPTOOLS_SCM_PRETEND_VERSION=X.Y.Z (read by setuptools-scm and hatch-vcs), or \
+             build from an sdist"
+            .to_string(),
         Hint::PureFallback(switch) => format!(
             "the project documents a build of its pure-Python code alone: pass --env {switch}"
         ),

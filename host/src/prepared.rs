@@ -208,7 +208,7 @@ fn prepare(wanted: &Wanted<'_>, image: &Path) -> Result<Outcome> {
     let src = run_dirs.path().join("src");
     std::fs::create_dir(&src).with_context(|| format!("creating {}", src.display()))?;
     let run = GuestRun {
-        mounts: run_dirs.mounts(&src, guest_paths::SOURCE, wanted.site_packages),
+        mounts: run_dirs.mounts(&src, guest_paths::SOURCE, wanted.site_packages, None),
         log: LogSink::Capture,
         // The image serves every source: in a deterministic build it is made with a clock
         // and randomness of no source's.
@@ -222,6 +222,7 @@ fn prepare(wanted: &Wanted<'_>, image: &Path) -> Result<Outcome> {
         env_dir: guest_paths::ENV,
         executables: &[],
         seed: None,
+        git: None,
         action: Action::prepare(wanted.sandbox.descriptors(&run)),
     })?;
     let exit = match wanted.sandbox.prepare(&run, image) {

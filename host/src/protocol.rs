@@ -148,6 +148,9 @@ pub(crate) struct Request<'a> {
     pub executables: &'a [String],
     /// Seeds the guest's randomness in hook runs (hex); `None`: fresh randomness each run.
     pub seed: Option<String>,
+    /// A git repository mounted for the emulation; absent when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub git: Option<GitRequest>,
     #[serde(flatten)]
     pub action: Action,
 }
@@ -212,6 +215,9 @@ pub(crate) struct CallsResponse {
     /// The Python warnings the backend showed, each once (the runner keeps 32).
     #[serde(default)]
     pub warnings: Vec<BackendWarning>,
+    /// The `git` commands the emulation answered (the runner keeps 64).
+    #[serde(default)]
+    pub git: Vec<GitCommand>,
 }
 
 /// A Python warning the backend showed (`warnings.warn` let through its filters), as the
@@ -417,11 +423,14 @@ pub(crate) fn guest_join(base: &str, rel: &str) -> String {
     }
 }
 
+mod git;
 mod run_dirs;
 
-pub(crate) use self::run_dirs::RunDirs;
+pub use self::git::GitCommand;
+pub(crate) use self::git::{GIT_EMULATION, GIT_LIB, GitRequest};
 #[cfg(test)]
 use self::run_dirs::{MAX_IO_FILE, read_json};
+pub(crate) use self::run_dirs::{RunDirs, git_dir};
 
 #[cfg(test)]
 mod tests;

@@ -266,6 +266,9 @@ pub enum Warning {
     /// A choice of the resolver worth knowing (a pre-release, a yanked file, a hash the
     /// index did not give, files left out by `--exclude-newer`).
     Resolution(String),
+    /// A project folder's git repository that is not used, or a backend that asked git
+    /// about a folder without one.
+    GitCheckout(String),
     /// A Python warning the backend showed (a deprecation of setuptools), reported once
     /// per frontend however many hook runs, and places in the backend, show it.
     Backend(BackendWarning),
@@ -295,7 +298,7 @@ impl fmt::Display for Warning {
             Warning::ScratchLeft { path, error } => {
                 write!(f, "could not remove the scratch folder {path}: {error}")
             }
-            Warning::Resolution(note) => f.write_str(note),
+            Warning::Resolution(note) | Warning::GitCheckout(note) => f.write_str(note),
             Warning::RenamedSdist {
                 file,
                 project,

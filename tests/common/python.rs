@@ -1,6 +1,7 @@
-//! A Python virtual environment with pypa/build and jsonschema from PyPI, made once for all
-//! tests of a `cargo test` run (under cargo's target folder): the reference `python -m
-//! build` and the validator of the report's JSON Schema.
+//! A Python virtual environment with pypa/build, jsonschema and dulwich from PyPI, made once
+//! for all tests of a `cargo test` run (under cargo's target folder): the reference `python
+//! -m build`, the validator of the report's JSON Schema, and the git emulation's library
+//! (the version the host pins, `frontend/git.rs`) for comparing it with git natively.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -8,7 +9,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 /// What the venv holds.
-const PACKAGES: &[&str] = &["build==1.6.1", "jsonschema==4.26.0"];
+const PACKAGES: &[&str] = &["build==1.6.1", "jsonschema==4.26.0", "dulwich==1.2.21"];
 
 /// The venv's `python`, made (once per run, under a lock shared by test binaries) if
 /// missing.

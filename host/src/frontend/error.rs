@@ -65,6 +65,14 @@ pub enum BuildError {
         #[source]
         source: Box<BuildError>,
     },
+    /// A git checkout whose `git` commands the sandbox could not answer exactly: the
+    /// version or file list would not be git's.
+    #[error("cannot build {what} faithfully from its git checkout")]
+    GitCheckout {
+        what: String,
+        #[source]
+        source: super::git::GitUnanswered,
+    },
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -110,6 +118,10 @@ pub enum Hint {
     /// The project documents this `KEY=VALUE` environment variable for a build without its
     /// extensions.
     PureFallback(String),
+    /// A git checkout's version cannot be found in the sandbox: it can be given.
+    PretendVersion,
+    /// The backend failed after the sandbox's git emulation refused this command.
+    GitUnanswered { command: String, why: String },
 }
 
 /// The limits a user can raise.
@@ -139,7 +151,7 @@ impl BuildError {
         match self {
             BuildError::Other(_) => 1,
             BuildError::Plan(_) => 2,
-            BuildError::Project(_) | BuildError::Input { .. } => 3,
+            BuildError::Project(_) | BuildError::Input { .. } | BuildError::GitCheckout { .. } => 3,
             BuildError::Requirements { .. } => 4,
             BuildError::Hook(e) if e.kind.is_sandbox_failure() => 6,
             BuildError::Stopped {
@@ -163,6 +175,11 @@ impl BuildError {
             BuildError::Hook(error) => {
                 if let Some(hit) = error.kind.limit() {
                     Some(Hint::RaiseLimit(hit.into()))
+                } else if let Some(command) = &error.git_refused {
+                    Some(Hint::GitUnanswered {
+                        command: command.describe(),
+                        why: command.refused.clone().unwrap_or_default(),
+                    })
                 } else if !error.processes.is_empty() {
                     Some(Hint::NoProcesses(
                         error
@@ -182,6 +199,7 @@ impl BuildError {
                 source: SandboxError::Limit { hit, .. },
                 ..
             } => Some(Hint::RaiseLimit((*hit).into())),
+            BuildError::GitCheckout { .. } => Some(Hint::PretendVersion),
             BuildError::ArtifactRefused { source, .. } => {
                 let Refusal::Verification(error) = source.as_ref() else {
                     return None;

@@ -16,6 +16,7 @@ mod bench;
 mod describe;
 mod environment;
 mod error;
+mod git;
 mod hook_input;
 mod metadata;
 mod native;
@@ -27,6 +28,7 @@ mod source;
 pub use self::bench::GuestBench;
 pub(crate) use self::error::one_line;
 pub use self::error::{BuildError, Hint, Limit, Refusal, index_hint};
+pub use self::git::GitUnanswered;
 use self::hook_input::config_settings_json;
 pub(crate) use self::hook_input::guest_environment;
 pub use self::metadata::{StaticAnswer, metadata_without_backend};
@@ -353,11 +355,14 @@ impl Frontend {
             python: &self.target.markers.python_full_version,
         });
         let env = self.environment(&bs.requirements, &project.label)?;
+        let git_env = self.git_emulation(project)?;
+        let git = git::mount(project, git_env.as_ref());
         let calls = HookCall::build_step(get_requires, build, &bs.requires);
         let name = project.sdist.as_ref().map(|s| s.name.to_string());
         let native = |e| native::classify_hook(e, name.as_deref());
-        let mut results = hooks::call_hooks(&self.hook_context(project, &env, scratch), &calls)
-            .map_err(native)?;
+        let mut results =
+            hooks::call_hooks(&self.hook_context(project, &env, git, scratch), &calls)
+                .map_err(native)?;
         if results.stopped_for_requirements {
             let extra = results
                 .value(get_requires)
@@ -386,12 +391,13 @@ impl Frontend {
             let env = self.environment(&requirements, &project.label)?;
             let earlier = std::mem::take(&mut results.warnings);
             results = hooks::call_hooks(
-                &self.hook_context(project, &env, scratch),
+                &self.hook_context(project, &env, git, scratch),
                 &[HookCall::run(build)],
             )
             .map_err(native)?;
             results.warnings.splice(0..0, earlier);
         }
+        self.check_git(project, &results)?;
         let returned = results
             .value(build)
             .and_then(Value::as_str)
@@ -431,6 +437,7 @@ impl Frontend {
         &'a self,
         project: &'a Project,
         env: &'a BuildEnv,
+        git: Option<(&'a Path, &'a Path)>,
         scratch: &'a Path,
     ) -> HookContext<'a> {
         HookContext {
@@ -440,6 +447,7 @@ impl Frontend {
             source: &project.root,
             source_guest: &project.guest_root,
             site_packages: &env.site_packages,
+            git,
             executables: &project.executables,
             config_settings: &self.config_settings,
             env: &self.guest_env,

@@ -33,6 +33,11 @@ use wasm_build_packaging::tempdirs::{HeldDir, TempKind};
 pub(crate) const MAX_DEPTH: usize = 4;
 /// Most sdists one resolution may build before it gives up.
 const MAX_BUILDS_PER_RESOLUTION: usize = 16;
+
+/// Build backends that compile Rust whatever they build (their own sdists too): a chain of
+/// build requirements that needs one of them built from its sdist is a project that
+/// compiles native code (exit 8), told before the sdist is even downloaded.
+const RUST_BACKENDS: &[&str] = &["maturin", "setuptools-rust"];
 /// Largest cached wheel read back (the artifact limit bounds what is stored).
 const MAX_CACHED_WHEEL: u64 = 1 << 30;
 
@@ -72,6 +77,11 @@ fn chain(label: &str, next: &str) -> String {
         parts.push(next);
         parts.join(" → ")
     })
+}
+
+/// Whether `error` is a refusal that already names the chain of build requirements.
+fn names_chain(error: &BuildError) -> bool {
+    matches!(error, BuildError::Requirements { source, .. } if source.is::<SdistRequirementError>())
 }
 
 /// Why a build requirement could not be built from its sdist. The chain runs from the
@@ -175,6 +185,21 @@ impl Frontend {
             source,
         };
         let refused = |error: SdistRequirementError| requirements(error.into());
+        if RUST_BACKENDS.contains(&candidate.name.as_ref()) {
+            return Err(BuildError::NativeCode {
+                extension: None,
+                switch: None,
+                source: Box::new(refused(SdistRequirementError::NativeCode {
+                    chain: chain(label, &shown),
+                    package: shown.clone(),
+                    source: anyhow!(
+                        "{} builds Rust code with cargo, which the sandbox does not have, \
+                         and has no pure-Python wheel",
+                        candidate.name
+                    ),
+                })),
+            });
+        }
         let (depth, cycle) = STACK.with(|stack| {
             let stack = stack.borrow();
             let cycle = stack.iter().any(|frame| frame.name == candidate.name);
@@ -231,6 +256,8 @@ impl Frontend {
                     {
                         requirements(source)
                     }
+                    // A Rust backend deeper down: the whole chain compiles native code.
+                    BuildError::NativeCode { ref source, .. } if names_chain(source) => error,
                     BuildError::NativeCode { .. } => refused(SdistRequirementError::NativeCode {
                         chain,
                         package: shown.clone(),

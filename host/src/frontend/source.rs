@@ -1,6 +1,7 @@
 //! The trees the backend builds in: a scratch copy of a project folder, or an sdist
 //! unpacked by the strict extractor, each in the build's scratch folder.
 
+use super::git::Checkout;
 use super::{BuildError, Frontend};
 use crate::protocol::guest_paths;
 use crate::reporter::{Event, Reporter, SourceFacts, SourceKind, Warning};
@@ -32,6 +33,8 @@ pub(super) struct Project {
     pub sdist: Option<SdistFilename>,
     /// In a deterministic build: the epoch and the base seed of its runs.
     pub determinism: Option<Determinism>,
+    /// A project folder's git repository, copied for the guest's git emulation.
+    pub checkout: Checkout,
 }
 
 /// The scratch folder of one build. Guests write into it and can nest folders deeper than
@@ -93,6 +96,7 @@ impl Frontend {
                 what: format!("the project folder {}", source.display()),
                 source: error.into(),
             })?;
+        let checkout = self.stage_git(source, scratch, &staged)?;
         for warning in staged.warnings {
             self.reporter
                 .report(&Event::Warning(&Warning::Staging(warning)));
@@ -111,6 +115,7 @@ impl Frontend {
             ),
             label,
             sdist: None,
+            checkout,
         })
     }
 
@@ -200,6 +205,7 @@ impl Frontend {
             label: name.to_string(),
             sdist: Some(extracted.filename),
             determinism,
+            checkout: Checkout::NotATree,
         })
     }
 
@@ -293,7 +299,7 @@ fn within(path: &str, folder: &str) -> bool {
 }
 
 /// A name no other scratch folder of this process has.
-fn unique_suffix() -> u64 {
+pub(super) fn unique_suffix() -> u64 {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }

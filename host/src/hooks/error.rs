@@ -1,6 +1,6 @@
 //! How a hook call fails: the backend's failures and the sandbox's, kept apart.
 
-use crate::protocol::{Hook, ProcessAttempt};
+use crate::protocol::{GitCommand, Hook, ProcessAttempt};
 use crate::sandbox::{LimitHit, SandboxError};
 
 /// A hook call that failed, with what the backend printed. Shows as its [`HookErrorKind`].
@@ -11,6 +11,8 @@ pub struct HookError {
     pub log: Vec<u8>,
     /// The programs and threads the backend tried to start before it failed.
     pub processes: Vec<ProcessAttempt>,
+    /// The first `git` command of a checkout the sandbox's emulation could not answer.
+    pub git_refused: Option<Box<GitCommand>>,
 }
 
 impl std::fmt::Display for HookError {

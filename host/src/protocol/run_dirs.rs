@@ -1,6 +1,6 @@
 //! The folders of one runner instance and the files the host reads back from the guest.
 
-use super::{HOOK_RUNNER, Hook, HookCall, Request, guest_paths};
+use super::{GIT_EMULATION, GIT_LIB, HOOK_RUNNER, Hook, HookCall, Request, guest_paths};
 use crate::sandbox::Mount;
 use anyhow::{Context, Result};
 use serde::de::DeserializeOwned;
@@ -31,6 +31,8 @@ impl RunDirs {
         }
         std::fs::write(dir.path().join("runner/hook_runner.py"), HOOK_RUNNER)
             .context("writing the hook runner")?;
+        std::fs::write(dir.path().join("runner/git_emulation.py"), GIT_EMULATION)
+            .context("writing the git emulation")?;
         Ok(Self { dir })
     }
 
@@ -53,22 +55,31 @@ impl RunDirs {
     }
 
     /// The mount table of this instance: the source tree at `source_guest`, its own
-    /// folders, and the build environment.
+    /// folders, the build environment, and a git repository with the emulation's library
+    /// (`(repository, dulwich's site-packages)`), read-only.
     pub(crate) fn mounts(
         &self,
         source: &Path,
         source_guest: &str,
         site_packages: &Path,
+        git: Option<(&Path, &Path)>,
     ) -> Vec<Mount> {
         let run = self.path();
-        vec![
+        let mut mounts = vec![
             Mount::read_write(source, source_guest),
             Mount::read_write(run.join("out"), guest_paths::OUT),
             Mount::read_write(run.join("tmp"), guest_paths::TMP),
             Mount::read_write(run.join("io"), guest_paths::IO),
             Mount::read_only(run.join("runner"), guest_paths::RUNNER),
             Mount::read_only(site_packages, guest_paths::ENV),
-        ]
+        ];
+        if let Some((repository, lib)) = git {
+            // A preopen inside /src: the guest resolves a path by the longest matching
+            // prefix, so `/src/.git` is the repository copy, read-only.
+            mounts.push(Mount::read_only(repository, &git_dir(source_guest)));
+            mounts.push(Mount::read_only(lib, GIT_LIB));
+        }
+        mounts
     }
 
     /// Writes `input.json`.
@@ -93,6 +104,11 @@ impl RunDirs {
             .map(|call| call.hook)
             .find(|hook| hook.name() == name.trim())
     }
+}
+
+/// Where the guest sees the repository of a source mounted at `source_guest`.
+pub(crate) fn git_dir(source_guest: &str) -> String {
+    format!("{}/.git", source_guest.trim_end_matches('/'))
 }
 
 /// A JSON file the guest wrote in `dir`, parsed; `None` when it wrote none. Errors name the

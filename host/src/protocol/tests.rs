@@ -58,6 +58,7 @@ fn request<'a>(source: &'a str, executables: &'a [String], action: Action) -> Re
         env_dir: "/nonexistent-env",
         executables,
         seed: None,
+        git: None,
         action,
     }
 }
@@ -164,6 +165,7 @@ fn a_prepare_run_and_an_unimportable_backend_answer_in_these_types() {
             env_dir: "/nonexistent-env",
             executables: &[],
             seed: None,
+            git: None,
             action: Action::prepare(1024),
         };
         let mut value = serde_json::to_value(&request).unwrap();

@@ -178,6 +178,7 @@ fn kind_of(error: &BuildError) -> (String, Option<String>) {
         BuildError::Stopped { source, .. } => return (sandbox_kind(source), None),
         BuildError::ArtifactRefused { .. } => "artifact",
         BuildError::NativeCode { .. } => "native_code",
+        BuildError::GitCheckout { .. } => "git_checkout",
         BuildError::Other(_) => "other",
     };
     (kind.to_string(), None)

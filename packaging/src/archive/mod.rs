@@ -29,7 +29,10 @@ pub use path::{LinkRule, NameRule, RelPath};
 pub use sdist::{
     ExtractedSdist, NamedBy, ReadSdist, extract_sdist, extract_sdist_file, read_sdist_file,
 };
-pub use stage::{LinkSkip, StageError, StageWarning, StagedTree, VCS_DIRS, stage_source_tree};
+pub use stage::{
+    GitDir, LinkSkip, StageError, StageWarning, StagedTree, VCS_DIRS, stage_git_dir,
+    stage_source_tree,
+};
 pub use tree::{NodeKind, PlacementRule};
 
 use crate::limits::LimitExceeded;

@@ -30,8 +30,10 @@ pub const MAX_STAGE_DEPTH: usize = 64;
 pub const VCS_DIRS: &[&str] = &[".git", ".hg", ".svn", ".bzr"];
 
 mod display;
+mod git;
 mod outcome;
 use display::{abbreviate, join_display};
+pub use git::{GitDir, stage_git_dir};
 pub use outcome::{LinkSkip, StageError, StageWarning, StagedTree};
 
 /// Copies the project folder `src` to `dest` (which must not exist, its parent must, or be
@@ -63,6 +65,17 @@ pub fn stage_source_tree(
         path: src.to_path_buf(),
         source: e.into(),
     })?;
+    stage_from(source_root, src, dest, limits)
+}
+
+/// Copies the folder open as `source_root` (shown as `src`) to `dest`, as
+/// [`stage_source_tree`] does.
+fn stage_from(
+    source_root: OwnedFd,
+    src: &Path,
+    dest: &Path,
+    limits: &StageLimits,
+) -> Result<StagedTree, StageError> {
     let writer = TreeWriter::create(dest).map_err(|source| StageError::Destination {
         path: dest.to_path_buf(),
         source,
@@ -310,6 +323,14 @@ impl Stager<'_> {
             }
         };
         self.count_entry()?;
+        // A file its size already puts over the limit is refused before a byte is copied
+        // (the count while copying still holds for a file that grows).
+        if self.staged.bytes.saturating_add(stat.st_size as u64) > self.limits.max_bytes {
+            return Err(LimitExceeded::Bytes {
+                limit: self.limits.max_bytes,
+            }
+            .into());
+        }
         let executable = stat.st_mode & 0o111 != 0;
         self.tree
             .place(path, Node::File)
