@@ -6,7 +6,9 @@ included.
 guest in a child process of its own. This script starts `wasm-build SDIST... --wheel -j N`
 and samples its whole process tree every `--interval` seconds from /proc: the sum of the
 resident sets of all its processes at each sample (the memory the build holds at once),
-its peak, and the largest peak resident set (`VmHWM`) of any single process. Runs warm
+and of their proportional sets (PSS: a page shared by several processes, such as the
+binary's code and the compiled interpreter every guest process maps, counted once in all),
+their peaks, and the peak resident set (`VmHWM`) of the parent and of the largest child. Runs warm
 (the caches filled by a first round that is not measured) unless `--cold`. Linux only,
 standard library only; writes nothing into the repository.
 """
@@ -50,40 +52,48 @@ def descendants(root: int) -> list[int]:
     return found
 
 
-def rss_and_hwm(pid: int) -> tuple[int, int]:
-    """Resident set and its peak (VmHWM) of `pid` in bytes; zeros once it is gone."""
+def memory(pid: int) -> tuple[int, int, int]:
+    """Resident set, proportional set (shared pages divided among the processes that map
+    them) and peak resident set (VmHWM) of `pid` in bytes; zeros once it is gone."""
     try:
         rss = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
-        hwm = 0
+        pss = hwm = 0
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                pss = int(line.split()[1]) * 1024
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 hwm = int(line.split()[1]) * 1024
-        return rss, hwm
+        return rss, pss, hwm
     except (OSError, ValueError, IndexError):
-        return 0, 0
+        return 0, 0, 0
 
 
-def measure(cmd: list[str], env: dict, interval: float) -> tuple[float, int, int, int]:
-    """Seconds, peak of the tree's summed RSS, largest single-process peak, processes seen."""
+def measure(cmd: list[str], env: dict, interval: float) -> tuple[float, dict[str, int], int]:
+    """Seconds; the peaks of the tree's summed RSS and PSS, of the parent's VmHWM and of the
+    largest child's; processes seen."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    peak_sum = peak_one = 0
+    peaks = dict.fromkeys(["rss", "pss", "parent", "child"], 0)
     seen: set[int] = set()
     while proc.poll() is None:
         pids = descendants(proc.pid)
         seen.update(pids)
-        total = 0
+        rss_sum = pss_sum = 0
         for pid in pids:
-            rss, hwm = rss_and_hwm(pid)
-            total += rss
-            peak_one = max(peak_one, hwm)
-        peak_sum = max(peak_sum, total)
+            rss, pss, hwm = memory(pid)
+            rss_sum += rss
+            pss_sum += pss
+            role = "parent" if pid == proc.pid else "child"
+            peaks[role] = max(peaks[role], hwm)
+        peaks["rss"] = max(peaks["rss"], rss_sum)
+        peaks["pss"] = max(peaks["pss"], pss_sum)
         time.sleep(interval)
     elapsed = time.perf_counter() - start
     stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if proc.returncode != 0:
         raise RuntimeError(f"wasm-build failed ({proc.returncode}):\n{stderr[-3000:]}")
-    return elapsed, peak_sum, peak_one, len(seen)
+    return elapsed, peaks, len(seen)
 
 
 def main() -> int:
@@ -107,12 +117,14 @@ def main() -> int:
         if not args.cold:
             subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            check=True)
-        seconds, peak_sum, peak_one, processes = measure(cmd, env, args.interval)
-    mib = 1 << 20
+        seconds, peaks, processes = measure(cmd, env, args.interval)
+    mib = {key: f"{value / (1 << 20):.0f} MiB" for key, value in peaks.items()}
     print(f"wasm-build -j {args.jobs}, {len(sdists)} sdists, {'cold' if args.cold else 'warm'}: "
-          f"{seconds:.1f} s, {processes} processes")
-    print(f"peak of the summed resident sets: {peak_sum / mib:.0f} MiB; "
-          f"largest single process (VmHWM): {peak_one / mib:.0f} MiB")
+          f"{seconds:.1f} s, {processes} processes (sampled every {args.interval * 1000:.0f} ms)")
+    print(f"peak of the tree's summed RSS: {mib['rss']} (shared pages counted in each process); "
+          f"summed PSS: {mib['pss']}")
+    print(f"peak RSS (VmHWM) of the parent: {mib['parent']}; of the largest guest process: "
+          f"{mib['child']}")
     return 0
 
 
