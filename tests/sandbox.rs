@@ -66,6 +66,41 @@ fn a_run_with_other_start_up_settings_gets_a_fresh_start_up() {
     assert_eq!(fixed, fixed_again);
 }
 
+/// A first run compiles the interpreter with Cranelift once, the pre-initialized one: its
+/// start-up run on Winch, and the marker probe and the build environment's bytecode
+/// compilation served by the snapshot, not by the module as built compiled for them alone.
+#[test]
+fn a_first_build_compiles_the_interpreter_once() {
+    let (cache, state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let project = fixture("flit");
+    let outdir = tempfile::tempdir().unwrap();
+    let output = run(wasm_build()
+        .env("WASM_BUILD_CACHE_DIR", cache.path())
+        .env("XDG_STATE_HOME", state.path())
+        .arg(project.path())
+        .args(["--wheel", "-vv", "--no-progress", "-o"])
+        .arg(outdir.path()));
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let ready = stderr
+        .lines()
+        .find(|line| line.contains("Interpreter ready: "))
+        .expect("-vv says what getting the interpreter ready took");
+    assert!(ready.contains("compiling start-up (Winch)"), "{ready}");
+    assert_eq!(
+        ready
+            .matches("compiling the interpreter (Cranelift)")
+            .count(),
+        1,
+        "{ready}"
+    );
+    let compiled: Vec<String> = listing(&cache.path().join("compiled-v1"))
+        .into_iter()
+        .filter(|name| name.ends_with(".cwasm"))
+        .collect();
+    assert_eq!(compiled.len(), 1, "{compiled:?}");
+}
+
 #[test]
 fn exit_codes_and_uncaught_exceptions_behave_as_in_python() {
     let output = runtime_run(&[], "import sys; sys.exit(7)");
