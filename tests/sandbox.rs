@@ -101,6 +101,27 @@ fn a_first_build_compiles_the_interpreter_once() {
     assert_eq!(compiled.len(), 1, "{compiled:?}");
 }
 
+/// The library's default, guests on threads (an engine with epoch checks): on an empty
+/// cache its pre-initialized interpreter is made with the start-up run on Winch too.
+#[test]
+fn guests_on_threads_get_a_pre_initialized_interpreter_on_an_empty_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::with_key_file(dir.path().join("cache"), dir.path().join("key")).unwrap();
+    let index = IndexClient::new(IndexOptions::default(), &cache).unwrap();
+    let runtime =
+        runtime::provision(&RuntimeChoice::Default, &cache, &index, &wasm_build::Silent).unwrap();
+    let sandbox = Sandbox::with_isolation(&runtime, &cache, Isolation::Thread).unwrap();
+    assert!(sandbox.is_pre_initialized());
+    let steps: Vec<&str> = sandbox.timings().steps().iter().map(|s| s.0).collect();
+    assert!(steps.contains(&"compiling start-up (Winch)"), "{steps:?}");
+    let scratch = tempfile::tempdir().unwrap();
+    let exit = run_code(&sandbox, scratch.path(), "print(6 * 7)", Limits::default()).unwrap();
+    assert_eq!(
+        (exit.code, String::from_utf8_lossy(&exit.log).trim()),
+        (0, "42")
+    );
+}
+
 #[test]
 fn exit_codes_and_uncaught_exceptions_behave_as_in_python() {
     let output = runtime_run(&[], "import sys; sys.exit(7)");

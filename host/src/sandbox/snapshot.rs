@@ -173,11 +173,23 @@ fn make_snapshot(
     // Start-up runs once, for milliseconds: compiled by the baseline compiler in a fraction
     // of Cranelift's time (the first run's largest cost). Only the memory and globals it
     // leaves are kept, and what a wasm program computes does not depend on the compiler
-    // (NaN bit patterns aside, which the spec leaves open to any engine).
-    let guest = &guest.baseline()?;
-    let module = timings.time("compiling start-up (Winch)", || {
-        Module::new(&guest.engine, &instrumented).wasm_context("compiling the module")
-    })?;
+    // (NaN bit patterns aside, which the spec leaves open to any engine). Where Winch cannot
+    // (another CPU, a module it does not take), Cranelift compiles it as before.
+    let baseline = guest.baseline().ok();
+    let on_winch = baseline.as_ref().and_then(|baseline| {
+        timings.time("compiling start-up (Winch)", || {
+            Module::new(&baseline.engine, &instrumented).ok()
+        })
+    });
+    let (guest, module) = match (&baseline, on_winch) {
+        (Some(baseline), Some(module)) => (baseline, module),
+        _ => (
+            guest,
+            timings.time("compiling start-up (Cranelift)", || {
+                Module::new(&guest.engine, &instrumented).wasm_context("compiling the module")
+            })?,
+        ),
+    };
     timings.time("starting up and taking the snapshot", || {
         start_up_and_snapshot(guest, env, &wizer, &context, &module)
     })
