@@ -66,6 +66,62 @@ fn a_run_with_other_start_up_settings_gets_a_fresh_start_up() {
     assert_eq!(fixed, fixed_again);
 }
 
+/// A first run compiles the interpreter with Cranelift once, the pre-initialized one: its
+/// start-up run on Winch, and the marker probe and the build environment's bytecode
+/// compilation served by the snapshot, not by the module as built compiled for them alone.
+#[test]
+fn a_first_build_compiles_the_interpreter_once() {
+    let (cache, state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let project = fixture("flit");
+    let outdir = tempfile::tempdir().unwrap();
+    let output = run(wasm_build()
+        .env("WASM_BUILD_CACHE_DIR", cache.path())
+        .env("XDG_STATE_HOME", state.path())
+        .arg(project.path())
+        .args(["--wheel", "-vv", "--no-progress", "-o"])
+        .arg(outdir.path()));
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let ready = stderr
+        .lines()
+        .find(|line| line.contains("Interpreter ready: "))
+        .expect("-vv says what getting the interpreter ready took");
+    assert!(ready.contains("compiling start-up (Winch)"), "{ready}");
+    assert_eq!(
+        ready
+            .matches("compiling the interpreter (Cranelift)")
+            .count(),
+        1,
+        "{ready}"
+    );
+    let compiled: Vec<String> = listing(&cache.path().join("compiled-v1"))
+        .into_iter()
+        .filter(|name| name.ends_with(".cwasm"))
+        .collect();
+    assert_eq!(compiled.len(), 1, "{compiled:?}");
+}
+
+/// The library's default, guests on threads (an engine with epoch checks): on an empty
+/// cache its pre-initialized interpreter is made with the start-up run on Winch too.
+#[test]
+fn guests_on_threads_get_a_pre_initialized_interpreter_on_an_empty_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::with_key_file(dir.path().join("cache"), dir.path().join("key")).unwrap();
+    let index = IndexClient::new(IndexOptions::default(), &cache).unwrap();
+    let runtime =
+        runtime::provision(&RuntimeChoice::Default, &cache, &index, &wasm_build::Silent).unwrap();
+    let sandbox = Sandbox::with_isolation(&runtime, &cache, Isolation::Thread).unwrap();
+    assert!(sandbox.is_pre_initialized());
+    let steps: Vec<&str> = sandbox.timings().steps().iter().map(|s| s.0).collect();
+    assert!(steps.contains(&"compiling start-up (Winch)"), "{steps:?}");
+    let scratch = tempfile::tempdir().unwrap();
+    let exit = run_code(&sandbox, scratch.path(), "print(6 * 7)", Limits::default()).unwrap();
+    assert_eq!(
+        (exit.code, String::from_utf8_lossy(&exit.log).trim()),
+        (0, "42")
+    );
+}
+
 #[test]
 fn exit_codes_and_uncaught_exceptions_behave_as_in_python() {
     let output = runtime_run(&[], "import sys; sys.exit(7)");

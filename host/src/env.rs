@@ -204,10 +204,10 @@ fn compile_bytecode(
         ]
         .map(String::from)
         .to_vec(),
-        env: vec![
-            ("TMPDIR".into(), "/tmp".into()),
-            ("PYTHONHASHSEED".into(), "0".into()),
-        ],
+        // The hooks' start-up environment (`PYTHONHASHSEED=0` among it, for reproducible
+        // `.pyc` files), so that the pre-initialized interpreter serves this run: with
+        // another one the module as built would be compiled for it (seconds on a first run).
+        env: crate::sandbox::base_environment(),
         mounts: vec![
             Mount::read_write(site_packages, GUEST_ENV),
             Mount::read_write(&tmp, guest_paths::TMP),

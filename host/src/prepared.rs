@@ -115,7 +115,7 @@ impl PreparedBackends {
                 staging
                     .persist(&path)
                     .with_context(|| format!("moving the memory image to {}", path.display()))?;
-                let image = MemoryImage::load(&path)?;
+                let image = MemoryImage::load_lean(&path)?;
                 cache::write_tagged(&checksum, &self.seal_key, &label, &image.sha256)?;
                 SealedFile::beside(&path, &self.seal_key).seal_now()?;
                 Ok(Ok(image))
@@ -189,7 +189,7 @@ fn load_verified(
         return Ok(None);
     }
     // Reading the image hashes it: the content check costs no second read.
-    let Ok(image) = MemoryImage::load(path) else {
+    let Ok(image) = MemoryImage::load_lean(path) else {
         return Ok(None);
     };
     let sealed = SealedFile::beside(path, key);

@@ -40,6 +40,11 @@ pub enum Event<'a> {
     /// A step that can take seconds started; [`Event::StepFinished`] follows.
     StepStarted(Step),
     StepFinished(Step),
+    /// The interpreter is ready: what each step of getting it ready took, in order (a first
+    /// run unpacks and compiles, later runs load from the cache).
+    InterpreterReady {
+        steps: &'a [(&'static str, Duration)],
+    },
     /// A distribution of a project starts to be built.
     BuildStarted {
         dist: Distribution,

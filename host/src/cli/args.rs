@@ -163,7 +163,7 @@ pub struct BuildArgs {
     config_json: Option<Map<String, Value>>,
 
     /// Stream the backend's output and, on failure, how the resolver got there; -vv also
-    /// times each sandbox run.
+    /// times each step and each sandbox run.
     #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     verbose: u8,
     /// Print only errors, warnings and the paths of the artifacts.

@@ -7,8 +7,8 @@ use super::terminal::{self, InertStream};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::Duration;
-use wasm_build::{Event, Reporter};
+use std::time::{Duration, Instant};
+use wasm_build::{Event, Reporter, Step};
 
 /// How much the terminal reporter says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -32,6 +32,8 @@ pub struct TerminalReporter {
     output_prefix: &'static str,
     bar: Mutex<Option<ProgressBar>>,
     output: Mutex<InertStream>,
+    /// When each step under way started (for `-vv`).
+    steps: Mutex<Vec<(Step, Instant)>>,
 }
 
 impl TerminalReporter {
@@ -54,6 +56,7 @@ impl TerminalReporter {
             output_prefix,
             bar: Mutex::new(None),
             output: Mutex::new(InertStream::default()),
+            steps: Mutex::new(Vec::new()),
         }
     }
 
@@ -125,8 +128,28 @@ impl TerminalReporter {
 impl Reporter for TerminalReporter {
     fn report(&self, event: &Event<'_>) {
         match event {
-            Event::StepStarted(step) => self.spin(step.to_string(), true),
-            Event::StepFinished(_) => self.clear_spinner(),
+            Event::StepStarted(step) => {
+                lock(&self.steps).push((*step, Instant::now()));
+                self.spin(step.to_string(), true);
+            }
+            Event::StepFinished(step) => {
+                self.clear_spinner();
+                let mut steps = lock(&self.steps);
+                let started = steps.iter().rposition(|(s, _)| s == step);
+                if let Some((_, started)) = started.map(|i| steps.remove(i))
+                    && self.verbosity >= Verbosity::Debug
+                {
+                    drop(steps);
+                    self.say(&format!("{step}: {:.2} s", started.elapsed().as_secs_f64()));
+                }
+            }
+            Event::InterpreterReady { steps } if self.verbosity >= Verbosity::Debug => {
+                let listed: Vec<String> = steps
+                    .iter()
+                    .map(|(what, took)| format!("{what} {:.2} s", took.as_secs_f64()))
+                    .collect();
+                self.say(&format!("Interpreter ready: {}", listed.join(", ")));
+            }
             Event::HooksFinished { hooks, elapsed, ok } => {
                 self.clear_spinner();
                 if self.verbosity >= Verbosity::Debug {

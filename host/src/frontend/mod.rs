@@ -211,9 +211,17 @@ impl Frontend {
         let choice = settings.runtime.clone().unwrap_or(RuntimeChoice::Default);
         reporter.report(&Event::StepStarted(Step::PreparingInterpreter));
         let prepared = (|| {
+            let started = Instant::now();
             let runtime = runtime::provision(&choice, &cache, &index, reporter.as_ref())?;
+            let unpacked = started.elapsed();
             let sandbox = Sandbox::with_isolation(&runtime, &cache, settings.isolation.clone())?;
-            let target = sandbox::probe_target(&sandbox, &runtime, &cache, &settings.limits)?;
+            let timings = sandbox.timings();
+            let target = timings.time("asking the interpreter for its markers", || {
+                sandbox::probe_target(&sandbox, &runtime, &cache, &settings.limits)
+            })?;
+            let mut steps = vec![("unpacking or checking the runtime", unpacked)];
+            steps.extend(timings.steps());
+            reporter.report(&Event::InterpreterReady { steps: &steps });
             anyhow::Ok((runtime, sandbox, target))
         })();
         reporter.report(&Event::StepFinished(Step::PreparingInterpreter));

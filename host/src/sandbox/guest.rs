@@ -33,8 +33,28 @@ pub(super) struct Guest {
 
 impl Guest {
     pub(super) fn new(kind: EngineKind, stdlib: Option<Stdlib>, root: PathBuf) -> Result<Self> {
-        let engine =
-            Engine::new(&engine_config(kind)).wasm_context("creating the wasmtime engine")?;
+        Self::with_config(&engine_config(kind), kind, stdlib, root)
+    }
+
+    /// The same guest on wasmtime's baseline compiler (Winch), which compiles the
+    /// interpreter several times faster than Cranelift into code that runs slower: for a
+    /// run too short to pay for Cranelift (the start-up run that the pre-initialized
+    /// interpreter is taken from, see [`super::snapshot`]).
+    pub(super) fn baseline(&self) -> Result<Self> {
+        let mut config = engine_config(self.kind);
+        config.strategy(wasmtime::Strategy::Winch);
+        // Winch only emits lazily initialized tables (which the one run does not miss).
+        config.table_lazy_init(true);
+        Self::with_config(&config, self.kind, self.stdlib.clone(), self.root.clone())
+    }
+
+    fn with_config(
+        config: &Config,
+        kind: EngineKind,
+        stdlib: Option<Stdlib>,
+        root: PathBuf,
+    ) -> Result<Self> {
+        let engine = Engine::new(config).wasm_context("creating the wasmtime engine")?;
         let mut linker = Linker::new(&engine);
         p1::add_to_linker_sync(&mut linker, |state: &mut GuestState| &mut state.wasi)
             .wasm_context("linking WASI preview 1")?;

@@ -11,7 +11,7 @@
 
 use anyhow::{Context, Result, bail, ensure};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use wasm_build_packaging::cache;
 use wasmtime::{AsContextMut, Instance};
 
@@ -37,23 +37,54 @@ struct Decoded {
     memory_len: u64,
     /// `(first page, page count)` of each run of changed pages, in order.
     runs: Vec<(u32, u32)>,
-    /// The file; the runs' contents follow one another from `data_start`.
-    bytes: Vec<u8>,
+    /// The file; the runs' contents follow one another from `data_start`. Not kept by
+    /// [`MemoryImage::load_lean`] until an instance is given the image in this process.
+    bytes: OnceLock<Vec<u8>>,
     data_start: usize,
 }
 
 impl MemoryImage {
     /// Reads and checks the structure of an image file.
     pub fn load(path: &Path) -> Result<Self> {
+        Self::read(path, true)
+    }
+
+    /// [`MemoryImage::load`] without keeping the file's bytes: when guests run in child
+    /// processes, which read the image themselves, the parent only needs its sha256 (a
+    /// setuptools image is ~12 MB, held for the whole process). They are read again, and
+    /// checked against that sha256, if an instance of this process is given the image.
+    pub(crate) fn load_lean(path: &Path) -> Result<Self> {
+        Self::read(path, false)
+    }
+
+    fn read(path: &Path, keep: bool) -> Result<Self> {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let sha256 = cache::sha256_bytes(&bytes);
-        let inner = decode(bytes)
+        let mut inner = decode(bytes)
             .with_context(|| format!("reading the memory image {}", path.display()))?;
+        if !keep {
+            inner.bytes.take();
+        }
         Ok(Self {
             path: path.to_path_buf(),
             sha256,
             inner: Arc::new(inner),
         })
+    }
+
+    /// The file's bytes: kept, or read again and checked to be the bytes first read.
+    fn bytes(&self) -> Result<&[u8]> {
+        if let Some(bytes) = self.inner.bytes.get() {
+            return Ok(bytes);
+        }
+        let bytes = std::fs::read(&self.path)
+            .with_context(|| format!("reading {}", self.path.display()))?;
+        ensure!(
+            cache::sha256_bytes(&bytes) == self.sha256,
+            "the memory image {} changed after the host checked it",
+            self.path.display()
+        );
+        Ok(self.inner.bytes.get_or_init(|| bytes))
     }
 
     /// Writes the image into the memory of a fresh instance of the module it was taken
@@ -74,11 +105,12 @@ impl MemoryImage {
                 .map_err(|e| anyhow::anyhow!("{e}"))
                 .context("growing the memory to the image's size")?;
         }
+        let bytes = self.bytes()?;
         let target = memory.data_mut(&mut store);
         let mut offset = self.inner.data_start;
         for &(page, pages) in &self.inner.runs {
             let (start, len) = (page as usize * PAGE, pages as usize * PAGE);
-            target[start..start + len].copy_from_slice(&self.inner.bytes[offset..offset + len]);
+            target[start..start + len].copy_from_slice(&bytes[offset..offset + len]);
             offset += len;
         }
         Ok(())
@@ -167,7 +199,7 @@ fn decode(bytes: Vec<u8>) -> Result<Decoded> {
     Ok(Decoded {
         memory_len,
         runs,
-        bytes,
+        bytes: OnceLock::from(bytes),
         data_start: header,
     })
 }
@@ -190,14 +222,15 @@ mod tests {
         let image = decode(bytes).unwrap();
         assert_eq!(image.memory_len, memory.len() as u64);
         assert_eq!(image.runs, vec![(1, 2), (6, 1), (15, 1)]);
-        assert_eq!(image.bytes.len() - image.data_start, 4 * PAGE);
+        let bytes = image.bytes.get().unwrap();
+        assert_eq!(bytes.len() - image.data_start, 4 * PAGE);
 
         let mut rebuilt = fresh.clone();
         rebuilt.resize(memory.len(), 0);
         let mut offset = image.data_start;
         for &(page, count) in &image.runs {
             let (start, len) = (page as usize * PAGE, count as usize * PAGE);
-            rebuilt[start..start + len].copy_from_slice(&image.bytes[offset..offset + len]);
+            rebuilt[start..start + len].copy_from_slice(&bytes[offset..offset + len]);
             offset += len;
         }
         assert!(rebuilt == memory);
@@ -225,5 +258,28 @@ mod tests {
         let mut odd = good;
         odd[MAGIC.len()..MAGIC.len() + 8].copy_from_slice(&(PAGE as u64).to_le_bytes());
         assert!(decode(odd).is_err());
+    }
+
+    /// An image loaded without its bytes reads them again when an instance needs them, and
+    /// only the bytes it was checked with.
+    #[test]
+    fn a_lean_image_reads_its_bytes_again_only_if_unchanged() {
+        let memory = pages(&[0; 16]);
+        let mut changed = memory.clone();
+        changed[PAGE * 3] = 1;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.image");
+        std::fs::write(&path, encode(&changed, &memory).unwrap()).unwrap();
+        let lean = MemoryImage::load_lean(&path).unwrap();
+        assert!(lean.inner.bytes.get().is_none(), "no bytes kept");
+        assert_eq!(lean.sha256, MemoryImage::load(&path).unwrap().sha256);
+        assert_eq!(lean.bytes().unwrap(), std::fs::read(&path).unwrap());
+
+        let other = MemoryImage::load_lean(&path).unwrap();
+        let mut changed_again = changed.clone();
+        changed_again[PAGE * 3] = 2;
+        std::fs::write(&path, encode(&changed_again, &memory).unwrap()).unwrap();
+        assert!(other.bytes().is_err(), "a changed file is refused");
+        assert!(lean.bytes().is_ok(), "bytes once read are kept");
     }
 }

@@ -14,6 +14,7 @@ mod module_cache;
 mod run;
 mod snapshot;
 mod target;
+mod timings;
 mod usage;
 
 pub use self::determinism::{Determinism, FIXED_EPOCH};
@@ -25,6 +26,7 @@ pub use self::memory_image::MemoryImage;
 pub use self::module_cache::wasmtime_version;
 pub use self::run::{GuestExit, GuestRun, Isolation, LimitHit, Limits, Mount, SandboxError};
 pub(crate) use self::target::probe_target;
+pub use self::timings::Timings;
 pub use self::usage::RunStats;
 
 use crate::runtime::{Runtime, Stdlib};
@@ -73,6 +75,8 @@ pub struct Sandbox {
     pre_initialized: Option<snapshot::PreInitialized>,
     /// Child processes started ahead, with [`Isolation::Process`].
     workers: Option<isolated::Workers>,
+    /// What getting the interpreter ready took, step by step.
+    timings: Timings,
     _empty_root: HeldDir,
     _ticker: Option<EpochTicker>,
 }
@@ -106,7 +110,9 @@ impl Sandbox {
             EngineKind::Interruptible => Some(EpochTicker::start(guest.engine.clone())?),
             EngineKind::Uninterrupted => None,
         };
-        let pre_initialized = snapshot::load(&guest, runtime, cache, &base_environment())?;
+        let timings = Timings::default();
+        let pre_initialized =
+            snapshot::load(&guest, runtime, cache, &base_environment(), &timings)?;
         let plain = PlainModule {
             runtime: runtime.clone(),
             dir: cache.bucket(Bucket::Compiled)?,
@@ -114,7 +120,7 @@ impl Sandbox {
             module: OnceLock::new(),
         };
         if pre_initialized.is_none() {
-            plain.get(&guest.engine)?;
+            plain.get(&guest.engine, &timings)?;
         }
         let workers = match isolation {
             Isolation::Thread => None,
@@ -123,7 +129,7 @@ impl Sandbox {
                 // The first run's child loads and warms up while the caller prepares it.
                 match &pre_initialized {
                     Some(pre) => workers.prepare(&pre.path, None),
-                    None => workers.prepare(&plain.get(&guest.engine)?.1, None),
+                    None => workers.prepare(&plain.get(&guest.engine, &timings)?.1, None),
                 }
                 Some(workers)
             }
@@ -133,6 +139,7 @@ impl Sandbox {
             plain,
             pre_initialized,
             workers,
+            timings,
             _empty_root: empty_root,
             _ticker: ticker,
         })
@@ -146,6 +153,12 @@ impl Sandbox {
         }
     }
 
+    /// What getting the interpreter ready took so far, step by step (a first run compiles,
+    /// later ones load from the cache).
+    pub fn timings(&self) -> &Timings {
+        &self.timings
+    }
+
     /// Whether runs that start as `python -S` begin from the pre-initialized interpreter.
     pub fn is_pre_initialized(&self) -> bool {
         self.pre_initialized.is_some()
@@ -155,7 +168,7 @@ impl Sandbox {
     pub fn run(&self, run: &GuestRun) -> Result<GuestExit, SandboxError> {
         let (module, path) = match &self.pre_initialized {
             Some(pre) if pre.serves(&run.args, &run.env) => (pre.module.clone(), pre.path.clone()),
-            _ => self.plain.get(&self.guest.engine)?,
+            _ => self.plain.get(&self.guest.engine, &self.timings)?,
         };
         self.run_entry(run, module, &path, Entry::Start(None))
     }
@@ -288,11 +301,11 @@ struct PlainModule {
 }
 
 impl PlainModule {
-    fn get(&self, engine: &Engine) -> Result<(Module, PathBuf)> {
+    fn get(&self, engine: &Engine, timings: &Timings) -> Result<(Module, PathBuf)> {
         if let Some(loaded) = self.module.get() {
             return Ok(loaded.clone());
         }
-        let loaded = module_cache::load(engine, &self.runtime, &self.dir, &self.seal_key)?;
+        let loaded = module_cache::load(engine, &self.runtime, &self.dir, &self.seal_key, timings)?;
         Ok(self.module.get_or_init(|| loaded).clone())
     }
 }

@@ -10,7 +10,7 @@
 //! tens of MiB. A damaged or foreign entry, or one whose records do not verify, is compiled
 //! again.
 
-use super::WasmContext;
+use super::{Timings, WasmContext};
 use crate::integrity::{self, SealedFile};
 use crate::runtime::Runtime;
 use anyhow::Result;
@@ -27,13 +27,16 @@ pub fn load(
     runtime: &Runtime,
     dir: &Path,
     seal_key: &SealKey,
+    timings: &Timings,
 ) -> Result<(Module, PathBuf)> {
     let key = cache_key(engine, &runtime.module_sha256);
-    load_or_compile(engine, dir, &key, seal_key, || {
-        Module::from_file(engine, &runtime.module_path).wasm_context(format!(
-            "compiling the interpreter {}",
-            runtime.module_path.display()
-        ))
+    load_or_compile(engine, dir, &key, seal_key, timings, || {
+        timings.time("compiling the interpreter (Cranelift)", || {
+            Module::from_file(engine, &runtime.module_path).wasm_context(format!(
+                "compiling the interpreter {}",
+                runtime.module_path.display()
+            ))
+        })
     })
 }
 
@@ -45,6 +48,7 @@ pub fn load_or_compile(
     dir: &Path,
     key: &str,
     seal_key: &SealKey,
+    timings: &Timings,
     compile: impl FnOnce() -> Result<Module>,
 ) -> Result<(Module, PathBuf)> {
     let artifact = dir.join(format!("{key}.cwasm"));
@@ -54,21 +58,28 @@ pub fn load_or_compile(
         key: seal_key,
     };
 
-    if let Some(module) = load_verified(engine, &artifact, &checksum)? {
+    let load = || {
+        timings.time("loading the compiled interpreter", || {
+            load_verified(engine, &artifact, &checksum)
+        })
+    };
+    if let Some(module) = load()? {
         return Ok((module, artifact));
     }
     let _lock = FileLock::acquire(dir.join(format!("{key}.lock")))?;
-    if let Some(module) = load_verified(engine, &artifact, &checksum)? {
+    if let Some(module) = load()? {
         return Ok((module, artifact));
     }
     let module = compile()?;
-    let bytes = module
-        .serialize()
-        .wasm_context("serializing the compiled interpreter")?;
-    // The artifact first, its checksum last: a checksum only ever names a complete file.
-    cache::write_atomic(&artifact, &bytes)?;
-    checksum.record(&cache::sha256_bytes(&bytes))?;
-    SealedFile::beside(&artifact, seal_key).seal_now()?;
+    timings.time("caching the compiled interpreter", || {
+        let bytes = module
+            .serialize()
+            .wasm_context("serializing the compiled interpreter")?;
+        // The artifact first, its checksum last: a checksum only ever names a complete file.
+        cache::write_atomic(&artifact, &bytes)?;
+        checksum.record(&cache::sha256_bytes(&bytes))?;
+        SealedFile::beside(&artifact, seal_key).seal_now()
+    })?;
     Ok((module, artifact))
 }
 

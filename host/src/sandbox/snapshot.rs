@@ -12,7 +12,7 @@
 //! It is compiled and cached like the runtime's own module (see [`super::module_cache`]).
 
 use super::module_cache;
-use super::{Guest, GuestRun, GuestState, Limits, LogSink, WasmContext, log};
+use super::{Guest, GuestRun, GuestState, Limits, LogSink, Timings, WasmContext, log};
 use crate::runtime::Runtime;
 use anyhow::{Context, Result, bail};
 use std::future::Future;
@@ -79,6 +79,7 @@ pub fn load(
     runtime: &Runtime,
     cache: &Cache,
     env: &[(String, String)],
+    timings: &Timings,
 ) -> Result<Option<PreInitialized>> {
     let engine = &guest.engine;
     let startup_env = startup_subset(env);
@@ -90,19 +91,22 @@ pub fn load(
     if unsupported.exists() {
         return Ok(None);
     }
-    let result = module_cache::load_or_compile(engine, &dir, &key, cache.seal_key()?, || {
+    let seal_key = cache.seal_key()?;
+    let result = module_cache::load_or_compile(engine, &dir, &key, seal_key, timings, || {
         let wasm = std::fs::read(&runtime.module_path)
             .with_context(|| format!("reading {}", runtime.module_path.display()))?;
         if !has_entry_points(&wasm)? {
             return Err(NotPreInitializable.into());
         }
-        let snapshot = make_snapshot(guest, &startup_env, &wasm).with_context(|| {
+        let snapshot = make_snapshot(guest, &startup_env, &wasm, timings).with_context(|| {
             format!(
                 "pre-initializing the interpreter {}",
                 runtime.module_path.display()
             )
         })?;
-        Module::new(engine, &snapshot).wasm_context("compiling the pre-initialized interpreter")
+        timings.time("compiling the interpreter (Cranelift)", || {
+            Module::new(engine, &snapshot).wasm_context("compiling the pre-initialized interpreter")
+        })
     });
     match result {
         Ok((module, path)) => Ok(Some(PreInitialized {
@@ -153,7 +157,12 @@ fn has_entry_points(wasm: &[u8]) -> Result<bool> {
 
 /// Runs `wasm_build_init` in an instrumented instance, with only the stdlib and the empty
 /// root mounted, and returns the snapshot module.
-fn make_snapshot(guest: &Guest, env: &[(String, String)], wasm: &[u8]) -> Result<Vec<u8>> {
+fn make_snapshot(
+    guest: &Guest,
+    env: &[(String, String)],
+    wasm: &[u8],
+    timings: &Timings,
+) -> Result<Vec<u8>> {
     let mut wizer = Wizer::new();
     wizer
         .init_func(INIT_EXPORT)
@@ -161,8 +170,40 @@ fn make_snapshot(guest: &Guest, env: &[(String, String)], wasm: &[u8]) -> Result
     let (context, instrumented) = wizer
         .instrument(wasm)
         .wasm_context("instrumenting the module")?;
-    let module = Module::new(&guest.engine, &instrumented).wasm_context("compiling the module")?;
+    // Start-up runs once, for milliseconds: compiled by the baseline compiler in a fraction
+    // of Cranelift's time (the first run's largest cost). Only the memory and globals it
+    // leaves are kept, and what a wasm program computes does not depend on the compiler
+    // (NaN bit patterns aside, which the spec leaves open to any engine). Where Winch cannot
+    // (another CPU, a module it does not take), Cranelift compiles it as before.
+    let baseline = guest.baseline().ok();
+    let on_winch = baseline.as_ref().and_then(|baseline| {
+        timings.time("compiling start-up (Winch)", || {
+            Module::new(&baseline.engine, &instrumented).ok()
+        })
+    });
+    let (guest, module) = match (&baseline, on_winch) {
+        (Some(baseline), Some(module)) => (baseline, module),
+        _ => (
+            guest,
+            timings.time("compiling start-up (Cranelift)", || {
+                Module::new(&guest.engine, &instrumented).wasm_context("compiling the module")
+            })?,
+        ),
+    };
+    timings.time("starting up and taking the snapshot", || {
+        start_up_and_snapshot(guest, env, &wizer, &context, &module)
+    })
+}
 
+/// Runs `wasm_build_init` in an instance of the instrumented `module` and returns wizer's
+/// snapshot of it.
+fn start_up_and_snapshot(
+    guest: &Guest,
+    env: &[(String, String)],
+    wizer: &Wizer,
+    context: &wasmtime_wizer::ModuleContext<'_>,
+    module: &Module,
+) -> Result<Vec<u8>> {
     let output = log::Capture::new(1 << 20, LogSink::Capture);
     let start_up = GuestRun {
         args: Vec::new(),
@@ -177,7 +218,7 @@ fn make_snapshot(guest: &Guest, env: &[(String, String)], wasm: &[u8]) -> Result
 
     let instance = guest
         .linker
-        .instantiate(&mut store, &module)
+        .instantiate(&mut store, module)
         .wasm_context("instantiating the module")?;
     let init = instance
         .get_typed_func::<(), ()>(&mut store, INIT_EXPORT)
@@ -197,7 +238,7 @@ fn make_snapshot(guest: &Guest, env: &[(String, String)], wasm: &[u8]) -> Result
         );
     }
     ready(wizer.snapshot(
-        &context,
+        context,
         &mut InstanceView {
             store: &mut store,
             instance,

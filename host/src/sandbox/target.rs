@@ -31,7 +31,10 @@ pub(crate) fn probe_target(
     );
     let run = GuestRun {
         args: vec!["-S".into(), "-c".into(), script],
-        env: Vec::new(),
+        // The hooks' start-up environment, so that the pre-initialized interpreter serves the
+        // probe: with another one the module as built would be compiled for this run alone
+        // (seconds on the first run). The markers do not depend on these variables.
+        env: super::base_environment(),
         mounts: vec![Mount::read_write(io.path(), guest_paths::IO)],
         limits: limits.clone(),
         log: LogSink::Capture,
