@@ -343,10 +343,10 @@ def table(outcomes: list[Outcome]) -> str:
                      f"{counts['reference-unstable']} more differ where pypa/build does not "
                      f"reproduce itself.")
     flags = sorted({flag for o in outcomes for flag in o.same_with})
+    unstable = {o.entry.name for o in outcomes if o.same_with.get("(again)") is False}
     for flag in flags:
         checked = [o for o in outcomes if flag in o.same_with]
         bad = [o for o in checked if not o.same_with[flag]]
-        unstable = {o.entry.name for o in outcomes if o.same_with.get("(again)") is False}
         what = "built again" if flag == "(again)" else f"with and without {flag}"
         lines.append(f"\nDifferential, {what}: {len(checked)} sdists checked, "
                      f"{len(bad)} differ" + "".join(

@@ -146,6 +146,19 @@ impl From<LimitHit> for Limit {
 }
 
 impl BuildError {
+    /// The sdist `name` was refused while reading it: what is not an sdist at all is not
+    /// called one.
+    pub(crate) fn sdist_refused(name: &str, source: ArchiveError) -> Self {
+        BuildError::Input {
+            what: if matches!(source, ArchiveError::Format { .. }) {
+                name.to_string()
+            } else {
+                format!("the sdist {name}")
+            },
+            source: source.into(),
+        }
+    }
+
     /// The process exit code for this failure (see `docs/cli.md`).
     pub fn exit_code(&self) -> i32 {
         match self {

@@ -12,7 +12,7 @@ use crate::reporter::{
 use anyhow::{Context, anyhow};
 use std::fs::{self, File};
 use std::path::Path;
-use wasm_build_packaging::archive::{self, ArchiveError};
+use wasm_build_packaging::archive;
 use wasm_build_packaging::cache;
 use wasm_build_packaging::metadata::{CoreMetadata, metadata_json};
 use wasm_build_packaging::verify;
@@ -187,17 +187,8 @@ fn static_metadata(
         clock: None,
     };
     reporter.report(&Event::Source(&facts));
-    let read =
-        archive::read_sdist_file(&file, &name, &settings.extract_limits).map_err(|source| {
-            BuildError::Input {
-                what: if matches!(source, ArchiveError::Format { .. }) {
-                    name.clone()
-                } else {
-                    format!("the sdist {name}")
-                },
-                source: source.into(),
-            }
-        })?;
+    let read = archive::read_sdist_file(&file, &name, &settings.extract_limits)
+        .map_err(|source| BuildError::sdist_refused(&name, source))?;
     facts.project = Some((
         read.filename.name.to_string(),
         read.filename.version.to_string(),

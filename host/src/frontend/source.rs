@@ -12,7 +12,7 @@ use std::fs;
 use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use wasm_build_packaging::archive::{self, ArchiveError, NamedBy};
+use wasm_build_packaging::archive::{self, NamedBy};
 use wasm_build_packaging::cache;
 use wasm_build_packaging::filename::SdistFilename;
 use wasm_build_packaging::pyproject::BuildSystem;
@@ -162,15 +162,7 @@ impl Frontend {
     ) -> Result<Project, BuildError> {
         let dest = scratch.join(format!("sdist-{}", unique_suffix()));
         let extracted = archive::extract_sdist_file(file, name, &dest, &self.extract_limits())
-            .map_err(|source| BuildError::Input {
-                // What is not an sdist is not called one.
-                what: if matches!(source, ArchiveError::Format { .. }) {
-                    name.to_string()
-                } else {
-                    format!("the sdist {name}")
-                },
-                source: source.into(),
-            })?;
+            .map_err(|source| BuildError::sdist_refused(name, source))?;
         if extracted.named_by != NamedBy::FileName {
             self.reporter
                 .report(&Event::Warning(&Warning::RenamedSdist {
