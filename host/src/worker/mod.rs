@@ -4,8 +4,8 @@
 //! ```text
 //! job.rs      the job a producer writes, its idempotency key, the result
 //! stream.rs   Redis: reconnection, the group, read, reclaim, heartbeat, complete, dead letter
-//! exec.rs     fetch the source, build it with the job's options (`serve::run_job` on a
-//!             warm frontend), deliver the artifacts
+//! exec.rs     fetch the source (and the wheels to verify against), run the job's task
+//!             (`service::run_task` on a warm frontend), deliver the artifacts
 //! metrics.rs  Prometheus counters
 //! ```
 //!
@@ -269,6 +269,7 @@ fn handle(shared: &Shared, redis: &mut Redis, entry: &StreamId) -> anyhow::Resul
                     status: ran.status,
                     class: ran.class,
                     exit_code: ran.exit_code,
+                    verdict: ran.verdict,
                     error: ran.error,
                     artifacts: ran.artifacts,
                     cached: false,
