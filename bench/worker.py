@@ -232,9 +232,9 @@ def cli_per_job(args, sdists, work, parallel):
     return time.time() - start
 
 
-def cli_one_process(args, sdists, work, jobs):
+def cli_one_process(args, sdists, work, jobs, name="j"):
     """One `wasm-build build -j N SDIST...`: many sources on one warm frontend."""
-    outdir = os.path.join(work, "out-cli-j")
+    outdir = os.path.join(work, "out-cli-" + name)
     start = time.time()
     subprocess.run([args.wasm_build, "build", "-q", "-j", str(jobs), "-o", outdir, *sdists],
                    check=True, stdout=subprocess.DEVNULL)
@@ -299,6 +299,10 @@ def main():
             print("\n## Backlog: %d jobs through 2 workers (-j 1 each)\n" % b)
             print("%.1f s, %.0f jobs/min, lost %d, duplicated %d" % (
                 elapsed, b / elapsed * 60, lost, dup))
+            # The issue's yardstick: the same jobs through one `-j 2` process.
+            one = cli_one_process(args, sdists[:b], work, 2, "backlog")
+            print("one `wasm-build build -j 2` process over the same %d sdists: %.1f s, "
+                  "%.0f jobs/min; 2 workers take %.2fx its time" % (b, one, b / one * 60, elapsed / one))
     finally:
         redis_proc.terminate()
         redis_proc.wait()

@@ -5,10 +5,10 @@
 mod common;
 
 use common::python::{tools_python, validate_json};
+use common::wheel::rewrite_wheel;
 use common::*;
 use serde_json::Value;
 use std::fs;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -391,47 +391,3 @@ fn pypa_wheel(sdist: &Path, outdir: &Path) -> PathBuf {
 }
 
 const PYPA_EPOCH: &str = "1700000000";
-
-/// Rewrites the wheel `from` to `to` with its members (name, bytes) changed by `change`,
-/// RECORD made right again, every member stored.
-fn rewrite_wheel(from: &Path, to: &Path, change: impl FnOnce(&mut Vec<(String, Vec<u8>)>)) {
-    let mut zip = zip::ZipArchive::new(fs::File::open(from).unwrap()).unwrap();
-    let mut members = Vec::new();
-    for index in 0..zip.len() {
-        let mut entry = zip.by_index(index).unwrap();
-        let mut data = Vec::new();
-        entry.read_to_end(&mut data).unwrap();
-        members.push((entry.name().unwrap().to_string(), data));
-    }
-    change(&mut members);
-    let record_name = members
-        .iter()
-        .map(|(name, _)| name.clone())
-        .find(|name| name.ends_with(".dist-info/RECORD"))
-        .unwrap();
-    let mut record = String::new();
-    for (name, data) in &members {
-        if *name != record_name {
-            record.push_str(&format!(
-                "{name},sha256={},{}\n",
-                record_digest(data),
-                data.len()
-            ));
-        }
-    }
-    record.push_str(&format!("{record_name},,\n"));
-    fs::create_dir_all(to.parent().unwrap()).unwrap();
-    let mut writer = zip::ZipWriter::new(fs::File::create(to).unwrap());
-    let options = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Stored)
-        .unix_permissions(0o644);
-    for (name, data) in &members {
-        writer.start_file(name.as_str(), options).unwrap();
-        if *name == record_name {
-            writer.write_all(record.as_bytes()).unwrap();
-        } else {
-            writer.write_all(data).unwrap();
-        }
-    }
-    writer.finish().unwrap();
-}

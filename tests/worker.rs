@@ -6,6 +6,8 @@
 mod common;
 #[path = "worker/support.rs"]
 mod support;
+#[path = "worker/verify.rs"]
+mod verify;
 
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -16,11 +18,11 @@ use support::{
     ArtifactStore, RedisServer, Worker, direct_build, fixture_sdists, job, slow_sdist, wait_for,
 };
 
-const STREAM: &str = "jobs";
-const GROUP: &str = "builders";
+pub(crate) const STREAM: &str = "jobs";
+pub(crate) const GROUP: &str = "builders";
 
 /// Results per job ID.
-fn by_job(results: &[Value]) -> BTreeMap<String, Vec<&Value>> {
+pub(crate) fn by_job(results: &[Value]) -> BTreeMap<String, Vec<&Value>> {
     let mut map: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
     for result in results {
         map.entry(result["job_id"].as_str().unwrap().to_string())
@@ -30,7 +32,12 @@ fn by_job(results: &[Value]) -> BTreeMap<String, Vec<&Value>> {
     map
 }
 
-fn wait_for_results(server: &RedisServer, count: usize, workers: &[&Worker], limit: u64) {
+pub(crate) fn wait_for_results(
+    server: &RedisServer,
+    count: usize,
+    workers: &[&Worker],
+    limit: u64,
+) {
     let what = format!("{count} results");
     let done = || server.results(STREAM).len() >= count;
     if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -72,7 +79,7 @@ fn scrape(port: u16) -> String {
     text
 }
 
-/// 30 jobs: 3 real sdists (flit, hatchling, an in-tree backend) × 10 distinct config
+/// 60 jobs: 3 real sdists (flit, hatchling, an in-tree backend) × 20 distinct config
 /// settings (the in-tree backend writes them into METADATA, so its wheels differ).
 #[test]
 fn three_workers_give_each_job_one_result_with_the_cli_s_bytes() {
@@ -81,7 +88,7 @@ fn three_workers_give_each_job_one_result_with_the_cli_s_bytes() {
     let server = RedisServer::start();
     let mut expected = BTreeMap::new();
     for (s, sdist) in sdists.iter().enumerate() {
-        for n in 0..10 {
+        for n in 0..20 {
             let id = format!("job-{s}-{n}");
             let value = n.to_string();
             let settings = [("n", value.as_str())];
@@ -99,11 +106,11 @@ fn three_workers_give_each_job_one_result_with_the_cli_s_bytes() {
         Worker::start(&server, STREAM, "w2", &[]),
         Worker::start(&server, STREAM, "w3", &[]),
     ];
-    wait_for_results(&server, 30, &workers.iter().collect::<Vec<_>>(), 300);
+    wait_for_results(&server, 60, &workers.iter().collect::<Vec<_>>(), 300);
 
     let results = server.results(STREAM);
     let per_job = by_job(&results);
-    assert_eq!(per_job.len(), 30);
+    assert_eq!(per_job.len(), 60);
     for (id, wheel) in &expected {
         let found = &per_job[id];
         assert_eq!(found.len(), 1, "{id}: {found:?}");
@@ -124,7 +131,7 @@ fn three_workers_give_each_job_one_result_with_the_cli_s_bytes() {
     }
     let keys: std::collections::BTreeSet<_> =
         results.iter().map(|r| r["key"].to_string()).collect();
-    assert_eq!(keys.len(), 30, "distinct options make distinct keys");
+    assert_eq!(keys.len(), 60, "distinct options make distinct keys");
     let busy: std::collections::BTreeSet<_> =
         results.iter().map(|r| r["worker"].to_string()).collect();
     assert!(busy.len() >= 2, "the jobs were shared: {busy:?}");
@@ -134,7 +141,7 @@ fn three_workers_give_each_job_one_result_with_the_cli_s_bytes() {
     let again_dir = work.path().join("again");
     let again = job("again", &sdists[2], &again_dir, &[("n", "3")]);
     server.add(STREAM, &again);
-    wait_for_results(&server, 31, &workers.iter().collect::<Vec<_>>(), 60);
+    wait_for_results(&server, 61, &workers.iter().collect::<Vec<_>>(), 60);
     let results = server.results(STREAM);
     let answer = by_job(&results)["again"].clone();
     assert_eq!(answer.len(), 1);

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod python;
+pub mod wheel;
 
 use std::collections::BTreeMap;
 use std::fs;

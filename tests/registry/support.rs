@@ -109,23 +109,3 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     fs::write(&backend, text).unwrap();
     project
 }
-
-/// RECORD's digest of `data`: urlsafe base64 of its sha256, without padding.
-pub fn record_digest(data: &[u8]) -> String {
-    let hex = sha256(data);
-    let bytes: Vec<u8> = (0..32)
-        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
-        .collect();
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}

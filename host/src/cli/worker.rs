@@ -62,13 +62,18 @@ pub struct EnqueueArgs {
     /// The stream the jobs are added to.
     #[arg(long, value_name = "NAME")]
     stream: String,
-    /// Sdists: a path, or an http(s) URL ending in `#sha256=HEX`.
+    /// Sdists: a path, or an http(s) URL ending in `#sha256=HEX`; one job each.
     #[arg(required = true, value_name = "SOURCE")]
     sources: Vec<String>,
     /// Build the wheel's metadata instead of the wheel.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "verify_against")]
     metadata: bool,
-    /// The folder the artifacts go to (a volume the workers share) [default: ./dist].
+    /// Build the wheel and compare it with this wheel: a path, or an http(s) URL ending in
+    /// `#sha256=HEX` (repeatable: one job compares with each).
+    #[arg(long, value_name = "WHEEL")]
+    verify_against: Vec<String>,
+    /// The folder the artifacts go to (a volume the workers share) [default: ./dist;
+    /// with --verify-against: none, the wheel built is dropped].
     #[arg(short, long, value_name = "DIR")]
     outdir: Option<PathBuf>,
     /// Setting passed to the backend's hooks (repeatable; a repeated key gives a list).
@@ -205,12 +210,36 @@ pub fn enqueue(args: EnqueueArgs) -> ExitCode {
 }
 
 fn run_enqueue(args: EnqueueArgs) -> Result<()> {
+    let verify = !args.verify_against.is_empty();
     let outdir = match args.outdir {
-        Some(dir) => dir,
-        None => PathBuf::from("dist"),
+        Some(dir) => Some(dir),
+        None if verify => None,
+        None => Some(PathBuf::from("dist")),
     };
-    std::fs::create_dir_all(&outdir).with_context(|| format!("creating {}", outdir.display()))?;
-    let outdir = std::fs::canonicalize(&outdir)?;
+    let artifacts = match outdir {
+        Some(outdir) => {
+            std::fs::create_dir_all(&outdir)
+                .with_context(|| format!("creating {}", outdir.display()))?;
+            let outdir = std::fs::canonicalize(&outdir)?;
+            Some(Destination {
+                dir: Some(outdir.display().to_string()),
+                put: None,
+            })
+        }
+        None => None,
+    };
+    let verify_against = args
+        .verify_against
+        .iter()
+        .map(|wheel| source(wheel))
+        .collect::<Result<Vec<_>>>()?;
+    let target = if verify {
+        Target::Verify
+    } else if args.metadata {
+        Target::Metadata
+    } else {
+        Target::Wheel
+    };
     let mut config_settings: BTreeMap<String, Value> = BTreeMap::new();
     for (key, value) in args.config_settings {
         let merged = match config_settings.remove(&key) {
@@ -255,16 +284,10 @@ fn run_enqueue(args: EnqueueArgs) -> Result<()> {
         let job = Job {
             id,
             source,
-            build: vec![if args.metadata {
-                Target::Metadata
-            } else {
-                Target::Wheel
-            }],
+            build: vec![target],
+            verify_against: verify_against.clone(),
             options: options.clone(),
-            artifacts: Destination {
-                dir: Some(outdir.display().to_string()),
-                put: None,
-            },
+            artifacts: artifacts.clone(),
         };
         let text = serde_json::to_string(&job)?;
         Job::parse(&text).with_context(|| format!("the job for {given}"))?;
@@ -278,7 +301,7 @@ fn run_enqueue(args: EnqueueArgs) -> Result<()> {
 fn source(given: &str) -> Result<Source> {
     if given.starts_with("http://") || given.starts_with("https://") {
         let Some((url, sha)) = given.split_once("#sha256=") else {
-            bail!("{given}: a URL source needs `#sha256=HEX` at its end");
+            bail!("{given}: a URL needs `#sha256=HEX` at its end");
         };
         return Ok(Source {
             url: Some(url.to_string()),

@@ -1,11 +1,13 @@
 //! Running one job on a warm engine: the source fetched and checked against its sha256,
 //! built by a [`Frontend`] with the job's options, the artifacts made durable.
 
-use super::job::{Delivered, Job, Options, Status, canonical_json, hex};
-use crate::frontend::{Frontend, Settings};
+use super::job::{
+    Delivered, Destination, Job, Options, Source, Status, Target, canonical_json, hex,
+};
+use crate::frontend::{BuildRequest, Distribution, Frontend, Settings};
 use crate::report::SourceReport;
 use crate::reporter::Reporter;
-use crate::serve;
+use crate::service::{self, Task};
 use anyhow::{Context, Result, anyhow, bail};
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
@@ -13,6 +15,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use wasm_build_packaging::verify::Verdict;
 
 /// Frontends kept warm, one per distinct set of job options.
 const WARM_FRONTENDS: usize = 4;
@@ -133,6 +136,8 @@ pub struct Ran {
     pub exit_code: i32,
     pub error: String,
     pub artifacts: Vec<Delivered>,
+    /// For `verify`: the worst verdict over the wheels compared.
+    pub verdict: Option<String>,
     pub seconds: f64,
     /// The job's report entry (`report::SourceReport`), as JSON.
     pub report: Option<serde_json::Value>,
@@ -144,33 +149,63 @@ pub struct Ran {
 #[error("{0:#}")]
 pub struct Retry(#[from] pub anyhow::Error);
 
-/// Fetches the job's source, builds it and delivers the artifacts.
+/// Fetches the job's source (and wheels to verify against), builds it and delivers the
+/// artifacts.
 pub fn run(engines: &Engines, job: &Job) -> Result<Ran, Retry> {
     let scratch = tempfile::Builder::new()
         .prefix("wasm-build-job-")
         .tempdir()
         .context("creating the job's scratch folder")?;
-    let sdist = fetch(job, scratch.path())?;
+    let sdist = scratch.path().join("source").join(sdist_name(&job.source));
+    fetch(&job.source, &sdist)?;
+    let mut wheels = Vec::new();
+    for (n, wheel) in job.verify_against.iter().enumerate() {
+        // One folder each: two wheels to compare may have the same name.
+        let path = scratch
+            .path()
+            .join("wheels")
+            .join(n.to_string())
+            .join(wheel.file_name());
+        fetch(wheel, &path)?;
+        wheels.push(path);
+    }
     let frontend = engines.frontend(&job.options)?;
-    let into_scratch = job.artifacts.dir.is_none();
-    let outdir = match &job.artifacts.dir {
-        Some(dir) => PathBuf::from(dir),
-        None => scratch.path().join("out"),
+    let (outdir, into_scratch) = match &job.artifacts {
+        Some(Destination { dir: Some(dir), .. }) => (Some(PathBuf::from(dir)), false),
+        Some(_) => (Some(scratch.path().join("out")), true),
+        None => (None, false),
     };
-    // The build itself is `serve`'s job runner on this warm frontend: the result carries
-    // its report entry (docs/report.md).
-    let serve_job = serve::Job {
-        id: Some(job.id.clone()),
-        task: serve::JobTask::Build,
-        path: Some(sdist),
-        distributions: job.targets().iter().map(|t| t.name().to_string()).collect(),
-        outdir: Some(outdir.clone()),
-        ..serve::Job::default()
+    let verify = job.targets() == [Target::Verify];
+    let task = if verify {
+        Task::Verify {
+            sdist,
+            wheels,
+            outdir: outdir.clone(),
+        }
+    } else {
+        let distributions = job
+            .targets()
+            .iter()
+            .map(|target| match target {
+                Target::Metadata => Distribution::Metadata,
+                _ => Distribution::Wheel,
+            })
+            .collect();
+        Task::Build(BuildRequest {
+            source: sdist,
+            distributions,
+            outdir: outdir.clone(),
+        })
     };
     let started = Instant::now();
-    let report = serve::run_job(&frontend, &serve_job, engines.reporter.clone()).report;
-    let outcome = &report.outcome;
-    if outcome.status != "ok" {
+    let url = job.source.url.as_deref();
+    let mut report = service::run_task(&frontend, &task, url, engines.reporter.clone()).report;
+    // Each wheel compared is named as the job names it, not by its scratch copy.
+    for (entry, given) in report.comparisons.iter_mut().zip(&job.verify_against) {
+        entry.wheel = given.location().to_string();
+    }
+    let verdict = verify.then(|| worst_verdict(&report)).flatten();
+    if report.outcome.status != "ok" && verdict.is_none() {
         return Ok(failed(&report, started));
     }
     let mut artifacts = Vec::new();
@@ -182,8 +217,8 @@ pub fn run(engines: &Engines, job: &Job) -> Result<Ran, Retry> {
     if into_scratch {
         let urls = job
             .artifacts
-            .put
             .as_ref()
+            .and_then(|a| a.put.as_ref())
             .context("the job names no destination")?;
         for artifact in &mut artifacts {
             let url = urls
@@ -192,21 +227,47 @@ pub fn run(engines: &Engines, job: &Job) -> Result<Ran, Retry> {
             put(Path::new(&artifact.location), url)?;
             artifact.location = url.clone();
         }
-    } else {
+    } else if let Some(outdir) = &outdir {
         // Each file was synced before its rename; the folder's entries now are too.
-        File::open(&outdir)
+        File::open(outdir)
             .and_then(|dir| dir.sync_all())
             .with_context(|| format!("syncing {}", outdir.display()))?;
     }
+    let outcome = &report.outcome;
     Ok(Ran {
         status: Status::Ok,
-        class: "ok".into(),
-        exit_code: 0,
+        class: outcome.class.clone().unwrap_or_else(|| "ok".into()),
+        exit_code: outcome.exit_code,
         error: String::new(),
         artifacts,
+        verdict,
         seconds: started.elapsed().as_secs_f64(),
         report: serde_json::to_value(&report).ok(),
     })
+}
+
+/// The worst verdict over a verify task's comparisons, when it compared every wheel.
+fn worst_verdict(report: &SourceReport) -> Option<String> {
+    if !matches!(
+        report.outcome.class.as_deref(),
+        None | Some("ok" | "equivalent" | "differs")
+    ) || report.comparisons.is_empty()
+    {
+        return None;
+    }
+    let rank = |verdict: &Verdict| match verdict {
+        Verdict::Identical => 0,
+        Verdict::Equivalent => 1,
+        Verdict::Differs => 2,
+    };
+    let worst = report
+        .comparisons
+        .iter()
+        .map(|c| c.comparison.verdict)
+        .max_by_key(rank)?;
+    serde_json::to_value(worst)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
 }
 
 fn failed(report: &SourceReport, started: Instant) -> Ran {
@@ -227,69 +288,71 @@ fn failed(report: &SourceReport, started: Instant) -> Ran {
         exit_code: outcome.exit_code,
         error: text,
         artifacts: Vec::new(),
+        verdict: None,
         seconds: started.elapsed().as_secs_f64(),
         report: serde_json::to_value(report).ok(),
     }
 }
 
-/// Copies or downloads the source into `scratch`, refusing it unless its sha256 is the
-/// job's. Built from the copy, so the bytes checked are the bytes built.
-fn fetch(job: &Job, scratch: &Path) -> Result<PathBuf, Retry> {
-    let (name, mut reader): (String, Box<dyn Read>) = match (&job.source.path, &job.source.url) {
+/// Copies or downloads `source` to `path` (its folder made here), refusing it unless its
+/// sha256 is the job's. Built from the copy, so the bytes checked are the bytes built.
+fn fetch(source: &Source, path: &Path) -> Result<(), Retry> {
+    let location = source.location();
+    let mut reader: Box<dyn Read> = match (&source.path, &source.url) {
         (Some(path), _) => {
-            let file = File::open(path).with_context(|| format!("opening the source {path}"))?;
-            (file_name(path), Box::new(file))
+            Box::new(File::open(path).with_context(|| format!("opening {location}"))?)
         }
         (None, Some(url)) => {
             let response = ureq::get(url)
                 .call()
-                .with_context(|| format!("downloading the source {url}"))?;
-            let body = response
-                .into_body()
-                .into_with_config()
-                .limit(MAX_SOURCE_BYTES)
-                .reader();
-            (
-                file_name(url.split(['?', '#']).next().unwrap_or(url)),
-                Box::new(body),
+                .with_context(|| format!("downloading {url}"))?;
+            Box::new(
+                response
+                    .into_body()
+                    .into_with_config()
+                    .limit(MAX_SOURCE_BYTES)
+                    .reader(),
             )
         }
-        (None, None) => return Err(anyhow!("the job names no source").into()),
+        (None, None) => return Err(anyhow!("the job names no file").into()),
     };
-    let folder = scratch.join("source");
-    fs::create_dir(&folder).context("creating the source folder")?;
-    let path = folder.join(name);
-    let mut file = File::create_new(&path).context("writing the source")?;
+    if let Some(folder) = path.parent() {
+        fs::create_dir_all(folder).with_context(|| format!("creating {}", folder.display()))?;
+    }
+    let mut file = File::create_new(path).with_context(|| format!("writing {location}"))?;
     let mut hash = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     let mut total = 0u64;
     loop {
-        let n = reader.read(&mut buf).context("reading the source")?;
+        let n = reader
+            .read(&mut buf)
+            .with_context(|| format!("reading {location}"))?;
         if n == 0 {
             break;
         }
         total += n as u64;
         if total > MAX_SOURCE_BYTES {
-            return Err(anyhow!("the source is larger than {MAX_SOURCE_BYTES} bytes").into());
+            return Err(anyhow!("{location} is larger than {MAX_SOURCE_BYTES} bytes").into());
         }
         hash.update(&buf[..n]);
-        file.write_all(&buf[..n]).context("writing the source")?;
+        file.write_all(&buf[..n])
+            .with_context(|| format!("writing {location}"))?;
     }
     let found = hex(&hash.finalize());
-    if found != job.source.sha256 {
+    if found != source.sha256 {
         return Err(anyhow!(
-            "the source has sha256 {found}, not the job's {}",
-            job.source.sha256
+            "{location} has sha256 {found}, not the job's {}",
+            source.sha256
         )
         .into());
     }
-    Ok(path)
+    Ok(())
 }
 
-/// The last path segment when it is a plain sdist file name, else `source.tar.gz`: the
-/// name is only a label (the frontend reads the project's name from inside).
-fn file_name(path: &str) -> String {
-    let last = path.rsplit('/').next().unwrap_or("");
+/// The sdist's file name when it is a plain one, else `source.tar.gz`: the name is only a
+/// label (the frontend reads the project's name from inside).
+fn sdist_name(source: &Source) -> String {
+    let last = source.file_name();
     let plain = !last.starts_with('.')
         && last
             .bytes()
@@ -342,14 +405,26 @@ fn put(path: &Path, url: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::file_name;
+    use super::{Source, sdist_name};
 
     #[test]
     fn only_plain_sdist_names_are_kept() {
-        assert_eq!(file_name("/a/b/pkg-1.0.tar.gz"), "pkg-1.0.tar.gz");
-        assert_eq!(file_name("https://h/p/pkg-1.0.tar.gz"), "pkg-1.0.tar.gz");
-        assert_eq!(file_name("/a/../.hidden.tar.gz"), "source.tar.gz");
-        assert_eq!(file_name("/a/pkg 1.tar.gz"), "source.tar.gz");
-        assert_eq!(file_name("/a/pkg.zip"), "source.tar.gz");
+        let name = |location: &str| {
+            let (url, path) = if location.starts_with('/') {
+                (None, Some(location.to_string()))
+            } else {
+                (Some(location.to_string()), None)
+            };
+            sdist_name(&Source {
+                url,
+                path,
+                sha256: String::new(),
+            })
+        };
+        assert_eq!(name("/a/b/pkg-1.0.tar.gz"), "pkg-1.0.tar.gz");
+        assert_eq!(name("https://h/p/pkg-1.0.tar.gz?sig=1"), "pkg-1.0.tar.gz");
+        assert_eq!(name("/a/../.hidden.tar.gz"), "source.tar.gz");
+        assert_eq!(name("/a/pkg 1.tar.gz"), "source.tar.gz");
+        assert_eq!(name("/a/pkg.zip"), "source.tar.gz");
     }
 }

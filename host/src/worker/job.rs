@@ -19,27 +19,82 @@ pub struct Job {
     /// The producer's name for the job, echoed in the result.
     pub id: String,
     pub source: Source,
-    /// What to build: `wheel`, `metadata` (from an sdist), `sdist` (from a folder).
-    /// Empty: the wheel.
+    /// What to build: `wheel`, `metadata`, or `verify` (alone: build the wheel and compare
+    /// it with each of `verify_against`). Empty: the wheel.
     #[serde(default)]
     pub build: Vec<Target>,
+    /// With `verify`: the wheels (each fetched and checked like the source) to compare with
+    /// the wheel built, in this order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verify_against: Vec<Source>,
     #[serde(default)]
     pub options: Options,
-    pub artifacts: Destination,
+    /// Where the artifacts go; optional for `verify` only (absent: the wheel built is
+    /// compared, then dropped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifacts: Option<Destination>,
 }
 
-/// Where the source is, and the sha256 it must have.
+/// Where a file (the sdist, a wheel to verify against) is, and the sha256 it must have.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Source {
-    /// An `http(s)://` URL of the sdist.
+    /// An `http(s)://` URL of the file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
-    /// An absolute path of the sdist on a volume the workers share.
+    /// An absolute path of the file on a volume the workers share.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
-    /// Lowercase hex sha256 of the sdist's bytes.
+    /// Lowercase hex sha256 of the file's bytes.
     pub sha256: String,
+}
+
+impl Source {
+    /// The URL or the path, as messages name the file.
+    pub fn location(&self) -> &str {
+        self.url.as_deref().or(self.path.as_deref()).unwrap_or("")
+    }
+
+    /// The last segment of the URL's path or of the path.
+    pub fn file_name(&self) -> &str {
+        let location = match &self.url {
+            Some(url) => url.split(['?', '#']).next().unwrap_or(url),
+            None => self.path.as_deref().unwrap_or(""),
+        };
+        location.rsplit('/').next().unwrap_or("")
+    }
+
+    fn check(&self, what: &str) -> Result<(), JobError> {
+        let sha = &self.sha256;
+        if sha.len() != 64 || !sha.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(JobError::Invalid(format!(
+                "`{what}.sha256` must be 64 lowercase hex digits"
+            )));
+        }
+        match (&self.url, &self.path) {
+            (Some(url), None) if url.starts_with("https://") || url.starts_with("http://") => {
+                Ok(())
+            }
+            (None, Some(path)) if path.starts_with('/') => Ok(()),
+            _ => Err(JobError::Invalid(format!(
+                "`{what}` needs exactly one of `url` (http or https) or `path` (absolute)"
+            ))),
+        }
+    }
+}
+
+/// Most wheels one `verify` job compares.
+pub const MAX_VERIFY_WHEELS: usize = 16;
+
+/// Whether `name` is a wheel's file name the worker keeps as it is (the comparison reads
+/// the name): plain characters, no leading dot, `.whl` at the end.
+pub fn plain_wheel_name(name: &str) -> bool {
+    !name.starts_with('.')
+        && name.len() <= 255
+        && name.ends_with(".whl")
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'+'))
 }
 
 /// What a job builds.
@@ -49,15 +104,26 @@ pub enum Target {
     Wheel,
     Sdist,
     Metadata,
+    /// Build the wheel and compare it with the job's `verify_against` wheels.
+    Verify,
 }
 
 impl Target {
-    /// The kind's name in results and PUT maps.
+    /// The target's name in jobs.
     pub fn name(self) -> &'static str {
         match self {
             Target::Wheel => "wheel",
             Target::Sdist => "sdist",
             Target::Metadata => "metadata",
+            Target::Verify => "verify",
+        }
+    }
+
+    /// The kind of artifact it delivers, as results and PUT maps name it.
+    pub fn artifact(self) -> &'static str {
+        match self {
+            Target::Verify => Target::Wheel.name(),
+            other => other.name(),
         }
     }
 }
@@ -142,38 +208,56 @@ impl Job {
         if self.id.is_empty() || self.id.len() > 256 {
             return bad("`id` must have 1 to 256 characters");
         }
-        let sha = &self.source.sha256;
-        if sha.len() != 64 || !sha.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return bad("`source.sha256` must be 64 lowercase hex digits");
-        }
-        match (&self.source.url, &self.source.path) {
-            (Some(url), None) if url.starts_with("https://") || url.starts_with("http://") => {}
-            (None, Some(path)) if path.starts_with('/') => {}
-            _ => {
-                return bad(
-                    "`source` needs exactly one of `url` (http or https) or `path` (absolute)",
-                );
-            }
-        }
+        self.source.check("source")?;
         if self.build.contains(&Target::Sdist) {
             return bad("an sdist source builds `wheel` or `metadata`, not `sdist`");
         }
-        match (&self.artifacts.dir, &self.artifacts.put) {
-            (Some(dir), None) if dir.starts_with('/') => {}
-            (None, Some(urls)) => {
+        let verify = self.build.contains(&Target::Verify);
+        if verify {
+            if self.targets() != [Target::Verify] {
+                return bad("`verify` is a job of its own: it builds the wheel it compares");
+            }
+            if self.verify_against.is_empty() || self.verify_against.len() > MAX_VERIFY_WHEELS {
+                return Err(JobError::Invalid(format!(
+                    "`verify` needs 1 to {MAX_VERIFY_WHEELS} wheels in `verify_against`"
+                )));
+            }
+            for (n, wheel) in self.verify_against.iter().enumerate() {
+                let what = format!("verify_against[{n}]");
+                wheel.check(&what)?;
+                if !plain_wheel_name(wheel.file_name()) {
+                    return Err(JobError::Invalid(format!(
+                        "`{what}` must end in a wheel's file name (NAME-VERSION-TAGS.whl)"
+                    )));
+                }
+            }
+        } else if !self.verify_against.is_empty() {
+            return bad("`verify_against` needs `\"build\": [\"verify\"]`");
+        }
+        match &self.artifacts {
+            None if verify => {}
+            None => return bad("`artifacts` is required (optional for `verify` only)"),
+            Some(Destination {
+                dir: Some(dir),
+                put: None,
+            }) if dir.starts_with('/') => {}
+            Some(Destination {
+                dir: None,
+                put: Some(urls),
+            }) => {
                 for target in self.targets() {
-                    match urls.get(target.name()) {
+                    let kind = target.artifact();
+                    match urls.get(kind) {
                         Some(url) if url.starts_with("https://") || url.starts_with("http://") => {}
                         _ => {
                             return Err(JobError::Invalid(format!(
-                                "`artifacts.put` needs an http(s) URL for `{}`",
-                                target.name()
+                                "`artifacts.put` needs an http(s) URL for `{kind}`"
                             )));
                         }
                     }
                 }
             }
-            _ => return bad("`artifacts` needs exactly one of `dir` (absolute) or `put`"),
+            Some(_) => return bad("`artifacts` needs exactly one of `dir` (absolute) or `put`"),
         }
         if let Some(date) = &self.options.exclude_newer {
             date.parse::<wasm_build_packaging::index::ExcludeNewer>()
@@ -194,10 +278,19 @@ impl Job {
     }
 
     /// The idempotency key: sha256 over the source's sha256, what is built with which
-    /// options (canonical JSON: sorted keys, no spaces), the wasm-build version and the
-    /// runtime module's sha256. Where the artifacts go is not part of it.
+    /// options and against which wheels' sha256 (canonical JSON: sorted keys, no spaces),
+    /// the wasm-build version and the runtime module's sha256. Where the files are and where
+    /// the artifacts go are not part of it.
     pub fn key(&self, runtime_sha256: &str) -> String {
-        let what = serde_json::json!({ "build": self.targets(), "options": self.options });
+        let mut what = serde_json::json!({ "build": self.targets(), "options": self.options });
+        if !self.verify_against.is_empty() {
+            let wheels: Vec<&str> = self
+                .verify_against
+                .iter()
+                .map(|w| w.sha256.as_str())
+                .collect();
+            what["verify_against"] = serde_json::json!(wheels);
+        }
         let canonical = canonical_json(&what);
         let mut hash = Sha256::new();
         for part in [
@@ -268,10 +361,15 @@ pub struct JobResult {
     pub key: String,
     pub status: Status,
     /// `ok`, or the failure's exit class (`input_refused`, `artifact_refused`, `usage`,
-    /// `requirements`, `backend_failed`, `sandbox_stopped`, `internal`).
+    /// `requirements`, `backend_failed`, `sandbox_stopped`, `native_code`, `internal`); for
+    /// `verify` with status `ok`: `ok` (identical), `equivalent` or `differs`.
     pub class: String,
     /// `wasm-build`'s exit code for the same build on the command line.
     pub exit_code: i32,
+    /// For `verify`: `identical`, `equivalent` or `differs`, the worst over the wheels
+    /// (each wheel's verdict and differences are in the report's `comparisons`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<String>,
     /// The error and its causes, one per line; empty when ok.
     #[serde(default)]
     pub error: String,
@@ -316,7 +414,10 @@ mod tests {
         let base = job();
         let key = base.key("r1");
         let mut elsewhere = base.clone();
-        elsewhere.artifacts.dir = Some("/other".into());
+        elsewhere.artifacts = Some(Destination {
+            dir: Some("/other".into()),
+            put: None,
+        });
         elsewhere.id = "b".into();
         assert_eq!(elsewhere.key("r1"), key);
         assert_ne!(base.key("r2"), key);
@@ -329,6 +430,77 @@ mod tests {
         let mut wheel = base.clone();
         wheel.build = vec![Target::Wheel, Target::Wheel];
         assert_eq!(wheel.key("r1"), key, "the default is the wheel");
+    }
+
+    #[test]
+    fn a_verify_job_stands_alone_and_its_wheels_are_in_the_key() {
+        const SHA: &str = "00000000000000000000000000000000000000000000000000000000000000ff";
+        let verify = |rest: &str| {
+            Job::parse(&format!(
+                r#"{{"id":"v","source":{{"path":"/s/p-1.tar.gz","sha256":"{SHA}"}},{rest}}}"#
+            ))
+        };
+        let wheel = |name: &str| format!(r#"{{"path":"/w/{name}","sha256":"{SHA}"}}"#);
+        let one = verify(&format!(
+            r#""build":["verify"],"verify_against":[{}]"#,
+            wheel("p-1-py3-none-any.whl")
+        ))
+        .unwrap();
+        assert_eq!(one.targets(), [Target::Verify]);
+        assert!(one.artifacts.is_none(), "optional for verify");
+        let two = verify(&format!(
+            r#""build":["verify"],"verify_against":[{},{}]"#,
+            wheel("p-1-py3-none-any.whl"),
+            wheel("p-1-py3-none-any.whl")
+        ))
+        .unwrap();
+        assert_ne!(one.key("r"), two.key("r"));
+        assert_ne!(one.key("r"), job().key("r"));
+        for (rest, says) in [
+            (r#""build":["verify"]"#.to_string(), "1 to 16 wheels"),
+            (
+                format!(
+                    r#""build":["verify","wheel"],"verify_against":[{}]"#,
+                    wheel("p-1-py3-none-any.whl")
+                ),
+                "a job of its own",
+            ),
+            (
+                format!(
+                    r#""build":["verify"],"verify_against":[{}]"#,
+                    wheel("p.zip")
+                ),
+                "`verify_against[0]` must end in a wheel's file name",
+            ),
+            (
+                format!(
+                    r#""build":["verify"],"verify_against":[{}]"#,
+                    wheel(".hidden.whl")
+                ),
+                "must end in a wheel's file name",
+            ),
+            (
+                format!(
+                    r#""verify_against":[{}],"artifacts":{{"dir":"/o"}}"#,
+                    wheel("p-1-py3-none-any.whl")
+                ),
+                "needs `\"build\": [\"verify\"]`",
+            ),
+            (
+                r#""build":["wheel"]"#.to_string(),
+                "`artifacts` is required",
+            ),
+            (
+                format!(
+                    r#""build":["verify"],"verify_against":[{}],"artifacts":{{"put":{{"verify":"http://x/"}}}}"#,
+                    wheel("p-1-py3-none-any.whl")
+                ),
+                "URL for `wheel`",
+            ),
+        ] {
+            let error = verify(&rest).unwrap_err().to_string();
+            assert!(error.contains(says), "{rest}: {error}");
+        }
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //! ```text
 //! job.rs      the job a producer writes, its idempotency key, the result
 //! stream.rs   Redis: reconnection, the group, read, reclaim, heartbeat, complete, dead letter
-//! exec.rs     fetch the source, build it with the job's options (`serve::run_job` on a
-//!             warm frontend), deliver the artifacts
+//! exec.rs     fetch the source (and the wheels to verify against), run the job's task
+//!             (`service::run_task` on a warm frontend), deliver the artifacts
 //! metrics.rs  Prometheus counters
 //! ```
 //!
@@ -30,6 +30,7 @@ use redis::Connection;
 use redis::streams::StreamId;
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 use stream::{CommandError, Completion, Redis};
 
@@ -269,6 +270,7 @@ fn handle(shared: &Shared, redis: &mut Redis, entry: &StreamId) -> anyhow::Resul
                     status: ran.status,
                     class: ran.class,
                     exit_code: ran.exit_code,
+                    verdict: ran.verdict,
                     error: ran.error,
                     artifacts: ran.artifacts,
                     cached: false,
@@ -341,30 +343,31 @@ fn handle(shared: &Shared, redis: &mut Redis, entry: &StreamId) -> anyhow::Resul
     Ok(())
 }
 
-/// Builds the job while a heartbeat keeps it this consumer's.
+/// Builds the job while a heartbeat keeps it this consumer's. The heartbeat connects only
+/// when a build outlasts its first beat, and ends the moment the build does: most builds
+/// are shorter than a beat, and a job slot must not wait on a sleeping thread.
 fn build(shared: &Shared, job: &Job, entry: &str) -> Result<exec::Ran, exec::Retry> {
-    let done = AtomicBool::new(false);
     let beat = (shared.config.claim_idle / 3).max(Duration::from_millis(200));
+    let (done, beats) = std::sync::mpsc::channel::<()>();
     std::thread::scope(|scope| {
-        scope.spawn(|| {
-            let Ok(mut redis) = shared.connect() else {
-                return;
-            };
-            let mut last = Instant::now();
-            while !done.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(50));
-                if last.elapsed() < beat {
-                    continue;
+        scope.spawn(move || {
+            let mut redis = None;
+            // Disconnected (the build ended and dropped `done`): stop.
+            while let Err(RecvTimeoutError::Timeout) = beats.recv_timeout(beat) {
+                if redis.is_none() {
+                    redis = shared.connect().ok();
                 }
-                last = Instant::now();
-                let stop_trying = || done.load(Ordering::SeqCst);
+                let Some(redis) = redis.as_mut() else {
+                    continue;
+                };
+                let stop_trying = || !matches!(beats.try_recv(), Err(TryRecvError::Empty));
                 let _ = redis.run("XCLAIM heartbeat", &stop_trying, |c| {
                     stream::heartbeat(c, &shared.config.names, entry)
                 });
             }
         });
         let ran = exec::run(shared.engines, job);
-        done.store(true, Ordering::SeqCst);
+        drop(done);
         ran
     })
 }
