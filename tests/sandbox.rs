@@ -423,3 +423,86 @@ fn a_guest_process_refuses_an_image_changed_after_the_parent_checked_it() {
         other => panic!("the changed image was used: {other:?}"),
     }
 }
+
+/// Directory listings (served from one listing per stream, see host/src/sandbox/listing.rs)
+/// hold every entry once with the inode `stat` gives, follow changes made between streams,
+/// let a loop that removes each entry it reads see every entry, and survive streams read
+/// in turn on two directories. On a thread and in a child process.
+#[test]
+fn directory_listings_are_whole_and_follow_changes_between_streams() {
+    let code = r#"
+import json, os
+big = "/tmp/big"
+expected = sorted(json.load(open("/tmp/expected.json")))
+problems = []
+def check(what, found, wanted):
+    if sorted(found) != sorted(wanted):
+        problems.append("%s: %d names, %d wanted, first extra %r, first missing %r" % (
+            what, len(found), len(wanted), sorted(set(found) - set(wanted))[:1],
+            sorted(set(wanted) - set(found))[:1]))
+check("listdir", os.listdir(big), expected)
+with os.scandir(big) as entries:
+    seen = list(entries)
+check("scandir", [e.name for e in seen], expected)
+for entry in seen[::97]:
+    if entry.inode() != os.stat(entry.path, follow_symlinks=False).st_ino:
+        problems.append("inode of " + entry.name)
+    if entry.is_dir() != os.path.isdir(entry.path):
+        problems.append("type of " + entry.name)
+# Changes between streams are seen by the next.
+open(os.path.join(big, "new-file"), "w").close()
+os.unlink(os.path.join(big, expected[1]))
+now = expected[:1] + expected[2:] + ["new-file"]
+check("after a change", os.listdir(big), now)
+# Two streams read in turn.
+other = "/tmp/other"
+os.mkdir(other)
+for i in range(300):
+    open(os.path.join(other, "o%03d" % i), "w").close()
+first, second = [], []
+with os.scandir(big) as a, os.scandir(other) as b:
+    for entry in a:
+        first.append(entry.name)
+        if len(first) == 150:
+            second = [e.name for e in b]
+check("a stream read around another", first, now)
+check("the other", second, ["o%03d" % i for i in range(300)])
+# Each entry removed as soon as it is read.
+removed = []
+with os.scandir(big) as entries:
+    for entry in entries:
+        removed.append(entry.name)
+        if entry.is_dir(follow_symlinks=False):
+            os.rmdir(entry.path)
+        else:
+            os.unlink(entry.path)
+check("removing while reading", removed, now)
+check("left", os.listdir(big), [])
+print(json.dumps(problems))
+raise SystemExit(1 if problems else 0)
+"#;
+    for isolation in [Isolation::Thread, guest_processes()] {
+        let sandbox = sandbox(isolation);
+        let scratch = tempfile::tempdir().unwrap();
+        let big = scratch.path().join("big");
+        std::fs::create_dir(&big).unwrap();
+        // Names of every length up to 200 bytes, so that chunks end anywhere in an entry.
+        let mut names = Vec::new();
+        for i in 0..2500 {
+            let name = format!("{i:04}-{}", "n".repeat(i % 196));
+            if i % 50 == 0 {
+                std::fs::create_dir(big.join(&name)).unwrap();
+            } else {
+                std::fs::write(big.join(&name), b"").unwrap();
+            }
+            names.push(name);
+        }
+        std::fs::write(
+            scratch.path().join("expected.json"),
+            serde_json::to_string(&names).unwrap(),
+        )
+        .unwrap();
+        let exit = run_code(&sandbox, scratch.path(), code, Limits::default()).unwrap();
+        assert_eq!(exit.code, 0, "{}", String::from_utf8_lossy(&exit.log));
+    }
+}

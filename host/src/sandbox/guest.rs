@@ -62,6 +62,8 @@ impl Guest {
             .wasm_context("linking the disk accounting")?;
         determinism::add_to_linker(&mut linker, GuestState::wasi_and_clamp)
             .wasm_context("linking the file-time clamp")?;
+        listing::add_to_linker(&mut linker, GuestState::wasi_and_listings)
+            .wasm_context("linking the directory listings")?;
         Ok(Self {
             engine,
             linker,
@@ -288,6 +290,7 @@ impl Guest {
                 // No guest code runs in this store before it gets a run's account.
                 disk: disk::DiskAccount::new(0, 0),
                 clamp: None,
+                listings: listing::Listings::default(),
             },
         );
         store.limiter(|state| &mut state.limiter);
@@ -311,6 +314,7 @@ impl Guest {
                 },
                 disk: disk::DiskAccount::for_run(run),
                 clamp: run.determinism.map(|d| d.clamp_nanos()),
+                listings: listing::Listings::default(),
             },
         );
         store.limiter(|state| &mut state.limiter);
@@ -381,6 +385,8 @@ pub(super) struct GuestState {
     pub(super) disk: disk::DiskAccount,
     /// The latest file time the guest sees, in nanoseconds (see [`determinism`]).
     pub(super) clamp: Option<u64>,
+    /// The directory stream being read (see [`listing`]).
+    pub(super) listings: listing::Listings,
 }
 
 impl GuestState {
@@ -390,6 +396,10 @@ impl GuestState {
 
     pub(super) fn wasi_and_clamp(&mut self) -> (&mut WasiP1Ctx, Option<u64>) {
         (&mut self.wasi, self.clamp)
+    }
+
+    pub(super) fn wasi_and_listings(&mut self) -> (&mut WasiP1Ctx, &mut listing::Listings) {
+        (&mut self.wasi, &mut self.listings)
     }
 }
 

@@ -8,6 +8,7 @@ mod determinism;
 mod disk;
 mod guest;
 mod isolated;
+mod listing;
 mod log;
 mod memory_image;
 mod module_cache;

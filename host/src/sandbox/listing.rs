@@ -1,0 +1,378 @@
+//! Directory listings read from one snapshot per directory stream.
+//!
+//! wasmtime-wasi's `fd_readdir` lists the whole directory and stats every entry on each
+//! call, then skips the `cookie` entries the guest has read already. wasi-libc reads a
+//! directory in 4 KiB chunks (about 100 entries), so one `os.listdir` of a folder of N
+//! entries cost about N²/100 stats: 40,000 for a folder of 2,000 files. This shadow lists
+//! the directory once, when the guest starts reading it (cookie 0: `opendir`,
+//! `rewinddir`), and serves the later chunks from that listing, as a kernel's directory
+//! stream does. The bytes of each chunk are those wasmtime-wasi would write at that cookie
+//! (the listing is its own output, made into a host buffer); what differs is only when the
+//! directory is read. A stream goes on from the listing its cookie 0 made, so an entry
+//! added or removed while it is read may or may not appear, as POSIX allows, and a loop
+//! that removes each entry it reads sees every entry once (wasmtime-wasi's own chunks,
+//! each a new listing, skipped as many entries as had been removed). A new stream sees the
+//! directory as it is.
+//!
+//! One listing is kept per run (readers read a stream to its end before the next), for the
+//! descriptor and directory it was made from (a descriptor closed and its number reused
+//! for another directory is another listing), and only up to [`MAX_LISTING_BYTES`]: a
+//! larger directory is read by wasmtime-wasi directly.
+
+use wasmtime::{AsContextMut, Caller, Extern, Linker};
+use wasmtime_wasi::p1::wasi_snapshot_preview1 as p1;
+use wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1 as _;
+use wasmtime_wasi::p1::{WasiP1Ctx, types};
+use wasmtime_wasi::runtime::in_tokio;
+use wiggle::{GuestMemory, GuestPtr};
+
+const MODULE: &str = "wasi_snapshot_preview1";
+const SUCCESS: i32 = 0;
+/// The largest listing kept, in bytes of dirents (24 bytes and the name each).
+pub(super) const MAX_LISTING_BYTES: usize = 16 << 20;
+/// The first host buffer a listing is read into; doubled until the listing fits.
+const FIRST_BUFFER: usize = 64 << 10;
+/// A dirent's fixed part: `d_next` (u64), `d_ino` (u64), `d_namlen` (u32), `d_type` (u8),
+/// padding.
+const DIRENT_BYTES: usize = 24;
+/// In the host buffer: where `bufused` is written, where the listing starts.
+const USED_AT: u32 = 0;
+const LISTING_AT: u32 = 8;
+
+/// The run's directory listing, if it has one.
+#[derive(Default)]
+pub(super) struct Listings {
+    last: Option<Listing>,
+}
+
+/// The directory behind a descriptor (device and inode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DirId {
+    dev: u64,
+    ino: u64,
+}
+
+struct Listing {
+    fd: i32,
+    dir: DirId,
+    /// The dirents from cookie 0, as wasmtime-wasi writes them.
+    bytes: Vec<u8>,
+    /// Where each entry starts in `bytes`: entry `i` is the one after cookie `i`.
+    starts: Vec<usize>,
+}
+
+impl Listing {
+    /// The bytes a read at `cookie` gets, before truncation to the guest's buffer.
+    fn after_cookie(&self, cookie: u64) -> &[u8] {
+        let start = usize::try_from(cookie)
+            .ok()
+            .and_then(|c| self.starts.get(c).copied())
+            .unwrap_or(self.bytes.len());
+        &self.bytes[start..]
+    }
+}
+
+/// Where a store keeps the WASI context and the run's listing.
+pub(super) type Parts<T> = fn(&mut T) -> (&mut WasiP1Ctx, &mut Listings);
+
+/// Shadows `fd_readdir` of `linker`'s WASI preview 1 (added before).
+pub(super) fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    parts: Parts<T>,
+) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    linker.func_wrap(
+        MODULE,
+        "fd_readdir",
+        move |mut caller: Caller<'_, T>,
+              fd: i32,
+              buf: i32,
+              buf_len: i32,
+              cookie: i64,
+              bufused: i32| {
+            let fuel = caller.as_context_mut().hostcall_fuel();
+            let read = Read {
+                fd,
+                buf,
+                buf_len,
+                cookie,
+                bufused,
+            };
+            match caller.get_export("memory") {
+                Some(Extern::Memory(memory)) => {
+                    let (bytes, state) = memory.data_and_store_mut(&mut caller);
+                    let (wasi, listings) = parts(state);
+                    wasi.set_hostcall_fuel(fuel);
+                    readdir(wasi, listings, &mut GuestMemory::Unshared(bytes), read)
+                }
+                Some(Extern::SharedMemory(memory)) => {
+                    let (wasi, listings) = parts(caller.data_mut());
+                    wasi.set_hostcall_fuel(fuel);
+                    readdir(
+                        wasi,
+                        listings,
+                        &mut GuestMemory::Shared(memory.data()),
+                        read,
+                    )
+                }
+                _ => wasmtime::bail!("missing required memory export"),
+            }
+        },
+    )?;
+    Ok(())
+}
+
+/// The arguments of one `fd_readdir`.
+#[derive(Clone, Copy)]
+struct Read {
+    fd: i32,
+    buf: i32,
+    buf_len: i32,
+    cookie: i64,
+    bufused: i32,
+}
+
+fn readdir(
+    wasi: &mut WasiP1Ctx,
+    listings: &mut Listings,
+    memory: &mut GuestMemory<'_>,
+    read: Read,
+) -> wasmtime::Result<i32> {
+    let original = |wasi: &mut WasiP1Ctx, memory: &mut GuestMemory<'_>| {
+        in_tokio(p1::fd_readdir(
+            wasi,
+            memory,
+            read.fd,
+            read.buf,
+            read.buf_len,
+            read.cookie,
+            read.bufused,
+        ))
+    };
+    // Anything but a directory we can stat (a bad descriptor, a file) gets wasmtime-wasi's
+    // own answer, errors included.
+    let Some(dir) = dir_id(wasi, read.fd) else {
+        listings.last = None;
+        return original(wasi, memory);
+    };
+    let fresh = match &listings.last {
+        Some(last) => read.cookie == 0 || last.fd != read.fd || last.dir != dir,
+        None => true,
+    };
+    if fresh {
+        listings.last = list(wasi, read.fd, dir, MAX_LISTING_BYTES)?;
+    }
+    let Some(listing) = &listings.last else {
+        return original(wasi, memory);
+    };
+    let bytes = listing.after_cookie(read.cookie as u64);
+    let len = bytes.len().min(read.buf_len as u32 as usize);
+    let at = GuestPtr::<u8>::new(read.buf as u32);
+    memory.copy_from_slice(&bytes[..len], at.as_array(len as u32))?;
+    memory.write(GuestPtr::<u32>::new(read.bufused as u32), len as u32)?;
+    Ok(SUCCESS)
+}
+
+/// The directory `fd` names, or `None` when it names no directory.
+fn dir_id(wasi: &mut WasiP1Ctx, fd: i32) -> Option<DirId> {
+    let mut scratch = [0u8; 64];
+    let mut memory = GuestMemory::Unshared(&mut scratch);
+    let errno = in_tokio(p1::fd_filestat_get(wasi, &mut memory, fd, 0)).ok()?;
+    if errno != SUCCESS {
+        return None;
+    }
+    let stat = memory.read(GuestPtr::<types::Filestat>::new(0)).ok()?;
+    (stat.filetype == types::Filetype::Directory).then_some(DirId {
+        dev: stat.dev,
+        ino: stat.ino,
+    })
+}
+
+/// Lists `fd` from cookie 0 with wasmtime-wasi's `fd_readdir` into a host buffer, grown
+/// until the listing fits; `None` when it fails or is larger than `max_bytes`.
+fn list(
+    wasi: &mut WasiP1Ctx,
+    fd: i32,
+    dir: DirId,
+    max_bytes: usize,
+) -> wasmtime::Result<Option<Listing>> {
+    let mut size = FIRST_BUFFER.min(max_bytes);
+    loop {
+        let mut host = vec![0u8; LISTING_AT as usize + size];
+        let mut memory = GuestMemory::Unshared(&mut host);
+        let errno = in_tokio(p1::fd_readdir(
+            wasi,
+            &mut memory,
+            fd,
+            LISTING_AT as i32,
+            size as i32,
+            0,
+            USED_AT as i32,
+        ))?;
+        if errno != SUCCESS {
+            return Ok(None);
+        }
+        let used = memory.read(GuestPtr::<u32>::new(USED_AT))? as usize;
+        if used < size {
+            host.truncate(LISTING_AT as usize + used);
+            let bytes = host.split_off(LISTING_AT as usize);
+            return Ok(entry_starts(&bytes).map(|starts| Listing {
+                fd,
+                dir,
+                bytes,
+                starts,
+            }));
+        }
+        // A full buffer may have cut the last entry: read again into a larger one.
+        if size >= max_bytes {
+            return Ok(None);
+        }
+        size = (size * 2).min(max_bytes);
+    }
+}
+
+/// Where each dirent of `bytes` starts; `None` if they do not fill it exactly.
+fn entry_starts(bytes: &[u8]) -> Option<Vec<usize>> {
+    let mut starts = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        starts.push(at);
+        let namlen = bytes.get(at + 16..at + 20)?;
+        let namlen = u32::from_le_bytes(namlen.try_into().ok()?) as usize;
+        at = at.checked_add(DIRENT_BYTES + namlen)?;
+    }
+    (at == bytes.len()).then_some(starts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dirent(name: &str, next: u64) -> Vec<u8> {
+        let mut bytes = vec![0u8; DIRENT_BYTES];
+        bytes[0..8].copy_from_slice(&next.to_le_bytes());
+        bytes[16..20].copy_from_slice(&(name.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(name.as_bytes());
+        bytes
+    }
+
+    #[test]
+    fn a_cookie_skips_that_many_entries() {
+        let bytes: Vec<u8> = [dirent(".", 1), dirent("..", 2), dirent("abc", 3)].concat();
+        let starts = entry_starts(&bytes).unwrap();
+        assert_eq!(starts, [0, 25, 51]);
+        let listing = Listing {
+            fd: 3,
+            dir: DirId { dev: 1, ino: 2 },
+            bytes: bytes.clone(),
+            starts,
+        };
+        assert_eq!(listing.after_cookie(0), &bytes[..]);
+        assert_eq!(listing.after_cookie(2), &bytes[51..]);
+        assert!(listing.after_cookie(3).is_empty());
+        assert!(listing.after_cookie(u64::MAX).is_empty());
+    }
+
+    /// A context whose descriptor 3 is `dir`.
+    fn context(dir: &std::path::Path) -> WasiP1Ctx {
+        wasmtime_wasi::WasiCtxBuilder::new()
+            .preopened_dir(dir, "/d", wasmtime_wasi::FsPerms::ReadWrite)
+            .unwrap()
+            .build_p1()
+    }
+
+    /// What one `fd_readdir` of fd 3 writes, by wasmtime-wasi itself or through the
+    /// listing: (errno, the bytes written into a buffer of `buf_len`).
+    fn chunk(
+        wasi: &mut WasiP1Ctx,
+        listings: Option<&mut Listings>,
+        buf_len: usize,
+        cookie: i64,
+    ) -> (i32, Vec<u8>) {
+        let mut host = vec![0xAAu8; 8 + buf_len];
+        let mut memory = GuestMemory::Unshared(&mut host);
+        let read = Read {
+            fd: 3,
+            buf: 8,
+            buf_len: buf_len as i32,
+            cookie,
+            bufused: 0,
+        };
+        let errno = match listings {
+            Some(listings) => readdir(wasi, listings, &mut memory, read).unwrap(),
+            None => in_tokio(p1::fd_readdir(
+                wasi,
+                &mut memory,
+                3,
+                8,
+                buf_len as i32,
+                cookie,
+                0,
+            ))
+            .unwrap(),
+        };
+        let used = u32::from_le_bytes(host[0..4].try_into().unwrap()) as usize;
+        (errno, host[8..8 + used.min(buf_len)].to_vec())
+    }
+
+    /// Every chunk, at every cookie and buffer size, is the one wasmtime-wasi writes.
+    #[test]
+    fn each_chunk_is_what_wasmtime_wasi_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..60 {
+            let name = format!("{i:02}{}", "x".repeat(i * 3));
+            if i % 7 == 0 {
+                std::fs::create_dir(dir.path().join(name)).unwrap();
+            } else {
+                std::fs::write(dir.path().join(name), b"").unwrap();
+            }
+        }
+        let mut wasi = context(dir.path());
+        let mut listings = Listings::default();
+        for buf_len in [0, 1, 23, 24, 25, 100, 4096, 1 << 16] {
+            for cookie in [0, 1, 2, 3, 10, 30, 61, 62, 63, 100, -1] {
+                let ours = chunk(&mut wasi, Some(&mut listings), buf_len, cookie);
+                let theirs = chunk(&mut wasi, None, buf_len, cookie);
+                assert_eq!(ours, theirs, "buffer {buf_len}, cookie {cookie}");
+            }
+        }
+        // Not a directory, or no descriptor: wasmtime-wasi's own errors.
+        for fd in [0, 99] {
+            let mut host = vec![0u8; 64];
+            let mut memory = GuestMemory::Unshared(&mut host);
+            let read = Read {
+                fd,
+                buf: 8,
+                buf_len: 32,
+                cookie: 0,
+                bufused: 0,
+            };
+            let ours = readdir(&mut wasi, &mut listings, &mut memory, read).unwrap();
+            let theirs = in_tokio(p1::fd_readdir(&mut wasi, &mut memory, fd, 8, 32, 0, 0)).unwrap();
+            assert_eq!(ours, theirs);
+            assert_ne!(ours, SUCCESS);
+        }
+    }
+
+    /// A listing larger than the bound is not kept: the run reads it chunk by chunk.
+    #[test]
+    fn a_listing_over_the_bound_is_not_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..100 {
+            std::fs::write(dir.path().join(format!("file-{i:03}")), b"").unwrap();
+        }
+        let mut wasi = context(dir.path());
+        let id = dir_id(&mut wasi, 3).unwrap();
+        // 102 entries of 24 bytes and their names: about 3.3 KB.
+        assert!(list(&mut wasi, 3, id, 2048).unwrap().is_none());
+        let listing = list(&mut wasi, 3, id, 4096).unwrap().unwrap();
+        assert_eq!(listing.starts.len(), 102);
+    }
+
+    #[test]
+    fn a_cut_listing_is_not_kept() {
+        let bytes = dirent("abc", 1);
+        assert!(entry_starts(&bytes[..bytes.len() - 1]).is_none());
+        assert!(entry_starts(&bytes[..10]).is_none());
+    }
+}
