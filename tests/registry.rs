@@ -5,7 +5,7 @@
 mod common;
 
 use common::python::{tools_python, validate_json};
-use common::wheel::rewrite_wheel;
+use common::wheel::{one_byte_changed, rewrite_wheel};
 use common::*;
 use serde_json::Value;
 use std::fs;
@@ -284,13 +284,7 @@ fn verify_says_identical_equivalent_or_differs() {
         .path()
         .join("changed")
         .join(theirs.file_name().unwrap());
-    rewrite_wheel(&theirs, &changed, |members| {
-        let (_, data) = members
-            .iter_mut()
-            .find(|(name, _)| name == "flit_demo/__init__.py")
-            .unwrap();
-        data[0] ^= 0x20;
-    });
+    one_byte_changed(&theirs, &changed, "flit_demo/__init__.py");
     let output = run(verify_cmd()
         .arg(&sdists[0])
         .arg(&theirs)

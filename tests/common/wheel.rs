@@ -67,3 +67,15 @@ pub fn record_digest(data: &[u8]) -> String {
     }
     out
 }
+
+/// Rewrites the wheel `from` to `to` with the first byte of `member` changed (its case
+/// flipped) and RECORD made right: a valid wheel that differs in that one member.
+pub fn one_byte_changed(from: &Path, to: &Path, member: &str) {
+    rewrite_wheel(from, to, |members| {
+        let (_, data) = members
+            .iter_mut()
+            .find(|(name, _)| name == member)
+            .unwrap_or_else(|| panic!("{member} is not in {}", from.display()));
+        data[0] ^= 0x20;
+    });
+}

@@ -5,7 +5,7 @@
 use super::support::{ArtifactStore, RedisServer, Worker, direct_build, fixture_sdists};
 use super::{GROUP, STREAM, by_job, wait_for_results};
 use crate::common::python::validate_json_lines;
-use crate::common::{self, wheel::rewrite_wheel};
+use crate::common::{self, wheel::one_byte_changed};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::fs;
@@ -34,13 +34,7 @@ fn verify_jobs_give_the_verdict_and_name_the_member_that_differs() {
     let name = ours.file_name().unwrap().to_str().unwrap().to_string();
     // One byte of one file changed, RECORD kept right: a valid wheel that differs.
     let changed = work.path().join("changed").join(&name);
-    rewrite_wheel(&ours, &changed, |members| {
-        let (_, data) = members
-            .iter_mut()
-            .find(|(member, _)| member == "flit_demo/__init__.py")
-            .unwrap();
-        data[0] ^= 0x20;
-    });
+    one_byte_changed(&ours, &changed, "flit_demo/__init__.py");
     let not_a_wheel = work.path().join("bad").join(&name);
     fs::create_dir_all(not_a_wheel.parent().unwrap()).unwrap();
     fs::write(&not_a_wheel, b"PK\x03\x04 not a zip").unwrap();
