@@ -45,6 +45,8 @@ SETTINGS = [
                                                  "-O", "memory-guard-size=0"]),
     ("pooling allocator", ["-O", "opt-level=2", "-O", "table-lazy-init=n",
                            "-O", "pooling-allocator=y"]),
+    ("with epoch interruption (thread guests)", ["-O", "opt-level=2", "-O", "table-lazy-init=n",
+                                                 "-W", "timeout=3600s"]),
     ("Winch (baseline compiler)", ["-C", "compiler=winch"]),
 ]
 
@@ -98,7 +100,9 @@ def find_runtime():
 def run(wasmtime, module, options):
     prefix = os.path.join(os.path.dirname(module), "prefix")
     # `-C cache=y`: each setting's compiled module is cached after its first round.
-    cmd = [wasmtime, "run", "-C", "cache=y", *options, "--dir", prefix + "::/usr/local",
+    # The stack wasm-build gives (MAX_WASM_STACK, 8 MiB), for every setting.
+    cmd = [wasmtime, "run", "-C", "cache=y", "-W", "max-wasm-stack=8388608", *options,
+           "--dir", prefix + "::/usr/local",
            "--env", "PYTHONHOME=/usr/local", "--env", "PYTHONDONTWRITEBYTECODE=1",
            module, "-S", "-c", WORKLOADS]
     out = subprocess.run(cmd, capture_output=True, text=True)
