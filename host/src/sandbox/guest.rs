@@ -109,6 +109,7 @@ impl Guest {
         };
         state.disk = disk::DiskAccount::for_run(run);
         state.clamp = run.determinism.map(|d| d.clamp_nanos());
+        state.listings = listing::Listings::default();
         let memory = instance
             .get_memory(&mut store, "memory")
             .map_or(0, |memory| memory.data_size(&store) as u64);

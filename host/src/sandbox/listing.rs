@@ -16,8 +16,11 @@
 //!
 //! One listing is kept per run (readers read a stream to its end before the next), for the
 //! descriptor and directory it was made from (a descriptor closed and its number reused
-//! for another directory is another listing), and only up to [`MAX_LISTING_BYTES`]: a
-//! larger directory is read by wasmtime-wasi directly.
+//! for another directory is another listing; for the same directory, a stream that starts
+//! past cookie 0 — `seekdir` to a cookie of an earlier stream — goes on from the earlier
+//! listing), and only up to [`MAX_LISTING_BYTES`]. A larger directory costs one listing at
+//! the bound when a stream starts (its first chunk is served from it) and then one listing
+//! by wasmtime-wasi per chunk, as without this shadow.
 
 use wasmtime::{AsContextMut, Caller, Extern, Linker};
 use wasmtime_wasi::p1::wasi_snapshot_preview1 as p1;
@@ -40,9 +43,36 @@ const USED_AT: u32 = 0;
 const LISTING_AT: u32 = 8;
 
 /// The run's directory listing, if it has one.
-#[derive(Default)]
 pub(super) struct Listings {
     last: Option<Listing>,
+    /// The descriptor and directory last found larger than `max_bytes`: its later chunks go
+    /// straight to wasmtime-wasi, one listing each, as without this shadow.
+    too_large: Option<(i32, DirId)>,
+    max_bytes: usize,
+    /// How many times wasmtime-wasi listed a directory for this shadow.
+    #[cfg(test)]
+    scans: usize,
+}
+
+impl Default for Listings {
+    fn default() -> Self {
+        Listings {
+            last: None,
+            too_large: None,
+            max_bytes: MAX_LISTING_BYTES,
+            #[cfg(test)]
+            scans: 0,
+        }
+    }
+}
+
+/// What listing a directory into a host buffer gave.
+enum Listed {
+    Whole(Listing),
+    /// The first `max_bytes` of a larger listing.
+    Prefix(Vec<u8>),
+    /// wasmtime-wasi's answer was an error, or not whole entries.
+    Failed,
 }
 
 /// The directory behind a descriptor (device and inode).
@@ -160,12 +190,42 @@ fn readdir(
         None => true,
     };
     if fresh {
-        listings.last = list(wasi, read.fd, dir, MAX_LISTING_BYTES)?;
+        listings.last = None;
+        let known_large = listings.too_large == Some((read.fd, dir));
+        if known_large && read.cookie != 0 {
+            return original(wasi, memory);
+        }
+        // A folder known to be large is read at the bound at once: one listing per call.
+        let first = if known_large {
+            listings.max_bytes
+        } else {
+            FIRST_BUFFER
+        };
+        match list(wasi, listings, read.fd, dir, first)? {
+            Listed::Whole(listing) => {
+                listings.too_large = None;
+                listings.last = Some(listing);
+            }
+            Listed::Prefix(prefix) => {
+                listings.too_large = Some((read.fd, dir));
+                // A stream's first chunk is the prefix of its listing: served from the
+                // bytes just read rather than by listing the folder once more.
+                if read.cookie == 0 && read.buf_len as u32 as usize <= prefix.len() {
+                    return serve(memory, read, &prefix);
+                }
+                return original(wasi, memory);
+            }
+            Listed::Failed => return original(wasi, memory),
+        }
     }
-    let Some(listing) = &listings.last else {
-        return original(wasi, memory);
-    };
-    let bytes = listing.after_cookie(read.cookie as u64);
+    match &listings.last {
+        Some(listing) => serve(memory, read, listing.after_cookie(read.cookie as u64)),
+        None => original(wasi, memory),
+    }
+}
+
+/// Writes as much of `bytes` as the guest's buffer holds, and how much that was.
+fn serve(memory: &mut GuestMemory<'_>, read: Read, bytes: &[u8]) -> wasmtime::Result<i32> {
     let len = bytes.len().min(read.buf_len as u32 as usize);
     let at = GuestPtr::<u8>::new(read.buf as u32);
     memory.copy_from_slice(&bytes[..len], at.as_array(len as u32))?;
@@ -188,18 +248,24 @@ fn dir_id(wasi: &mut WasiP1Ctx, fd: i32) -> Option<DirId> {
     })
 }
 
-/// Lists `fd` from cookie 0 with wasmtime-wasi's `fd_readdir` into a host buffer, grown
-/// until the listing fits; `None` when it fails or is larger than `max_bytes`.
+/// Lists `fd` from cookie 0 with wasmtime-wasi's `fd_readdir` into a host buffer of
+/// `first` bytes, and once more at the bound (`listings.max_bytes`) if that was too small:
+/// at most two listings.
 fn list(
     wasi: &mut WasiP1Ctx,
+    listings: &mut Listings,
     fd: i32,
     dir: DirId,
-    max_bytes: usize,
-) -> wasmtime::Result<Option<Listing>> {
-    let mut size = FIRST_BUFFER.min(max_bytes);
+    first: usize,
+) -> wasmtime::Result<Listed> {
+    let mut size = first.min(listings.max_bytes);
     loop {
         let mut host = vec![0u8; LISTING_AT as usize + size];
         let mut memory = GuestMemory::Unshared(&mut host);
+        #[cfg(test)]
+        {
+            listings.scans += 1;
+        }
         let errno = in_tokio(p1::fd_readdir(
             wasi,
             &mut memory,
@@ -210,24 +276,27 @@ fn list(
             USED_AT as i32,
         ))?;
         if errno != SUCCESS {
-            return Ok(None);
+            return Ok(Listed::Failed);
         }
         let used = memory.read(GuestPtr::<u32>::new(USED_AT))? as usize;
+        host.truncate(LISTING_AT as usize + used);
+        let bytes = host.split_off(LISTING_AT as usize);
         if used < size {
-            host.truncate(LISTING_AT as usize + used);
-            let bytes = host.split_off(LISTING_AT as usize);
-            return Ok(entry_starts(&bytes).map(|starts| Listing {
-                fd,
-                dir,
-                bytes,
-                starts,
-            }));
+            return Ok(match entry_starts(&bytes) {
+                Some(starts) => Listed::Whole(Listing {
+                    fd,
+                    dir,
+                    bytes,
+                    starts,
+                }),
+                None => Listed::Failed,
+            });
         }
-        // A full buffer may have cut the last entry: read again into a larger one.
-        if size >= max_bytes {
-            return Ok(None);
+        // A full buffer may have cut the last entry.
+        if size >= listings.max_bytes {
+            return Ok(Listed::Prefix(bytes));
         }
-        size = (size * 2).min(max_bytes);
+        size = listings.max_bytes;
     }
 }
 
@@ -354,19 +423,60 @@ mod tests {
         }
     }
 
-    /// A listing larger than the bound is not kept: the run reads it chunk by chunk.
+    /// A listing larger than the bound is not kept: each chunk is still wasmtime-wasi's; a
+    /// stream's first chunk costs one listing here (two when the bound is above the first
+    /// buffer) and is served from it; every later chunk goes to wasmtime-wasi (`scans` does
+    /// not grow), one listing each, as without the shadow.
     #[test]
-    fn a_listing_over_the_bound_is_not_kept() {
+    fn a_listing_over_the_bound_costs_what_wasmtime_wasi_s_own_does() {
         let dir = tempfile::tempdir().unwrap();
         for i in 0..100 {
             std::fs::write(dir.path().join(format!("file-{i:03}")), b"").unwrap();
         }
         let mut wasi = context(dir.path());
-        let id = dir_id(&mut wasi, 3).unwrap();
         // 102 entries of 24 bytes and their names: about 3.3 KB.
-        assert!(list(&mut wasi, 3, id, 2048).unwrap().is_none());
-        let listing = list(&mut wasi, 3, id, 4096).unwrap().unwrap();
-        assert_eq!(listing.starts.len(), 102);
+        let mut listings = Listings {
+            max_bytes: 2048,
+            ..Listings::default()
+        };
+        for (buf_len, cookie, scans) in [(1024, 0, 1), (1024, 40, 1), (1024, 80, 1), (300, 0, 2)] {
+            let ours = chunk(&mut wasi, Some(&mut listings), buf_len, cookie);
+            let theirs = chunk(&mut wasi, None, buf_len, cookie);
+            assert_eq!(ours, theirs, "buffer {buf_len}, cookie {cookie}");
+            assert_eq!(listings.scans, scans, "buffer {buf_len}, cookie {cookie}");
+            assert!(listings.last.is_none());
+        }
+        // A first chunk larger than the bound: wasmtime-wasi's own.
+        let ours = chunk(&mut wasi, Some(&mut listings), 4096, 0);
+        assert_eq!(ours, chunk(&mut wasi, None, 4096, 0));
+        // Under a bound it fits: kept, and later chunks cost nothing.
+        listings.max_bytes = 4096;
+        chunk(&mut wasi, Some(&mut listings), 1024, 0);
+        let scans = listings.scans;
+        assert!(listings.last.is_some());
+        chunk(&mut wasi, Some(&mut listings), 1024, 40);
+        assert_eq!(listings.scans, scans);
+    }
+
+    /// A listing over the first buffer is read once more at the bound: two listings.
+    #[test]
+    fn a_listing_over_the_first_buffer_is_read_again_at_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        // 2,200 entries of 24 + 10 bytes: about 75 KB, over the first 64 KiB.
+        for i in 0..2200 {
+            std::fs::write(dir.path().join(format!("f-{i:08}")), b"").unwrap();
+        }
+        let mut wasi = context(dir.path());
+        for (max_bytes, kept) in [(128 << 10, true), (70 << 10, false)] {
+            let mut listings = Listings {
+                max_bytes,
+                ..Listings::default()
+            };
+            let ours = chunk(&mut wasi, Some(&mut listings), 4096, 0);
+            assert_eq!(ours, chunk(&mut wasi, None, 4096, 0));
+            assert_eq!(listings.scans, 2);
+            assert_eq!(listings.last.is_some(), kept);
+        }
     }
 
     #[test]
