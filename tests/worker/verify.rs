@@ -49,19 +49,15 @@ fn verify_jobs_give_the_verdict_and_name_the_member_that_differs() {
     let server = RedisServer::start();
 
     // `enqueue --verify-against`: the CLI's own wheel, by path; nothing kept.
-    let output = common::wasm_build()
-        .args(["enqueue", "--redis", &server.url(), "--stream", STREAM])
-        .args(["--id", "same"])
-        .arg(sdist)
-        .arg("--verify-against")
-        .arg(&ours)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let output = common::run(
+        common::wasm_build()
+            .args(["enqueue", "--redis", &server.url(), "--stream", STREAM])
+            .args(["--id", "same"])
+            .arg(sdist)
+            .arg("--verify-against")
+            .arg(&ours),
     );
+    assert!(output.status.success(), "enqueue failed");
     let (source_sha, _) = wasm_build_packaging::cache::sha256_file(sdist).unwrap();
     let source = json!({"path": sdist.display().to_string(), "sha256": source_sha});
     // By URL, with the wheel built delivered to a folder: differs.
