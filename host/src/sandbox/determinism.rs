@@ -11,13 +11,14 @@
 //!   otherwise stamp the host's clock into the artifact. The interpreter's and the build
 //!   environment's bytecode is unchecked-hash, so no import looks at source times.
 
+use super::guest_memory::with_guest_memory;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use wasmtime::{Caller, Extern, Linker};
+use wasmtime::{Caller, Linker};
 use wasmtime_wasi::p1::wasi_snapshot_preview1 as p1;
 use wasmtime_wasi::p1::{WasiP1Ctx, types};
 use wasmtime_wasi::runtime::in_tokio;
@@ -137,30 +138,10 @@ fn stat_call<T>(
     buf: i32,
     original: impl FnOnce(&mut WasiP1Ctx, &mut GuestMemory<'_>) -> wasmtime::Result<i32>,
 ) -> wasmtime::Result<i32> {
-    match caller.get_export("memory") {
-        Some(Extern::Memory(memory)) => {
-            let (bytes, state) = memory.data_and_store_mut(&mut *caller);
-            let (wasi, clamp) = parts(state);
-            clamped(
-                wasi,
-                &mut GuestMemory::Unshared(bytes),
-                clamp,
-                buf,
-                original,
-            )
-        }
-        Some(Extern::SharedMemory(memory)) => {
-            let (wasi, clamp) = parts(caller.data_mut());
-            clamped(
-                wasi,
-                &mut GuestMemory::Shared(memory.data()),
-                clamp,
-                buf,
-                original,
-            )
-        }
-        _ => wasmtime::bail!("missing required memory export"),
-    }
+    with_guest_memory(caller, |state, mut memory| {
+        let (wasi, clamp) = parts(state);
+        clamped(wasi, &mut memory, clamp, buf, original)
+    })
 }
 
 fn clamped(

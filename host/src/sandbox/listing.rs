@@ -22,7 +22,8 @@
 //! the bound when a stream starts (its first chunk is served from it) and then one listing
 //! by wasmtime-wasi per chunk, as without this shadow.
 
-use wasmtime::{AsContextMut, Caller, Extern, Linker};
+use super::guest_memory::with_guest_memory;
+use wasmtime::{AsContextMut, Caller, Linker};
 use wasmtime_wasi::p1::wasi_snapshot_preview1 as p1;
 use wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1 as _;
 use wasmtime_wasi::p1::{WasiP1Ctx, types};
@@ -128,25 +129,11 @@ pub(super) fn add_to_linker<T: Send + 'static>(
                 cookie,
                 bufused,
             };
-            match caller.get_export("memory") {
-                Some(Extern::Memory(memory)) => {
-                    let (bytes, state) = memory.data_and_store_mut(&mut caller);
-                    let (wasi, listings) = parts(state);
-                    wasi.set_hostcall_fuel(fuel);
-                    readdir(wasi, listings, &mut GuestMemory::Unshared(bytes), read)
-                }
-                Some(Extern::SharedMemory(memory)) => {
-                    let (wasi, listings) = parts(caller.data_mut());
-                    wasi.set_hostcall_fuel(fuel);
-                    readdir(
-                        wasi,
-                        listings,
-                        &mut GuestMemory::Shared(memory.data()),
-                        read,
-                    )
-                }
-                _ => wasmtime::bail!("missing required memory export"),
-            }
+            with_guest_memory(&mut caller, |state, mut memory| {
+                let (wasi, listings) = parts(state);
+                wasi.set_hostcall_fuel(fuel);
+                readdir(wasi, listings, &mut memory, read)
+            })
         },
     )?;
     Ok(())

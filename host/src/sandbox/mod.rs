@@ -7,6 +7,7 @@
 mod determinism;
 mod disk;
 mod guest;
+mod guest_memory;
 mod isolated;
 mod listing;
 mod log;

@@ -15,7 +15,6 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use wasm_build_packaging::verify::Verdict;
 
 /// Frontends kept warm, one per distinct set of job options.
 const WARM_FRONTENDS: usize = 4;
@@ -204,7 +203,7 @@ pub fn run(engines: &Engines, job: &Job) -> Result<Ran, Retry> {
     for (entry, given) in report.comparisons.iter_mut().zip(&job.verify_against) {
         entry.wheel = given.location().to_string();
     }
-    let verdict = verify.then(|| worst_verdict(&report)).flatten();
+    let verdict = verify.then(|| verdict_of(&report)).flatten();
     if report.outcome.status != "ok" && verdict.is_none() {
         return Ok(failed(&report, started));
     }
@@ -246,28 +245,19 @@ pub fn run(engines: &Engines, job: &Job) -> Result<Ran, Retry> {
     })
 }
 
-/// The worst verdict over a verify task's comparisons, when it compared every wheel.
-fn worst_verdict(report: &SourceReport) -> Option<String> {
-    if !matches!(
-        report.outcome.class.as_deref(),
-        None | Some("ok" | "equivalent" | "differs")
-    ) || report.comparisons.is_empty()
-    {
+/// A verify task's verdict over all its wheels: the worst, which `service` already made
+/// the outcome's class. `None` when the task did not compare every wheel.
+fn verdict_of(report: &SourceReport) -> Option<String> {
+    if report.comparisons.is_empty() {
         return None;
     }
-    let rank = |verdict: &Verdict| match verdict {
-        Verdict::Identical => 0,
-        Verdict::Equivalent => 1,
-        Verdict::Differs => 2,
+    let verdict = match report.outcome.class.as_deref() {
+        None | Some("ok") => "identical",
+        Some("equivalent") => "equivalent",
+        Some("differs") => "differs",
+        _ => return None,
     };
-    let worst = report
-        .comparisons
-        .iter()
-        .map(|c| c.comparison.verdict)
-        .max_by_key(rank)?;
-    serde_json::to_value(worst)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
+    Some(verdict.to_string())
 }
 
 fn failed(report: &SourceReport, started: Instant) -> Ran {

@@ -3,7 +3,8 @@
 
 use super::super::{DiskAccount, ENTRY_BYTES, Growable, Kind, Stat, dirent_bytes};
 use super::{Parts, SUCCESS};
-use wasmtime::{AsContextMut, Caller, Extern};
+use crate::sandbox::guest_memory::with_guest_memory;
+use wasmtime::{AsContextMut, Caller};
 use wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1 as _;
 use wasmtime_wasi::p1::{WasiP1Ctx, types};
 use wasmtime_wasi::runtime::in_tokio;
@@ -26,28 +27,15 @@ pub(super) fn call<T, R>(
     f: impl FnOnce(&mut Call<'_>) -> wasmtime::Result<R>,
 ) -> wasmtime::Result<R> {
     let fuel = caller.as_context_mut().hostcall_fuel();
-    match caller.get_export("memory") {
-        Some(Extern::Memory(memory)) => {
-            let (bytes, state) = memory.data_and_store_mut(&mut *caller);
-            let (wasi, disk) = parts(state);
-            f(&mut Call {
-                wasi,
-                memory: GuestMemory::Unshared(bytes),
-                disk,
-                fuel,
-            })
-        }
-        Some(Extern::SharedMemory(memory)) => {
-            let (wasi, disk) = parts(caller.data_mut());
-            f(&mut Call {
-                wasi,
-                memory: GuestMemory::Shared(memory.data()),
-                disk,
-                fuel,
-            })
-        }
-        _ => wasmtime::bail!("missing required memory export"),
-    }
+    with_guest_memory(caller, |state, memory| {
+        let (wasi, disk) = parts(state);
+        f(&mut Call {
+            wasi,
+            memory,
+            disk,
+            fuel,
+        })
+    })
 }
 
 /// What `path_open` was asked.
