@@ -159,11 +159,27 @@ fn module_matches(path: &Path, spec: &ModuleSpec, key: &SealKey) -> Result<bool>
     Ok(true)
 }
 
+/// The pre-initialized interpreter this binary carries for `runtime`, compiled ahead of time
+/// (zstd-compressed; see [`embedded::EmbeddedFiles`]): only for an embedded runtime whose
+/// module is the pinned one it was made from.
+pub(crate) fn precompiled_snapshot(runtime: &Runtime) -> Option<&'static [u8]> {
+    let files = embedded::files(&runtime.id)?;
+    let spec = Catalog::builtin()
+        .ok()?
+        .get(&runtime.id)
+        .ok()?
+        .module
+        .sha256
+        .clone();
+    (spec == runtime.module_sha256 && !files.precompiled_snapshot_zst.is_empty())
+        .then_some(files.precompiled_snapshot_zst)
+}
+
 fn unpack_embedded(id: &str, spec: &RuntimeSpec, dir: &Path, key: &SealKey) -> Result<()> {
     let files = embedded::files(id).with_context(|| {
         format!("runtime `{id}` is marked embedded but this binary does not carry it")
     })?;
-    let module = gunzip(files.module_gz)
+    let module = zstd::stream::decode_all(files.module_zst)
         .with_context(|| format!("decompressing the embedded module of `{id}`"))?;
     check_bytes(
         &module,
@@ -175,8 +191,8 @@ fn unpack_embedded(id: &str, spec: &RuntimeSpec, dir: &Path, key: &SealKey) -> R
     let Some(stdlib_spec) = &spec.stdlib else {
         return Ok(());
     };
-    let stdlib_gz = files
-        .stdlib_gz
+    let stdlib_zst = files
+        .stdlib_zst
         .with_context(|| format!("the embedded runtime `{id}` lacks its stdlib"))?;
     let prefix = dir.join("prefix");
     if prefix.exists() {
@@ -184,7 +200,7 @@ fn unpack_embedded(id: &str, spec: &RuntimeSpec, dir: &Path, key: &SealKey) -> R
             .with_context(|| format!("removing {}", prefix.display()))?;
     }
     let staging = cache::staging_dir_for(&prefix)?;
-    unpack_stdlib(stdlib_gz, staging.path())
+    unpack_stdlib(stdlib_zst, staging.path())
         .with_context(|| format!("unpacking the embedded stdlib of `{id}`"))?;
     let found = integrity::manifest(staging.path())?;
     if found.sha256 != stdlib_spec.manifest_sha256 {
@@ -208,8 +224,8 @@ fn unpack_embedded(id: &str, spec: &RuntimeSpec, dir: &Path, key: &SealKey) -> R
 
 /// Unpacks the project's own stdlib archive: regular files and folders only, relative
 /// paths without `..`. (The archive is checked by its manifest afterwards as well.)
-fn unpack_stdlib(gz: &[u8], dest: &Path) -> Result<()> {
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(gz));
+fn unpack_stdlib(zst: &[u8], dest: &Path) -> Result<()> {
+    let mut archive = tar::Archive::new(zstd::stream::Decoder::new(zst)?);
     for entry in archive.entries()? {
         let mut entry = entry?;
         let path = entry.path()?.into_owned();
@@ -330,12 +346,6 @@ fn check_bytes(bytes: &[u8], spec: &ModuleSpec, what: &str) -> Result<()> {
     Ok(())
 }
 
-fn gunzip(gz: &[u8]) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(gz).read_to_end(&mut out)?;
-    Ok(out)
-}
-
 fn local(module: &Path, home: Option<&Path>) -> Result<Runtime> {
     let (sha256, _) = cache::sha256_file(module)
         .with_context(|| format!("reading --python-wasm {}", module.display()))?;
@@ -393,5 +403,36 @@ mod tests {
             .to_string();
         assert!(err.contains(&cache::sha256_bytes(b"abc")), "{err}");
         assert!(err.contains(&"0".repeat(64)), "{err}");
+    }
+
+    #[test]
+    fn only_the_pinned_embedded_runtime_gets_the_precompiled_interpreter() {
+        let catalog = Catalog::builtin().unwrap();
+        let id = catalog.default.clone();
+        let pinned = Runtime {
+            id: id.clone(),
+            python_version: "3.13".into(),
+            module_path: PathBuf::from("python.wasm"),
+            module_sha256: catalog.get(&id).unwrap().module.sha256.clone(),
+            stdlib: None,
+        };
+        // A release build carries one (host/build.rs); a debug build none.
+        let carried = !embedded::files(&id)
+            .unwrap()
+            .precompiled_snapshot_zst
+            .is_empty();
+        assert_eq!(precompiled_snapshot(&pinned).is_some(), carried);
+        assert_eq!(carried, cfg!(not(debug_assertions)));
+        // The same bytes given with --python-wasm, or another module under the name: never.
+        let local = Runtime {
+            id: "local".into(),
+            ..pinned.clone()
+        };
+        assert!(precompiled_snapshot(&local).is_none());
+        let other = Runtime {
+            module_sha256: "0".repeat(64),
+            ..pinned
+        };
+        assert!(precompiled_snapshot(&other).is_none());
     }
 }

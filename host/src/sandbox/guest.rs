@@ -8,16 +8,6 @@ use super::*;
 pub(super) const EPOCH_TICK: Duration = Duration::from_millis(20);
 /// Epoch ticks a store without a run (see `Guest::bare_store`) may be used for: an hour.
 pub(super) const BARE_STORE_TICKS: u64 = 3_600_000 / EPOCH_TICK.as_millis() as u64;
-/// Wasm stack for the guest. CPython recurses deeply while importing setuptools.
-pub(super) const MAX_WASM_STACK: usize = 8 << 20;
-
-/// The two engine settings: with epoch interruption (guests on a thread) or without
-/// (guests in a child process, stopped by killing it). Compiled modules differ between them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum EngineKind {
-    Interruptible,
-    Uninterrupted,
-}
 
 /// What runs the interpreter: cheap clones of the shared parts, so that a guest thread owns
 /// them (see [`Sandbox::run`]).
@@ -41,11 +31,12 @@ impl Guest {
     /// run too short to pay for Cranelift (the start-up run that the pre-initialized
     /// interpreter is taken from, see [`super::snapshot`]).
     pub(super) fn baseline(&self) -> Result<Self> {
-        let mut config = engine_config(self.kind);
-        config.strategy(wasmtime::Strategy::Winch);
-        // Winch only emits lazily initialized tables (which the one run does not miss).
-        config.table_lazy_init(true);
-        Self::with_config(&config, self.kind, self.stdlib.clone(), self.root.clone())
+        Self::with_config(
+            &preinit::baseline_config(self.kind),
+            self.kind,
+            self.stdlib.clone(),
+            self.root.clone(),
+        )
     }
 
     fn with_config(
@@ -361,22 +352,6 @@ impl Guest {
         }
         Ok(builder.build_p1())
     }
-}
-
-pub(super) fn engine_config(kind: EngineKind) -> Config {
-    let mut config = Config::new();
-    config.epoch_interruption(kind == EngineKind::Interruptible);
-    // wasmtime-wasi turns on wasmtime's async feature, which bounds max_wasm_stack by the
-    // async stack size even when no async call is ever made.
-    config.async_stack_size(MAX_WASM_STACK + (1 << 20));
-    config.max_wasm_stack(MAX_WASM_STACK);
-    config.cranelift_opt_level(OptLevel::Speed);
-    config.parallel_compilation(true);
-    // CPython calls through function pointers everywhere (type slots, vectorcall): with the
-    // table filled at instantiation (~4,500 entries, microseconds) no `call_indirect` has to
-    // check for a lazily initialized entry. Measured: hooks 2–3 % faster.
-    config.table_lazy_init(false);
-    config
 }
 
 pub(super) struct GuestState {

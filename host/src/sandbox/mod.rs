@@ -13,6 +13,7 @@ mod listing;
 mod log;
 mod memory_image;
 mod module_cache;
+mod preinit;
 mod run;
 mod snapshot;
 mod target;
@@ -20,12 +21,14 @@ mod timings;
 mod usage;
 
 pub use self::determinism::{Determinism, FIXED_EPOCH};
-use self::guest::{EPOCH_TICK, EngineKind, EpochTicker, Guest, GuestState, engine_config};
+use self::guest::{EPOCH_TICK, EpochTicker, Guest, GuestState};
 pub use self::isolated::serve as serve_child;
 pub use self::isolated::stop_all as stop_guests;
 pub use self::log::LogSink;
 pub use self::memory_image::MemoryImage;
 pub use self::module_cache::wasmtime_version;
+pub use self::preinit::base_environment;
+use self::preinit::{EngineKind, engine_config};
 pub use self::run::{GuestExit, GuestRun, Isolation, LimitHit, Limits, Mount, SandboxError};
 pub(crate) use self::target::probe_target;
 pub use self::timings::Timings;
@@ -40,7 +43,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use wasm_build_packaging::cache::{Bucket, Cache, SealKey};
 use wasm_build_packaging::tempdirs::{HeldDir, TempKind};
-use wasmtime::{Config, Engine, Linker, Module, OptLevel, ResourceLimiter, Store, UpdateDeadline};
+use wasmtime::{Config, Engine, Linker, Module, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::p1::{self, WasiP1Ctx};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
@@ -310,22 +313,6 @@ impl PlainModule {
         let loaded = module_cache::load(engine, &self.runtime, &self.dir, &self.seal_key, timings)?;
         Ok(self.module.get_or_init(|| loaded).clone())
     }
-}
-
-/// The environment every guest starts from; the frontend adds `SOURCE_DATE_EPOCH` and the
-/// user's `--env`. The pre-initialized interpreter is made with it, so its start-up
-/// settings (`PYTHON*`, the locale) are those of every run that does not change them.
-pub fn base_environment() -> Vec<(String, String)> {
-    [
-        ("TMPDIR", "/tmp"),
-        ("HOME", "/tmp/home"),
-        ("LANG", "C.UTF-8"),
-        ("PYTHONHASHSEED", "0"),
-        ("PYTHONDONTWRITEBYTECODE", "1"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
 }
 
 /// Removes compiled modules that no runtime of this binary's catalog would load with this

@@ -11,23 +11,15 @@
 //! as trusted as the runtime it came from; it is rebuilt from the runtime, never downloaded.
 //! It is compiled and cached like the runtime's own module (see [`super::module_cache`]).
 
-use super::module_cache;
-use super::{Guest, GuestRun, GuestState, Limits, LogSink, Timings, WasmContext, log};
+use super::preinit::{self, EngineKind, INIT_EXPORT, START_EXPORT};
+use super::{Guest, GuestRun, Limits, LogSink, Timings, WasmContext, log, module_cache};
 use crate::runtime::Runtime;
 use anyhow::{Context, Result, bail};
-use std::future::Future;
 use std::path::PathBuf;
-use std::pin::pin;
-use std::task::{Poll, Waker};
 use wasm_build_packaging::cache::{self, Bucket, Cache};
-use wasmtime::{Engine, Instance, Module, Store};
+use wasmtime::{Engine, Module};
 use wasmtime_wasi::I32Exit;
-use wasmtime_wizer::{InstanceState, SnapshotVal, ValType, Wizer};
-
-/// The module's export that brings the interpreter up and returns.
-const INIT_EXPORT: &str = "wasm_build_init";
-/// The module's export that runs one command line in a pre-initialized instance.
-const START_EXPORT: &str = "wasm_build_start";
+use wasmtime_wizer::Wizer;
 /// Changes whenever what goes into a snapshot changes, so old ones are not reused.
 const FORMAT: &str = "pre-initialized-1";
 /// Epoch ticks the start-up may take (trusted code, but a hang must not hang the host).
@@ -93,6 +85,9 @@ pub fn load(
     }
     let seal_key = cache.seal_key()?;
     let result = module_cache::load_or_compile(engine, &dir, &key, seal_key, timings, || {
+        if let Some(module) = precompiled(guest, runtime, &startup_env, timings) {
+            return Ok(module);
+        }
         let wasm = std::fs::read(&runtime.module_path)
             .with_context(|| format!("reading {}", runtime.module_path.display()))?;
         if !has_entry_points(&wasm)? {
@@ -120,6 +115,32 @@ pub fn load(
         }
         Err(error) => Err(error),
     }
+}
+
+/// The pre-initialized interpreter this binary carries, made and compiled by its build
+/// script (`host/build.rs`) with the code and settings a first run would use, when it is
+/// the one asked for: the embedded runtime's, for guests in child processes, with the base
+/// start-up environment. `None` sends the caller to make one: no such module in this
+/// binary, or one this engine refuses (built for a CPU with features this one lacks).
+fn precompiled(
+    guest: &Guest,
+    runtime: &Runtime,
+    startup_env: &[(String, String)],
+    timings: &Timings,
+) -> Option<Module> {
+    if guest.kind != EngineKind::Uninterrupted
+        || startup_env != startup_subset(&preinit::base_environment())
+    {
+        return None;
+    }
+    let compressed = crate::runtime::precompiled_snapshot(runtime)?;
+    timings.time("unpacking the precompiled interpreter", || {
+        let bytes = zstd::stream::decode_all(compressed).ok()?;
+        // SAFETY: the bytes are part of this binary, compiled by its own build from the
+        // pinned runtime (checked against runtime.toml there); the engine checks that they
+        // were made by this wasmtime with these settings for a CPU like this one.
+        unsafe { Module::deserialize(&guest.engine, &bytes) }.ok()
+    })
 }
 
 /// The compiled-module cache key of the pre-initialized interpreter for this runtime and
@@ -163,10 +184,7 @@ fn make_snapshot(
     wasm: &[u8],
     timings: &Timings,
 ) -> Result<Vec<u8>> {
-    let mut wizer = Wizer::new();
-    wizer
-        .init_func(INIT_EXPORT)
-        .func_rename("_start", START_EXPORT);
+    let wizer = preinit::start_up_wizer();
     let (context, instrumented) = wizer
         .instrument(wasm)
         .wasm_context("instrumenting the module")?;
@@ -237,69 +255,7 @@ fn start_up_and_snapshot(
             String::from_utf8_lossy(&printed)
         );
     }
-    ready(wizer.snapshot(
-        context,
-        &mut InstanceView {
-            store: &mut store,
-            instance,
-        },
-    ))?
-    .wasm_context("snapshotting the instance")
-}
-
-/// What wizer reads from the initialized instance.
-struct InstanceView<'a> {
-    store: &'a mut Store<GuestState>,
-    instance: Instance,
-}
-
-impl InstanceState for InstanceView<'_> {
-    fn global_get(&mut self, name: &str, _: ValType) -> impl Future<Output = SnapshotVal> + Send {
-        // The instrumented module exports every global wizer asks for; a missing one or a
-        // reference type is a bug in wizer's instrumentation, which panics here by contract.
-        let global = self
-            .instance
-            .get_global(&mut *self.store, name)
-            .expect("wizer exports the globals it snapshots");
-        let value = match global.get(&mut *self.store) {
-            wasmtime::Val::I32(x) => SnapshotVal::I32(x),
-            wasmtime::Val::I64(x) => SnapshotVal::I64(x),
-            wasmtime::Val::F32(x) => SnapshotVal::F32(x),
-            wasmtime::Val::F64(x) => SnapshotVal::F64(x),
-            wasmtime::Val::V128(x) => SnapshotVal::V128(x.as_u128()),
-            other => panic!(
-                "a global of type {:?} cannot be snapshotted",
-                other.ty(&*self.store)
-            ),
-        };
-        std::future::ready(value)
-    }
-
-    fn memory_contents(
-        &mut self,
-        name: &str,
-        contents: impl FnOnce(&[u8]) + Send,
-    ) -> impl Future<Output = ()> + Send {
-        let memory = self
-            .instance
-            .get_memory(&mut *self.store, name)
-            .expect("wizer exports the memories it snapshots");
-        contents(memory.data(&*self.store));
-        std::future::ready(())
-    }
-}
-
-/// The output of a future that never waits: wizer's snapshot is `async` for hosts that
-/// read instances asynchronously, and [`InstanceView`] answers at once.
-fn ready<F: Future>(future: F) -> Result<F::Output> {
-    let mut future = pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut std::task::Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => Ok(output),
-        Poll::Pending => bail!("the snapshot waited on something that never comes"),
-    }
+    preinit::snapshot(wizer, context, &mut store, instance)
 }
 
 #[cfg(test)]
