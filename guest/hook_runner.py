@@ -19,7 +19,8 @@ Failure statuses: backend_unavailable, backend_invalid, hook_missing, unsupporte
 and prepared_mismatch (below). Calls run in order in this one interpreter, so the backend is
 imported once; a call stops the sequence when it fails, or when it is a get_requires_* hook
 whose answer is not within `stop_unless_within` (the host must then install more and start
-a new instance). Hooks are called positionally, as pyproject-hooks calls them: the names in
+a new instance). Requirements for extras only (`NAME ; extra == "test"`), which frontends
+evaluate with no extra and never install for a build, do not stop it. Hooks are called positionally, as pyproject-hooks calls them: the names in
 `kwargs` only say which argument is which (PROTOCOL below).
 
 `processes`: every attempt to start a program or a thread (WASI has neither), in order, at
@@ -154,10 +155,43 @@ def main():
         if result["status"] != "ok":
             break
         allowed = call.get("stop_unless_within")
-        if allowed is not None and not set(result["return_value"]) <= set(allowed):
+        if allowed is not None and any(
+            r not in allowed and not for_extras_only(r) for r in result["return_value"]
+        ):
             stopped = True
             break
     write_output({"results": results, "stopped_for_requirements": stopped})
+
+
+def for_extras_only(requirement):
+    """Whether `requirement`'s marker is false whatever the environment, with no extra (as
+    pypa/build and uv evaluate get_requires_* answers): every `or` alternative demands a
+    named extra. Only markers of `and`/`or` without parentheses are decided; anything else
+    counts as needed, and the host resolves it as before."""
+    if not isinstance(requirement, str):
+        return False
+    _, semicolon, marker = requirement.partition(";")
+    if not semicolon or "(" in marker:
+        return False
+    marker = " ".join(marker.split())
+    return all(
+        any(names_an_extra(clause) for clause in alternative.split(" and "))
+        for alternative in marker.split(" or ")
+    )
+
+
+def names_an_extra(clause):
+    """Whether `clause` is `extra == "NAME"`, either way round, with NAME not empty."""
+    left, equals, right = (side.strip() for side in clause.partition("=="))
+    value = right if left == "extra" else left if right == "extra" else ""
+    quote = value[:1]
+    return (
+        bool(equals)
+        and len(value) > 2
+        and quote in ("'", '"')
+        and value[-1] == quote
+        and quote not in value[1:-1]
+    )
 
 
 def set_up():

@@ -20,11 +20,11 @@ use wasm_build::sandbox::{
 use wasm_build_packaging::cache::Cache;
 use wasm_build_packaging::index::{IndexClient, IndexOptions};
 
-/// A fixture of `tests/fixtures/runner/`; `processes` gets the in-tree fixture's backend
-/// beside its probes.
+/// A fixture of `tests/fixtures/runner/`; `processes` and `extra-requires` get the in-tree
+/// fixture's backend beside their own.
 fn runner_fixture(name: &str) -> tempfile::TempDir {
     let project = fixture(&format!("runner/{name}"));
-    if name == "processes" {
+    if name == "processes" || name == "extra-requires" {
         fs::copy(
             fixtures().join("intree/_build/backend.py"),
             project.path().join("_build/backend.py"),
@@ -112,6 +112,60 @@ fn programs_look_missing_to_the_backend() {
     let report: Value =
         serde_json::from_slice(&zip_member(&built[1], "processes_demo/probes.json")).unwrap();
     assert_eq!(report, expected_probes());
+}
+
+/// A `get_requires_*` answer stops the run, for the host to install more and start again,
+/// only for what a build would install: requirements for extras only (flit_core's answer
+/// when it imports the module for its version) do not, as pypa/build and uv skip them.
+#[test]
+fn only_what_a_build_installs_stops_the_run() {
+    let project = runner_fixture("extra-requires");
+    let sandbox = sandbox();
+    let stops = |requires: &str| -> bool {
+        let env = tempfile::tempdir().unwrap();
+        let mut get_requires = call("get_requires_for_build_wheel");
+        get_requires["kwargs"]["config_settings"] = json!({"requires": requires});
+        get_requires["stop_unless_within"] = json!(["installed>=1"]);
+        let mut input = hook_input("extra_requires", &["/src/_build"], "build_wheel");
+        input["calls"]
+            .as_array_mut()
+            .unwrap()
+            .insert(0, get_requires);
+        let output = run_runner(&sandbox, project.path(), env.path(), &input, None);
+        let statuses: Vec<&Value> = output["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|result| &result["status"])
+            .collect();
+        let stopped = output["stopped_for_requirements"].as_bool().unwrap();
+        let expected = if stopped {
+            vec!["ok"]
+        } else {
+            vec!["ok", "ok"]
+        };
+        assert_eq!(statuses, expected, "{requires}: {output:#}");
+        stopped
+    };
+    for needs_nothing_more in [
+        "",
+        "installed>=1",
+        "pytest ; extra == 'test'|installed>=1",
+        "ruff>=0.6; python_version >= \"3.8\" and extra == \"all\"",
+        "mypy ; extra == 'a' or 'b' == extra",
+    ] {
+        assert!(!stops(needs_nothing_more), "{needs_nothing_more}");
+    }
+    for needs_more in [
+        "pytest",
+        "installed>=1|pytest",
+        "pytest ; extra == 'test' or python_version >= '3'",
+        "pytest ; extra == ''",
+        "pytest ; (extra == 'test')",
+        "pytest ; extra != 'test'",
+    ] {
+        assert!(stops(needs_more), "{needs_more}");
+    }
 }
 
 #[test]
