@@ -16,6 +16,7 @@ use wasm_build::sandbox::{
 };
 use wasm_build_packaging::cache::Cache;
 use wasm_build_packaging::index::{IndexClient, IndexOptions};
+use wasm_build_packaging::target::GuestMarkers;
 
 fn runtime_run(extra: &[&str], code: &str) -> Output {
     let mut cmd = wasm_build();
@@ -99,6 +100,24 @@ fn a_first_build_loads_the_precompiled_interpreter_and_compiles_nothing() {
         .filter(|name| name.ends_with(".cwasm"))
         .collect();
     assert_eq!(compiled.len(), 1, "{compiled:?}");
+    // Nor does it ask the interpreter for its markers, which the catalog pins: the build
+    // resolves and installs while the stdlib is still being unpacked.
+    let asked: Vec<String> = listing(&cache.path().join("runtimes-v1"))
+        .into_iter()
+        .filter(|name| name.starts_with("target-"))
+        .collect();
+    assert!(asked.is_empty(), "{asked:?}");
+}
+
+/// The catalog pins its own runtime's marker environment (so that a first run need not
+/// wait for the stdlib to ask): the pin is what the interpreter reports.
+#[test]
+fn the_pinned_markers_are_what_the_interpreter_reports() {
+    let output = runtime_run(&[], wasm_build_packaging::target::PROBE_SCRIPT);
+    let reported: GuestMarkers = serde_json::from_str(&printed(&output)).unwrap();
+    let catalog = runtime::Catalog::builtin().unwrap();
+    let pinned = catalog.get(&catalog.default).unwrap().markers.clone();
+    assert_eq!(pinned, Some(reported));
 }
 
 /// The library's default, guests on threads (an engine with epoch checks): on an empty

@@ -10,6 +10,7 @@ use std::str::FromStr;
 
 /// The marker values a guest reports (the keys of PEP 508's environment markers).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GuestMarkers {
     pub implementation_name: String,
     pub implementation_version: String,

