@@ -120,6 +120,114 @@ fn the_pinned_markers_are_what_the_interpreter_reports() {
     assert_eq!(pinned, Some(reported));
 }
 
+/// A build environment's bytecode is compiled by several guests at once, each taking a
+/// part of its modules: together they compile every module once, as `compileall` would,
+/// and the same wheels get the same `.pyc` files in another cache.
+#[test]
+fn every_module_of_a_new_environment_gets_its_bytecode_the_same_in_every_cache() {
+    // Each `.pyc` of the environment with its bytes.
+    let pycs = |cache: &std::path::Path| {
+        let env = std::fs::read_dir(cache.join("envs-v1"))
+            .unwrap()
+            .map(|entry| entry.unwrap().path().join("site-packages"))
+            .find(|path| path.is_dir())
+            .expect("an environment");
+        let files = snapshot(&env);
+        let sources: Vec<&std::path::PathBuf> = files
+            .keys()
+            .filter(|path| path.extension().is_some_and(|e| e == "py"))
+            .collect();
+        assert!(sources.len() > 10, "{sources:?}");
+        let mut pycs = std::collections::BTreeMap::new();
+        for source in sources {
+            let stem = source.file_stem().unwrap().to_str().unwrap();
+            let pyc = source
+                .parent()
+                .unwrap()
+                .join("__pycache__")
+                .join(format!("{stem}.cpython-313.pyc"));
+            let bytes = std::fs::read(env.join(&pyc))
+                .unwrap_or_else(|_| panic!("no bytecode for {}", source.display()));
+            assert_eq!(
+                bytes[4..8],
+                [1, 0, 0, 0],
+                "{} is not unchecked-hash",
+                pyc.display()
+            );
+            pycs.insert(pyc, bytes);
+        }
+        let compiled = files
+            .keys()
+            .filter(|path| path.extension().is_some_and(|e| e == "pyc"))
+            .count();
+        assert_eq!(compiled, pycs.len(), "bytecode without its module");
+        pycs
+    };
+    let mut made = Vec::new();
+    for _ in 0..2 {
+        let (cache, state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let outdir = tempfile::tempdir().unwrap();
+        build_ok(
+            wasm_build()
+                .env("WASM_BUILD_CACHE_DIR", cache.path())
+                .env("XDG_STATE_HOME", state.path())
+                .arg(fixture("flit").path())
+                .args(["--wheel", "--no-progress", "-o"])
+                .arg(outdir.path()),
+        );
+        made.push(pycs(cache.path()));
+    }
+    assert_eq!(made[0], made[1]);
+}
+
+/// `py.py` and `.py` in one folder compile to the same `__pycache__/py.cpython-313.pyc`:
+/// the runs that compile an environment in parts keep them in one part, in compileall's
+/// order, so the bytecode is `py.py`'s as with compileall, not whichever run wrote last.
+/// (`.py` is the larger, so that split by size alone they would land in different runs,
+/// and `py.py`'s would be written first.)
+#[test]
+fn sources_sharing_a_pyc_get_the_bytecode_compileall_would_give() {
+    let big = format!("DATA = {:?}\n", "x".repeat(400_000));
+    let wheels = wheel_dir(
+        "twin-helper",
+        "1.0",
+        &[
+            ("twin_helper/__init__.py", b""),
+            ("twin_helper/.py", big.as_bytes()),
+            ("twin_helper/py.py", b"SMALL = 1\n"),
+        ],
+    );
+    let project = fixture("intree");
+    let pyproject = project.path().join("pyproject.toml");
+    let text = std::fs::read_to_string(&pyproject).unwrap();
+    std::fs::write(
+        &pyproject,
+        text.replace("requires = []", "requires = [\"twin-helper==1.0\"]"),
+    )
+    .unwrap();
+    let (cache, state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let outdir = tempfile::tempdir().unwrap();
+    build_ok(
+        wasm_build()
+            .env("WASM_BUILD_CACHE_DIR", cache.path())
+            .env("XDG_STATE_HOME", state.path())
+            .arg(project.path())
+            .args(["--wheel", "--no-progress", "--offline", "--find-links"])
+            .arg(wheels.path())
+            .arg("-o")
+            .arg(outdir.path()),
+    );
+    let env = std::fs::read_dir(cache.path().join("envs-v1"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path().join("site-packages"))
+        .find(|path| path.is_dir())
+        .expect("an environment");
+    let pyc = std::fs::read(env.join("twin_helper/__pycache__/py.cpython-313.pyc")).unwrap();
+    let names = |needle: &[u8]| pyc.windows(needle.len()).any(|w| w == needle);
+    assert!(names(b"twin_helper/py.py"), "not py.py's bytecode");
+    assert!(!names(b"twin_helper/.py"), "`.py`'s bytecode");
+}
+
 /// The library's default, guests on threads (an engine with epoch checks): on an empty
 /// cache its pre-initialized interpreter is made with the start-up run on Winch too.
 #[test]

@@ -11,7 +11,7 @@ use crate::integrity::{self, SealedTree, TreeState};
 use crate::protocol::guest_paths;
 use crate::reporter::{Event, Reporter, Warning};
 use crate::runtime::Runtime;
-use crate::sandbox::{GuestRun, Limits, LogSink, Mount, Sandbox};
+use crate::sandbox::{GuestRun, LimitHit, Limits, LogSink, Mount, Sandbox, SandboxError};
 use anyhow::{Context, Result};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -28,6 +28,12 @@ const MAX_ENV_BYTES: u64 = 2 << 30;
 /// Where the environment is mounted while its bytecode is compiled; the same path as in
 /// hook runs, so the `.pyc` files name the right source paths.
 const GUEST_ENV: &str = guest_paths::ENV;
+/// The guest script that compiles one part of an environment's modules.
+const COMPILE_PART: &str = include_str!("../../guest/compile_part.py");
+/// How many runs compile an environment's bytecode, at once: a fixed number, so that the
+/// same wheels get the same `.pyc` files on every machine. Two halve the first build's
+/// wait on a machine with two cores.
+const COMPILE_PARTS: usize = 2;
 
 /// One wheel of an environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,21 +103,24 @@ pub(crate) fn prepare(
     if dir.exists() {
         fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
     }
-    let staging = cache::staging_dir_for(&dir)?;
-    let site_packages = staging.path().join("site-packages");
-    let mut packages = SitePackages::create(&site_packages, MAX_ENV_BYTES)?;
-    for wheel in &wheels {
-        let file =
-            File::open(&wheel.path).with_context(|| format!("opening {}", wheel.path.display()))?;
-        let label = wheel
-            .path
-            .file_name()
-            .map_or_else(|| wheel.name.clone(), |n| n.to_string_lossy().into_owned());
-        packages
-            .install(&file, &label)
-            .context("installing the build environment")?;
+    let (mut staging, mut site_packages) = install(&dir, &wheels)?;
+    if let Err(error) = compile_bytecode(
+        sandbox,
+        &site_packages,
+        staging.path(),
+        limits,
+        COMPILE_PARTS,
+    ) {
+        if !hit_disk_limit(&error) {
+            return Err(error);
+        }
+        // One part's share of the room was too small for its bytecode, which one run with
+        // the whole room may still fit, as it did before the step was split: a fresh copy,
+        // compiled by one run.
+        drop(staging);
+        (staging, site_packages) = install(&dir, &wheels)?;
+        compile_bytecode(sandbox, &site_packages, staging.path(), limits, 1)?;
     }
-    compile_bytecode(sandbox, &site_packages, staging.path(), limits)?;
     let manifest = integrity::manifest(&site_packages)?;
     cache::write_tagged(
         &staging.path().join("manifest.sha256"),
@@ -129,6 +138,36 @@ pub(crate) fn prepare(
     .seal_now()?;
     mark_used(&dir);
     Ok(env)
+}
+
+/// Installs `wheels` into a new staging folder for `dir`: the folder and its site-packages.
+fn install(dir: &Path, wheels: &[EnvWheel]) -> Result<(tempfile::TempDir, PathBuf)> {
+    let staging = cache::staging_dir_for(dir)?;
+    let site_packages = staging.path().join("site-packages");
+    let mut packages = SitePackages::create(&site_packages, MAX_ENV_BYTES)?;
+    for wheel in wheels {
+        let file =
+            File::open(&wheel.path).with_context(|| format!("opening {}", wheel.path.display()))?;
+        let label = wheel
+            .path
+            .file_name()
+            .map_or_else(|| wheel.name.clone(), |n| n.to_string_lossy().into_owned());
+        packages
+            .install(&file, &label)
+            .context("installing the build environment")?;
+    }
+    Ok((staging, site_packages))
+}
+
+/// Whether the sandbox ended a bytecode run at the disk limit.
+fn hit_disk_limit(error: &anyhow::Error) -> bool {
+    matches!(
+        error.downcast_ref::<SandboxError>(),
+        Some(SandboxError::Limit {
+            hit: LimitHit::Disk,
+            ..
+        })
+    )
 }
 
 fn env_key(runtime: &Runtime, wheels: &[EnvWheel]) -> String {
@@ -181,46 +220,71 @@ fn mark_used(dir: &Path) {
 }
 
 /// Compiles every module of the environment to bytecode inside the sandbox (the guest's
-/// interpreter decides the bytecode format). Unchecked-hash `.pyc` files are never
-/// revalidated against their sources, which cannot change in a read-only environment.
+/// interpreter decides the bytecode format), in `parts` runs at once. Unchecked-hash
+/// `.pyc` files are never revalidated against their sources, which cannot change in a
+/// read-only environment.
 fn compile_bytecode(
     sandbox: &Sandbox,
     site_packages: &Path,
     scratch: &Path,
     limits: &Limits,
+    parts: usize,
 ) -> Result<()> {
     let tmp = scratch.join("tmp");
     fs::create_dir(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let run = GuestRun {
-        args: [
-            "-S",
-            "-m",
-            "compileall",
-            "-q",
-            "-q",
-            "--invalidation-mode",
-            "unchecked-hash",
-            GUEST_ENV,
-        ]
-        .map(String::from)
-        .to_vec(),
-        // The hooks' start-up environment (`PYTHONHASHSEED=0` among it, for reproducible
-        // `.pyc` files), so that the pre-initialized interpreter serves this run: with
-        // another one the module as built would be compiled for it (seconds on a first run).
-        env: crate::sandbox::base_environment(),
-        mounts: vec![
-            Mount::read_write(site_packages, GUEST_ENV),
-            Mount::read_write(&tmp, guest_paths::TMP),
-        ],
-        limits: limits.clone(),
-        log: LogSink::Capture,
-        determinism: None,
-    };
+    let runs: Vec<GuestRun> = (0..parts)
+        .map(|part| GuestRun {
+            args: [
+                "-S",
+                "-c",
+                COMPILE_PART,
+                &part.to_string(),
+                &parts.to_string(),
+                GUEST_ENV,
+            ]
+            .map(String::from)
+            .to_vec(),
+            // The hooks' start-up environment (`PYTHONHASHSEED=0` among it, for reproducible
+            // `.pyc` files), so that the pre-initialized interpreter serves this run: with
+            // another one the module as built would be compiled for it (seconds on a first
+            // run).
+            env: crate::sandbox::base_environment(),
+            mounts: vec![
+                Mount::read_write(site_packages, GUEST_ENV),
+                Mount::read_write(&tmp, guest_paths::TMP),
+            ],
+            limits: limits.clone(),
+            log: LogSink::Capture,
+            determinism: None,
+        })
+        .collect();
+    // The runs write into the same mounts at once: each may add only its share of the room
+    // the disk limit leaves, so that together they stay within it.
+    let disk = crate::sandbox::shared_disk_limit(&runs[0], parts as u64);
+    let exits = std::thread::scope(|scope| {
+        let running: Vec<_> = runs
+            .into_iter()
+            .map(|mut run| {
+                run.limits.disk = disk;
+                scope.spawn(move || sandbox.run(&run))
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|run| run.join().expect("a bytecode compilation thread panicked"))
+            .collect::<Vec<_>>()
+    });
     // A module that does not compile (test data, Python 2 leftovers) only loses its
-    // bytecode, as with pip; the sandbox ending the run is an error.
-    sandbox
-        .run(&run)
-        .map_err(|e| anyhow::anyhow!(e).context("compiling the build environment's bytecode"))?;
+    // bytecode, as with pip; the sandbox ending a run is an error.
+    for exit in exits {
+        exit.map_err(|mut error| {
+            // The user set the limits for all the runs together: name theirs, not a share.
+            if let SandboxError::Limit { limits: hit, .. } = &mut error {
+                **hit = limits.clone();
+            }
+            anyhow::anyhow!(error).context("compiling the build environment's bytecode")
+        })?;
+    }
     fs::remove_dir_all(&tmp).with_context(|| format!("removing {}", tmp.display()))?;
     Ok(())
 }

@@ -70,6 +70,75 @@ fn compiling_a_build_environment_keeps_the_time_limit() {
     );
 }
 
+/// A build requirement whose two modules compile to 3 MB of bytecode each, with room for
+/// 4 MB left under `--disk-limit`: the two guests that compile an environment's bytecode
+/// at once share that room (each may add half), so together they cannot pass the limit
+/// that one run would keep.
+#[test]
+fn compiling_a_build_environment_in_parts_keeps_the_disk_limit() {
+    ensure_runtime();
+    // Wheel bytes of their own, so that no environment of an earlier run is in the cache.
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let module = |letter: &str| format!("DATA = {:?}\nRUN = {nonce}\n", letter.repeat(3 << 20));
+    let (a, b) = (module("a"), module("b"));
+    let wheels = wheel_dir(
+        "fat-helper",
+        "1.0",
+        &[
+            ("fat_helper/a.py", a.as_bytes()),
+            ("fat_helper/b.py", b.as_bytes()),
+        ],
+    );
+    let scene = Scene::build(|scene| {
+        write_project(&scene.project(), "", &["fat-helper==1.0"]);
+    });
+    let mut cmd = scene.offline_cmd(&wheels);
+    cmd.args(["--disk-limit", "10"]);
+    scene.fails(
+        &mut cmd,
+        6,
+        &[
+            "compiling the build environment's bytecode was stopped by the sandbox",
+            "disk limit of 10 MiB reached in the sandbox's writable folders",
+            "hint: raise the limit with --disk-limit MIB",
+        ],
+    );
+}
+
+/// A build requirement with one module of 3 MB of bytecode, and about 5 MB of room left
+/// under `--disk-limit`: too much for one bytecode run's half of the room, not for one run
+/// with all of it. Compiled in parts the step would be refused where a single run fitted,
+/// so it is done again as one run, and the build succeeds as it did before the split.
+#[test]
+fn bytecode_that_fits_the_disk_limit_but_not_a_part_s_share_is_compiled_in_one_run() {
+    ensure_runtime();
+    // Wheel bytes of their own, so that no environment of an earlier run is in the cache.
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let big = format!("DATA = {:?}\nRUN = {nonce}\n", "a".repeat(3 << 20));
+    let wheels = wheel_dir(
+        "fat-helper",
+        "1.0",
+        &[
+            ("fat_helper/__init__.py", b""),
+            ("fat_helper/big.py", big.as_bytes()),
+        ],
+    );
+    let scene = Scene::build(|scene| {
+        write_project(&scene.project(), "", &["fat-helper==1.0"]);
+    });
+    let mut cmd = scene.offline_cmd(&wheels);
+    cmd.args(["--disk-limit", "8"]);
+    build_ok(&mut cmd);
+    assert_eq!(listing(&scene.out()), [WHEEL]);
+    scene.check_host_unchanged();
+}
+
 /// `get_requires_for_build_wheel` asks for a thousand requirements: each name would cost
 /// the host index requests (outside `--timeout`), so past 128 the build is refused before
 /// any is looked up.

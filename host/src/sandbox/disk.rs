@@ -78,6 +78,27 @@ pub(super) fn measure(roots: &[PathBuf], stop_after: u64) -> u64 {
     total
 }
 
+/// The disk limit for each of `runs` runs like `run` that write into the same mounts at
+/// once: what the mounts hold now plus an equal share of the room left. Each run counts
+/// what it finds (the others' writes included) and what it adds, so together they never
+/// take the mounts past `run.limits.disk`.
+pub(crate) fn shared_disk_limit(run: &GuestRun, runs: u64) -> u64 {
+    let limit = run.limits.disk;
+    let held = measure(&writable_roots(run), limit);
+    if held >= limit {
+        return limit;
+    }
+    held + (limit - held) / runs.max(1)
+}
+
+fn writable_roots(run: &GuestRun) -> Vec<PathBuf> {
+    run.mounts
+        .iter()
+        .filter(|m| m.writable)
+        .map(|m| m.host.clone())
+        .collect()
+}
+
 /// A call was refused: it would have taken the writable mounts past the disk limit.
 #[derive(Debug, thiserror::Error)]
 #[error("disk limit reached")]
@@ -168,13 +189,10 @@ impl DiskAccount {
 
     /// The account of `run`: its writable mounts measured now, before the guest runs.
     pub(super) fn for_run(run: &GuestRun) -> Self {
-        let roots: Vec<PathBuf> = run
-            .mounts
-            .iter()
-            .filter(|m| m.writable)
-            .map(|m| m.host.clone())
-            .collect();
-        Self::new(run.limits.disk, measure(&roots, run.limits.disk))
+        Self::new(
+            run.limits.disk,
+            measure(&writable_roots(run), run.limits.disk),
+        )
     }
 
     /// Whether the mounts hold more than the limit (when measured before the run), or a

@@ -21,6 +21,7 @@ mod timings;
 mod usage;
 
 pub use self::determinism::{Determinism, FIXED_EPOCH};
+pub(crate) use self::disk::shared_disk_limit;
 use self::guest::{EPOCH_TICK, EpochTicker, Guest, GuestState};
 pub use self::isolated::serve as serve_child;
 pub use self::isolated::stop_all as stop_guests;

@@ -52,6 +52,34 @@ fn counts_bytes_and_entries_of_the_mounts() {
 }
 
 #[test]
+fn runs_writing_into_the_same_mounts_at_once_share_the_room_left() {
+    let (mounted, read_only) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::write(mounted.path().join("held"), vec![0u8; 1000]).unwrap();
+    std::fs::write(read_only.path().join("big"), vec![0u8; 50_000]).unwrap();
+    let held = 1000 + ENTRY_BYTES;
+    let run = |disk: u64| GuestRun {
+        args: Vec::new(),
+        env: Vec::new(),
+        mounts: vec![
+            crate::sandbox::Mount::read_write(mounted.path(), "/a"),
+            crate::sandbox::Mount::read_only(read_only.path(), "/b"),
+        ],
+        limits: crate::sandbox::Limits {
+            disk,
+            ..Default::default()
+        },
+        log: crate::sandbox::LogSink::Capture,
+        determinism: None,
+    };
+    // Each of two runs may add half of what is left: together no more than one could.
+    let limit = held + 2 * MIB;
+    assert_eq!(shared_disk_limit(&run(limit), 2), held + MIB);
+    assert_eq!(shared_disk_limit(&run(limit), 1), limit);
+    // Mounts already over the limit: each run finds them so and stops at once.
+    assert_eq!(shared_disk_limit(&run(held - 1), 2), held - 1);
+}
+
+#[test]
 fn a_tree_that_cannot_be_walked_is_over_any_limit() {
     let missing = tempfile::tempdir().unwrap().path().join("gone");
     assert_eq!(measure(&[missing], 10), u64::MAX);
