@@ -299,6 +299,53 @@ fn an_empty_folder_is_refused_before_the_interpreter_is_prepared() {
     assert!(listing(empty.path()).is_empty());
 }
 
+/// `--no-cache` and an sdist refused after the interpreter is being prepared (its
+/// pyproject.toml does not parse), before any guest: the throw-away cache goes when the
+/// process ends, with the stdlib the first run was unpacking into it on another thread
+/// (the runtime waits for that thread before the cache's folder is removed). A few times,
+/// since the race it guards against is lost only some of the time.
+#[test]
+fn a_build_without_a_cache_that_fails_early_leaves_nothing_in_tmpdir() {
+    let dir = tempfile::tempdir().unwrap();
+    let sdist = dir.path().join("broken-1.0.tar.gz");
+    let mut archive = tar::Builder::new(flate2::write::GzEncoder::new(
+        fs::File::create(&sdist).unwrap(),
+        flate2::Compression::default(),
+    ));
+    for (name, data) in [
+        ("broken-1.0/pyproject.toml", &b"[build-system\n"[..]),
+        (
+            "broken-1.0/PKG-INFO",
+            b"Metadata-Version: 2.1\nName: broken\nVersion: 1.0\n",
+        ),
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        archive.append_data(&mut header, name, data).unwrap();
+    }
+    archive.into_inner().unwrap().finish().unwrap();
+    for _ in 0..6 {
+        let tmp = tempfile::tempdir().unwrap();
+        let outdir = dir.path().join("out");
+        let stderr = exits(
+            wasm_build()
+                .env("TMPDIR", tmp.path())
+                .arg("--no-cache")
+                .arg(&sdist)
+                .arg("-o")
+                .arg(&outdir),
+            3,
+        );
+        assert!(
+            stderr.contains("broken-1.0.tar.gz/pyproject.toml is not valid TOML"),
+            "{stderr}"
+        );
+        assert!(listing(tmp.path()).is_empty(), "left in TMPDIR");
+        assert!(!outdir.exists());
+    }
+}
+
 /// Item 8: an output folder that is a file, or below a file, is a bad command line found
 /// before anything is prepared.
 #[test]

@@ -173,7 +173,6 @@ pub struct Frontend {
 /// What every build of a [`Frontend`] (and of its views) shares; opaque.
 pub struct Shared {
     settings: Settings,
-    cache: Cache,
     runtime: Runtime,
     sandbox: Sandbox,
     target: GuestTarget,
@@ -185,6 +184,10 @@ pub struct Shared {
     /// Wheels built from the sdists of build requirements, searched by later resolutions.
     built_wheels: Mutex<Option<sdist_requirements::BuiltWheels>>,
     prepared: Option<PreparedBackends>,
+    /// Last, so dropped last: with `--no-cache` it removes the folder that everything above
+    /// works in, the stdlib a first run may still be unpacking among it (dropping the
+    /// runtime waits for that).
+    cache: Cache,
 }
 
 /// A build environment made by this process, and the wheels it holds (for reports).
