@@ -120,6 +120,15 @@ fn the_pinned_markers_are_what_the_interpreter_reports() {
     assert_eq!(pinned, Some(reported));
 }
 
+/// The site-packages of the one build environment in `cache`.
+fn environment(cache: &std::path::Path) -> std::path::PathBuf {
+    std::fs::read_dir(cache.join("envs-v1"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path().join("site-packages"))
+        .find(|path| path.is_dir())
+        .expect("an environment")
+}
+
 /// A build environment's bytecode is compiled by several guests at once, each taking a
 /// part of its modules: together they compile every module once, as `compileall` would,
 /// and the same wheels get the same `.pyc` files in another cache.
@@ -127,11 +136,7 @@ fn the_pinned_markers_are_what_the_interpreter_reports() {
 fn every_module_of_a_new_environment_gets_its_bytecode_the_same_in_every_cache() {
     // Each `.pyc` of the environment with its bytes.
     let pycs = |cache: &std::path::Path| {
-        let env = std::fs::read_dir(cache.join("envs-v1"))
-            .unwrap()
-            .map(|entry| entry.unwrap().path().join("site-packages"))
-            .find(|path| path.is_dir())
-            .expect("an environment");
+        let env = environment(cache);
         let files = snapshot(&env);
         let sources: Vec<&std::path::PathBuf> = files
             .keys()
@@ -217,11 +222,7 @@ fn sources_sharing_a_pyc_get_the_bytecode_compileall_would_give() {
             .arg("-o")
             .arg(outdir.path()),
     );
-    let env = std::fs::read_dir(cache.path().join("envs-v1"))
-        .unwrap()
-        .map(|entry| entry.unwrap().path().join("site-packages"))
-        .find(|path| path.is_dir())
-        .expect("an environment");
+    let env = environment(cache.path());
     let pyc = std::fs::read(env.join("twin_helper/__pycache__/py.cpython-313.pyc")).unwrap();
     let names = |needle: &[u8]| pyc.windows(needle.len()).any(|w| w == needle);
     assert!(names(b"twin_helper/py.py"), "not py.py's bytecode");
