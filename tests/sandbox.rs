@@ -120,6 +120,15 @@ fn the_pinned_markers_are_what_the_interpreter_reports() {
     assert_eq!(pinned, Some(reported));
 }
 
+/// `wasm-build` on a cache and state folder of its own, both empty (returned to be kept).
+fn wasm_build_on_an_empty_cache() -> (std::process::Command, tempfile::TempDir, tempfile::TempDir) {
+    let (cache, state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut cmd = wasm_build();
+    cmd.env("WASM_BUILD_CACHE_DIR", cache.path())
+        .env("XDG_STATE_HOME", state.path());
+    (cmd, cache, state)
+}
+
 /// The site-packages of the one build environment in `cache`.
 fn environment(cache: &std::path::Path) -> std::path::PathBuf {
     std::fs::read_dir(cache.join("envs-v1"))
@@ -170,13 +179,10 @@ fn every_module_of_a_new_environment_gets_its_bytecode_the_same_in_every_cache()
     };
     let mut made = Vec::new();
     for _ in 0..2 {
-        let (cache, state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (mut cmd, cache, _state) = wasm_build_on_an_empty_cache();
         let outdir = tempfile::tempdir().unwrap();
         build_ok(
-            wasm_build()
-                .env("WASM_BUILD_CACHE_DIR", cache.path())
-                .env("XDG_STATE_HOME", state.path())
-                .arg(fixture("flit").path())
+            cmd.arg(fixture("flit").path())
                 .args(["--wheel", "--no-progress", "-o"])
                 .arg(outdir.path()),
         );
@@ -210,13 +216,10 @@ fn sources_sharing_a_pyc_get_the_bytecode_compileall_would_give() {
         text.replace("requires = []", "requires = [\"twin-helper==1.0\"]"),
     )
     .unwrap();
-    let (cache, state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut cmd, cache, _state) = wasm_build_on_an_empty_cache();
     let outdir = tempfile::tempdir().unwrap();
     build_ok(
-        wasm_build()
-            .env("WASM_BUILD_CACHE_DIR", cache.path())
-            .env("XDG_STATE_HOME", state.path())
-            .arg(project.path())
+        cmd.arg(project.path())
             .args(["--wheel", "--no-progress", "--offline", "--find-links"])
             .arg(wheels.path())
             .arg("-o")

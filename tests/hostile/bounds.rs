@@ -78,24 +78,13 @@ fn compiling_a_build_environment_keeps_the_time_limit() {
 fn compiling_a_build_environment_in_parts_keeps_the_disk_limit() {
     ensure_runtime();
     // Wheel bytes of their own, so that no environment of an earlier run is in the cache.
-    let nonce = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
+    let nonce = now_nanos();
     let module = |letter: &str| format!("DATA = {:?}\nRUN = {nonce}\n", letter.repeat(3 << 20));
     let (a, b) = (module("a"), module("b"));
-    let wheels = wheel_dir(
-        "fat-helper",
-        "1.0",
-        &[
-            ("fat_helper/a.py", a.as_bytes()),
-            ("fat_helper/b.py", b.as_bytes()),
-        ],
-    );
-    let scene = Scene::build(|scene| {
-        write_project(&scene.project(), "", &["fat-helper==1.0"]);
-    });
-    let mut cmd = scene.offline_cmd(&wheels);
+    let (scene, mut cmd, _wheels) = requiring_fat_helper(&[
+        ("fat_helper/a.py", a.as_bytes()),
+        ("fat_helper/b.py", b.as_bytes()),
+    ]);
     cmd.args(["--disk-limit", "10"]);
     scene.fails(
         &mut cmd,
@@ -116,27 +105,34 @@ fn compiling_a_build_environment_in_parts_keeps_the_disk_limit() {
 fn bytecode_that_fits_the_disk_limit_but_not_a_part_s_share_is_compiled_in_one_run() {
     ensure_runtime();
     // Wheel bytes of their own, so that no environment of an earlier run is in the cache.
-    let nonce = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
+    let nonce = now_nanos();
     let big = format!("DATA = {:?}\nRUN = {nonce}\n", "a".repeat(3 << 20));
-    let wheels = wheel_dir(
-        "fat-helper",
-        "1.0",
-        &[
-            ("fat_helper/__init__.py", b""),
-            ("fat_helper/big.py", big.as_bytes()),
-        ],
-    );
-    let scene = Scene::build(|scene| {
-        write_project(&scene.project(), "", &["fat-helper==1.0"]);
-    });
-    let mut cmd = scene.offline_cmd(&wheels);
+    let (scene, mut cmd, _wheels) = requiring_fat_helper(&[
+        ("fat_helper/__init__.py", b""),
+        ("fat_helper/big.py", big.as_bytes()),
+    ]);
     cmd.args(["--disk-limit", "8"]);
     build_ok(&mut cmd);
     assert_eq!(listing(&scene.out()), [WHEEL]);
     scene.check_host_unchanged();
+}
+
+/// A scene whose project requires `fat-helper==1.0`, a wheel of `files`, and the offline
+/// command that builds it (with the folder holding the wheel, to be kept).
+fn requiring_fat_helper(files: &[(&str, &[u8])]) -> (Scene, Command, tempfile::TempDir) {
+    let wheels = wheel_dir("fat-helper", "1.0", files);
+    let scene = Scene::build(|scene| {
+        write_project(&scene.project(), "", &["fat-helper==1.0"]);
+    });
+    let cmd = scene.offline_cmd(&wheels);
+    (scene, cmd, wheels)
+}
+
+fn now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
 }
 
 /// `get_requires_for_build_wheel` asks for a thousand requirements: each name would cost
