@@ -30,9 +30,9 @@ const MAX_ENV_BYTES: u64 = 2 << 30;
 const GUEST_ENV: &str = guest_paths::ENV;
 /// The guest script that compiles one part of an environment's modules.
 const COMPILE_PART: &str = include_str!("../../guest/compile_part.py");
-/// How many runs compile an environment's bytecode, at once: a fixed number, so that the
-/// same wheels get the same `.pyc` files on every machine. Two halve the first build's
-/// wait on a machine with two cores.
+/// How many runs compile an environment's bytecode, at once: a fixed number, not the
+/// machine's cores, so that the split and what the step may hold at once are the same
+/// everywhere. Two halve the first build's wait on a machine with two cores.
 const COMPILE_PARTS: usize = 2;
 
 /// One wheel of an environment.
