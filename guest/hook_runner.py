@@ -4,6 +4,7 @@ The host writes /wasm-build/io/input.json:
 
     {"backend": "module:object", "backend_path": ["/src/..."], "source_dir": "/src",
      "env_dir": "/wasm-build/env", "executables": ["bin/tool", ...], "seed": "<hex>" | null,
+     "markers": {"python_version": "3.13", "sys_platform": "wasi", ...},
      "calls": [{"hook": "...", "kwargs": {...}, "stop_unless_within": [...] | null}, ...]}
 
 and reads /wasm-build/io/output.json:
@@ -19,8 +20,10 @@ Failure statuses: backend_unavailable, backend_invalid, hook_missing, unsupporte
 and prepared_mismatch (below). Calls run in order in this one interpreter, so the backend is
 imported once; a call stops the sequence when it fails, or when it is a get_requires_* hook
 whose answer is not within `stop_unless_within` (the host must then install more and start
-a new instance). Requirements for extras only (`NAME ; extra == "test"`), which frontends
-evaluate with no extra and never install for a build, do not stop it. Hooks are called positionally, as pyproject-hooks calls them: the names in
+a new instance). Requirements whose marker is false in the guest's environment (`markers`,
+the values the host resolves with) with no extra (`NAME ; extra == "test"`,
+`NAME ; python_version < "3.10"`), which frontends never install for a build, do not stop
+it. Hooks are called positionally, as pyproject-hooks calls them: the names in
 `kwargs` only say which argument is which (PROTOCOL below).
 
 `processes`: every attempt to start a program or a thread (WASI has neither), in order, at
@@ -64,6 +67,7 @@ interpreter and can rewrite any of it. The host checks everything it reads back.
 import errno
 import json
 import os
+import re
 import stat
 import sys
 import traceback
@@ -156,42 +160,156 @@ def main():
             break
         allowed = call.get("stop_unless_within")
         if allowed is not None and any(
-            r not in allowed and not for_extras_only(r) for r in result["return_value"]
+            r not in allowed and not not_needed(r, request.get("markers"))
+            for r in result["return_value"]
         ):
             stopped = True
             break
     write_output({"results": results, "stopped_for_requirements": stopped})
 
 
-def for_extras_only(requirement):
-    """Whether `requirement`'s marker is false whatever the environment, with no extra (as
-    pypa/build and uv evaluate get_requires_* answers): every `or` alternative demands a
-    named extra. Only markers of `and`/`or` without parentheses are decided; anything else
+def not_needed(requirement, markers):
+    """Whether a build installs nothing for `requirement`: its marker is false in the
+    guest's environment (`markers`, the values the host resolves with) with no extra, as
+    pypa/build and uv evaluate get_requires_* answers. Only what is certain is decided (a
+    plain requirement, a marker of known variables compared as PEP 508 says); anything else
     counts as needed, and the host resolves it as before."""
     if not isinstance(requirement, str):
         return False
-    _, semicolon, marker = requirement.partition(";")
-    if not semicolon or "(" in marker:
+    head, semicolon, marker = requirement.partition(";")
+    if not semicolon or not _REQUIREMENT_HEAD.fullmatch(head):
         return False
-    marker = " ".join(marker.split())
-    return all(
-        any(names_an_extra(clause) for clause in alternative.split(" and "))
-        for alternative in marker.split(" or ")
-    )
+    tokens = _marker_tokens(marker)
+    if tokens is None:
+        return False
+    environment = dict(markers or {}, extra="")
+    value, rest = _marker_or(tokens, environment)
+    return value is False and not rest
 
 
-def names_an_extra(clause):
-    """Whether `clause` is `extra == "NAME"`, either way round, with NAME not empty."""
-    left, equals, right = (side.strip() for side in clause.partition("=="))
-    value = right if left == "extra" else left if right == "extra" else ""
-    quote = value[:1]
-    return (
-        bool(equals)
-        and len(value) > 2
-        and quote in ("'", '"')
-        and value[-1] == quote
-        and quote not in value[1:-1]
-    )
+# `name [extras] specifiers`, without a URL: the part before `;` of a requirement pip,
+# pypa/build and the host would all parse.
+_VERSION = r"v?(?:\d+!)?\d+(?:\.\d+)*(?:\.\*)?(?:[-_.]?(?:a|b|c|rc|alpha|beta|pre|preview)[-_.]?\d*)?(?:-\d+|[-_.]?(?:post|rev|r)[-_.]?\d*)?(?:[-_.]?dev[-_.]?\d*)?(?:\+[a-z0-9]+(?:[-_.][a-z0-9]+)*)?"
+_SPECIFIER = r"\s*(?:===|~=|==|!=|<=|>=|<|>)\s*" + _VERSION + r"\s*"
+_SPECIFIERS = _SPECIFIER + r"(?:," + _SPECIFIER + r")*"
+_NAME = r"[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?"
+_REQUIREMENT_HEAD = re.compile(
+    r"\s*" + _NAME + r"\s*(?:\[\s*(?:" + _NAME + r"(?:\s*,\s*" + _NAME + r")*)?\s*\])?"
+    r"\s*(?:" + _SPECIFIERS + r"|\(" + _SPECIFIERS + r"\))?\s*",
+    re.IGNORECASE,
+)
+_MARKER_TOKEN = re.compile(
+    r"\s*('[^']*'|\"[^\"]*\"|===|==|!=|<=|>=|~=|<|>|\(|\)|[A-Za-z_][A-Za-z0-9_.]*)"
+)
+# Variables compared as versions, and those compared as strings (PEP 508).
+_VERSION_VARIABLES = {"python_version", "python_full_version", "implementation_version"}
+_STRING_VARIABLES = {
+    "os_name", "sys_platform", "platform_machine", "platform_python_implementation",
+    "platform_system", "implementation_name", "extra",
+}
+_RELEASE = re.compile(r"\d+(?:\.\d+)*")
+
+
+def _marker_tokens(marker):
+    """The marker's tokens, or None when something in it is not PEP 508's."""
+    tokens, at = [], 0
+    while marker[at:].strip():
+        match = _MARKER_TOKEN.match(marker, at)
+        if not match:
+            return None
+        tokens.append(match.group(1))
+        at = match.end()
+    return tokens
+
+
+def _marker_or(tokens, environment):
+    """`and`-groups joined by `or`: (True, False or None for undecided, tokens left)."""
+    value, tokens = _marker_and(tokens, environment)
+    while tokens[:1] == ["or"]:
+        right, tokens = _marker_and(tokens[1:], environment)
+        value = True if True in (value, right) else None if None in (value, right) else False
+    return value, tokens
+
+
+def _marker_and(tokens, environment):
+    value, tokens = _marker_atom(tokens, environment)
+    while tokens[:1] == ["and"]:
+        right, tokens = _marker_atom(tokens[1:], environment)
+        value = False if False in (value, right) else None if None in (value, right) else True
+    return value, tokens
+
+
+def _marker_atom(tokens, environment):
+    """A parenthesized marker or one comparison; a malformed one is undecided and leaves
+    a token behind, so that the whole marker is."""
+    if tokens[:1] == ["("]:
+        value, rest = _marker_or(tokens[1:], environment)
+        if rest[:1] != [")"]:
+            return None, ["?"]
+        return value, rest[1:]
+    if tokens[1:3] == ["not", "in"]:
+        left, op, right, rest = tokens[0], "not in", tokens[3:4], tokens[4:]
+    else:
+        left, op, right, rest = tokens[0:1], tokens[1:2], tokens[2:3], tokens[3:]
+        left, op = (left[0] if left else None), (op[0] if op else None)
+    if not right or op not in ("<", "<=", ">", ">=", "==", "!=", "in", "not in"):
+        return None, ["?"]
+    return _compare(left, op, right[0], environment), rest
+
+
+def _compare(left, op, right, environment):
+    """`left op right` with one side a variable, the other a string; None when PEP 508
+    leaves the answer to the tool or this environment lacks the variable."""
+    quoted = [side[:1] in ("'", '"') for side in (left, right)]
+    if quoted != [True, False] and quoted != [False, True]:
+        return None
+    variable = right if quoted[0] else left
+    if variable not in environment:
+        return None
+    values = [side[1:-1] if side[:1] in ("'", '"') else environment[side] for side in (left, right)]
+    literal = values[0] if quoted[0] else values[1]
+    if variable in _VERSION_VARIABLES:
+        return _compare_versions(variable, environment[variable], literal, op, quoted[1])
+    if variable not in _STRING_VARIABLES or op not in ("==", "!=", "in", "not in"):
+        return None
+    # Tools differ on a substring test of `extra` (normalised or not, a list or a string).
+    if variable == "extra" and op in ("in", "not in"):
+        return None
+    # A literal that could be a version is compared as one by some tools: not decided.
+    if _RELEASE.match(literal.lstrip("vV")) or not any(c.isalnum() for c in literal):
+        return None
+    if op in ("in", "not in"):
+        return (values[0] in values[1]) == (op == "in")
+    return (values[0] == values[1]) == (op == "==")
+
+
+def _compare_versions(variable, value, literal, op, value_first):
+    """PEP 440's answer for a final release `value` against `literal`, a release or the
+    pre-release of one (`3.11.0a7`) whose release differs from `value`'s."""
+    literal_match = _RELEASE_OR_PRE.fullmatch(literal)
+    if op in ("in", "not in") or not (_RELEASE.fullmatch(value) and literal_match):
+        return None
+    release, pre = literal_match.groups()
+    if variable == "python_version" and release.count(".") > 1:
+        return None
+    own, other = (tuple(int(part) for part in v.split(".")) for v in (value, release))
+    width = max(len(own), len(other))
+    own += (0,) * (width - len(own))
+    other += (0,) * (width - len(other))
+    if pre and own == other:
+        return None
+    return _ORDER[op](own, other) if value_first else _ORDER[op](other, own)
+
+
+_RELEASE_OR_PRE = re.compile(r"(\d+(?:\.\d+)*)((?:a|b|rc)\d+)?")
+_ORDER = {
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+}
 
 
 def set_up():

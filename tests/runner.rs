@@ -13,12 +13,14 @@ use common::*;
 use serde_json::{Value, json};
 use std::fs;
 use std::path::Path;
+use std::str::FromStr;
 use wasm_build::runtime::{self, RuntimeChoice};
 use wasm_build::sandbox::{
     GuestRun, Isolation, Limits, LogSink, MemoryImage, Mount, Sandbox, base_environment,
 };
 use wasm_build_packaging::cache::Cache;
 use wasm_build_packaging::index::{IndexClient, IndexOptions};
+use wasm_build_packaging::target::GuestTarget;
 
 /// A fixture of `tests/fixtures/runner/`; `processes` and `extra-requires` get the in-tree
 /// fixture's backend beside their own.
@@ -115,18 +117,30 @@ fn programs_look_missing_to_the_backend() {
 }
 
 /// A `get_requires_*` answer stops the run, for the host to install more and start again,
-/// only for what a build would install: requirements for extras only (flit_core's answer
-/// when it imports the module for its version) do not, as pypa/build and uv skip them.
+/// only for what a build would install: requirements whose marker is false in the guest's
+/// environment with no extra (flit_core's answer of the project's `Requires-Dist`,
+/// pdm-backend's `importlib-metadata; python_version < "3.10"`) do not, as pypa/build and
+/// uv install nothing for them. Whatever the runner lets pass, the host's own marker
+/// evaluation (pep508_rs, which resolves the environment) must find false too.
 #[test]
 fn only_what_a_build_installs_stops_the_run() {
     let project = runner_fixture("extra-requires");
     let sandbox = sandbox();
+    let catalog = runtime::Catalog::builtin().unwrap();
+    let markers = catalog
+        .get(&catalog.default)
+        .unwrap()
+        .markers
+        .clone()
+        .unwrap();
+    let target = GuestTarget::new(markers.clone()).unwrap();
     let stops = |requires: &str| -> bool {
         let env = tempfile::tempdir().unwrap();
         let mut get_requires = call("get_requires_for_build_wheel");
         get_requires["kwargs"]["config_settings"] = json!({"requires": requires});
         get_requires["stop_unless_within"] = json!(["installed>=1"]);
         let mut input = hook_input("extra_requires", &["/src/_build"], "build_wheel");
+        input["markers"] = json!(markers);
         input["calls"]
             .as_array_mut()
             .unwrap()
@@ -147,22 +161,49 @@ fn only_what_a_build_installs_stops_the_run() {
         assert_eq!(statuses, expected, "{requires}: {output:#}");
         stopped
     };
+    let host_installs = |requirement: &str| {
+        requirement != "installed>=1"
+            && pep508_rs::Requirement::<pep508_rs::VerbatimUrl>::from_str(requirement)
+                .map_or(true, |parsed| {
+                    parsed.evaluate_markers(target.marker_environment(), &[])
+                })
+    };
     for needs_nothing_more in [
         "",
         "installed>=1",
         "pytest ; extra == 'test'|installed>=1",
         "ruff>=0.6; python_version >= \"3.8\" and extra == \"all\"",
         "mypy ; extra == 'a' or 'b' == extra",
+        "pytest ; (extra == 'test')",
+        "importlib-metadata>=3.6; python_version < \"3.10\"",
+        "tomli>=1.1.0 ; python_full_version < '3.11.0a7'|installed>=1",
+        "colorama ; sys_platform == 'win32' or platform_system == 'Windows'",
+        "pywin32 (>=300) ; os_name == 'nt' and python_version >= '3.8'",
+        "exceptiongroup[test] ; '3.11' > python_version",
+        "uvloop ; 'linux' in sys_platform and implementation_name != 'cpython'",
+        "x ; (python_version < '3.9' or platform_machine == 'x86_64') and extra != 'docs'",
     ] {
         assert!(!stops(needs_nothing_more), "{needs_nothing_more}");
+        for requirement in needs_nothing_more.split('|').filter(|r| !r.is_empty()) {
+            assert!(!host_installs(requirement), "{requirement}");
+        }
     }
     for needs_more in [
         "pytest",
         "installed>=1|pytest",
         "pytest ; extra == 'test' or python_version >= '3'",
         "pytest ; extra == ''",
-        "pytest ; (extra == 'test')",
         "pytest ; extra != 'test'",
+        "typing-extensions ; python_version < '3.14'",
+        "a ; sys_platform == 'wasi'",
+        "a ; sys_platform != 'win32'",
+        "a ; python_version ~= '3.0'",
+        "a ; python_version == '3.*'",
+        "a ; platform_release == '1'",
+        "a ; os.name == 'nt'",
+        "a ; python_version < '3.10' and",
+        "a @ https://example.org/a.whl ; python_version < '3.10'",
+        "a >= nonsense ; python_version < '3.10'",
     ] {
         assert!(stops(needs_more), "{needs_more}");
     }

@@ -17,6 +17,7 @@ use anyhow::Result;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use wasm_build_packaging::target::GuestMarkers;
 
 mod error;
 
@@ -43,6 +44,8 @@ pub(crate) struct HookContext<'a> {
     pub executables: &'a [String],
     /// `-C` settings as a JSON object.
     pub config_settings: &'a Value,
+    /// The guest's marker environment (what the build environment is resolved for).
+    pub markers: &'a GuestMarkers,
     /// The guest's whole environment.
     pub env: &'a [(String, String)],
     pub limits: &'a Limits,
@@ -176,7 +179,7 @@ fn run_calls(
             lib: GIT_LIB,
             repo: git_dir(ctx.source_guest),
         }),
-        action: Action::calls(calls, ctx.config_settings),
+        action: Action::calls(calls, ctx.config_settings, ctx.markers),
     })
     .map_err(setup)?;
     let guest = GuestRun {

@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
+use wasm_build_packaging::target::GuestMarkers;
 
 /// The runner, embedded so that the host never reads it from anywhere a guest could write.
 pub(crate) const HOOK_RUNNER: &str = include_str!("../../guest/hook_runner.py");
@@ -152,14 +153,19 @@ pub(crate) struct Request<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub git: Option<GitRequest>,
     #[serde(flatten)]
-    pub action: Action,
+    pub action: Action<'a>,
 }
 
 /// Call hooks, or only import the backend to keep the instance (a prepare run).
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
-pub(crate) enum Action {
-    Calls { calls: Vec<CallRequest> },
+pub(crate) enum Action<'a> {
+    Calls {
+        calls: Vec<CallRequest>,
+        /// The guest's marker environment, as the host resolves with: a `get_requires_*`
+        /// answer whose markers are false in it needs nothing installed, so no new run.
+        markers: &'a GuestMarkers,
+    },
     Prepare(Prepare),
 }
 
@@ -180,10 +186,16 @@ pub(crate) struct Prepare {
     open_fds: usize,
 }
 
-impl Action {
-    /// `calls` with the hooks' arguments and `config_settings`.
-    pub(crate) fn calls(calls: &[HookCall], config_settings: &Value) -> Self {
+impl<'a> Action<'a> {
+    /// `calls` with the hooks' arguments and `config_settings`, for a guest whose marker
+    /// environment is `markers`.
+    pub(crate) fn calls(
+        calls: &[HookCall],
+        config_settings: &Value,
+        markers: &'a GuestMarkers,
+    ) -> Self {
         Action::Calls {
+            markers,
             calls: calls
                 .iter()
                 .map(|call| CallRequest {

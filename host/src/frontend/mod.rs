@@ -462,6 +462,7 @@ impl Frontend {
             git,
             executables: &project.executables,
             config_settings: &self.config_settings,
+            markers: &self.target.markers,
             env: &self.guest_env,
             limits: &self.settings.limits,
             log: self.backend_output(false),

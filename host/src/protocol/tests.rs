@@ -50,7 +50,7 @@ fn run_runner(run: &RunDirs, request: &Request<'_>) -> Option<Value> {
     run.read_response().unwrap()
 }
 
-fn request<'a>(source: &'a str, executables: &'a [String], action: Action) -> Request<'a> {
+fn request<'a>(source: &'a str, executables: &'a [String], action: Action<'a>) -> Request<'a> {
     Request {
         backend: "backend",
         backend_path: vec![guest_join(source, "_b")],
@@ -63,13 +63,31 @@ fn request<'a>(source: &'a str, executables: &'a [String], action: Action) -> Re
     }
 }
 
+/// A CPython 3.13 guest's marker environment.
+fn markers() -> GuestMarkers {
+    GuestMarkers {
+        implementation_name: "cpython".into(),
+        implementation_version: "3.13.5".into(),
+        os_name: "posix".into(),
+        platform_machine: "wasm32".into(),
+        platform_python_implementation: "CPython".into(),
+        platform_release: "0.0.0".into(),
+        platform_system: "wasi".into(),
+        platform_version: "0.0.0".into(),
+        python_full_version: "3.13.5".into(),
+        python_version: "3.13".into(),
+        sys_platform: "wasi".into(),
+    }
+}
+
 #[test]
 fn requests_have_the_runners_shape() {
+    let markers = markers();
     let calls = HookCall::build_step(Hook::GetRequiresForBuildWheel, Hook::BuildWheel, &[]);
     let value = serde_json::to_value(request(
         "/src",
         &[],
-        Action::calls(&calls, &json!({"k": "v"})),
+        Action::calls(&calls, &json!({"k": "v"}), &markers),
     ))
     .unwrap();
     assert_eq!(
@@ -77,6 +95,7 @@ fn requests_have_the_runners_shape() {
         json!({
             "backend": "backend", "backend_path": ["/src/_b"], "source_dir": "/src",
             "env_dir": "/nonexistent-env", "executables": [], "seed": null,
+            "markers": serde_json::to_value(&markers).unwrap(),
             "calls": [
                 {"hook": "get_requires_for_build_wheel", "kwargs": {"config_settings": {"k": "v"}},
                  "stop_unless_within": []},
@@ -97,11 +116,12 @@ fn the_real_runner_answers_in_these_types() {
     let scratch = tempfile::tempdir().unwrap();
     let project = project();
     let source = project.path().to_str().unwrap();
+    let markers = markers();
     let run_hooks = |calls: &[HookCall], settings: Value| {
         let run = RunDirs::new(scratch.path(), "hook-").unwrap();
         // The runner writes into `/out`; on the host that is the run's own `out`.
-        let mut action = Action::calls(calls, &settings);
-        let Action::Calls { calls } = &mut action else {
+        let mut action = Action::calls(calls, &settings, &markers);
+        let Action::Calls { calls, .. } = &mut action else {
             unreachable!()
         };
         for call in calls.iter_mut() {
@@ -313,7 +333,7 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     let calls = [HookCall::run(Hook::BuildWheel)];
     let output = run_runner(
         &run,
-        &request(source, &[], Action::calls(&calls, &json!({}))),
+        &request(source, &[], Action::calls(&calls, &json!({}), &markers())),
     );
     let response: CallsResponse = serde_json::from_value(output.unwrap()).unwrap();
     let warnings = &response.warnings;
