@@ -107,6 +107,24 @@ fn a_first_build_loads_the_precompiled_interpreter_and_compiles_nothing() {
         .filter(|name| name.starts_with("target-"))
         .collect();
     assert!(asked.is_empty(), "{asked:?}");
+
+    // What the first run put in the cache is what the next one loads, as it is.
+    let again = tempfile::tempdir().unwrap();
+    let output = run(wasm_build()
+        .env("WASM_BUILD_CACHE_DIR", cache.path())
+        .env("XDG_STATE_HOME", state.path())
+        .arg(project.path())
+        .args(["--wheel", "-vv", "--no-progress", "-o"])
+        .arg(again.path()));
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let ready = stderr
+        .lines()
+        .find(|line| line.contains("Interpreter ready: "))
+        .expect("-vv says what getting the interpreter ready took");
+    assert!(ready.contains("loading the compiled interpreter"), "{ready}");
+    assert!(!ready.contains("unpacking the precompiled"), "{ready}");
+    assert!(!ready.contains("compiling"), "{ready}");
 }
 
 /// The catalog pins its own runtime's marker environment (so that a first run need not

@@ -13,7 +13,7 @@
 use super::{Timings, WasmContext};
 use crate::integrity::{self, SealedFile};
 use crate::runtime::Runtime;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -30,7 +30,7 @@ pub fn load(
     timings: &Timings,
 ) -> Result<(Module, PathBuf)> {
     let key = cache_key(engine, &runtime.module_sha256);
-    load_or_compile(engine, dir, &key, seal_key, timings, || {
+    load_or_compile(engine, dir, &key, seal_key, timings, None, || {
         timings.time("compiling the interpreter (Cranelift)", || {
             Module::from_file(engine, &runtime.module_path).wasm_context(format!(
                 "compiling the interpreter {}",
@@ -43,12 +43,18 @@ pub fn load(
 /// The compiled module cached under `key` in `dir` (the cache's compiled bucket), or the
 /// one `compile` makes, cached for the next process, with the cached artifact's path. One
 /// process compiles; the others wait and then load its result.
+///
+/// `precompiled`: the zstd-compressed serialized module this binary carries for `key`,
+/// tried before `compile`. It is decompressed straight into the cache and mapped from
+/// there, as later processes map it: no copy of its tens of MiB in memory, none
+/// serialized again.
 pub fn load_or_compile(
     engine: &Engine,
     dir: &Path,
     key: &str,
     seal_key: &SealKey,
     timings: &Timings,
+    precompiled: Option<&[u8]>,
     compile: impl FnOnce() -> Result<Module>,
 ) -> Result<(Module, PathBuf)> {
     let artifact = dir.join(format!("{key}.cwasm"));
@@ -70,6 +76,14 @@ pub fn load_or_compile(
     if let Some(module) = load()? {
         return Ok((module, artifact));
     }
+    if let Some(zst) = precompiled {
+        let installed = timings.time("unpacking the precompiled interpreter", || {
+            install_precompiled(engine, zst, &artifact, &checksum)
+        })?;
+        if let Some(module) = installed {
+            return Ok((module, artifact));
+        }
+    }
     let module = compile()?;
     timings.time("caching the compiled interpreter", || {
         let bytes = module
@@ -81,6 +95,65 @@ pub fn load_or_compile(
         SealedFile::beside(&artifact, seal_key).seal_now()
     })?;
     Ok((module, artifact))
+}
+
+/// Decompresses `zst` into `artifact` (hashing it on the way), maps it, and records and
+/// seals it. `None`, leaving no entry, when the bytes do not decompress or this engine
+/// refuses them (made for a CPU with features this one lacks): the caller compiles.
+fn install_precompiled(
+    engine: &Engine,
+    zst: &[u8],
+    artifact: &Path,
+    checksum: &Checksum<'_>,
+) -> Result<Option<Module>> {
+    let dir = artifact.parent().context("a cache entry has a folder")?;
+    let mut file = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    let mut hashing = HashingWriter {
+        inner: file.as_file_mut(),
+        hasher: Sha256::new(),
+    };
+    if zstd::stream::copy_decode(zst, &mut hashing).is_err() {
+        return Ok(None);
+    }
+    hashing
+        .inner
+        .sync_all()
+        .with_context(|| format!("writing the precompiled interpreter in {}", dir.display()))?;
+    let sha256 = cache::hex(&hashing.hasher.finalize());
+    file.persist(artifact)
+        .map_err(|e| e.error)
+        .with_context(|| format!("moving a temporary file to {}", artifact.display()))?;
+    // SAFETY: the bytes are part of this binary, compiled by its own build from the pinned
+    // runtime (checked against runtime.toml there) and written just now into the user's
+    // private cache; the engine checks that they were made by this wasmtime with these
+    // settings for a CPU like this one.
+    let Ok(module) = (unsafe { Module::deserialize_file(engine, artifact) }) else {
+        let _ = std::fs::remove_file(artifact);
+        return Ok(None);
+    };
+    // The artifact first, its checksum last: a checksum only ever names a complete file.
+    checksum.record(&sha256)?;
+    SealedFile::beside(artifact, checksum.key).seal_now()?;
+    Ok(Some(module))
+}
+
+/// A writer that hashes what goes through it.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+}
+
+impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let written = self.inner.write(buf)?;
+        self.hasher.update(&buf[..written]);
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// The sha256 a compiled module must have, recorded beside it with a tag under the seal key.
@@ -172,6 +245,56 @@ impl Hasher for ShaHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A precompiled module goes into the cache as its bytes, recorded and sealed, so that
+    /// the next process loads it; bytes that are not a module this engine takes leave no
+    /// entry behind.
+    #[test]
+    fn a_precompiled_module_is_installed_as_is_or_not_at_all() {
+        let engine = Engine::new(&super::super::engine_config(
+            super::super::EngineKind::Interruptible,
+        ))
+        .unwrap();
+        let bytes = Module::new(&engine, b"\0asm\x01\0\0\0")
+            .unwrap()
+            .serialize()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let key = SealKey::ephemeral().unwrap();
+        let artifact = dir.path().join("m.cwasm");
+        let checksum = Checksum {
+            path: dir.path().join("m.sha256"),
+            label: "sha256 of compiled module m.cwasm".into(),
+            key: &key,
+        };
+        let zst = zstd::stream::encode_all(&bytes[..], 3).unwrap();
+        let installed = install_precompiled(&engine, &zst, &artifact, &checksum).unwrap();
+        assert!(installed.is_some());
+        assert_eq!(std::fs::read(&artifact).unwrap(), bytes);
+        assert_eq!(checksum.expected(), Some(cache::sha256_bytes(&bytes)));
+        assert!(SealedFile::beside(&artifact, &key).is_sealed());
+        assert!(
+            load_verified(&engine, &artifact, &checksum)
+                .unwrap()
+                .is_some()
+        );
+
+        for refused in [
+            zstd::stream::encode_all(&b"not a module"[..], 3).unwrap(),
+            b"not zstd".to_vec(),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let artifact = dir.path().join("m.cwasm");
+            let checksum = Checksum {
+                path: dir.path().join("m.sha256"),
+                label: checksum.label.clone(),
+                key: &key,
+            };
+            let installed = install_precompiled(&engine, &refused, &artifact, &checksum);
+            assert!(installed.unwrap().is_none());
+            assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        }
+    }
 
     #[test]
     fn a_changed_compiled_module_is_not_loaded() {

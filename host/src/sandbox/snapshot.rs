@@ -84,25 +84,26 @@ pub fn load(
         return Ok(None);
     }
     let seal_key = cache.seal_key()?;
-    let result = module_cache::load_or_compile(engine, &dir, &key, seal_key, timings, || {
-        if let Some(module) = precompiled(guest, runtime, &startup_env, timings) {
-            return Ok(module);
-        }
-        let wasm = std::fs::read(&runtime.module_path)
-            .with_context(|| format!("reading {}", runtime.module_path.display()))?;
-        if !has_entry_points(&wasm)? {
-            return Err(NotPreInitializable.into());
-        }
-        let snapshot = make_snapshot(guest, &startup_env, &wasm, timings).with_context(|| {
-            format!(
-                "pre-initializing the interpreter {}",
-                runtime.module_path.display()
-            )
-        })?;
-        timings.time("compiling the interpreter (Cranelift)", || {
-            Module::new(engine, &snapshot).wasm_context("compiling the pre-initialized interpreter")
-        })
-    });
+    let precompiled = precompiled(guest, runtime, &startup_env);
+    let result =
+        module_cache::load_or_compile(engine, &dir, &key, seal_key, timings, precompiled, || {
+            let wasm = std::fs::read(&runtime.module_path)
+                .with_context(|| format!("reading {}", runtime.module_path.display()))?;
+            if !has_entry_points(&wasm)? {
+                return Err(NotPreInitializable.into());
+            }
+            let snapshot =
+                make_snapshot(guest, &startup_env, &wasm, timings).with_context(|| {
+                    format!(
+                        "pre-initializing the interpreter {}",
+                        runtime.module_path.display()
+                    )
+                })?;
+            timings.time("compiling the interpreter (Cranelift)", || {
+                Module::new(engine, &snapshot)
+                    .wasm_context("compiling the pre-initialized interpreter")
+            })
+        });
     match result {
         Ok((module, path)) => Ok(Some(PreInitialized {
             module,
@@ -117,30 +118,22 @@ pub fn load(
     }
 }
 
-/// The pre-initialized interpreter this binary carries, made and compiled by its build
-/// script (`host/build.rs`) with the code and settings a first run would use, when it is
-/// the one asked for: the embedded runtime's, for guests in child processes, with the base
-/// start-up environment. `None` sends the caller to make one: no such module in this
-/// binary, or one this engine refuses (built for a CPU with features this one lacks).
+/// The pre-initialized interpreter this binary carries (serialized, zstd-compressed), made
+/// and compiled by its build script (`host/build.rs`) with the code and settings a first
+/// run would use, when it is the one asked for: the embedded runtime's, for guests in child
+/// processes, with the base start-up environment. `None` (or bytes this engine refuses,
+/// made for a CPU with features this one lacks) sends the caller to make one.
 fn precompiled(
     guest: &Guest,
     runtime: &Runtime,
     startup_env: &[(String, String)],
-    timings: &Timings,
-) -> Option<Module> {
+) -> Option<&'static [u8]> {
     if guest.kind != EngineKind::Uninterrupted
         || startup_env != startup_subset(&preinit::base_environment())
     {
         return None;
     }
-    let compressed = crate::runtime::precompiled_snapshot(runtime)?;
-    timings.time("unpacking the precompiled interpreter", || {
-        let bytes = zstd::stream::decode_all(compressed).ok()?;
-        // SAFETY: the bytes are part of this binary, compiled by its own build from the
-        // pinned runtime (checked against runtime.toml there); the engine checks that they
-        // were made by this wasmtime with these settings for a CPU like this one.
-        unsafe { Module::deserialize(&guest.engine, &bytes) }.ok()
-    })
+    crate::runtime::precompiled_snapshot(runtime)
 }
 
 /// The compiled-module cache key of the pre-initialized interpreter for this runtime and
