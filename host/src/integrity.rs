@@ -31,8 +31,7 @@ pub struct Manifest {
 /// Computes the content manifest of `root`. Anything but regular files and folders (a
 /// symlink, a device) is an error: these trees hold nothing else when intact.
 pub fn manifest(root: &Path) -> Result<Manifest> {
-    let mut lines = Vec::new();
-    let mut size = 0u64;
+    let mut files = Vec::new();
     for (rel, path, meta) in walk(root)? {
         if meta.is_dir() {
             continue;
@@ -41,19 +40,41 @@ pub fn manifest(root: &Path) -> Result<Manifest> {
             bail!("{} is not a regular file", path.display());
         }
         let (sha, len) = cache::sha256_file(&path)?;
-        size += len;
-        lines.push(format!("{sha} {len} {rel}\n"));
+        files.push(ManifestFile {
+            path: rel,
+            sha256: sha,
+            size: len,
+        });
     }
-    lines.sort_by(|a, b| line_path(a).as_bytes().cmp(line_path(b).as_bytes()));
-    let mut hasher = Sha256::new();
-    for line in &lines {
-        hasher.update(line.as_bytes());
+    Ok(Manifest::of(files))
+}
+
+/// One regular file of a [`Manifest`]: its path relative to the tree's root, `/`-separated.
+pub(crate) struct ManifestFile {
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+impl Manifest {
+    /// The manifest of a tree holding exactly `files` (as their writer saw them).
+    pub(crate) fn of(files: Vec<ManifestFile>) -> Manifest {
+        let size = files.iter().map(|file| file.size).sum();
+        let mut lines: Vec<String> = files
+            .into_iter()
+            .map(|file| format!("{} {} {}\n", file.sha256, file.size, file.path))
+            .collect();
+        lines.sort_by(|a, b| line_path(a).as_bytes().cmp(line_path(b).as_bytes()));
+        let mut hasher = Sha256::new();
+        for line in &lines {
+            hasher.update(line.as_bytes());
+        }
+        Manifest {
+            sha256: hex(&hasher.finalize()),
+            files: lines.len() as u64,
+            size,
+        }
     }
-    Ok(Manifest {
-        sha256: hex(&hasher.finalize()),
-        files: lines.len() as u64,
-        size,
-    })
 }
 
 fn line_path(line: &str) -> &str {

@@ -247,9 +247,10 @@ fn unpack_embedded_stdlib(id: &str, spec: &RuntimeSpec, dir: &Path, key: &SealKe
             .with_context(|| format!("removing {}", prefix.display()))?;
     }
     let staging = cache::staging_dir_for(&prefix)?;
-    unpack_stdlib(stdlib_zst, staging.path())
+    // The manifest of what was written, computed while writing it: the staging folder is
+    // private to this process until it is published.
+    let found = unpack_stdlib(stdlib_zst, staging.path())
         .with_context(|| format!("unpacking the embedded stdlib of `{id}`"))?;
-    let found = integrity::manifest(staging.path())?;
     if found.sha256 != stdlib_spec.manifest_sha256 {
         bail!(
             "the embedded stdlib of `{id}` does not match runtime.toml: manifest sha256 {} \
@@ -270,9 +271,11 @@ fn unpack_embedded_stdlib(id: &str, spec: &RuntimeSpec, dir: &Path, key: &SealKe
 }
 
 /// Unpacks the project's own stdlib archive: regular files and folders only, relative
-/// paths without `..`. (The archive is checked by its manifest afterwards as well.)
-fn unpack_stdlib(zst: &[u8], dest: &Path) -> Result<()> {
+/// paths without `..`. Returns the manifest of the files as written, for the caller to
+/// check against the pin (a member written twice counts twice, so it cannot match).
+fn unpack_stdlib(zst: &[u8], dest: &Path) -> Result<integrity::Manifest> {
     let mut archive = tar::Archive::new(zstd::stream::Decoder::new(zst)?);
+    let mut files = Vec::new();
     for entry in archive.entries()? {
         let mut entry = entry?;
         let path = entry.path()?.into_owned();
@@ -295,6 +298,14 @@ fn unpack_stdlib(zst: &[u8], dest: &Path) -> Result<()> {
                 }
                 let mut bytes = Vec::with_capacity(entry.size() as usize);
                 entry.read_to_end(&mut bytes)?;
+                let rel: Option<Vec<&str>> =
+                    path.components().map(|c| c.as_os_str().to_str()).collect();
+                let rel = rel.with_context(|| format!("{} is not UTF-8", path.display()))?;
+                files.push(integrity::ManifestFile {
+                    path: rel.join("/"),
+                    sha256: cache::sha256_bytes(&bytes),
+                    size: bytes.len() as u64,
+                });
                 std::fs::write(&target, bytes)
                     .with_context(|| format!("writing {}", target.display()))?;
             }
@@ -304,7 +315,7 @@ fn unpack_stdlib(zst: &[u8], dest: &Path) -> Result<()> {
             ),
         }
     }
-    Ok(())
+    Ok(integrity::Manifest::of(files))
 }
 
 fn download_from_carriers(
@@ -437,6 +448,40 @@ pub(crate) fn prune(cache: &Cache) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A stdlib archive of `members` (path, bytes), zstd-compressed as the binary carries it.
+    fn stdlib_archive(members: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut tar = tar::Builder::new(Vec::new());
+        for (path, bytes) in members {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(bytes.len() as u64);
+            header.set_mode(0o644);
+            header.set_entry_type(tar::EntryType::Regular);
+            tar.append_data(&mut header, path, *bytes).unwrap();
+        }
+        zstd::stream::encode_all(&tar.into_inner().unwrap()[..], 3).unwrap()
+    }
+
+    /// The manifest the unpacking computes is the one of the tree it leaves, so checking
+    /// it against the pin checks the tree; a member written twice cannot match any tree.
+    #[test]
+    fn the_unpacked_stdlib_has_the_manifest_its_unpacking_computed() {
+        let members: &[(&str, &[u8])] = &[
+            ("lib/python3.13/os.py", b"import sys\n"),
+            ("lib/python3.13/json/__init__.py", b""),
+            ("lib/python3.13/json/decoder.py", b"x = 1\n"),
+            ("lib/python3.13/__pycache__/os.cpython-313.pyc", b"\x00\x01"),
+        ];
+        let dest = tempfile::tempdir().unwrap();
+        let computed = unpack_stdlib(&stdlib_archive(members), dest.path()).unwrap();
+        assert_eq!(computed, integrity::manifest(dest.path()).unwrap());
+        assert_eq!(computed.files, 4);
+
+        let twice = [members, &[("lib/python3.13/os.py", b"import os\n" as &[u8])]].concat();
+        let dest = tempfile::tempdir().unwrap();
+        let computed = unpack_stdlib(&stdlib_archive(&twice), dest.path()).unwrap();
+        assert_ne!(computed, integrity::manifest(dest.path()).unwrap());
+    }
 
     #[test]
     fn wrong_bytes_name_both_hashes() {
