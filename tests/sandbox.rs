@@ -122,7 +122,10 @@ fn a_first_build_loads_the_precompiled_interpreter_and_compiles_nothing() {
         .lines()
         .find(|line| line.contains("Interpreter ready: "))
         .expect("-vv says what getting the interpreter ready took");
-    assert!(ready.contains("loading the compiled interpreter"), "{ready}");
+    assert!(
+        ready.contains("loading the compiled interpreter"),
+        "{ready}"
+    );
     assert!(!ready.contains("unpacking the precompiled"), "{ready}");
     assert!(!ready.contains("compiling"), "{ready}");
 }
