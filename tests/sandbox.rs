@@ -130,6 +130,48 @@ fn a_first_build_loads_the_precompiled_interpreter_and_compiles_nothing() {
     assert!(!ready.contains("compiling"), "{ready}");
 }
 
+/// A pre-initialized interpreter keeps what start-up imported from the stdlib, so the one
+/// made for a `--python-home` never serves another folder (nor the same one once changed).
+#[test]
+fn each_python_home_gets_an_interpreter_started_from_its_own_stdlib() {
+    let (mut provision, cache, _state) = wasm_build_on_an_empty_cache();
+    assert!(
+        run(provision.args(["runtime", "run", "--", "-c", "pass"]))
+            .status
+            .success()
+    );
+    let runtime = std::fs::read_dir(cache.path().join("runtimes-v1"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.join("python.wasm").is_file())
+        .expect("the runtime in the cache");
+    let homes = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    for home in &homes {
+        copy_tree(&runtime.join("prefix"), home.path());
+    }
+    // The second home's `encodings`, which start-up imports, says where it comes from.
+    let encodings = homes[1].path().join("lib/python3.13/encodings");
+    std::fs::remove_file(encodings.join("__pycache__/__init__.cpython-313.pyc")).unwrap();
+    let source = std::fs::read_to_string(encodings.join("__init__.py")).unwrap();
+    std::fs::write(
+        encodings.join("__init__.py"),
+        source + "\nWASM_BUILD_HOME = 'second'\n",
+    )
+    .unwrap();
+    let code = "import encodings; print(getattr(encodings, 'WASM_BUILD_HOME', 'first'))";
+    let (_, local_cache, _state) = wasm_build_on_an_empty_cache();
+    for (home, expected) in homes.iter().zip(["first", "second"]) {
+        let mut cmd = wasm_build();
+        cmd.env("WASM_BUILD_CACHE_DIR", local_cache.path())
+            .args(["runtime", "run", "--python-wasm"])
+            .arg(runtime.join("python.wasm"))
+            .arg("--python-home")
+            .arg(home.path())
+            .args(["--", "-c", code]);
+        assert_eq!(printed(&run(&mut cmd)), expected);
+    }
+}
+
 /// The catalog pins its own runtime's marker environment (so that a first run need not
 /// wait for the stdlib to ask): the pin is what the interpreter reports.
 #[test]

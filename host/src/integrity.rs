@@ -32,7 +32,7 @@ pub struct Manifest {
 /// symlink, a device) is an error: these trees hold nothing else when intact.
 pub fn manifest(root: &Path) -> Result<Manifest> {
     let mut files = Vec::new();
-    for (rel, path, meta) in walk(root)? {
+    for (rel, path, meta) in walk(root, true)? {
         if meta.is_dir() {
             continue;
         }
@@ -85,7 +85,18 @@ fn line_path(line: &str) -> &str {
 /// Any write to the tree changes the ctime of what it touched, and ctime cannot be set
 /// from user space, so an equal fingerprint means an untouched tree.
 pub fn fingerprint(root: &Path) -> Result<String> {
-    let mut entries: Vec<String> = walk(root)?
+    fingerprint_of(walk(root, true)?)
+}
+
+/// [`fingerprint`] of a tree whoever owns it: what changes when anything in it changes, for
+/// keys of what is derived from a tree the host does not keep (`--python-home`), not for
+/// trusting its content.
+pub(crate) fn identity(root: &Path) -> Result<String> {
+    fingerprint_of(walk(root, false)?)
+}
+
+fn fingerprint_of(entries: Vec<(String, PathBuf, fs::Metadata)>) -> Result<String> {
+    let mut entries: Vec<String> = entries
         .into_iter()
         .map(|(rel, _, meta)| {
             format!(
@@ -186,8 +197,9 @@ impl<'a> SealedFile<'a> {
     }
 }
 
-/// Every entry under `root` (not `root` itself), without following symlinks.
-fn walk(root: &Path) -> Result<Vec<(String, PathBuf, fs::Metadata)>> {
+/// Every entry under `root` (not `root` itself), without following symlinks; with
+/// `own_only`, an entry of another user is an error.
+fn walk(root: &Path, own_only: bool) -> Result<Vec<(String, PathBuf, fs::Metadata)>> {
     let mut out = Vec::new();
     let mut stack = vec![(String::new(), root.to_path_buf())];
     while let Some((prefix, dir)) = stack.pop() {
@@ -197,7 +209,9 @@ fn walk(root: &Path) -> Result<Vec<(String, PathBuf, fs::Metadata)>> {
             let path = entry.path();
             let meta = fs::symlink_metadata(&path)
                 .with_context(|| format!("reading metadata of {}", path.display()))?;
-            ensure_ours(&path, &meta)?;
+            if own_only {
+                ensure_ours(&path, &meta)?;
+            }
             let Some(name) = entry.file_name().to_str().map(str::to_string) else {
                 bail!("{} has a name that is not UTF-8", path.display());
             };

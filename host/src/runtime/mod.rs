@@ -203,6 +203,12 @@ fn pinned_spec(runtime: &Runtime) -> Option<RuntimeSpec> {
     (spec.module.sha256 == runtime.module_sha256).then(|| spec.clone())
 }
 
+/// Whether `runtime` is a runtime of the catalog with its pinned module (and so its pinned
+/// stdlib), not `--python-wasm`.
+pub(crate) fn is_pinned(runtime: &Runtime) -> bool {
+    pinned_spec(runtime).is_some()
+}
+
 /// The pre-initialized interpreter this binary carries for `runtime`, compiled ahead of time
 /// (zstd-compressed; see [`embedded::EmbeddedFiles`]): only for an embedded runtime whose
 /// module is the pinned one it was made from.
@@ -477,7 +483,11 @@ mod tests {
         assert_eq!(computed, integrity::manifest(dest.path()).unwrap());
         assert_eq!(computed.files, 4);
 
-        let twice = [members, &[("lib/python3.13/os.py", b"import os\n" as &[u8])]].concat();
+        let twice = [
+            members,
+            &[("lib/python3.13/os.py", b"import os\n" as &[u8])],
+        ]
+        .concat();
         let dest = tempfile::tempdir().unwrap();
         let computed = unpack_stdlib(&stdlib_archive(&twice), dest.path()).unwrap();
         assert_ne!(computed, integrity::manifest(dest.path()).unwrap());

@@ -75,7 +75,19 @@ pub fn load(
 ) -> Result<Option<PreInitialized>> {
     let engine = &guest.engine;
     let startup_env = startup_subset(env);
-    let key = cache_key(engine, &runtime.module_sha256, env);
+    let mut key = cache_key(engine, &runtime.module_sha256, env);
+    // The interpreter keeps what start-up imported from the stdlib: one made with another
+    // `--python-home` (or the same folder since changed) must not serve. The catalog's
+    // runtimes have their stdlib pinned with the module.
+    if let Some(stdlib) = runtime
+        .stdlib
+        .as_ref()
+        .filter(|_| !crate::runtime::is_pinned(runtime))
+    {
+        let identity = crate::integrity::identity(&stdlib.host)
+            .with_context(|| format!("reading the stdlib folder {}", stdlib.host.display()))?;
+        key = module_cache::derived_key(engine, &[&key, &identity]);
+    }
     // Runtimes without the entry points (the VMware build, most --python-wasm modules) are
     // remembered, so that no later process reads the module to find out again.
     let dir = cache.bucket(Bucket::Compiled)?;
