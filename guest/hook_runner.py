@@ -223,11 +223,13 @@ def _marker_tokens(marker):
 
 
 def _marker_or(tokens, environment):
-    """`and`-groups joined by `or`: (True, False or None for undecided, tokens left)."""
+    """`and`-groups joined by `or`: (True, False or None for undecided, tokens left). One
+    undecided comparison leaves the whole marker undecided, whatever the others say: a
+    tool may reject the marker for it (an unknown variable, an order on strings)."""
     value, tokens = _marker_and(tokens, environment)
     while tokens[:1] == ["or"]:
         right, tokens = _marker_and(tokens[1:], environment)
-        value = True if True in (value, right) else None if None in (value, right) else False
+        value = None if None in (value, right) else value or right
     return value, tokens
 
 
@@ -235,7 +237,7 @@ def _marker_and(tokens, environment):
     value, tokens = _marker_atom(tokens, environment)
     while tokens[:1] == ["and"]:
         right, tokens = _marker_atom(tokens[1:], environment)
-        value = False if False in (value, right) else None if None in (value, right) else True
+        value = None if None in (value, right) else value and right
     return value, tokens
 
 
