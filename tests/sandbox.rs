@@ -67,6 +67,28 @@ fn a_run_with_other_start_up_settings_gets_a_fresh_start_up() {
     assert_eq!(fixed, fixed_again);
 }
 
+/// What `-vv` says getting the interpreter ready took, building `project`'s wheel with
+/// `cache` and `state`.
+fn interpreter_ready(
+    cache: &std::path::Path,
+    state: &std::path::Path,
+    project: &std::path::Path,
+) -> String {
+    let outdir = tempfile::tempdir().unwrap();
+    let output = run(wasm_build()
+        .env("WASM_BUILD_CACHE_DIR", cache)
+        .env("XDG_STATE_HOME", state)
+        .arg(project)
+        .args(["--wheel", "-vv", "--no-progress", "-o"])
+        .arg(outdir.path()));
+    assert!(output.status.success());
+    String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .find(|line| line.contains("Interpreter ready: "))
+        .expect("-vv says what getting the interpreter ready took")
+        .to_string()
+}
+
 /// A first run of the command line compiles nothing: the pre-initialized interpreter that
 /// the build compiled ahead of time is unpacked into the cache and serves the marker probe,
 /// the build environment's bytecode compilation and the hooks; the module as built is not
@@ -75,19 +97,7 @@ fn a_run_with_other_start_up_settings_gets_a_fresh_start_up() {
 fn a_first_build_loads_the_precompiled_interpreter_and_compiles_nothing() {
     let (cache, state) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let project = fixture("flit");
-    let outdir = tempfile::tempdir().unwrap();
-    let output = run(wasm_build()
-        .env("WASM_BUILD_CACHE_DIR", cache.path())
-        .env("XDG_STATE_HOME", state.path())
-        .arg(project.path())
-        .args(["--wheel", "-vv", "--no-progress", "-o"])
-        .arg(outdir.path()));
-    assert!(output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let ready = stderr
-        .lines()
-        .find(|line| line.contains("Interpreter ready: "))
-        .expect("-vv says what getting the interpreter ready took");
+    let ready = interpreter_ready(cache.path(), state.path(), project.path());
     // Made and compiled by host/build.rs with this engine's settings: were they not the
     // same, wasmtime would refuse it and the run would compile (Winch, then Cranelift).
     assert!(
@@ -109,19 +119,7 @@ fn a_first_build_loads_the_precompiled_interpreter_and_compiles_nothing() {
     assert!(asked.is_empty(), "{asked:?}");
 
     // What the first run put in the cache is what the next one loads, as it is.
-    let again = tempfile::tempdir().unwrap();
-    let output = run(wasm_build()
-        .env("WASM_BUILD_CACHE_DIR", cache.path())
-        .env("XDG_STATE_HOME", state.path())
-        .arg(project.path())
-        .args(["--wheel", "-vv", "--no-progress", "-o"])
-        .arg(again.path()));
-    assert!(output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let ready = stderr
-        .lines()
-        .find(|line| line.contains("Interpreter ready: "))
-        .expect("-vv says what getting the interpreter ready took");
+    let ready = interpreter_ready(cache.path(), state.path(), project.path());
     assert!(
         ready.contains("loading the compiled interpreter"),
         "{ready}"

@@ -246,27 +246,41 @@ impl Hasher for ShaHasher {
 mod tests {
     use super::*;
 
+    fn engine() -> Engine {
+        Engine::new(&super::super::engine_config(
+            super::super::EngineKind::Interruptible,
+        ))
+        .unwrap()
+    }
+
+    /// A module with nothing in it, compiled and serialized by `engine`.
+    fn empty_module(engine: &Engine) -> Vec<u8> {
+        Module::new(engine, b"\0asm\x01\0\0\0")
+            .unwrap()
+            .serialize()
+            .unwrap()
+    }
+
+    /// The checksum record of `m.cwasm` in `dir`.
+    fn checksum<'a>(dir: &Path, key: &'a SealKey) -> Checksum<'a> {
+        Checksum {
+            path: dir.join("m.sha256"),
+            label: "sha256 of compiled module m.cwasm".into(),
+            key,
+        }
+    }
+
     /// A precompiled module goes into the cache as its bytes, recorded and sealed, so that
     /// the next process loads it; bytes that are not a module this engine takes leave no
     /// entry behind.
     #[test]
     fn a_precompiled_module_is_installed_as_is_or_not_at_all() {
-        let engine = Engine::new(&super::super::engine_config(
-            super::super::EngineKind::Interruptible,
-        ))
-        .unwrap();
-        let bytes = Module::new(&engine, b"\0asm\x01\0\0\0")
-            .unwrap()
-            .serialize()
-            .unwrap();
+        let engine = engine();
+        let bytes = empty_module(&engine);
         let dir = tempfile::tempdir().unwrap();
         let key = SealKey::ephemeral().unwrap();
         let artifact = dir.path().join("m.cwasm");
-        let checksum = Checksum {
-            path: dir.path().join("m.sha256"),
-            label: "sha256 of compiled module m.cwasm".into(),
-            key: &key,
-        };
+        let checksum = checksum(dir.path(), &key);
         let zst = zstd::stream::encode_all(&bytes[..], 3).unwrap();
         let installed = install_precompiled(&engine, &zst, &artifact, &checksum).unwrap();
         assert!(installed.is_some());
@@ -285,11 +299,7 @@ mod tests {
         ] {
             let dir = tempfile::tempdir().unwrap();
             let artifact = dir.path().join("m.cwasm");
-            let checksum = Checksum {
-                path: dir.path().join("m.sha256"),
-                label: checksum.label.clone(),
-                key: &key,
-            };
+            let checksum = super::tests::checksum(dir.path(), &key);
             let installed = install_precompiled(&engine, &refused, &artifact, &checksum);
             assert!(installed.unwrap().is_none());
             assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
@@ -298,22 +308,12 @@ mod tests {
 
     #[test]
     fn a_changed_compiled_module_is_not_loaded() {
-        let engine = Engine::new(&super::super::engine_config(
-            super::super::EngineKind::Interruptible,
-        ))
-        .unwrap();
-        let bytes = Module::new(&engine, b"\0asm\x01\0\0\0")
-            .unwrap()
-            .serialize()
-            .unwrap();
+        let engine = engine();
+        let bytes = empty_module(&engine);
         let dir = tempfile::tempdir().unwrap();
         let key = SealKey::ephemeral().unwrap();
         let artifact = dir.path().join("m.cwasm");
-        let checksum = Checksum {
-            path: dir.path().join("m.sha256"),
-            label: "sha256 of compiled module m.cwasm".into(),
-            key: &key,
-        };
+        let checksum = checksum(dir.path(), &key);
         cache::write_atomic(&artifact, &bytes).unwrap();
         checksum.record(&cache::sha256_bytes(&bytes)).unwrap();
         assert!(
