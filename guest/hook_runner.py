@@ -187,19 +187,37 @@ def not_needed(requirement, markers):
     return value is False and not rest
 
 
-# `name [extras] specifiers`, without a URL: the part before `;` of a requirement pip,
-# pypa/build and the host would all parse.
-_VERSION = r"v?(?:\d+!)?\d+(?:\.\d+)*(?:\.\*)?(?:[-_.]?(?:a|b|c|rc|alpha|beta|pre|preview)[-_.]?\d*)?(?:-\d+|[-_.]?(?:post|rev|r)[-_.]?\d*)?(?:[-_.]?dev[-_.]?\d*)?(?:\+[a-z0-9]+(?:[-_.][a-z0-9]+)*)?"
-_SPECIFIER = r"\s*(?:===|~=|==|!=|<=|>=|<|>)\s*" + _VERSION + r"\s*"
+# `name [extras] specifiers`, without a URL: the part before `;` of a requirement that
+# pip, pypa/build and the host (pep508_rs) all parse. ASCII only, spaces and tabs only,
+# numbers that fit a u64, each operator with the versions PEP 440 allows it (`.*` only
+# after `==`/`!=`, a local version only with those, `~=` with two release numbers; no
+# `===`, which pep508_rs refuses).
+_N = r"[0-9]{1,18}"
+_WS = r"[ \t]*"
+_RELEASE_SEGMENTS = r"v?(?:" + _N + r"!)?" + _N + r"(?:\." + _N + r")*"
+_SUFFIXES = (
+    r"(?:[-_.]?(?:a|b|c|rc|alpha|beta|pre|preview)[-_.]?(?:" + _N + r")?)?"
+    r"(?:-" + _N + r"|[-_.]?(?:post|rev|r)[-_.]?(?:" + _N + r")?)?"
+    r"(?:[-_.]?dev[-_.]?(?:" + _N + r")?)?"
+)
+_LOCAL = r"(?:\+[a-z0-9]+(?:[-_.][a-z0-9]+)*)?"
+_SPECIFIER = _WS + (
+    r"(?:(?:==|!=)" + _WS + _RELEASE_SEGMENTS + r"(?:\.\*|" + _SUFFIXES + _LOCAL + r")"
+    r"|~=" + _WS + r"v?(?:" + _N + r"!)?" + _N + r"(?:\." + _N + r")+" + _SUFFIXES
+    + r"|(?:<=|>=|<|>)" + _WS + _RELEASE_SEGMENTS + _SUFFIXES + r")"
+) + _WS
 _SPECIFIERS = _SPECIFIER + r"(?:," + _SPECIFIER + r")*"
 _NAME = r"[a-z0-9](?:[a-z0-9._-]*[a-z0-9])?"
+_EXTRAS = r"(?:\[" + _WS + r"(?:" + _NAME + r"(?:" + _WS + "," + _WS + _NAME + r")*)?" + _WS + r"\])?"
 _REQUIREMENT_HEAD = re.compile(
-    r"\s*" + _NAME + r"\s*(?:\[\s*(?:" + _NAME + r"(?:\s*,\s*" + _NAME + r")*)?\s*\])?"
-    r"\s*(?:" + _SPECIFIERS + r"|\(" + _SPECIFIERS + r"\))?\s*",
-    re.IGNORECASE,
+    _WS + _NAME + _WS + _EXTRAS + _WS + r"(?:" + _SPECIFIERS + r"|\(" + _SPECIFIERS + r"\))?" + _WS,
+    re.IGNORECASE | re.ASCII,
 )
+# A string holds no backslash (packaging decodes escapes, pep508_rs does not), nor a
+# character packaging refuses in one.
 _MARKER_TOKEN = re.compile(
-    r"\s*('[^']*'|\"[^\"]*\"|===|==|!=|<=|>=|~=|<|>|\(|\)|[A-Za-z_][A-Za-z0-9_.]*)"
+    r"[ \t]*('[^'\\\0\r\n]*'|\"[^\"\\\0\r\n]*\"|===|==|!=|<=|>=|~=|<|>|\(|\)|[A-Za-z_][A-Za-z0-9_.]*)",
+    re.ASCII,
 )
 # Variables compared as versions, and those compared as strings (PEP 508).
 _VERSION_VARIABLES = {"python_version", "python_full_version", "implementation_version"}
@@ -207,18 +225,21 @@ _STRING_VARIABLES = {
     "os_name", "sys_platform", "platform_machine", "platform_python_implementation",
     "platform_system", "implementation_name", "extra",
 }
-_RELEASE = re.compile(r"\d+(?:\.\d+)*")
+_RELEASE = re.compile(_N + r"(?:\." + _N + r")*")
 
 
 def _marker_tokens(marker):
-    """The marker's tokens, or None when something in it is not PEP 508's."""
+    """The marker's tokens, or None when something in it is not PEP 508's (or is, but
+    pep508_rs refuses it: `and`, `or` and `not` must be followed by a space)."""
     tokens, at = [], 0
-    while marker[at:].strip():
+    while marker[at:].strip(" \t"):
         match = _MARKER_TOKEN.match(marker, at)
         if not match:
             return None
-        tokens.append(match.group(1))
         at = match.end()
+        if match.group(1) in ("and", "or", "not") and marker[at : at + 1] not in (" ", "\t"):
+            return None
+        tokens.append(match.group(1))
     return tokens
 
 
@@ -278,7 +299,7 @@ def _compare(left, op, right, environment):
     if variable == "extra" and op in ("in", "not in"):
         return None
     # A literal that could be a version is compared as one by some tools: not decided.
-    if _RELEASE.match(literal.lstrip("vV")) or not any(c.isalnum() for c in literal):
+    if literal.strip().lstrip("vV")[:1].isdigit() or not any(c.isalnum() for c in literal):
         return None
     if op in ("in", "not in"):
         return (values[0] in values[1]) == (op == "in")
@@ -303,7 +324,7 @@ def _compare_versions(variable, value, literal, op, value_first):
     return _ORDER[op](own, other) if value_first else _ORDER[op](other, own)
 
 
-_RELEASE_OR_PRE = re.compile(r"(\d+(?:\.\d+)*)((?:a|b|rc)\d+)?")
+_RELEASE_OR_PRE = re.compile("(" + _N + r"(?:\." + _N + r")*)((?:a|b|rc)" + _N + ")?")
 _ORDER = {
     "<": lambda a, b: a < b,
     "<=": lambda a, b: a <= b,

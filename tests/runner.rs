@@ -218,6 +218,20 @@ fn only_what_a_build_installs_stops_the_run() {
         // False by its other half, but a tool may reject the whole marker for this one.
         "a ; foo == 'x' and python_version < '3.10'",
         "a ; sys_platform >= 'linux' and python_version < '3.10'",
+        // What one of the tools reads otherwise, or refuses (an adversarial review's finds):
+        // escapes, which packaging decodes and pep508_rs does not;
+        "a ; os_name == \"posi\\x78\"",
+        // whitespace other than spaces and tabs, a keyword run into what follows;
+        "a ;\npython_version < '3'",
+        "a ; python_version < '3' and(os_name == 'posix')",
+        // non-ASCII letters and digits a case-blind or Unicode pattern would take;
+        "\u{212a}a ; python_version < '3'",
+        "a ; python_version < '\u{663}'",
+        // versions PEP 440 does not allow with that operator, and `===`.
+        "a >= 1.* ; python_version < '3'",
+        "a ~= 1 ; python_version < '3'",
+        "a < 1+local ; python_version < '3'",
+        "a === 1.* ; python_version < '3'",
     ] {
         assert!(stops(needs_more), "{needs_more}");
     }
