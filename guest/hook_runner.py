@@ -247,19 +247,22 @@ def _marker_or(tokens, environment):
     """`and`-groups joined by `or`: (True, False or None for undecided, tokens left). One
     undecided comparison leaves the whole marker undecided, whatever the others say: a
     tool may reject the marker for it (an unknown variable, an order on strings)."""
-    value, tokens = _marker_and(tokens, environment)
-    while tokens[:1] == ["or"]:
-        right, tokens = _marker_and(tokens[1:], environment)
-        value = None if None in (value, right) else value or right
-    return value, tokens
+    return _joined(tokens, environment, "or", _marker_and, any)
 
 
 def _marker_and(tokens, environment):
-    value, tokens = _marker_atom(tokens, environment)
-    while tokens[:1] == ["and"]:
-        right, tokens = _marker_atom(tokens[1:], environment)
-        value = None if None in (value, right) else value and right
-    return value, tokens
+    return _joined(tokens, environment, "and", _marker_atom, all)
+
+
+def _joined(tokens, environment, keyword, operand, combine):
+    """Operands joined by `keyword`, their values combined (`any`, `all`) when all are
+    decided."""
+    value, tokens = operand(tokens, environment)
+    values = [value]
+    while tokens[:1] == [keyword]:
+        value, tokens = operand(tokens[1:], environment)
+        values.append(value)
+    return (None if None in values else combine(values)), tokens
 
 
 def _marker_atom(tokens, environment):

@@ -246,19 +246,40 @@ impl Hasher for ShaHasher {
 mod tests {
     use super::*;
 
-    fn engine() -> Engine {
-        Engine::new(&super::super::engine_config(
-            super::super::EngineKind::Interruptible,
-        ))
-        .unwrap()
+    /// An engine, a module with nothing in it that it compiled and serialized, and a cache
+    /// folder with its seal key.
+    struct Scene {
+        engine: Engine,
+        bytes: Vec<u8>,
+        dir: tempfile::TempDir,
+        key: SealKey,
     }
 
-    /// A module with nothing in it, compiled and serialized by `engine`.
-    fn empty_module(engine: &Engine) -> Vec<u8> {
-        Module::new(engine, b"\0asm\x01\0\0\0")
-            .unwrap()
-            .serialize()
-            .unwrap()
+    impl Scene {
+        fn new() -> Self {
+            let engine = Engine::new(&super::super::engine_config(
+                super::super::EngineKind::Interruptible,
+            ))
+            .unwrap();
+            let bytes = Module::new(&engine, b"\0asm\x01\0\0\0")
+                .unwrap()
+                .serialize()
+                .unwrap();
+            Self {
+                engine,
+                bytes,
+                dir: tempfile::tempdir().unwrap(),
+                key: SealKey::ephemeral().unwrap(),
+            }
+        }
+
+        /// The entry `m.cwasm` and its checksum record.
+        fn entry(&self) -> (PathBuf, Checksum<'_>) {
+            (
+                self.dir.path().join("m.cwasm"),
+                checksum(self.dir.path(), &self.key),
+            )
+        }
     }
 
     /// The checksum record of `m.cwasm` in `dir`.
@@ -275,20 +296,17 @@ mod tests {
     /// entry behind.
     #[test]
     fn a_precompiled_module_is_installed_as_is_or_not_at_all() {
-        let engine = engine();
-        let bytes = empty_module(&engine);
-        let dir = tempfile::tempdir().unwrap();
-        let key = SealKey::ephemeral().unwrap();
-        let artifact = dir.path().join("m.cwasm");
-        let checksum = checksum(dir.path(), &key);
+        let scene = Scene::new();
+        let (engine, bytes, key) = (&scene.engine, &scene.bytes, &scene.key);
+        let (artifact, checksum) = scene.entry();
         let zst = zstd::stream::encode_all(&bytes[..], 3).unwrap();
-        let installed = install_precompiled(&engine, &zst, &artifact, &checksum).unwrap();
+        let installed = install_precompiled(engine, &zst, &artifact, &checksum).unwrap();
         assert!(installed.is_some());
-        assert_eq!(std::fs::read(&artifact).unwrap(), bytes);
-        assert_eq!(checksum.expected(), Some(cache::sha256_bytes(&bytes)));
-        assert!(SealedFile::beside(&artifact, &key).is_sealed());
+        assert_eq!(&std::fs::read(&artifact).unwrap(), bytes);
+        assert_eq!(checksum.expected(), Some(cache::sha256_bytes(bytes)));
+        assert!(SealedFile::beside(&artifact, key).is_sealed());
         assert!(
-            load_verified(&engine, &artifact, &checksum)
+            load_verified(engine, &artifact, &checksum)
                 .unwrap()
                 .is_some()
         );
@@ -299,8 +317,8 @@ mod tests {
         ] {
             let dir = tempfile::tempdir().unwrap();
             let artifact = dir.path().join("m.cwasm");
-            let checksum = super::tests::checksum(dir.path(), &key);
-            let installed = install_precompiled(&engine, &refused, &artifact, &checksum);
+            let checksum = super::tests::checksum(dir.path(), key);
+            let installed = install_precompiled(engine, &refused, &artifact, &checksum);
             assert!(installed.unwrap().is_none());
             assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
         }
@@ -308,16 +326,13 @@ mod tests {
 
     #[test]
     fn a_changed_compiled_module_is_not_loaded() {
-        let engine = engine();
-        let bytes = empty_module(&engine);
-        let dir = tempfile::tempdir().unwrap();
-        let key = SealKey::ephemeral().unwrap();
-        let artifact = dir.path().join("m.cwasm");
-        let checksum = checksum(dir.path(), &key);
-        cache::write_atomic(&artifact, &bytes).unwrap();
-        checksum.record(&cache::sha256_bytes(&bytes)).unwrap();
+        let scene = Scene::new();
+        let (engine, bytes) = (&scene.engine, &scene.bytes);
+        let (artifact, checksum) = scene.entry();
+        cache::write_atomic(&artifact, bytes).unwrap();
+        checksum.record(&cache::sha256_bytes(bytes)).unwrap();
         assert!(
-            load_verified(&engine, &artifact, &checksum)
+            load_verified(engine, &artifact, &checksum)
                 .unwrap()
                 .is_some()
         );
@@ -327,7 +342,7 @@ mod tests {
         changed[middle] ^= 1;
         std::fs::write(&artifact, &changed).unwrap();
         assert!(
-            load_verified(&engine, &artifact, &checksum)
+            load_verified(engine, &artifact, &checksum)
                 .unwrap()
                 .is_none()
         );
@@ -337,25 +352,16 @@ mod tests {
     /// matching checksum and seal. Without the seal key neither is the host's.
     #[test]
     fn a_changed_module_with_a_forged_checksum_and_seal_is_not_loaded() {
-        let engine = Engine::new(&super::super::engine_config(
-            super::super::EngineKind::Interruptible,
-        ))
-        .unwrap();
-        let serialize = |wat: &[u8]| Module::new(&engine, wat).unwrap().serialize().unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let key = SealKey::ephemeral().unwrap();
-        let artifact = dir.path().join("m.cwasm");
-        let checksum = Checksum {
-            path: dir.path().join("m.sha256"),
-            label: "sha256 of compiled module m.cwasm".into(),
-            key: &key,
-        };
-        let ours = serialize(b"\0asm\x01\0\0\0");
+        let scene = Scene::new();
+        let (engine, key) = (&scene.engine, &scene.key);
+        let serialize = |wat: &[u8]| Module::new(engine, wat).unwrap().serialize().unwrap();
+        let (artifact, checksum) = scene.entry();
+        let ours = scene.bytes.clone();
         cache::write_atomic(&artifact, &ours).unwrap();
         checksum.record(&cache::sha256_bytes(&ours)).unwrap();
-        SealedFile::beside(&artifact, &key).seal_now().unwrap();
+        SealedFile::beside(&artifact, key).seal_now().unwrap();
         assert!(
-            load_verified(&engine, &artifact, &checksum)
+            load_verified(engine, &artifact, &checksum)
                 .unwrap()
                 .is_some()
         );
@@ -383,7 +389,7 @@ mod tests {
                 }
             }
             assert!(
-                load_verified(&engine, &artifact, &checksum)
+                load_verified(engine, &artifact, &checksum)
                     .unwrap()
                     .is_none()
             );
@@ -399,7 +405,7 @@ mod tests {
             ..other
         };
         assert!(
-            load_verified(&engine, &artifact, &checksum)
+            load_verified(engine, &artifact, &checksum)
                 .unwrap()
                 .is_none()
         );
