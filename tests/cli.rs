@@ -190,6 +190,139 @@ fn sigterm_stops_the_build_and_removes_its_scratch() {
     interrupted(libc::SIGTERM, 143, "SIGTERM");
 }
 
+/// Builds `project`'s wheel with `cmd` at `-vv`; returns the folder its scratch folder was
+/// made in and why there, as the `Scratch folder:` line says, once the build is over and
+/// the folder gone.
+fn scratch_place(cmd: &mut Command, project: &Path) -> (PathBuf, String) {
+    let outdir = tempfile::tempdir().unwrap();
+    let output = run(cmd
+        .arg(project)
+        .args(["--wheel", "-vv", "-o"])
+        .arg(outdir.path()));
+    assert!(output.status.success(), "wasm-build failed");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let line = stderr
+        .lines()
+        .find_map(|l| l.split_once("Scratch folder: ").map(|(_, rest)| rest))
+        .expect("-vv names the scratch folder");
+    let (folder, reason) = line.split_once(" (").unwrap();
+    let folder = PathBuf::from(folder);
+    assert!(!folder.exists(), "{} was left", folder.display());
+    assert_eq!(
+        listing(outdir.path()),
+        ["intree_demo-0.7.0-py3-none-any.whl"]
+    );
+    (
+        folder.parent().unwrap().to_path_buf(),
+        reason.strip_suffix(')').unwrap().to_string(),
+    )
+}
+
+/// Where a build's scratch folder goes (docs/cli.md, `--scratch-dir`): into memory
+/// (`/dev/shm`) when it has room for what the running builds may write there, within half
+/// the available memory; on disk when it has not (here: a disk limit past any machine's
+/// memory); where `$TMPDIR` or `--scratch-dir` say when they say. Wherever it went, it is
+/// gone after the build, and `cache prune` sweeps dead processes' folders from memory too.
+#[test]
+fn the_scratch_folder_goes_into_memory_only_when_the_limits_fit() {
+    use wasm_build_packaging::tempdirs::place;
+    let project = intree_project(None);
+    let system_tmp = Path::new("/tmp");
+    let plain = || {
+        let mut cmd = wasm_build();
+        cmd.env_remove("TMPDIR");
+        cmd
+    };
+
+    // A wheel from a folder, one step: its tree (2 GiB and 4 KiB for each of 100 000
+    // entries), one run's folders (64 MiB) and two artifacts' worth (16 MiB and 4 KiB for
+    // each of 100 000 members: the wheel, and a copy for a metadata folder), with 512 MiB
+    // for the guest.
+    let limits = [
+        "--disk-limit",
+        "64",
+        "--artifact-limit",
+        "16",
+        "--memory-limit",
+        "512",
+    ];
+    let budget = (2 << 30) + 409_600_000 + (64 << 20) + 2 * ((16 << 20) + 409_600_000);
+    let (folder, reason) = scratch_place(plain().args(limits), project.path());
+    match place::memory_facts() {
+        // Far from the bound either way: memory, or disk.
+        Ok(facts) if facts.room(512 << 20) >= 2 * budget => {
+            assert_eq!(folder, Path::new(place::MEMORY_FOLDER), "{reason}");
+            let expected = format!(
+                "in memory: the running builds' limits, {} MiB",
+                budget >> 20
+            );
+            assert!(reason.starts_with(&expected), "{reason}");
+        }
+        Ok(facts) if facts.room(512 << 20) <= budget / 2 => {
+            assert_eq!(folder, system_tmp, "{reason}");
+            assert!(
+                reason.starts_with("on disk: the running builds'"),
+                "{facts:?} {reason}"
+            );
+        }
+        Ok(_) => {}
+        Err(why) => {
+            assert_eq!(folder, system_tmp);
+            assert_eq!(reason, format!("on disk: {why}"));
+        }
+    }
+
+    // 2^30 MiB (1 PiB) of disk limit fits no memory.
+    let (folder, reason) =
+        scratch_place(plain().args(["--disk-limit", "1073741824"]), project.path());
+    assert_eq!(folder, system_tmp);
+    assert!(reason.starts_with("on disk: "), "{reason}");
+    if place::memory_folder().is_some() {
+        assert!(reason.contains("do not fit in /dev/shm"), "{reason}");
+    }
+
+    let tmp = tempfile::tempdir().unwrap();
+    let (folder, reason) = scratch_place(plain().env("TMPDIR", tmp.path()), project.path());
+    assert_eq!((folder.as_path(), reason.as_str()), (tmp.path(), "$TMPDIR"));
+
+    let asked = tempfile::tempdir().unwrap();
+    for cmd in [
+        plain()
+            .env("TMPDIR", tmp.path())
+            .arg("--scratch-dir")
+            .arg(asked.path()),
+        plain().env("WASM_BUILD_SCRATCH_DIR", asked.path()),
+    ] {
+        let (folder, reason) = scratch_place(cmd, project.path());
+        assert_eq!(
+            (folder.as_path(), reason.as_str()),
+            (asked.path(), "asked for")
+        );
+    }
+    assert!(listing(tmp.path()).is_empty() && listing(asked.path()).is_empty());
+
+    // A dead process's scratch folder in memory (a name of ours nobody holds).
+    if let Some(memory) = place::memory_folder() {
+        let suffix: String = format!("{:010}", std::process::id())
+            .chars()
+            .map(|c| (b'a' + (c as u8 - b'0')) as char)
+            .collect();
+        let stale = memory.join(format!("wasm-build-{suffix}"));
+        fs::create_dir_all(stale.join("src-0/pkg")).unwrap();
+        fs::write(stale.join("src-0/pkg/mod.py"), "x = 1\n").unwrap();
+        let cache = empty_cache();
+        let pruned = run(plain()
+            .env("TMPDIR", tmp.path())
+            .args(["cache", "prune", "--cache-dir"])
+            .arg(cache.path()));
+        assert!(pruned.status.success(), "cache prune failed");
+        assert!(
+            !stale.exists(),
+            "cache prune left a dead process's folder in memory"
+        );
+    }
+}
+
 fn mode(path: &Path) -> u32 {
     fs::metadata(path).unwrap().permissions().mode() & 0o777
 }

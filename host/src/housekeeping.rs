@@ -1,13 +1,13 @@
 //! `wasm-build cache clean` and `cache prune`: each owner of cache files prunes its own
 //! (`env`, `prepared`, `runtime`, `sandbox`); this removes what belongs to nobody, and the
-//! scratch folders that killed processes left in `$TMPDIR`.
+//! scratch folders that killed processes left in `$TMPDIR` or in memory.
 
 use crate::cache_files::{self, entries, older_than};
 use crate::{env, prepared, runtime, sandbox};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::time::Duration;
 use wasm_build_packaging::cache::{Bucket, Cache};
-use wasm_build_packaging::tempdirs::{self, Swept};
+use wasm_build_packaging::tempdirs::{self, Swept, place};
 
 /// Staging folders older than this are leftovers of an interrupted process.
 const STALE_STAGING: Duration = Duration::from_secs(3600);
@@ -41,9 +41,22 @@ pub fn prune(cache: &Cache, max_age: Duration) -> Result<u64> {
 }
 
 /// Removes the folders that wasm-build processes which ended without cleaning up (killed,
-/// crashed) left in `$TMPDIR`: scratch folders, empty roots, `runtime run` folders,
-/// throw-away caches. Only this user's, and only those no live process holds (see
-/// [`tempdirs`]).
-pub fn prune_scratch() -> Result<Swept> {
-    Ok(tempdirs::sweep_stale(&std::env::temp_dir())?)
+/// crashed) left in `$TMPDIR` and in the memory folder scratch folders may go into
+/// (`/dev/shm`): scratch folders, empty roots, `runtime run` folders, throw-away caches.
+/// Only this user's, and only those no live process holds (see [`tempdirs`]). Returns what
+/// was removed and the folders swept.
+pub fn prune_scratch() -> Result<(Swept, Vec<String>)> {
+    let tmp = std::env::temp_dir();
+    let mut swept = tempdirs::sweep_stale(&tmp)?;
+    let mut folders = vec![tmp.display().to_string()];
+    if let Some(memory) = place::memory_folder()
+        && memory != tmp
+    {
+        let more = tempdirs::sweep_stale(&memory)
+            .with_context(|| format!("removing stale scratch folders in {}", memory.display()))?;
+        swept.folders += more.folders;
+        swept.bytes += more.bytes;
+        folders.push(memory.display().to_string());
+    }
+    Ok((swept, folders))
 }

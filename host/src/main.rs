@@ -191,7 +191,7 @@ fn cache_command(cache_dir: Option<std::path::PathBuf>, action: CacheAction) -> 
         }
         CacheAction::Clean => ("Removed", housekeeping::clean(&cache)?),
         CacheAction::Prune { max_age_days } => {
-            let swept = housekeeping::prune_scratch()?;
+            let (swept, swept_from) = housekeeping::prune_scratch()?;
             if swept.folders > 0 {
                 terminal::to_stderr(&terminal::message(
                     "",
@@ -200,7 +200,7 @@ fn cache_command(cache_dir: Option<std::path::PathBuf>, action: CacheAction) -> 
                         swept.folders,
                         if swept.folders == 1 { "" } else { "s" },
                         swept.bytes as f64 / (1u64 << 20) as f64,
-                        std::env::temp_dir().display()
+                        swept_from.join(" and ")
                     ),
                 ));
             }

@@ -45,6 +45,12 @@ pub enum Event<'a> {
     InterpreterReady {
         steps: &'a [(&'static str, Duration)],
     },
+    /// A build's scratch folder was made (the guest's trees and outputs live in it), there
+    /// for this reason.
+    ScratchReady {
+        folder: &'a std::path::Path,
+        reason: &'a wasm_build_packaging::tempdirs::place::PlaceReason,
+    },
     /// A distribution of a project starts to be built.
     BuildStarted {
         dist: Distribution,

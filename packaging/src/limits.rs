@@ -8,6 +8,12 @@ use std::cell::{Cell, RefCell};
 use std::io::{self, Read};
 use std::rc::Rc;
 
+/// What the sandbox's disk limit counts for each entry (file, folder, symlink, hard link)
+/// besides a file's bytes: about the block and inode it takes on the host. Without it a
+/// guest could fill the host's inodes and folder blocks with millions of empty files at no
+/// cost.
+pub const ENTRY_BYTES: u64 = 4096;
+
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 const GIB: u64 = 1024 * MIB;

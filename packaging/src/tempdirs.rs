@@ -16,6 +16,8 @@
 //! A process that is told to stop (`SIGINT`, `SIGTERM`) can remove every folder it holds
 //! with [`remove_held`], from any thread.
 
+pub mod place;
+
 use crate::scratch;
 use rustix::fs::{AtFlags, FlockOperation, Mode, OFlags};
 use rustix::io::Errno;

@@ -69,6 +69,7 @@ pub fn wasm_build() -> Command {
         .env_remove("WASM_BUILD_RUNTIME")
         .env_remove("WASM_BUILD_PYTHON_WASM")
         .env_remove("WASM_BUILD_INDEX_URL")
+        .env_remove("WASM_BUILD_SCRATCH_DIR")
         .env_remove("SOURCE_DATE_EPOCH");
     cmd
 }

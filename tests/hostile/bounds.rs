@@ -177,3 +177,103 @@ def get_requires_for_build_wheel(config_settings=None):
         &["invalid requirement `crash-'`"],
     );
 }
+
+/// Every entry below `dir`, at any depth.
+fn entries_below(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            found.extend(entries_below(&path));
+        }
+        found.push(path);
+    }
+    found
+}
+
+fn named(entries: &[PathBuf], wanted: impl Fn(&str) -> bool) -> Vec<&PathBuf> {
+    entries
+        .iter()
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(&wanted))
+        .collect()
+}
+
+/// What a build holds in its scratch folder at once, which bounds a scratch folder in
+/// memory (docs/security.md, Limits): a hook run's folders go before the step's next run
+/// writes, and a step's tree before the next step's. From a project folder (an sdist, then
+/// the wheel from it), `get_requires_for_build_wheel` marks its run and asks for a
+/// requirement, so `build_wheel` runs in a second instance, marks it and sleeps: then the
+/// scratch folder holds one run's folders, neither the first run's mark nor the first
+/// step's copy of the project.
+#[test]
+fn a_build_holds_one_runs_folders_and_one_steps_tree_at_a_time() {
+    let wheels = helper_wheel_dir("15.0");
+    let hostile = r#"
+import time
+
+def get_requires_for_build_wheel(config_settings=None):
+    with open("/tmp/first-run-mark", "wb") as f:
+        f.write(b"x" * 65536)
+    return ["hostile-helper==15.0"]
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    open("/tmp/second-run-mark", "w").close()
+    time.sleep(600)
+"#;
+    let scene = Scene::with_backend(hostile);
+    ensure_runtime();
+    let mut child = scene
+        .cmd()
+        .arg(scene.project())
+        .args(["--offline", "--find-links"])
+        .arg(wheels.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let give_up = Instant::now() + Duration::from_secs(900);
+    let entries = loop {
+        let entries = entries_below(&scene.tmp());
+        if !named(&entries, |n| n == "second-run-mark").is_empty() {
+            break entries;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+            panic!("the build ended before its second run: {status}\n{stderr}");
+        }
+        assert!(Instant::now() < give_up, "the second run never started");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // SAFETY: signals the child we started (still running: not yet waited for).
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(143));
+
+    assert!(
+        named(&entries, |n| n == "first-run-mark").is_empty(),
+        "{entries:#?}"
+    );
+    assert_eq!(
+        named(&entries, |n| n.starts_with("hook-")).len(),
+        1,
+        "{entries:#?}"
+    );
+    let scratch: Vec<&PathBuf> = named(&entries, |n| {
+        n.starts_with("wasm-build-") && !n.starts_with("wasm-build-root-")
+    });
+    let [scratch] = scratch.as_slice() else {
+        panic!("one scratch folder: {scratch:?}");
+    };
+    let trees: Vec<&PathBuf> = named(&entries, |n| {
+        n.starts_with("src-") || n.starts_with("sdist-")
+    })
+    .into_iter()
+    .filter(|p| p.parent() == Some(scratch.as_path()))
+    .collect();
+    assert!(
+        trees.len() == 1 && trees[0].to_string_lossy().contains("/sdist-"),
+        "the sdist step's tree outlived its step: {trees:?}"
+    );
+    assert!(listing(&scene.tmp()).is_empty(), "scratch left behind");
+}

@@ -89,7 +89,7 @@ pub enum CacheAction {
     Clean,
     /// Remove what current builds no longer use: old build environments, stale compiled
     /// modules and runtimes, leftovers of interrupted writes, and the scratch folders in
-    /// $TMPDIR of wasm-build processes that were killed.
+    /// $TMPDIR and /dev/shm of wasm-build processes that were killed.
     Prune {
         /// Remove build environments not used for this many days.
         #[arg(long, default_value_t = 30)]
@@ -189,6 +189,16 @@ pub struct SandboxArgs {
     /// The cache folder [default: $XDG_CACHE_HOME/wasm-build, else ~/.cache/wasm-build].
     #[arg(long, value_name = "DIR", env = "WASM_BUILD_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
+    /// Where builds' scratch folders go [default: $TMPDIR when set; else /dev/shm (memory)
+    /// when the running builds' limits fit in half its room and of the free memory; else
+    /// /tmp].
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "WASM_BUILD_SCRATCH_DIR",
+        value_parser = Checked(values::existing_dir)
+    )]
+    scratch_dir: Option<PathBuf>,
     #[command(flatten)]
     index: IndexArgs,
     #[command(flatten)]
@@ -219,6 +229,7 @@ impl SandboxArgs {
             limits: self.limits.sandbox(),
             no_cache: self.index.no_cache,
             cache_dir: self.cache_dir,
+            scratch_dir: self.scratch_dir,
             no_prepared_backends,
             no_build_requirements_from_sdist,
             ..Settings::default()

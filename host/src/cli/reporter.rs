@@ -150,6 +150,9 @@ impl Reporter for TerminalReporter {
                     .collect();
                 self.say(&format!("Interpreter ready: {}", listed.join(", ")));
             }
+            Event::ScratchReady { folder, reason } if self.verbosity >= Verbosity::Debug => {
+                self.say(&format!("Scratch folder: {} ({reason})", folder.display()));
+            }
             Event::HooksFinished { hooks, elapsed, ok } => {
                 self.clear_spinner();
                 if self.verbosity >= Verbosity::Debug {

@@ -158,7 +158,12 @@ fn run_worker(args: WorkerArgs, stop: &AtomicBool) -> Result<()> {
         max_deliveries: args.max_deliveries,
     };
     let reporter: Arc<dyn Reporter> = Arc::new(JsonLines);
-    let engines = Engines::new(args.sandbox.settings()?, reporter.clone())?;
+    // Each of the `-j` job threads builds at once: the frontend plans for that many.
+    let settings = wasm_build::frontend::Settings {
+        jobs: config.jobs,
+        ..args.sandbox.settings()?
+    };
+    let engines = Engines::new(settings, reporter.clone())?;
     worker::run(&config, &engines, &metrics, reporter.as_ref(), stop)
 }
 

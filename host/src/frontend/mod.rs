@@ -123,6 +123,10 @@ pub struct Settings {
     pub config_json: Option<serde_json::Map<String, Value>>,
     /// The cache folder; `None`: `$WASM_BUILD_CACHE_DIR`, else the user's cache folder.
     pub cache_dir: Option<PathBuf>,
+    /// Where builds' scratch folders are made; `None`: `$TMPDIR` when set, else in memory
+    /// when the builds' limits fit (see [`wasm_build_packaging::tempdirs::place`]), else the
+    /// system's temporary folder.
+    pub scratch_dir: Option<PathBuf>,
     /// `--env KEY=VALUE`, added to the guest's fixed environment.
     pub guest_env: Vec<(String, String)>,
     pub limits: Limits,
@@ -325,7 +329,7 @@ impl Frontend {
             what: format!("the output folder {}", outdir.display()),
             source: e.into(),
         })?;
-        let scratch = Scratch::new(self.reporter.clone())?;
+        let scratch = Scratch::new(self, steps.len())?;
         let verified = scratch.path().join("verified");
         fs::create_dir(&verified).context("creating the scratch folder")?;
 
@@ -346,6 +350,7 @@ impl Frontend {
                 }
             };
             artifacts.push(self.build_one(&project, step.dist, scratch.path(), &verified)?);
+            project.remove()?;
         }
         artifact::publish(&artifacts, &outdir, project).map_err(|e| BuildError::Other(e.into()))
     }
@@ -402,6 +407,9 @@ impl Frontend {
             }
             let env = self.environment(&requirements, &project.label)?;
             let earlier = std::mem::take(&mut results.warnings);
+            // The first run's folders go before the second run writes its own: a step
+            // holds one run's writes at a time (see `Scratch::new`).
+            drop(results);
             results = hooks::call_hooks(
                 &self.hook_context(project, &env, git, scratch),
                 &[HookCall::run(build)],

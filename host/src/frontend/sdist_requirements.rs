@@ -27,7 +27,7 @@ use wasm_build_packaging::cache::{self, Bucket, sha256_bytes};
 use wasm_build_packaging::filename::WheelFilename;
 use wasm_build_packaging::index::IndexClient;
 use wasm_build_packaging::resolve::{self, Resolution, ResolveError, SdistCandidate};
-use wasm_build_packaging::tempdirs::{HeldDir, TempKind};
+use wasm_build_packaging::tempdirs::{HeldDir, TempKind, place};
 
 /// How deep builds from sdists may nest (a requirement of a requirement of …).
 pub(crate) const MAX_DEPTH: usize = 4;
@@ -54,6 +54,11 @@ thread_local! {
     /// The builds from sdists under way on this thread, outermost first. Nested builds run
     /// on the thread that needed them, so this is the chain that led here.
     static STACK: RefCell<Vec<Frame>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Whether this thread is building a build requirement from its sdist for another build.
+pub(super) fn inside_a_build() -> bool {
+    STACK.with(|stack| !stack.borrow().is_empty())
 }
 
 /// Pops the frame pushed for a build when it ends, however it ends.
@@ -293,7 +298,11 @@ impl Frontend {
         if Path::new(filename).file_name() != Some(filename.as_ref()) {
             return Err(anyhow!("the sdist file name `{filename}` is not a plain name").into());
         }
-        let scratch = HeldDir::new(TempKind::Scratch).context("creating a scratch folder")?;
+        // Inside a build whose own scratch folder may be in memory: never in memory (the
+        // nested build's own scratch folder neither, see `Scratch::new`).
+        let folder = place::off_memory(self.settings.scratch_dir.as_deref());
+        let scratch =
+            HeldDir::new_in(&folder, TempKind::Scratch).context("creating a scratch folder")?;
         // A copy of our own, hashed as read: the cache copy could change after its check.
         let bytes = read_no_follow(cached, MAX_CACHED_WHEEL)?;
         if sha256_bytes(&bytes) != sha256 {

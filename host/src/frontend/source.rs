@@ -2,7 +2,7 @@
 //! unpacked by the strict extractor, each in the build's scratch folder.
 
 use super::git::Checkout;
-use super::{BuildError, Frontend};
+use super::{BuildError, Frontend, Settings};
 use crate::protocol::guest_paths;
 use crate::reporter::{Event, Reporter, SourceFacts, SourceKind, Warning};
 use crate::sandbox::{Determinism, FIXED_EPOCH};
@@ -15,7 +15,10 @@ use std::sync::Arc;
 use wasm_build_packaging::archive::{self, NamedBy};
 use wasm_build_packaging::cache;
 use wasm_build_packaging::filename::SdistFilename;
+use wasm_build_packaging::limits::ENTRY_BYTES;
 use wasm_build_packaging::pyproject::BuildSystem;
+use wasm_build_packaging::scratch;
+use wasm_build_packaging::tempdirs::place::{self, PlaceReason, ScratchPlace};
 use wasm_build_packaging::tempdirs::{HeldDir, TempKind};
 
 /// A source tree ready for the backend: a scratch copy the guest may write.
@@ -35,6 +38,20 @@ pub(super) struct Project {
     pub determinism: Option<Determinism>,
     /// A project folder's git repository, copied for the guest's git emulation.
     pub checkout: Checkout,
+    /// The folders made in the scratch folder for this tree, removed once its step is done
+    /// (what a build holds in memory is bounded by one step's trees, see [`Scratch::new`]).
+    pub made: Vec<PathBuf>,
+}
+
+impl Project {
+    /// Removes what was made for this tree in the scratch folder.
+    pub fn remove(&self) -> Result<(), BuildError> {
+        for dir in &self.made {
+            scratch::remove(dir)
+                .with_context(|| format!("removing {} after its step", dir.display()))?;
+        }
+        Ok(())
+    }
 }
 
 /// The scratch folder of one build. Guests write into it and can nest folders deeper than
@@ -47,11 +64,38 @@ pub(super) struct Scratch {
 }
 
 impl Scratch {
-    pub fn new(reporter: Arc<dyn Reporter>) -> Result<Self, BuildError> {
-        let dir = HeldDir::new(TempKind::Scratch).context("creating the scratch folder")?;
+    /// Makes the scratch folder of a build of `steps` steps where [`place::choose`] puts
+    /// it (never in memory for a build requirement built inside a build: its budget is the
+    /// outer build's), and reports where that is.
+    pub fn new(frontend: &Frontend, steps: usize) -> Result<Self, BuildError> {
+        let settings = &frontend.settings;
+        let asked = settings.scratch_dir.as_deref();
+        let place = if super::sdist_requirements::inside_a_build() {
+            ScratchPlace {
+                folder: place::off_memory(asked),
+                reason: PlaceReason::NotMemory("a build requirement built inside a build".into()),
+            }
+        } else {
+            place::choose(asked, scratch_budget(settings, steps))
+        };
+        let made = HeldDir::new_in(&place.folder, TempKind::Scratch);
+        let (dir, place) = match made {
+            Err(error) => match place::after_failure(&place, &error) {
+                Some(disk) => (HeldDir::new_in(&disk.folder, TempKind::Scratch), disk),
+                None => (Err(error), place),
+            },
+            made => (made, place),
+        };
+        let dir = dir.with_context(|| {
+            format!("creating the scratch folder in {}", place.folder.display())
+        })?;
+        frontend.reporter.report(&Event::ScratchReady {
+            folder: dir.path(),
+            reason: &place.reason,
+        });
         Ok(Self {
             dir: Some(dir),
-            reporter,
+            reporter: frontend.reporter.clone(),
         })
     }
 
@@ -72,6 +116,40 @@ impl Drop for Scratch {
                 error: e.to_string(),
             }));
         }
+    }
+}
+
+/// What `settings.jobs` builds of `steps` steps may hold at most in their scratch folders
+/// and their guests. A step's tree (a staged copy with its `.git`, or an unpacked sdist,
+/// within their limits, 4 KiB counted for each entry as the disk limit counts them) stays
+/// until the step ends, beside one run's writable folders at a time (within the disk limit;
+/// a run's folders go before the next run's are made) and the artifacts kept so far (an
+/// artifact within the artifact limit for each step; a metadata folder is copied once
+/// more).
+fn scratch_budget(settings: &Settings, steps: usize) -> place::Budget {
+    let bytes_of =
+        |bytes: u64, entries: u64| bytes.saturating_add(entries.saturating_mul(ENTRY_BYTES));
+    let (stage, unpack) = (&settings.stage_limits, &settings.extract_limits);
+    let artifacts = &settings.artifact_limits;
+    let tree = bytes_of(stage.max_bytes, stage.max_entries)
+        .max(bytes_of(unpack.max_unpacked_bytes, unpack.max_members));
+    let tree_entries = stage.max_entries.max(unpack.max_members);
+    let artifact = bytes_of(artifacts.max_artifact_bytes, artifacts.archive.max_members);
+    let disk = settings.limits.disk;
+    let kept = u64::try_from(steps.max(1))
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    let jobs = u64::try_from(settings.jobs.max(1)).unwrap_or(u64::MAX);
+    let build = tree
+        .saturating_add(disk)
+        .saturating_add(artifact.saturating_mul(kept));
+    let entries = tree_entries
+        .saturating_add(disk / ENTRY_BYTES)
+        .saturating_add(artifacts.archive.max_members.saturating_mul(kept));
+    place::Budget {
+        scratch: build.saturating_mul(jobs),
+        entries: entries.saturating_mul(jobs),
+        guests: settings.limits.memory.saturating_mul(jobs),
     }
 }
 
@@ -103,7 +181,12 @@ impl Frontend {
         }
         let build_system = BuildSystem::read(&root).map_err(|e| e.relabel(&root, source))?;
         let label = folder_label(source);
+        let mut made = vec![root.clone()];
+        if let Checkout::Repository(copy) = &checkout {
+            made.push(copy.clone());
+        }
         Ok(Project {
+            made,
             root,
             guest_root: guest_paths::SOURCE.to_string(),
             executables: staged.executables,
@@ -190,6 +273,7 @@ impl Frontend {
             None
         };
         Ok(Project {
+            made: vec![dest],
             root: extracted.root,
             guest_root: guest_paths::SOURCE.to_string(),
             executables: extracted.executables,

@@ -12,10 +12,17 @@ pub(super) const MAX_IO_FILE: u64 = 4 << 20;
 
 /// The folders of one runner instance (`out`, `tmp`, `io`, `runner`) in a scratch folder
 /// of their own, with the runner written afresh, so that no guest can leave a changed
-/// runner behind. Removed when dropped.
+/// runner behind. Removed when dropped, at any depth the guest nested folders (a run's
+/// writes are gone before the next run of the step starts).
 #[derive(Debug)]
 pub(crate) struct RunDirs {
-    dir: tempfile::TempDir,
+    dir: PathBuf,
+}
+
+impl Drop for RunDirs {
+    fn drop(&mut self) {
+        let _ = wasm_build_packaging::scratch::remove(&self.dir);
+    }
 }
 
 impl RunDirs {
@@ -25,20 +32,22 @@ impl RunDirs {
             .prefix(prefix)
             .tempdir_in(scratch)
             .context("creating the run's scratch folder")?;
+        // Removed by this value from here on, also where `TempDir` could not.
+        let run = Self { dir: dir.keep() };
         for sub in ["out", "tmp", "io", "runner"] {
-            let path = dir.path().join(sub);
+            let path = run.dir.join(sub);
             std::fs::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;
         }
-        std::fs::write(dir.path().join("runner/hook_runner.py"), HOOK_RUNNER)
+        std::fs::write(run.dir.join("runner/hook_runner.py"), HOOK_RUNNER)
             .context("writing the hook runner")?;
-        std::fs::write(dir.path().join("runner/git_emulation.py"), GIT_EMULATION)
+        std::fs::write(run.dir.join("runner/git_emulation.py"), GIT_EMULATION)
             .context("writing the git emulation")?;
-        Ok(Self { dir })
+        Ok(run)
     }
 
     /// The folder holding the run's folders.
     pub(crate) fn path(&self) -> &Path {
-        self.dir.path()
+        &self.dir
     }
 
     /// The host side of the guest's `/out`.

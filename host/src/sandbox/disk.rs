@@ -39,10 +39,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use wasm_build_packaging::scratch::{self, TreeUsage};
 
-/// What each entry (file, folder, symlink, hard link) costs besides a file's bytes: about
-/// the block and inode it takes on the host. Without it a guest could fill the host's
-/// inodes and folder blocks with millions of empty files at no cost.
-pub(super) const ENTRY_BYTES: u64 = 4096;
+pub(super) use wasm_build_packaging::limits::ENTRY_BYTES;
 
 /// What a removed entry named `name_len` bytes keeps charged: its slot in the folder, which
 /// the folder keeps (ext4 never gives folder blocks back until the folder is removed).
