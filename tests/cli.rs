@@ -234,10 +234,22 @@ fn the_scratch_folder_goes_into_memory_only_when_the_limits_fit() {
         cmd
     };
 
-    // A wheel from a folder, one step: its tree (2 GiB and 4 KiB for each of 100 000
-    // entries), one run's folders (64 MiB) and two artifacts' worth (16 MiB and 4 KiB for
-    // each of 100 000 members: the wheel, and a copy for a metadata folder), with 512 MiB
-    // for the guest.
+    // The project's sdist, made wherever.
+    let sdists = tempfile::tempdir().unwrap();
+    let built = build_ok(
+        wasm_build()
+            .arg(project.path())
+            .args(["--sdist", "-o"])
+            .arg(sdists.path()),
+    );
+    let [sdist] = built.as_slice() else {
+        panic!("one sdist: {built:?}")
+    };
+
+    // A wheel from an sdist, one step: its tree (2 GiB and 4 KiB for each of 100 000
+    // members, more than the 64 MiB disk limit) and two artifacts' worth (16 MiB and 4 KiB
+    // for each of 100 000 members: the wheel, and a copy for a metadata folder), with two
+    // guests of 512 MiB.
     let limits = [
         "--disk-limit",
         "64",
@@ -246,11 +258,11 @@ fn the_scratch_folder_goes_into_memory_only_when_the_limits_fit() {
         "--memory-limit",
         "512",
     ];
-    let budget = (2 << 30) + 409_600_000 + (64 << 20) + 2 * ((16 << 20) + 409_600_000);
-    let (folder, reason) = scratch_place(plain().args(limits), project.path());
+    let budget = (2 << 30) + 409_600_000 + 2 * ((16 << 20) + 409_600_000);
+    let (folder, reason) = scratch_place(plain().args(limits), sdist);
     match place::memory_facts() {
         // Far from the bound either way: memory, or disk.
-        Ok(facts) if facts.room(512 << 20) >= 2 * budget => {
+        Ok(facts) if facts.room(1 << 30) >= 2 * budget => {
             assert_eq!(folder, Path::new(place::MEMORY_FOLDER), "{reason}");
             let expected = format!(
                 "in memory: the running builds' limits, {} MiB",
@@ -258,17 +270,17 @@ fn the_scratch_folder_goes_into_memory_only_when_the_limits_fit() {
             );
             assert!(reason.starts_with(&expected), "{reason}");
         }
-        Ok(facts) if facts.room(512 << 20) <= budget / 2 => {
+        Ok(facts) if facts.room(1 << 30) <= budget / 2 => {
             assert_eq!(folder, system_tmp, "{reason}");
             assert!(
-                reason.starts_with("on disk: the running builds'"),
+                reason.starts_with("not in memory: the running builds'"),
                 "{facts:?} {reason}"
             );
         }
         Ok(_) => {}
         Err(why) => {
             assert_eq!(folder, system_tmp);
-            assert_eq!(reason, format!("on disk: {why}"));
+            assert_eq!(reason, format!("not in memory: {why}"));
         }
     }
 
@@ -276,7 +288,7 @@ fn the_scratch_folder_goes_into_memory_only_when_the_limits_fit() {
     let (folder, reason) =
         scratch_place(plain().args(["--disk-limit", "1073741824"]), project.path());
     assert_eq!(folder, system_tmp);
-    assert!(reason.starts_with("on disk: "), "{reason}");
+    assert!(reason.starts_with("not in memory: "), "{reason}");
     if place::memory_folder().is_some() {
         assert!(reason.contains("do not fit in /dev/shm"), "{reason}");
     }

@@ -52,6 +52,10 @@ pub(crate) struct HookContext<'a> {
     pub log: LogSink,
     /// Where the per-run scratch folders are made.
     pub scratch: &'a Path,
+    /// Where a prepare run's folders are made (`--scratch-dir`; `None`: the temporary
+    /// folder): never the build's scratch folder, which may be in memory and whose bound
+    /// counts one run's folders beside the tree (docs/security.md, Limits).
+    pub prepare_dir: Option<&'a Path>,
     /// Where hook runs find the backend already imported (see [`crate::prepared`]), and
     /// the build environment's cache key; `None` imports it in every run.
     pub prepared: Option<(&'a PreparedBackends, &'a str)>,
@@ -334,7 +338,7 @@ fn prepared_image(ctx: &HookContext<'_>, guest: &GuestRun) -> Result<Result<Memo
         site_packages: ctx.site_packages,
         backend: ctx.backend,
         run: guest,
-        scratch: ctx.scratch,
+        scratch_dir: ctx.prepare_dir,
     })
 }
 

@@ -30,6 +30,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use wasm_build_packaging::cache::{self, Bucket, Cache, FileLock, SealKey};
+use wasm_build_packaging::tempdirs::{HeldDir, TempKind, place};
 
 /// Bumped whenever what goes into an image changes, so old images are not reused.
 const FORMAT: &str = "prepared-backend-1";
@@ -53,8 +54,9 @@ pub(crate) struct Wanted<'a> {
     pub backend: &'a str,
     /// The hook run itself: its arguments, environment and limits are the prepare run's.
     pub run: &'a GuestRun,
-    /// Where the prepare run's scratch folders go.
-    pub scratch: &'a Path,
+    /// Where the prepare run's folders go (in a scratch folder of their own there):
+    /// `--scratch-dir`, else the temporary folder, never memory.
+    pub scratch_dir: Option<&'a Path>,
 }
 
 impl PreparedBackends {
@@ -204,7 +206,10 @@ fn load_verified(
 
 /// Runs the prepare run into `image`.
 fn prepare(wanted: &Wanted<'_>, image: &Path) -> Result<Outcome> {
-    let run_dirs = RunDirs::new(wanted.scratch, "prepare-")?;
+    // Declared first, so removed after the run's folders in it.
+    let parent = HeldDir::new_in(&place::off_memory(wanted.scratch_dir), TempKind::Scratch)
+        .context("creating the prepare run's scratch folder")?;
+    let run_dirs = RunDirs::new(parent.path(), "prepare-")?;
     let src = run_dirs.path().join("src");
     std::fs::create_dir(&src).with_context(|| format!("creating {}", src.display()))?;
     let run = GuestRun {

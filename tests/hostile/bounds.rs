@@ -277,3 +277,86 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     );
     assert!(listing(&scene.tmp()).is_empty(), "scratch left behind");
 }
+
+/// The run that prepares a backend (an installed one, imported once with an empty project)
+/// works outside the build's scratch folder: its own folders are not counted by the hook
+/// runs' disk limit beside the tree, so they must not share a scratch folder that may be
+/// in memory (docs/security.md, Limits). The backend marks its empty project when imported
+/// there and sleeps; the mark is then in a scratch folder of its own.
+#[test]
+fn a_prepare_run_works_outside_the_builds_scratch_folder() {
+    let backend = br#"
+import os
+import time
+
+if os.path.isdir("/src") and not os.listdir("/src"):
+    open("/src/prepare-mark", "w").close()
+    time.sleep(600)
+"#;
+    let wheels = wheel_dir(
+        "prepared-mark-backend",
+        "16.0",
+        &[("prepared_mark_backend.py", backend)],
+    );
+    let scene = Scene::build(|scene| {
+        let project = scene.project();
+        fs::write(
+            project.join("pyproject.toml"),
+            format!(
+                "[build-system]\nrequires = [\"prepared-mark-backend==16.0\"]\n\
+                 build-backend = \"prepared_mark_backend\"\n\n\
+                 [project]\nname = \"{PROJECT}\"\nversion = \"{VERSION}\"\n"
+            ),
+        )
+        .unwrap();
+    });
+    ensure_runtime();
+    let mut child = scene
+        .cmd()
+        .arg(scene.project())
+        .args(["--wheel", "--offline", "--find-links"])
+        .arg(wheels.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let give_up = Instant::now() + Duration::from_secs(900);
+    let (mark, entries) = loop {
+        let entries = entries_below(&scene.tmp());
+        if let Some(mark) = named(&entries, |n| n == "prepare-mark").first() {
+            break ((*mark).clone(), entries);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+            panic!("the build ended before its prepare run: {status}\n{stderr}");
+        }
+        assert!(Instant::now() < give_up, "the prepare run never started");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // SAFETY: signals the child we started (still running: not yet waited for).
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    assert_eq!(child.wait().unwrap().code(), Some(143));
+
+    // The build's scratch folder holds the project's copy; the mark is in another one.
+    let tree = named(&entries, |n| n.starts_with("src-"));
+    let [tree] = tree.as_slice() else {
+        panic!("one copy of the project: {entries:#?}");
+    };
+    let build_scratch = tree.parent().unwrap();
+    assert!(
+        !mark.starts_with(build_scratch),
+        "{mark:?} is in the build's {build_scratch:?}"
+    );
+    let top = mark
+        .strip_prefix(scene.tmp())
+        .unwrap()
+        .components()
+        .next()
+        .unwrap();
+    assert!(
+        top.as_os_str().to_string_lossy().starts_with("wasm-build-"),
+        "{mark:?} is not in a scratch folder of its own"
+    );
+    assert!(listing(&scene.tmp()).is_empty(), "scratch left behind");
+}

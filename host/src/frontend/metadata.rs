@@ -102,7 +102,7 @@ impl Frontend {
         source: &Path,
         kind: SourceKind,
     ) -> Result<serde_json::Map<String, serde_json::Value>, BuildError> {
-        let scratch = Scratch::new(self, 1)?;
+        let scratch = Scratch::new(self, 1, kind)?;
         let verified = scratch.path().join("verified");
         fs::create_dir(&verified).context("creating the scratch folder")?;
         let project = match kind {

@@ -329,7 +329,7 @@ impl Frontend {
             what: format!("the output folder {}", outdir.display()),
             source: e.into(),
         })?;
-        let scratch = Scratch::new(self, steps.len())?;
+        let scratch = Scratch::new(self, steps.len(), kind)?;
         let verified = scratch.path().join("verified");
         fs::create_dir(&verified).context("creating the scratch folder")?;
 
@@ -405,11 +405,12 @@ impl Frontend {
                 })?;
                 requirements.push(parsed);
             }
-            let env = self.environment(&requirements, &project.label)?;
             let earlier = std::mem::take(&mut results.warnings);
-            // The first run's folders go before the second run writes its own: a step
+            // The first run's folders go before the second run writes its own (and before
+            // its environment, which may build requirements from their sdists): a step
             // holds one run's writes at a time (see `Scratch::new`).
             drop(results);
+            let env = self.environment(&requirements, &project.label)?;
             results = hooks::call_hooks(
                 &self.hook_context(project, &env, git, scratch),
                 &[HookCall::run(build)],
@@ -475,6 +476,7 @@ impl Frontend {
             limits: &self.settings.limits,
             log: self.backend_output(false),
             scratch,
+            prepare_dir: self.settings.scratch_dir.as_deref(),
             prepared: self.prepared.as_ref().map(|p| (p, env.key.as_str())),
             seed: None,
             determinism: project.determinism,

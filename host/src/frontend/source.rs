@@ -2,10 +2,11 @@
 //! unpacked by the strict extractor, each in the build's scratch folder.
 
 use super::git::Checkout;
+use super::plan::SourceKind as PlanSource;
 use super::{BuildError, Frontend, Settings};
 use crate::protocol::guest_paths;
 use crate::reporter::{Event, Reporter, SourceFacts, SourceKind, Warning};
-use crate::sandbox::{Determinism, FIXED_EPOCH};
+use crate::sandbox::{Determinism, FIXED_EPOCH, Isolation};
 use anyhow::{Context, anyhow};
 use sha2::Digest;
 use std::fs;
@@ -60,31 +61,38 @@ impl Project {
 /// `cache prune` can tell it from the leftovers of a process that was killed.
 pub(super) struct Scratch {
     dir: Option<HeldDir>,
+    /// Its share of memory when it is there, given back after it is removed.
+    _reservation: Option<place::Reservation>,
     reporter: Arc<dyn Reporter>,
 }
 
 impl Scratch {
     /// Makes the scratch folder of a build of `steps` steps where [`place::choose`] puts
-    /// it (never in memory for a build requirement built inside a build: its budget is the
-    /// outer build's), and reports where that is.
-    pub fn new(frontend: &Frontend, steps: usize) -> Result<Self, BuildError> {
+    /// it, and reports where that is. Never in memory for a build requirement built inside
+    /// a build (its budget is the outer build's), nor when guests run on threads of this
+    /// process (a guest the time limit gave up on keeps its files open until it wakes).
+    pub fn new(frontend: &Frontend, steps: usize, kind: PlanSource) -> Result<Self, BuildError> {
         let settings = &frontend.settings;
         let asked = settings.scratch_dir.as_deref();
-        let place = if super::sdist_requirements::inside_a_build() {
-            ScratchPlace {
-                folder: place::off_memory(asked),
-                reason: PlaceReason::NotMemory("a build requirement built inside a build".into()),
-            }
+        let not_memory = |why: &str| ScratchPlace {
+            folder: place::off_memory(asked),
+            reason: PlaceReason::NotMemory(why.to_string()),
+        };
+        let (place, reservation) = if asked.is_none() && super::sdist_requirements::inside_a_build()
+        {
+            (not_memory("a build requirement built inside a build"), None)
+        } else if asked.is_none() && matches!(settings.isolation, Isolation::Thread) {
+            (not_memory("guests run on threads of this process"), None)
         } else {
-            place::choose(asked, scratch_budget(settings, steps))
+            place::choose(asked, scratch_budget(settings, steps, kind))
         };
         let made = HeldDir::new_in(&place.folder, TempKind::Scratch);
-        let (dir, place) = match made {
+        let (dir, place, reservation) = match made {
             Err(error) => match place::after_failure(&place, &error) {
-                Some(disk) => (HeldDir::new_in(&disk.folder, TempKind::Scratch), disk),
-                None => (Err(error), place),
+                Some(disk) => (HeldDir::new_in(&disk.folder, TempKind::Scratch), disk, None),
+                None => (Err(error), place, reservation),
             },
-            made => (made, place),
+            made => (made, place, reservation),
         };
         let dir = dir.with_context(|| {
             format!("creating the scratch folder in {}", place.folder.display())
@@ -95,6 +103,7 @@ impl Scratch {
         });
         Ok(Self {
             dir: Some(dir),
+            _reservation: reservation,
             reporter: frontend.reporter.clone(),
         })
     }
@@ -119,37 +128,47 @@ impl Drop for Scratch {
     }
 }
 
-/// What `settings.jobs` builds of `steps` steps may hold at most in their scratch folders
-/// and their guests. A step's tree (a staged copy with its `.git`, or an unpacked sdist,
-/// within their limits, 4 KiB counted for each entry as the disk limit counts them) stays
-/// until the step ends, beside one run's writable folders at a time (within the disk limit;
-/// a run's folders go before the next run's are made) and the artifacts kept so far (an
-/// artifact within the artifact limit for each step; a metadata folder is copied once
-/// more).
-fn scratch_budget(settings: &Settings, steps: usize) -> place::Budget {
+/// What a build of `steps` steps from a source of `kind` may hold at most in its scratch
+/// folder and its guests. A step's tree (a staged copy, or an unpacked sdist, within their
+/// limits, 4 KiB counted for each entry as the disk limit counts them) stays until the step
+/// ends; a hook run may grow it, within the disk limit, which counts the tree with the
+/// run's own folders (but not a folder's `.git` copy, mounted read-only, within the staging
+/// limits); a run's folders go before the step's next run is made, and prepare runs work
+/// elsewhere (`place::off_memory`). The artifacts kept so far stay besides: one for each
+/// step, and a metadata folder copied once more. Its guests: two at once (the build
+/// environment's bytecode is compiled by two).
+fn scratch_budget(settings: &Settings, steps: usize, kind: PlanSource) -> place::Budget {
     let bytes_of =
         |bytes: u64, entries: u64| bytes.saturating_add(entries.saturating_mul(ENTRY_BYTES));
     let (stage, unpack) = (&settings.stage_limits, &settings.extract_limits);
     let artifacts = &settings.artifact_limits;
-    let tree = bytes_of(stage.max_bytes, stage.max_entries)
-        .max(bytes_of(unpack.max_unpacked_bytes, unpack.max_members));
-    let tree_entries = stage.max_entries.max(unpack.max_members);
-    let artifact = bytes_of(artifacts.max_artifact_bytes, artifacts.archive.max_members);
     let disk = settings.limits.disk;
+    let tree = bytes_of(stage.max_bytes, stage.max_entries)
+        .max(bytes_of(unpack.max_unpacked_bytes, unpack.max_members))
+        .max(disk);
+    let tree_entries = stage
+        .max_entries
+        .max(unpack.max_members)
+        .max(disk / ENTRY_BYTES);
+    let (git, git_entries) = match kind {
+        PlanSource::Tree => (
+            bytes_of(stage.max_bytes, stage.max_entries),
+            stage.max_entries,
+        ),
+        PlanSource::Sdist => (0, 0),
+    };
+    let artifact = bytes_of(artifacts.max_artifact_bytes, artifacts.archive.max_members);
     let kept = u64::try_from(steps.max(1))
         .unwrap_or(u64::MAX)
         .saturating_add(1);
-    let jobs = u64::try_from(settings.jobs.max(1)).unwrap_or(u64::MAX);
-    let build = tree
-        .saturating_add(disk)
-        .saturating_add(artifact.saturating_mul(kept));
-    let entries = tree_entries
-        .saturating_add(disk / ENTRY_BYTES)
-        .saturating_add(artifacts.archive.max_members.saturating_mul(kept));
     place::Budget {
-        scratch: build.saturating_mul(jobs),
-        entries: entries.saturating_mul(jobs),
-        guests: settings.limits.memory.saturating_mul(jobs),
+        scratch: tree
+            .saturating_add(git)
+            .saturating_add(artifact.saturating_mul(kept)),
+        entries: tree_entries
+            .saturating_add(git_entries)
+            .saturating_add(artifacts.archive.max_members.saturating_mul(kept)),
+        guests: settings.limits.memory.saturating_mul(2),
     }
 }
 

@@ -15,7 +15,7 @@
 use rustix::fs::{Mode, OFlags};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Once;
+use std::sync::{Mutex, Once};
 
 /// The memory-backed folder scratch folders may go into.
 pub const MEMORY_FOLDER: &str = "/dev/shm";
@@ -38,7 +38,8 @@ pub enum PlaceReason {
     TmpDir,
     /// In memory: `budget` bytes fit in the `room` there was.
     Memory { budget: u64, room: u64 },
-    /// `$TMPDIR` is not set and memory could not be used, for this reason.
+    /// `$TMPDIR` is not set and memory could not be used, for this reason: the system's
+    /// temporary folder (on some systems itself a tmpfs, whose room nothing checks).
     NotMemory(String),
 }
 
@@ -53,13 +54,13 @@ impl std::fmt::Display for PlaceReason {
                 budget >> 20,
                 room >> 20
             ),
-            PlaceReason::NotMemory(why) => write!(f, "on disk: {why}"),
+            PlaceReason::NotMemory(why) => write!(f, "not in memory: {why}"),
         }
     }
 }
 
-/// What the running builds may hold at most.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What builds may hold at most.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Budget {
     /// Bytes in their scratch folders.
     pub scratch: u64,
@@ -67,6 +68,49 @@ pub struct Budget {
     pub entries: u64,
     /// Bytes of their guests' memory.
     pub guests: u64,
+}
+
+impl Budget {
+    fn plus(self, other: Budget) -> Budget {
+        Budget {
+            scratch: self.scratch.saturating_add(other.scratch),
+            entries: self.entries.saturating_add(other.entries),
+            guests: self.guests.saturating_add(other.guests),
+        }
+    }
+
+    fn minus(self, other: Budget) -> Budget {
+        Budget {
+            scratch: self.scratch.saturating_sub(other.scratch),
+            entries: self.entries.saturating_sub(other.entries),
+            guests: self.guests.saturating_sub(other.guests),
+        }
+    }
+}
+
+/// What the builds of this process whose scratch folders are in memory may still hold.
+static RESERVED: Mutex<Budget> = Mutex::new(Budget {
+    scratch: 0,
+    entries: 0,
+    guests: 0,
+});
+
+fn reserved() -> std::sync::MutexGuard<'static, Budget> {
+    RESERVED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A build's share of memory, from [`choose`]: given back when dropped, once its scratch
+/// folder is gone.
+#[derive(Debug)]
+pub struct Reservation(Budget);
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut reserved = reserved();
+        *reserved = reserved.minus(self.0);
+    }
 }
 
 /// What decides whether scratch folders may go into memory.
@@ -116,20 +160,28 @@ impl MemoryFacts {
     }
 }
 
-/// Chooses where scratch folders go: `asked`, else `$TMPDIR` when set, else memory when
-/// `budget` fits, else the system's temporary folder. The first time a process chooses
-/// memory it removes what killed processes left there ([`super::sweep_stale`]), since that
-/// holds memory until someone does.
-pub fn choose(asked: Option<&Path>, budget: Budget) -> ScratchPlace {
+/// Chooses where a build's scratch folder goes: `asked`, else `$TMPDIR` when set, else
+/// memory when `budget` fits beside what this process's other builds in memory reserved
+/// (the reservation returned holds this one's until it is dropped), else the system's
+/// temporary folder. The first time a process chooses memory it removes what killed
+/// processes left there ([`super::sweep_stale`]), since that holds memory until someone
+/// does.
+pub fn choose(asked: Option<&Path>, budget: Budget) -> (ScratchPlace, Option<Reservation>) {
     let tmpdir_set = std::env::var_os("TMPDIR").is_some_and(|v| !v.is_empty());
-    let place = decide(asked, tmpdir_set, budget, memory_facts);
-    if matches!(place.reason, PlaceReason::Memory { .. }) {
-        static SWEPT: Once = Once::new();
-        SWEPT.call_once(|| {
-            let _ = super::sweep_stale(&place.folder);
-        });
+    // Held while deciding, so that two builds cannot both take the same room.
+    let mut reserved = reserved();
+    let total = reserved.plus(budget);
+    let place = decide(asked, tmpdir_set, total, memory_facts);
+    if !matches!(place.reason, PlaceReason::Memory { .. }) {
+        return (place, None);
     }
-    place
+    *reserved = total;
+    drop(reserved);
+    static SWEPT: Once = Once::new();
+    SWEPT.call_once(|| {
+        let _ = super::sweep_stale(&place.folder);
+    });
+    (place, Some(Reservation(budget)))
 }
 
 /// Where a scratch folder goes that [`choose`] cannot bound (a build requirement built
@@ -238,7 +290,12 @@ pub fn memory_facts() -> Result<MemoryFacts, String> {
     #[allow(clippy::unnecessary_cast)]
     Ok(MemoryFacts {
         free_bytes: (fs.f_bavail as u64).saturating_mul(block),
-        free_inodes: fs.f_ffree as u64,
+        // A tmpfs mounted with `nr_inodes=0` has no inode limit (and says 0 of 0).
+        free_inodes: if fs.f_files == 0 {
+            u64::MAX
+        } else {
+            fs.f_ffree as u64
+        },
         available: machine.min(headroom),
     })
 }
@@ -260,6 +317,12 @@ fn mem_available(meminfo: &str) -> Option<u64> {
 /// (`N:memory:/path`, mounted at `memory/`: `memory.limit_in_bytes`,
 /// `memory.usage_in_bytes`).
 fn cgroup_headroom(groups: &str, root: &Path) -> Option<u64> {
+    // On a hybrid host the memory controller is v1's; the v2 line names a group without it.
+    let v1_memory = groups.lines().any(|line| {
+        line.split(':')
+            .nth(1)
+            .is_some_and(|c| c.split(',').any(|c| c == "memory"))
+    });
     let mut least = u64::MAX;
     for line in groups.lines() {
         let mut parts = line.splitn(3, ':');
@@ -267,21 +330,22 @@ fn cgroup_headroom(groups: &str, root: &Path) -> Option<u64> {
         else {
             continue;
         };
-        let (base, limit_files, usage_file): (PathBuf, &[&str], &str) = if controllers.is_empty() {
-            (
-                root.to_path_buf(),
-                &["memory.max", "memory.high"],
-                "memory.current",
-            )
-        } else if controllers.split(',').any(|c| c == "memory") {
-            (
-                root.join("memory"),
-                &["memory.limit_in_bytes"],
-                "memory.usage_in_bytes",
-            )
-        } else {
-            continue;
-        };
+        let (base, limit_files, usage_file): (PathBuf, &[&str], &str) =
+            if controllers.is_empty() && !v1_memory {
+                (
+                    root.to_path_buf(),
+                    &["memory.max", "memory.high"],
+                    "memory.current",
+                )
+            } else if controllers.split(',').any(|c| c == "memory") {
+                (
+                    root.join("memory"),
+                    &["memory.limit_in_bytes"],
+                    "memory.usage_in_bytes",
+                )
+            } else {
+                continue;
+            };
         let read = |dir: &Path, name: &str| fs::read_to_string(dir.join(name)).ok();
         let number = |text: Option<String>| text.and_then(|t| t.trim().parse::<u64>().ok());
         // From the process's own group up to the root of the hierarchy.

@@ -97,7 +97,10 @@ fn a_named_folder_or_a_set_tmpdir_wins_without_reading_memory() {
         place.reason,
         PlaceReason::NotMemory("/dev/shm is not a tmpfs".into())
     );
-    assert_eq!(place.reason.to_string(), "on disk: /dev/shm is not a tmpfs");
+    assert_eq!(
+        place.reason.to_string(),
+        "not in memory: /dev/shm is not a tmpfs"
+    );
     // A folder that cannot be made in memory falls back to disk; elsewhere it is an error.
     let error = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
     let memory_place = decide(None, false, budget(1, 0), memory(facts(GIB, GIB)));
@@ -210,4 +213,51 @@ fn this_machines_memory_folder_is_read_or_refused_with_a_reason() {
             );
         }
     }
+}
+
+/// Builds of one process share the room: a second build that would fit alone does not fit
+/// beside the first one's reservation, and fits again once that is given back.
+#[test]
+fn builds_in_memory_at_once_share_the_room() {
+    if std::env::var_os("TMPDIR").is_some_and(|v| !v.is_empty()) {
+        let (place, reservation) = choose(None, budget(1, 0));
+        assert_eq!(place.reason, PlaceReason::TmpDir);
+        assert!(reservation.is_none());
+        return;
+    }
+    let facts = memory_facts().expect("this machine's /dev/shm is a tmpfs (CI's is)");
+    let share = Budget {
+        scratch: facts.room(0) / 5 * 3,
+        entries: 1,
+        guests: 0,
+    };
+    let (first, held) = choose(None, share);
+    assert!(
+        matches!(first.reason, PlaceReason::Memory { .. }) && held.is_some(),
+        "{first:?}"
+    );
+    let (second, none) = choose(None, share);
+    assert!(
+        matches!(&second.reason, PlaceReason::NotMemory(why) if why.contains("do not fit")),
+        "{second:?}"
+    );
+    assert!(none.is_none());
+    drop(held);
+    let (third, again) = choose(None, share);
+    assert!(
+        matches!(third.reason, PlaceReason::Memory { .. }),
+        "{third:?}"
+    );
+    drop(again);
+}
+
+#[test]
+fn a_hybrid_hosts_v2_line_is_not_where_its_memory_limits_are() {
+    let root = hierarchy(&[
+        ("memory/build/memory.limit_in_bytes", "4096\n"),
+        ("memory/build/memory.usage_in_bytes", "1024\n"),
+    ]);
+    // The v2 group has no memory files (its controller is v1's): not "unreadable".
+    let groups = "5:memory:/build\n0::/user.slice/session-2.scope\n";
+    assert_eq!(cgroup_headroom(groups, root.path()), Some(3072));
 }
