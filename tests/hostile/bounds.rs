@@ -198,6 +198,35 @@ fn named(entries: &[PathBuf], wanted: impl Fn(&str) -> bool) -> Vec<&PathBuf> {
         .collect()
 }
 
+/// Runs `cmd` (a build whose backend writes a file named `mark` and then sleeps) until
+/// `mark` appears below the scene's TMPDIR; stops the build with SIGTERM (exit 143) and
+/// returns what was there at that moment, the mark's path first.
+fn entries_when_marked(scene: &Scene, cmd: &mut Command, mark: &str) -> (PathBuf, Vec<PathBuf>) {
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let give_up = Instant::now() + Duration::from_secs(900);
+    let found = loop {
+        let entries = entries_below(&scene.tmp());
+        if let Some(found) = named(&entries, |n| n == mark).first() {
+            break ((*found).clone(), entries.clone());
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+            panic!("the build ended before it wrote {mark}: {status}\n{stderr}");
+        }
+        assert!(Instant::now() < give_up, "{mark} never appeared");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // SAFETY: signals the child we started (still running: not yet waited for).
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    assert_eq!(child.wait().unwrap().code(), Some(143));
+    found
+}
+
 /// What a build holds in its scratch folder at once, which bounds a scratch folder in
 /// memory (docs/security.md, Limits): a hook run's folders go before the step's next run
 /// writes, and a step's tree before the next step's. From a project folder (an sdist, then
@@ -222,33 +251,11 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 "#;
     let scene = Scene::with_backend(hostile);
     ensure_runtime();
-    let mut child = scene
-        .cmd()
-        .arg(scene.project())
+    let mut cmd = scene.cmd();
+    cmd.arg(scene.project())
         .args(["--offline", "--find-links"])
-        .arg(wheels.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let give_up = Instant::now() + Duration::from_secs(900);
-    let entries = loop {
-        let entries = entries_below(&scene.tmp());
-        if !named(&entries, |n| n == "second-run-mark").is_empty() {
-            break entries;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut stderr = String::new();
-            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-            panic!("the build ended before its second run: {status}\n{stderr}");
-        }
-        assert!(Instant::now() < give_up, "the second run never started");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    // SAFETY: signals the child we started (still running: not yet waited for).
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(143));
+        .arg(wheels.path());
+    let (_, entries) = entries_when_marked(&scene, &mut cmd, "second-run-mark");
 
     assert!(
         named(&entries, |n| n == "first-run-mark").is_empty(),
@@ -311,32 +318,11 @@ if os.path.isdir("/src") and not os.listdir("/src"):
         .unwrap();
     });
     ensure_runtime();
-    let mut child = scene
-        .cmd()
-        .arg(scene.project())
+    let mut cmd = scene.cmd();
+    cmd.arg(scene.project())
         .args(["--wheel", "--offline", "--find-links"])
-        .arg(wheels.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let give_up = Instant::now() + Duration::from_secs(900);
-    let (mark, entries) = loop {
-        let entries = entries_below(&scene.tmp());
-        if let Some(mark) = named(&entries, |n| n == "prepare-mark").first() {
-            break ((*mark).clone(), entries);
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            let mut stderr = String::new();
-            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-            panic!("the build ended before its prepare run: {status}\n{stderr}");
-        }
-        assert!(Instant::now() < give_up, "the prepare run never started");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    // SAFETY: signals the child we started (still running: not yet waited for).
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
-    assert_eq!(child.wait().unwrap().code(), Some(143));
+        .arg(wheels.path());
+    let (mark, entries) = entries_when_marked(&scene, &mut cmd, "prepare-mark");
 
     // The build's scratch folder holds the project's copy; the mark is in another one.
     let tree = named(&entries, |n| n.starts_with("src-"));
