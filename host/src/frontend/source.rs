@@ -78,22 +78,21 @@ impl Scratch {
             folder: place::off_memory(asked),
             reason: PlaceReason::NotMemory(why.to_string()),
         };
-        let (place, reservation) = if asked.is_none() && super::sdist_requirements::inside_a_build()
+        let (mut place, mut reservation) =
+            if asked.is_none() && super::sdist_requirements::inside_a_build() {
+                (not_memory("a build requirement built inside a build"), None)
+            } else if asked.is_none() && matches!(settings.isolation, Isolation::Thread) {
+                (not_memory("guests run on threads of this process"), None)
+            } else {
+                place::choose(asked, scratch_budget(settings, steps, kind))
+            };
+        let mut dir = HeldDir::new_in(&place.folder, TempKind::Scratch);
+        if let Err(error) = &dir
+            && let Some(disk) = place::after_failure(&place, error)
         {
-            (not_memory("a build requirement built inside a build"), None)
-        } else if asked.is_none() && matches!(settings.isolation, Isolation::Thread) {
-            (not_memory("guests run on threads of this process"), None)
-        } else {
-            place::choose(asked, scratch_budget(settings, steps, kind))
-        };
-        let made = HeldDir::new_in(&place.folder, TempKind::Scratch);
-        let (dir, place, reservation) = match made {
-            Err(error) => match place::after_failure(&place, &error) {
-                Some(disk) => (HeldDir::new_in(&disk.folder, TempKind::Scratch), disk, None),
-                None => (Err(error), place, reservation),
-            },
-            made => (made, place, reservation),
-        };
+            (place, reservation) = (disk, None);
+            dir = HeldDir::new_in(&place.folder, TempKind::Scratch);
+        }
         let dir = dir.with_context(|| {
             format!("creating the scratch folder in {}", place.folder.display())
         })?;

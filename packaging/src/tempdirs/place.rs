@@ -12,7 +12,7 @@
 //! control group leaves less); otherwise into `$TMPDIR`, as before. A folder the user
 //! names (`--scratch-dir`) or a `$TMPDIR` the user set is used as it is.
 
-use rustix::fs::{Mode, OFlags};
+use rustix::fs::Mode;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, Once};
@@ -236,8 +236,7 @@ pub fn memory_folder() -> Option<PathBuf> {
 }
 
 fn memory_folder_facts() -> Result<rustix::fs::StatFs, String> {
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let dir = rustix::fs::open(MEMORY_FOLDER, flags, Mode::empty())
+    let dir = rustix::fs::open(MEMORY_FOLDER, super::DIR_FLAGS, Mode::empty())
         .map_err(|e| format!("{MEMORY_FOLDER} cannot be opened as a folder ({e})"))?;
     let stat = rustix::fs::fstat(&dir).map_err(|e| format!("{MEMORY_FOLDER}: {e}"))?;
     if stat.st_uid != 0 || stat.st_mode & 0o7777 != 0o1777 {
