@@ -10,6 +10,7 @@
 //! <root>/envs-v1/<key>/               unpacked build environments with bytecode
 //! <root>/sdist-wheels-v1/<sha256>/     wheels of build requirements built from the sdist
 //!                                     with that sha256, each with a tagged record
+//! <root>/bytecode-v1/<xx>/<key>       bytecode of one in-tree backend module, tagged
 //! ```
 //!
 //! Every entry is written under a temporary name in the same folder and renamed into place,
@@ -139,11 +140,13 @@ pub enum Bucket {
     Prepared,
     /// Pure wheels of build requirements built from their sdist, by the sdist's sha256.
     SdistWheels,
+    /// Bytecode of in-tree backends (see the host's `backend_bytecode` module).
+    Bytecode,
 }
 
 impl Bucket {
     /// All buckets, for `cache clean`.
-    pub const ALL: [Bucket; 7] = [
+    pub const ALL: [Bucket; 8] = [
         Bucket::Runtimes,
         Bucket::Compiled,
         Bucket::Index,
@@ -151,6 +154,7 @@ impl Bucket {
         Bucket::Envs,
         Bucket::Prepared,
         Bucket::SdistWheels,
+        Bucket::Bytecode,
     ];
 
     /// The bucket's folder name under the cache root.
@@ -163,6 +167,7 @@ impl Bucket {
             Bucket::Envs => "envs-v1",
             Bucket::Prepared => "prepared-v1",
             Bucket::SdistWheels => "sdist-wheels-v1",
+            Bucket::Bytecode => "bytecode-v1",
         }
     }
 }
@@ -226,6 +231,43 @@ pub fn read_tagged(path: &Path, key: &SealKey, label: &str) -> Option<String> {
         .ok()?;
     let (value, tag) = text.strip_suffix('\n')?.split_once('\n')?;
     key.verify(label, value, tag).then(|| value.to_string())
+}
+
+/// Writes `payload` after a header that stands for it (its sha256, and that value's tag
+/// under `key` for `label`), atomically: a record and its content in one file.
+pub fn write_tagged_bytes(dest: &Path, key: &SealKey, label: &str, payload: &[u8]) -> Result<()> {
+    let sha256 = sha256_bytes(payload);
+    let mut bytes = format!("{sha256}\n{}\n", key.tag(label, &sha256)).into_bytes();
+    bytes.extend_from_slice(payload);
+    write_atomic(dest, &bytes)
+}
+
+/// The payload of a file [`write_tagged_bytes`] wrote with this key and label; `None` when
+/// it is missing, longer than `max` bytes, malformed, or its header does not verify or does
+/// not match the payload.
+pub fn read_tagged_bytes(path: &Path, key: &SealKey, label: &str, max: u64) -> Option<Vec<u8>> {
+    const HEADER: u64 = 512;
+    let mut bytes = Vec::new();
+    File::open(path)
+        .ok()?
+        .take(max + HEADER)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    let newline = |from: usize| {
+        bytes[from..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map(|at| from + at)
+    };
+    let first = newline(0)?;
+    let second = newline(first + 1)?;
+    let sha256 = std::str::from_utf8(&bytes[..first]).ok()?;
+    let tag = std::str::from_utf8(&bytes[first + 1..second]).ok()?;
+    let payload = &bytes[second + 1..];
+    let intact = payload.len() as u64 <= max
+        && key.verify(label, sha256, tag)
+        && sha256_bytes(payload) == sha256;
+    intact.then(|| payload.to_vec())
 }
 
 /// A temporary folder next to `dest` that [`publish_dir`] later renames into place.
@@ -359,6 +401,32 @@ mod tests {
         publish_dir(b, &dest).unwrap();
         assert_eq!(fs::read_to_string(dest.join("marker")).unwrap(), "a");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn tagged_bytes_are_read_back_only_whole_and_with_the_writers_key_and_label() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SealKey::ephemeral().unwrap();
+        let entry = dir.path().join("entry");
+        let payload = b"\x00binary\npayload\n";
+        write_tagged_bytes(&entry, &key, "label", payload).unwrap();
+        assert_eq!(
+            read_tagged_bytes(&entry, &key, "label", 64).unwrap(),
+            payload
+        );
+        assert_eq!(read_tagged_bytes(&entry, &key, "other label", 64), None);
+        assert_eq!(read_tagged_bytes(&entry, &key, "label", 4), None);
+        let other = SealKey::ephemeral().unwrap();
+        assert_eq!(read_tagged_bytes(&entry, &other, "label", 64), None);
+        // The header stays, the payload changes: not the content the tag stands for.
+        let mut bytes = fs::read(&entry).unwrap();
+        *bytes.last_mut().unwrap() = b'!';
+        fs::write(&entry, &bytes).unwrap();
+        assert_eq!(read_tagged_bytes(&entry, &key, "label", 64), None);
+        // Someone without the key writes a header of their own.
+        let forged = format!("{}\n{}\nevil", sha256_bytes(b"evil"), "0".repeat(64));
+        fs::write(&entry, forged).unwrap();
+        assert_eq!(read_tagged_bytes(&entry, &key, "label", 64), None);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod archive;
+pub mod backend_sources;
 pub mod cache;
 mod civil;
 pub mod constraints;

@@ -30,8 +30,8 @@ pub use sdist::{
     ExtractedSdist, NamedBy, ReadSdist, extract_sdist, extract_sdist_file, read_sdist_file,
 };
 pub use stage::{
-    GitDir, LinkSkip, StageError, StageWarning, StagedTree, VCS_DIRS, stage_git_dir,
-    stage_source_tree,
+    GitDir, LinkSkip, MAX_STAGE_DEPTH, StageError, StageWarning, StagedTree, VCS_DIRS,
+    stage_git_dir, stage_source_tree,
 };
 pub use tree::{NodeKind, PlacementRule};
 
