@@ -140,6 +140,7 @@ def main():
         import site
 
         site.addsitedir(request["env_dir"])
+        use_bytecode(guest, request.get("bytecode"), request.get("backend_path") or [])
         try:
             backend = load_backend(request["backend"], request.get("backend_path") or [])
         except HookFailure as failure:
@@ -455,6 +456,10 @@ def write_output(payload):
         payload["processes"] = guest.processes
         payload["warnings"] = getattr(guest, "warnings", [])
         payload["git"] = getattr(guest, "git_commands", [])
+        payload["bytecode"] = {
+            "used": getattr(guest, "bytecode_used", 0),
+            "compiled": getattr(guest, "bytecode_compiled", []),
+        }
     # Strings from the backend may hold lone surrogates, which JSON parsers refuse.
     data = json.dumps(payload, ensure_ascii=False).encode("utf-8", "replace")
     path = os.path.join(IO_DIR, "output.json")
@@ -470,6 +475,87 @@ def failure_result(hook, failure):
         "message": failure.message,
         "traceback": failure.traceback,
     }
+
+
+# At most this many paths of in-tree modules compiled from source are reported.
+MAX_COMPILED_REPORTED = 2000
+
+
+def use_bytecode(guest, folder, roots):
+    """Imports the in-tree backend's modules (below `roots`, the backend-path folders) from
+    the bytecode the host compiled earlier, in `folder`, where there is some: the file
+    named by sha256(path + NUL + bytes) of the source about to be imported, so that only
+    the bytecode of exactly this file at this path is ever taken. Anything else is compiled
+    from source as before, and its path reported for the host to compile for later runs.
+    Bytecode never changes what a module is: the host made it with `compile()` of the same
+    bytes at the same path, as the import system would."""
+    guest.bytecode_used, guest.bytecode_compiled = 0, []
+    if not folder or not roots or sys.flags.optimize:
+        return
+    import hashlib
+    import marshal
+    from importlib.machinery import (
+        BYTECODE_SUFFIXES,
+        EXTENSION_SUFFIXES,
+        SOURCE_SUFFIXES,
+        ExtensionFileLoader,
+        FileFinder,
+        SourceFileLoader,
+        SourcelessFileLoader,
+    )
+    from importlib.util import MAGIC_NUMBER
+
+    class BytecodeLoader(SourceFileLoader):
+        def get_code(self, fullname):
+            path = self.get_filename(fullname)
+            try:
+                source = self.get_data(path)
+            except OSError:
+                return super().get_code(fullname)
+            key = hashlib.sha256(os.fsencode(path) + b"\0" + source).hexdigest()
+            try:
+                with open(os.path.join(folder, key), "rb") as f:
+                    data = f.read()
+            except OSError:
+                data = b""
+            if data[:4] == MAGIC_NUMBER:
+                try:
+                    code = marshal.loads(memoryview(data)[4:])
+                except (EOFError, ValueError, TypeError):
+                    pass
+                else:
+                    guest.bytecode_used += 1
+                    return code
+            if len(guest.bytecode_compiled) < MAX_COMPILED_REPORTED:
+                guest.bytecode_compiled.append(path)
+            return super().get_code(fullname)
+
+    # Named as the loader it stands in for: what a backend looking at `__loader__` sees
+    # without bytecode.
+    BytecodeLoader.__name__ = BytecodeLoader.__qualname__ = SourceFileLoader.__name__
+    BytecodeLoader.__module__ = SourceFileLoader.__module__
+    roots = [root.rstrip("/") for root in roots if root.rstrip("/")]
+
+    def below_roots(path):
+        return isinstance(path, str) and any(
+            path == root or path.startswith(root + "/") for root in roots
+        )
+
+    loaders = [
+        (ExtensionFileLoader, EXTENSION_SUFFIXES),
+        (BytecodeLoader, SOURCE_SUFFIXES),
+        (SourcelessFileLoader, BYTECODE_SUFFIXES),
+    ]
+
+    def in_tree_finder(path):
+        # Folders only: a zip file below backend-path is zipimport's, as without bytecode.
+        if below_roots(path) and os.path.isdir(path):
+            return FileFinder(path, *loaders)
+        raise ImportError("not a folder below backend-path")
+
+    sys.path_hooks.insert(0, in_tree_finder)
+    for path in [p for p in sys.path_importer_cache if below_roots(p)]:
+        del sys.path_importer_cache[path]
 
 
 def load_backend(spec, backend_path):

@@ -108,6 +108,77 @@ fn in_tree_backend_from_backend_path() {
     );
 }
 
+/// An in-tree backend's modules are compiled from source in the first two steps that
+/// import them (the second compiles them for later builds); the next build of the same
+/// sources imports them from bytecode and makes the same wheel, byte for byte.
+#[test]
+fn an_in_tree_backend_is_imported_from_the_bytecode_of_the_build_before() {
+    let project = fixture("intree");
+    // Sources no other test builds, so that the shared cache has nothing for them yet.
+    let backend = project.path().join("_build/backend.py");
+    let mut text = fs::read_to_string(&backend).unwrap();
+    text.push_str(&format!("\n# {:?}\n", std::time::SystemTime::now()));
+    fs::write(&backend, text).unwrap();
+    let build = || {
+        let outdir = tempfile::tempdir().unwrap();
+        let output = run(wasm_build()
+            .arg(project.path())
+            .args(["--sdist", "--wheel", "-vv", "-o"])
+            .arg(outdir.path())
+            .env("SOURCE_DATE_EPOCH", "1700000000"));
+        assert!(output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        let steps: Vec<[u64; 5]> = stderr
+            .split("Building ")
+            .filter_map(bytecode_counts)
+            .collect();
+        let wheel = fs::read(outdir.path().join("intree_demo-0.7.0-py3-none-any.whl")).unwrap();
+        (steps, wheel)
+    };
+    let (first, wheel) = build();
+    // [cached, sources, imported, compiled, seen for the first time]. The sdist step sees
+    // the backend for the first time; the wheel step, from the sdist's tree at the same
+    // guest path, sees it again and compiles it.
+    assert_eq!(first, [[0, 1, 0, 0, 1], [0, 1, 0, 1, 0]]);
+    let (again, same_wheel) = build();
+    assert_eq!(again, [[1, 1, 1, 0, 0], [1, 1, 1, 0, 0]]);
+    assert_eq!(same_wheel, wheel);
+}
+
+/// A module whose compile warns is never served from bytecode: each build compiles it from
+/// source and shows its `SyntaxWarning`, as a build without bytecode does.
+#[test]
+fn an_in_tree_module_that_warns_when_compiled_warns_in_every_build() {
+    let project = fixture("intree");
+    let backend = project.path().join("_build/backend.py");
+    // Sources no other test (nor an earlier run of this one) builds: the shared cache has
+    // nothing for them yet.
+    let unique = format!("# {:?}\n", std::time::SystemTime::now());
+    let mut text = fs::read_to_string(&backend).unwrap();
+    text.push_str(&format!("\nimport warns  {unique}"));
+    fs::write(&backend, text).unwrap();
+    fs::write(
+        project.path().join("_build/warns.py"),
+        format!("PATTERN = \"\\d+\"\n{unique}"),
+    )
+    .unwrap();
+    let build = || {
+        let outdir = tempfile::tempdir().unwrap();
+        let output = run(wasm_build()
+            .arg(project.path())
+            .args(["--wheel", "-vv", "-o"])
+            .arg(outdir.path()));
+        assert!(output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(stderr.contains("invalid escape sequence"), "{stderr}");
+        bytecode_counts(&stderr).unwrap()
+    };
+    assert_eq!(build(), [0, 2, 0, 0, 2]);
+    assert_eq!(build(), [0, 2, 0, 1, 0]);
+    // The backend comes from bytecode, the module that warns from its source.
+    assert_eq!(build(), [1, 2, 1, 0, 0]);
+}
+
 #[test]
 fn setuptools_build_leaves_the_source_tree_unchanged() {
     // setuptools writes build/ and *.egg-info into the folder it builds in.

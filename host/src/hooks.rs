@@ -4,10 +4,11 @@
 //! several hooks can share it so the backend is imported once. Everything read back from
 //! the guest is untrusted and checked against the calls that were asked for.
 
+use crate::backend_bytecode::{self, StepBytecode};
 use crate::prepared::{PreparedBackends, Wanted};
 use crate::protocol::{
-    Action, BackendWarning, CallOutcome, CallsResponse, GIT_LIB, GitCommand, GitRequest, Hook,
-    HookCall, ProcessAttempt, Request, RunDirs, git_dir, guest_join, guest_paths,
+    Action, BackendWarning, BytecodeReport, CallOutcome, CallsResponse, GIT_LIB, GitCommand,
+    GitRequest, Hook, HookCall, ProcessAttempt, Request, RunDirs, git_dir, guest_join, guest_paths,
 };
 use crate::reporter::{Event, HookRun, PreparedUse, Reporter, Warning};
 use crate::sandbox::{
@@ -17,6 +18,7 @@ use anyhow::Result;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use wasm_build_packaging::backend_sources;
 use wasm_build_packaging::target::GuestMarkers;
 
 mod error;
@@ -42,6 +44,8 @@ pub(crate) struct HookContext<'a> {
     pub git: Option<(&'a Path, &'a Path)>,
     /// Files of the source tree that had an executable bit on the host (relative paths).
     pub executables: &'a [String],
+    /// The in-tree backend's bytecode for this step (see [`crate::backend_bytecode`]).
+    pub bytecode: Option<&'a StepBytecode>,
     /// `-C` settings as a JSON object.
     pub config_settings: &'a Value,
     /// The guest's marker environment (what the build environment is resolved for).
@@ -80,6 +84,8 @@ pub(crate) struct HookResults {
     pub warnings: Vec<BackendWarning>,
     /// The `git` commands the emulation answered, in order.
     pub git: Vec<GitCommand>,
+    /// What the in-tree backend's import did with its bytecode (guest-reported).
+    pub bytecode: BytecodeReport,
     run: RunDirs,
 }
 
@@ -183,13 +189,16 @@ fn run_calls(
             lib: GIT_LIB,
             repo: git_dir(ctx.source_guest),
         }),
+        bytecode: ctx.bytecode.map(|_| backend_bytecode::GUEST_DIR),
         action: Action::calls(calls, ctx.config_settings, ctx.markers),
     })
     .map_err(setup)?;
+    let mut mounts = run.mounts(ctx.source, ctx.source_guest, ctx.site_packages, ctx.git);
+    mounts.extend(ctx.bytecode.map(StepBytecode::mount));
     let guest = GuestRun {
         args: RunDirs::args(),
         env: ctx.env.to_vec(),
-        mounts: run.mounts(ctx.source, ctx.source_guest, ctx.site_packages, ctx.git),
+        mounts,
         limits: ctx.limits.clone(),
         log: ctx.log.clone(),
         determinism,
@@ -352,6 +361,8 @@ fn interpret(
     let mut values = Vec::new();
     let processes = response.processes;
     let git = response.git;
+    let mut bytecode = response.bytecode;
+    bytecode.compiled.truncate(backend_sources::MAX_SOURCES);
     let git_refused = git
         .iter()
         .find(|c| c.refused.is_some())
@@ -454,6 +465,7 @@ fn interpret(
         processes,
         warnings,
         git,
+        bytecode,
         run,
     })
 }

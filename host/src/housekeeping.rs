@@ -21,7 +21,8 @@ pub fn clean(cache: &Cache) -> Result<u64> {
     Ok(freed)
 }
 
-/// Removes build environments unused for `max_age` (with their prepared backends), compiled
+/// Removes build environments and in-tree backends' bytecode unused for `max_age` (with
+/// the environments' prepared backends), compiled
 /// modules and runtimes that no runtime of this binary's catalog uses, and leftovers of
 /// interrupted writes. Returns the bytes freed.
 pub fn prune(cache: &Cache, max_age: Duration) -> Result<u64> {
@@ -34,6 +35,7 @@ pub fn prune(cache: &Cache, max_age: Duration) -> Result<u64> {
         }
     }
     freed += env::prune(cache, max_age)?;
+    freed += crate::backend_bytecode::prune(cache, max_age)?;
     freed += prepared::prune(cache)?;
     freed += runtime::prune(cache)?;
     freed += sandbox::prune_compiled(cache)?;

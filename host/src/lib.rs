@@ -23,6 +23,7 @@
 
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+mod backend_bytecode;
 mod cache_files;
 mod env;
 pub mod frontend;

@@ -228,6 +228,7 @@ fn prepare(wanted: &Wanted<'_>, image: &Path) -> Result<Outcome> {
         executables: &[],
         seed: None,
         git: None,
+        bytecode: None,
         action: Action::prepare(wanted.sandbox.descriptors(&run)),
     })?;
     let exit = match wanted.sandbox.prepare(&run, image) {

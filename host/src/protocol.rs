@@ -152,6 +152,9 @@ pub(crate) struct Request<'a> {
     /// A git repository mounted for the emulation; absent when there is none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub git: Option<GitRequest>,
+    /// Where the in-tree backend's bytecode is mounted; absent when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytecode: Option<&'a str>,
     #[serde(flatten)]
     pub action: Action<'a>,
 }
@@ -230,6 +233,21 @@ pub(crate) struct CallsResponse {
     /// The `git` commands the emulation answered (the runner keeps 64).
     #[serde(default)]
     pub git: Vec<GitCommand>,
+    /// What the in-tree backend's import did with the bytecode offered.
+    #[serde(default)]
+    pub bytecode: BytecodeReport,
+}
+
+/// The runner's account of an in-tree backend's bytecode (guest-written: it only chooses
+/// among the files the host listed which to compile next, and what `-vv` shows).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct BytecodeReport {
+    /// Modules imported from the bytecode offered.
+    #[serde(default)]
+    pub used: u64,
+    /// Paths of modules below backend-path compiled from source (the runner keeps 2,000).
+    #[serde(default)]
+    pub compiled: Vec<String>,
 }
 
 /// A Python warning the backend showed (`warnings.warn` let through its filters), as the

@@ -104,6 +104,30 @@ pub enum Event<'a> {
     Artifact(&'a ArtifactFacts),
     /// The wheel's core metadata, for a metadata request.
     Metadata(&'a MetadataAnswer),
+    /// What a step of an in-tree backend (`backend-path`) did with bytecode: `Err(why)`
+    /// when it had none to offer.
+    BackendBytecode(Result<&'a BackendBytecode, &'a str>),
+}
+
+/// An in-tree backend's bytecode in one step: what the cache had, what the hook runs took
+/// from it, and what was compiled after the step for later builds (a file is compiled the
+/// second time a build imports it from source).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendBytecode {
+    /// `.py` files below `backend-path`.
+    pub sources: usize,
+    /// Of these, with bytecode in the cache when the step started.
+    pub cached: usize,
+    /// Modules the step's runs imported from it (as the runner counted them).
+    pub imported: u64,
+    /// Files compiled after the step, for later builds (an earlier build named them too).
+    pub compiled: usize,
+    /// What compiling them took.
+    pub compile_time: Duration,
+    /// Files named for the first time: compiled if a later build names them again.
+    pub first_seen: usize,
+    /// Why compiling failed, when it did (what it finished is kept).
+    pub compile_failure: Option<String>,
 }
 
 /// What a build knows of its source before it runs anything.

@@ -272,3 +272,18 @@ pub fn listing(dir: &Path) -> Vec<String> {
     names.sort();
     names
 }
+
+/// What `-vv` said of an in-tree backend's bytecode in the step ("In-tree backend bytecode:
+/// C of N files cached, I modules imported from it, K compiled for later builds in T s, S
+/// seen for the first time"), as `[C, N, I, K, S]`; `None` when stderr has no such line.
+pub fn bytecode_counts(stderr: &str) -> Option<[u64; 5]> {
+    let line = stderr.lines().find_map(|line| {
+        line.split_once("In-tree backend bytecode: ")
+            .map(|(_, rest)| rest)
+    })?;
+    let numbers: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit() && c != '.')
+        .filter_map(|word| word.parse().ok())
+        .collect();
+    numbers.get(..5)?.try_into().ok()
+}

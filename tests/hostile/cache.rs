@@ -256,3 +256,108 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
         "the environment was made again from the wheel"
     );
 }
+
+/// A project whose in-tree backend reports `VALUE` of its own module `_build/{module}.py`
+/// (which holds `VALUE = 'pristine'`); with `-C rewrite=1` the backend first rewrites that
+/// module to say `rewritten`.
+fn bytecode_scene(module: &str) -> Scene {
+    Scene::build(|scene| {
+        let hostile = format!(
+            r#"
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    import os
+    if (config_settings or {{}}).get("rewrite"):
+        here = os.path.dirname(os.path.abspath(__file__))
+        write(os.path.join(here, "{module}.py"), b"VALUE = 'rewritten'\n")
+    import {module}
+    return finish_wheel(wheel_directory, {{"helper": {module}.VALUE}})
+"#
+        );
+        write_project(&scene.project(), &hostile, &[]);
+        fs::write(
+            scene.project().join(format!("_build/{module}.py")),
+            "VALUE = 'pristine'\n",
+        )
+        .unwrap();
+    })
+}
+
+/// Builds [`bytecode_scene`] with `args` and `-vv` in `cache`: what the backend reported,
+/// and the step's bytecode counts (`[cached, sources, imported, compiled, first seen]`).
+fn bytecode_build(module: &str, cache: &Path, args: &[&str]) -> (String, [u64; 5]) {
+    let scene = bytecode_scene(module);
+    let mut cmd = scene.wheel_cmd(&[&["-vv"], args].concat());
+    let (report, stderr) = scene.report_and_stderr(with_cache(&mut cmd, cache));
+    let counts = bytecode_counts(&stderr).expect("-vv reports the in-tree bytecode");
+    (report["helper"].clone(), counts)
+}
+
+/// Builds [`bytecode_scene`] until the cache holds the bytecode of its backend and helper:
+/// the first build sees them, the second compiles them, the third imports them.
+fn cache_bytecode(module: &str, cache: &Path) {
+    let expected = [[0, 2, 0, 0, 2], [0, 2, 0, 2, 0], [2, 2, 2, 0, 0]];
+    for counts in expected {
+        assert_eq!(
+            bytecode_build(module, cache, &[]),
+            ("pristine".into(), counts)
+        );
+    }
+}
+
+/// In-tree backends' bytecode (`bytecode-v1/`): the attacker changes what a cached module
+/// does (the same bytecode with another constant: the helper now says `tampered`), with a
+/// header whose sha256 matches the new payload and a tag guessed without the seal key. The
+/// guest never gets it: the helper is imported from its source, and the build reports what
+/// the source says.
+#[test]
+fn in_tree_bytecode_changed_in_the_cache_is_not_used() {
+    use wasm_build_packaging::cache::{Bucket, sha256_bytes};
+    ensure_runtime();
+    let cache = tempfile::tempdir().unwrap();
+    copy_buckets(cache.path(), &[Bucket::Runtimes, Bucket::Compiled]);
+    cache_bytecode("tampered_helper", cache.path());
+
+    let bucket = cache.path().join(Bucket::Bytecode.dir_name());
+    let mut forged = 0;
+    for shard in listing(&bucket) {
+        for name in listing(&bucket.join(&shard)) {
+            let entry = bucket.join(&shard).join(name);
+            let bytes = fs::read(&entry).unwrap();
+            let mut lines = bytes.splitn(3, |&b| b == b'\n');
+            let (_, _, payload) = (lines.next(), lines.next(), lines.next().unwrap());
+            let mut payload = payload.to_vec();
+            let Some(at) = payload.windows(8).position(|w| w == b"pristine") else {
+                continue;
+            };
+            payload[at..at + 8].copy_from_slice(b"tampered");
+            let sha256 = sha256_bytes(&payload);
+            let guess = sha256_bytes(sha256.as_bytes());
+            let mut forged_bytes = format!("{sha256}\n{guess}\n").into_bytes();
+            forged_bytes.extend_from_slice(&payload);
+            fs::write(&entry, forged_bytes).unwrap();
+            forged += 1;
+        }
+    }
+    assert_eq!(forged, 1, "the helper's cached bytecode holds its constant");
+    // Only the backend, which the attacker left alone, comes from bytecode.
+    assert_eq!(
+        bytecode_build("tampered_helper", cache.path(), &[]),
+        ("pristine".into(), [1, 2, 1, 0, 1])
+    );
+}
+
+/// Bytecode is taken only for the bytes it was compiled from: a backend that rewrites one
+/// of its own modules before importing it gets its new code, not the bytecode an earlier
+/// build cached for that path (as the import system would find a stale `.pyc` by its path).
+#[test]
+fn in_tree_bytecode_is_not_used_for_a_module_the_backend_changed() {
+    use wasm_build_packaging::cache::Bucket;
+    ensure_runtime();
+    let cache = tempfile::tempdir().unwrap();
+    copy_buckets(cache.path(), &[Bucket::Runtimes, Bucket::Compiled]);
+    cache_bytecode("changed_helper", cache.path());
+    let (helper, [_, _, imported, _, _]) =
+        bytecode_build("changed_helper", cache.path(), &["-C", "rewrite=1"]);
+    assert_eq!(helper, "rewritten");
+    assert_eq!(imported, 1, "only the backend itself came from bytecode");
+}

@@ -87,11 +87,12 @@ pub enum CacheAction {
     Dir,
     /// Remove everything in the cache.
     Clean,
-    /// Remove what current builds no longer use: old build environments, stale compiled
-    /// modules and runtimes, leftovers of interrupted writes, and the scratch folders in
-    /// $TMPDIR and /dev/shm of wasm-build processes that were killed.
+    /// Remove what current builds no longer use: old build environments and in-tree
+    /// backends' bytecode, stale compiled modules and runtimes, leftovers of interrupted
+    /// writes, and the scratch folders in $TMPDIR and /dev/shm of wasm-build processes that
+    /// were killed.
     Prune {
-        /// Remove build environments not used for this many days.
+        /// Remove build environments and bytecode not used for this many days.
         #[arg(long, default_value_t = 30)]
         max_age_days: u64,
     },

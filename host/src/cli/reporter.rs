@@ -165,6 +165,28 @@ impl Reporter for TerminalReporter {
                     ));
                 }
             }
+            Event::BackendBytecode(bytecode) if self.verbosity >= Verbosity::Debug => {
+                self.say(&match bytecode {
+                    Ok(b) => {
+                        format!(
+                            "In-tree backend bytecode: {} of {} files cached, {} modules imported \
+                         from it, {} compiled for later builds in {:.2} s, {} seen for the \
+                         first time",
+                            b.cached,
+                            b.sources,
+                            b.imported,
+                            b.compiled,
+                            b.compile_time.as_secs_f64(),
+                            b.first_seen
+                        ) + &b
+                            .compile_failure
+                            .as_ref()
+                            .map(|why| format!(" (compiling failed: {why})"))
+                            .unwrap_or_default()
+                    }
+                    Err(why) => format!("In-tree backend bytecode: none ({why})"),
+                });
+            }
             Event::BuildStarted {
                 dist,
                 project,

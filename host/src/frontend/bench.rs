@@ -92,7 +92,7 @@ impl GuestBench {
         let calls = HookCall::build_step(get_requires, build, &build_system.requires);
         let context = self
             .frontend
-            .hook_context(&project, &self.env, None, scratch.path());
+            .hook_context(&project, &self.env, None, scratch.path(), None);
         let started = Instant::now();
         let results = hooks::call_hooks(&context, &calls).map_err(|e| {
             anyhow!(

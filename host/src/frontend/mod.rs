@@ -38,11 +38,12 @@ pub use self::sdist_requirements::SdistRequirementError;
 use self::artifact::Artifact;
 use self::plan::{Origin, SourceKind};
 use self::source::{Project, Scratch};
+use crate::backend_bytecode::StepBytecode;
 use crate::env::BuildEnv;
 use crate::hooks::{self, HookContext};
 use crate::prepared::PreparedBackends;
 use crate::protocol::{Hook, HookCall};
-use crate::reporter::{Event, Reporter, ResolvedRequirement, Step, Warning};
+use crate::reporter::{BackendBytecode, Event, Reporter, ResolvedRequirement, Step, Warning};
 use crate::runtime::{self, Runtime, RuntimeChoice};
 use crate::sandbox::{self, Isolation, Limits, LogSink, Sandbox};
 use anyhow::{Context, Result, anyhow};
@@ -377,9 +378,16 @@ impl Frontend {
         let calls = HookCall::build_step(get_requires, build, &bs.requires);
         let name = project.sdist.as_ref().map(|s| s.name.to_string());
         let native = |e| native::classify_hook(e, name.as_deref());
-        let mut results =
-            hooks::call_hooks(&self.hook_context(project, &env, git, scratch), &calls)
-                .map_err(native)?;
+        let bytecode = self.backend_bytecode(project, scratch);
+        let mut results = hooks::call_hooks(
+            &self.hook_context(project, &env, git, scratch, bytecode.as_ref()),
+            &calls,
+        )
+        .map_err(native)?;
+        let mut imported = results.bytecode.used;
+        let mut compiled: HashSet<String> = std::mem::take(&mut results.bytecode.compiled)
+            .into_iter()
+            .collect();
         if results.stopped_for_requirements {
             let extra = results
                 .value(get_requires)
@@ -412,11 +420,13 @@ impl Frontend {
             drop(results);
             let env = self.environment(&requirements, &project.label)?;
             results = hooks::call_hooks(
-                &self.hook_context(project, &env, git, scratch),
+                &self.hook_context(project, &env, git, scratch, bytecode.as_ref()),
                 &[HookCall::run(build)],
             )
             .map_err(native)?;
             results.warnings.splice(0..0, earlier);
+            imported = imported.saturating_add(results.bytecode.used);
+            compiled.extend(std::mem::take(&mut results.bytecode.compiled));
         }
         self.check_git(project, &results)?;
         let returned = results
@@ -451,7 +461,74 @@ impl Frontend {
         self.reporter.report(&Event::ArtifactBuilt {
             name: artifact.name(),
         });
+        // The run's folders go before the compile run writes its own.
+        drop(results);
+        if let Some(bytecode) = &bytecode {
+            self.compile_backend_bytecode(project, bytecode, imported, &compiled);
+        }
         Ok(artifact)
+    }
+
+    /// The in-tree backend's bytecode for `project`'s step, in a folder made in `scratch`;
+    /// `None` for a backend from the environment, and when there is none (reported).
+    fn backend_bytecode(&self, project: &Project, scratch: &Path) -> Option<StepBytecode> {
+        let backend_path = &project.build_system.backend_path;
+        if backend_path.is_empty() {
+            return None;
+        }
+        let gathered = StepBytecode::gather(
+            &self.cache,
+            &self.runtime,
+            &project.root,
+            &project.guest_root,
+            backend_path,
+            scratch,
+        );
+        if let Err(why) = &gathered {
+            self.reporter
+                .report(&Event::BackendBytecode(Err(why.as_str())));
+        }
+        gathered.ok()
+    }
+
+    /// Compiles what the step's runs compiled from source, for later builds, and reports
+    /// what the step did with bytecode. A failure here costs later builds time, never
+    /// this build its artifact.
+    fn compile_backend_bytecode(
+        &self,
+        project: &Project,
+        bytecode: &StepBytecode,
+        imported: u64,
+        reported: &HashSet<String>,
+    ) {
+        let started = Instant::now();
+        let kept = bytecode.compile_reported(
+            &self.sandbox,
+            &project.root,
+            &project.guest_root,
+            reported,
+            &self.settings.limits,
+        );
+        match kept {
+            Ok(done) => {
+                let (sources, cached) = bytecode.counts();
+                self.reporter
+                    .report(&Event::BackendBytecode(Ok(&BackendBytecode {
+                        sources,
+                        cached,
+                        imported,
+                        compiled: done.compiled,
+                        compile_time: started.elapsed(),
+                        first_seen: done.first_seen,
+                        compile_failure: done.failure,
+                    })));
+            }
+            Err(error) => {
+                let why = format!("compiling it for later builds failed: {error:#}");
+                self.reporter
+                    .report(&Event::BackendBytecode(Err(why.as_str())));
+            }
+        }
     }
 
     fn hook_context<'a>(
@@ -460,6 +537,7 @@ impl Frontend {
         env: &'a BuildEnv,
         git: Option<(&'a Path, &'a Path)>,
         scratch: &'a Path,
+        bytecode: Option<&'a StepBytecode>,
     ) -> HookContext<'a> {
         HookContext {
             sandbox: &self.sandbox,
@@ -470,6 +548,7 @@ impl Frontend {
             site_packages: &env.site_packages,
             git,
             executables: &project.executables,
+            bytecode,
             config_settings: &self.config_settings,
             markers: &self.target.markers,
             env: &self.guest_env,

@@ -161,9 +161,11 @@ fn scratch_budget(settings: &Settings, steps: usize, kind: PlanSource) -> place:
         .unwrap_or(u64::MAX)
         .saturating_add(1);
     place::Budget {
+        // An in-tree backend's step also holds its bytecode and the compile run's output.
         scratch: tree
             .saturating_add(git)
-            .saturating_add(artifact.saturating_mul(kept)),
+            .saturating_add(artifact.saturating_mul(kept))
+            .saturating_add(2 * crate::backend_bytecode::MAX_STEP_BYTES),
         entries: tree_entries
             .saturating_add(git_entries)
             .saturating_add(artifacts.archive.max_members.saturating_mul(kept)),

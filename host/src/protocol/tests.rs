@@ -1,5 +1,6 @@
 use super::*;
 use serde_json::json;
+use std::path::Path;
 use std::process::Command;
 
 /// A source tree with an in-tree backend (`backend-path = ["_b"]`) whose hooks show every
@@ -59,6 +60,7 @@ fn request<'a>(source: &'a str, executables: &'a [String], action: Action<'a>) -
         executables,
         seed: None,
         git: None,
+        bytecode: None,
         action,
     }
 }
@@ -186,6 +188,7 @@ fn a_prepare_run_and_an_unimportable_backend_answer_in_these_types() {
             executables: &[],
             seed: None,
             git: None,
+            bytecode: None,
             action: Action::prepare(1024),
         };
         let mut value = serde_json::to_value(&request).unwrap();
@@ -214,6 +217,131 @@ fn a_prepare_run_and_an_unimportable_backend_answer_in_these_types() {
         "{}",
         refused.refusal()
     );
+}
+
+/// The runner imports an in-tree module from the bytecode folder only under the key of the
+/// bytes it is about to import (`sha256(path + NUL + bytes)`), and names what it compiled
+/// from source. Here the bytecode says something its source does not, so the answer shows
+/// which one was imported (the host's `python3` makes its own bytecode format).
+#[test]
+fn the_runner_takes_in_tree_bytecode_only_for_the_bytes_it_imports() {
+    let scratch = tempfile::tempdir().unwrap();
+    let project = tempfile::tempdir().unwrap();
+    let source = project.path().to_str().unwrap();
+    std::fs::create_dir(project.path().join("_b")).unwrap();
+    std::fs::write(
+        project.path().join("_b/backend.py"),
+        "import helper\n\ndef get_requires_for_build_wheel(config_settings=None):\n    return [helper.VALUE]\n",
+    )
+    .unwrap();
+    let helper = project.path().join("_b/helper.py");
+    let helper_path = helper.to_str().unwrap();
+    std::fs::write(&helper, "VALUE = 'from-source'\n").unwrap();
+    let bytecode = tempfile::tempdir().unwrap();
+    // `compile()` of other bytes, filed under the key of `bytes_for_key`.
+    let file_bytecode = |bytes_for_key: &[u8], payload_of: Option<&str>| {
+        let key =
+            wasm_build_packaging::backend_sources::source_key(helper_path, bytes_for_key).unwrap();
+        let script = match payload_of {
+            Some(code) => format!(
+                "import importlib.util, marshal\n\
+                 code = compile({code:?}, {helper_path:?}, 'exec', dont_inherit=True)\n\
+                 open({out:?}, 'wb').write(importlib.util.MAGIC_NUMBER + marshal.dumps(code))\n",
+                out = bytecode.path().join(&key),
+            ),
+            None => format!(
+                "open({:?}, 'wb').write(b'not bytecode')\n",
+                bytecode.path().join(&key)
+            ),
+        };
+        assert!(
+            Command::new("python3")
+                .args(["-c", &script])
+                .status()
+                .unwrap()
+                .success()
+        );
+        key
+    };
+    let answer = || requires_with_bytecode(scratch.path(), source, bytecode.path());
+
+    let key = file_bytecode(b"VALUE = 'from-source'\n", Some("VALUE = 'from-bytecode'"));
+    let (value, report) = answer();
+    assert_eq!(value, json!(["from-bytecode"]));
+    assert_eq!(report.used, 1);
+    assert_eq!(report.compiled, [format!("{source}/_b/backend.py")]);
+
+    // The helper changed since: its bytes have another key, and it is compiled from source.
+    std::fs::write(&helper, "VALUE = 'changed-source'\n").unwrap();
+    let (value, report) = answer();
+    assert_eq!(value, json!(["changed-source"]));
+    assert_eq!(report.used, 0);
+    assert_eq!(report.compiled.len(), 2);
+
+    // Under the right key, something that is not bytecode is not imported either.
+    std::fs::remove_file(bytecode.path().join(key)).unwrap();
+    file_bytecode(b"VALUE = 'changed-source'\n", None);
+    assert_eq!(answer().0, json!(["changed-source"]));
+}
+
+/// With bytecode offered, the runner's finder takes only folders below backend-path: a zip
+/// file there on `sys.path` is still zipimport's, as without bytecode.
+#[test]
+fn a_zip_below_backend_path_is_imported_as_without_bytecode() {
+    let scratch = tempfile::tempdir().unwrap();
+    let project = tempfile::tempdir().unwrap();
+    let source = project.path().to_str().unwrap();
+    let backend = project.path().join("_b");
+    std::fs::create_dir(&backend).unwrap();
+    let zip = backend.join("vendor.zip");
+    let script = format!(
+        "import zipfile\nwith zipfile.ZipFile({zip:?}, 'w') as z:\n    z.writestr('vend.py', 'VALUE = \"zipped\"')\n"
+    );
+    assert!(
+        Command::new("python3")
+            .args(["-c", &script])
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::fs::write(
+        backend.join("backend.py"),
+        format!(
+            "import sys\nsys.path.insert(0, {zip:?})\nimport vend\n\n\
+             def get_requires_for_build_wheel(config_settings=None):\n    return [vend.VALUE]\n"
+        ),
+    )
+    .unwrap();
+    let bytecode = tempfile::tempdir().unwrap();
+    let (value, _) = requires_with_bytecode(scratch.path(), source, bytecode.path());
+    assert_eq!(value, json!(["zipped"]));
+}
+
+/// What `get_requires_for_build_wheel` of the in-tree backend `_b` of the project at
+/// `source` answers, run by the real runner with `bytecode` offered, and the runner's
+/// account of the bytecode.
+fn requires_with_bytecode(
+    scratch: &Path,
+    source: &str,
+    bytecode: &Path,
+) -> (Value, BytecodeReport) {
+    let markers = markers();
+    let run = RunDirs::new(scratch, "hook-").unwrap();
+    let action = Action::calls(
+        &[HookCall::run(Hook::GetRequiresForBuildWheel)],
+        &json!({}),
+        &markers,
+    );
+    let request = Request {
+        bytecode: Some(bytecode.to_str().unwrap()),
+        ..request(source, &[], action)
+    };
+    let value = run_runner(&run, &request).expect("output.json");
+    let response: CallsResponse = serde_json::from_value(value).unwrap();
+    let CallOutcome::Ok { return_value } = &response.results[0].outcome else {
+        panic!("the hook failed: {:?}", response.results[0]);
+    };
+    (return_value.clone(), response.bytecode)
 }
 
 #[test]
