@@ -6,7 +6,8 @@ major backends building themselves, file-heavy projects), each tool builds the w
 warm its caches, then `--rounds` more times, the tools taking turns per sdist so that a
 change in the machine's load hits all three alike. The table shows the median seconds, the
 ratios wasm-build/uv and wasm-build/build, and whether wasm-build's wheel has the same bytes
-as pypa/build's (RECORD and WHEEL's Generator aside, as compare_wheels.py decides). Sdists
+as pypa/build's in every round (RECORD and WHEEL's Generator aside, as compare_wheels.py
+decides; an in-tree backend imports from bytecode from its third build on). Sdists
 that a tool cannot build as a pure wheel are listed apart, untimed.
 
 All builds run with `SOURCE_DATE_EPOCH` and `PYTHONHASHSEED=0` as corpus.py's do; uv and
@@ -89,9 +90,11 @@ def measure(entry: Entry, args, tools: dict, env: dict) -> Row:
             wheels[tool] = result.wheel
             if round_:
                 row.seconds.setdefault(tool, []).append(result.seconds)
-        if round_ == 0:
-            c = compare(wheels["build"], wheels["wasm-build"])
-            row.same = c.identical_files and not c.wheel_name_differs
+        # Every round's wheel counts: later rounds may take another path (an in-tree
+        # backend's bytecode, compiled by the second build, is used from the third on).
+        c = compare(wheels["build"], wheels["wasm-build"])
+        same = c.identical_files and not c.wheel_name_differs
+        row.same = same if round_ == 0 else row.same and same
     return row
 
 

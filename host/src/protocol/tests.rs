@@ -254,13 +254,7 @@ fn the_runner_takes_in_tree_bytecode_only_for_the_bytes_it_imports() {
                 bytecode.path().join(&key)
             ),
         };
-        assert!(
-            Command::new("python3")
-                .args(["-c", &script])
-                .status()
-                .unwrap()
-                .success()
-        );
+        python3(&script);
         key
     };
     let answer = || requires_with_bytecode(scratch.path(), source, bytecode.path());
@@ -297,13 +291,7 @@ fn a_zip_below_backend_path_is_imported_as_without_bytecode() {
     let script = format!(
         "import zipfile\nwith zipfile.ZipFile({zip:?}, 'w') as z:\n    z.writestr('vend.py', 'VALUE = \"zipped\"')\n"
     );
-    assert!(
-        Command::new("python3")
-            .args(["-c", &script])
-            .status()
-            .unwrap()
-            .success()
-    );
+    python3(&script);
     std::fs::write(
         backend.join("backend.py"),
         format!(
@@ -315,6 +303,12 @@ fn a_zip_below_backend_path_is_imported_as_without_bytecode() {
     let bytecode = tempfile::tempdir().unwrap();
     let (value, _) = requires_with_bytecode(scratch.path(), source, bytecode.path());
     assert_eq!(value, json!(["zipped"]));
+}
+
+/// Runs `script` with the host's `python3`, which must succeed.
+fn python3(script: &str) {
+    let status = Command::new("python3").args(["-c", script]).status();
+    assert!(status.unwrap().success(), "{script}");
 }
 
 /// What `get_requires_for_build_wheel` of the in-tree backend `_b` of the project at
