@@ -505,9 +505,15 @@ def use_bytecode(guest, folder, roots):
     )
     from importlib.util import MAGIC_NUMBER
 
+    from importlib.util import cache_from_source
+
     class BytecodeLoader(SourceFileLoader):
         def get_code(self, fullname):
             path = self.get_filename(fullname)
+            # A `.pyc` the import system would consider (shipped, written by an earlier
+            # run, under a pycache prefix) is its to judge, as without bytecode.
+            if has_pyc(path):
+                return super().get_code(fullname)
             try:
                 source = self.get_data(path)
             except OSError:
@@ -529,6 +535,12 @@ def use_bytecode(guest, folder, roots):
             if len(guest.bytecode_compiled) < MAX_COMPILED_REPORTED:
                 guest.bytecode_compiled.append(path)
             return super().get_code(fullname)
+
+    def has_pyc(path):
+        try:
+            return os.path.exists(cache_from_source(path))
+        except (NotImplementedError, ValueError):
+            return False
 
     # Named as the loader it stands in for: what a backend looking at `__loader__` sees
     # without bytecode.

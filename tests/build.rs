@@ -145,21 +145,30 @@ fn an_in_tree_backend_is_imported_from_the_bytecode_of_the_build_before() {
     assert_eq!(same_wheel, wheel);
 }
 
-/// A module whose compile warns is never served from bytecode: each build compiles it from
-/// source and shows its `SyntaxWarning`, as a build without bytecode does.
+/// A module whose compile the import decides is never served from bytecode: one that warns
+/// when compiled (each build shows its `SyntaxWarning`, as a build without bytecode does),
+/// and one whose compile fails under the integer-digit limit the backend set.
 #[test]
-fn an_in_tree_module_that_warns_when_compiled_warns_in_every_build() {
+fn an_in_tree_module_whose_compile_the_import_decides_is_compiled_in_every_build() {
     let project = fixture("intree");
     let backend = project.path().join("_build/backend.py");
     // Sources no other test (nor an earlier run of this one) builds: the shared cache has
     // nothing for them yet.
     let unique = format!("# {:?}\n", std::time::SystemTime::now());
     let mut text = fs::read_to_string(&backend).unwrap();
-    text.push_str(&format!("\nimport warns  {unique}"));
+    text.push_str(&format!(
+        "\nimport sys\nimport warns\nsys.set_int_max_str_digits(640)\n\
+         try:\n    import digits\nexcept SyntaxError:\n    pass\n{unique}"
+    ));
     fs::write(&backend, text).unwrap();
     fs::write(
         project.path().join("_build/warns.py"),
         format!("PATTERN = \"\\d+\"\n{unique}"),
+    )
+    .unwrap();
+    fs::write(
+        project.path().join("_build/digits.py"),
+        format!("BIG = {}\n{unique}", "7".repeat(1000)),
     )
     .unwrap();
     let build = || {
@@ -173,10 +182,10 @@ fn an_in_tree_module_that_warns_when_compiled_warns_in_every_build() {
         assert!(stderr.contains("invalid escape sequence"), "{stderr}");
         bytecode_counts(&stderr).unwrap()
     };
-    assert_eq!(build(), [0, 2, 0, 0, 2]);
-    assert_eq!(build(), [0, 2, 0, 1, 0]);
-    // The backend comes from bytecode, the module that warns from its source.
-    assert_eq!(build(), [1, 2, 1, 0, 0]);
+    assert_eq!(build(), [0, 3, 0, 0, 3]);
+    assert_eq!(build(), [0, 3, 0, 1, 0]);
+    // The backend comes from bytecode, the other two from their sources.
+    assert_eq!(build(), [1, 3, 1, 0, 0]);
 }
 
 #[test]

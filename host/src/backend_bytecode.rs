@@ -189,7 +189,11 @@ impl StepBytecode {
             first_seen: first_seen.len(),
             ..Compiled::default()
         };
-        let room = MAX_STEP_BYTES.saturating_sub(self.cached_bytes);
+        // The output must fit the run's disk limit too, beside the list of what to compile.
+        let headroom = 16 << 20;
+        let room = MAX_STEP_BYTES
+            .saturating_sub(self.cached_bytes)
+            .min(limits.disk.saturating_sub(headroom));
         if wanted.is_empty() || room == 0 {
             return Ok(compiled);
         }
@@ -215,6 +219,7 @@ impl StepBytecode {
                 &format!("{}/sources.json", guest_paths::TMP),
                 guest_paths::OUT,
                 &room.to_string(),
+                &MAX_MODULE_BYTES.to_string(),
             ]
             .map(String::from)
             .to_vec(),
@@ -228,8 +233,7 @@ impl StepBytecode {
             ],
             limits: Limits {
                 wall_time: limits.wall_time.min(MAX_COMPILE_TIME),
-                // Its output, and the list of what to compile, with room to spare.
-                disk: limits.disk.min(room + (16 << 20)),
+                disk: limits.disk.min(room + headroom),
                 ..limits.clone()
             },
             log: LogSink::Capture,
@@ -245,7 +249,8 @@ impl StepBytecode {
             Err(error) => Some(error.to_string()),
         };
         // Each `<key>` the run finished is whole (it writes through a temporary name), also
-        // when it was stopped.
+        // when it was stopped; it works through the list in order.
+        let mut stopped_at_first_unfinished = compiled.failure.is_some();
         for source in wanted {
             // The run's folder is the guest's: a name is taken only as a regular file.
             match read_regular(&out.join(&source.key), MAX_MODULE_BYTES)? {
@@ -254,9 +259,13 @@ impl StepBytecode {
                     self.store(&source.key, &bytes)?;
                     compiled.compiled += 1;
                 }
-                // A run that failed is not made again for what it did not finish.
-                _ if compiled.failure.is_some() => self.store(&source.key, UNCOMPILABLE)?,
-                // Changed by a hook, or past the room: compiled when a build names it again.
+                // The file the failed run was compiling is not tried again; the ones after
+                // it are, by the next build that names them.
+                _ if stopped_at_first_unfinished => {
+                    self.store(&source.key, UNCOMPILABLE)?;
+                    stopped_at_first_unfinished = false;
+                }
+                // Changed by a hook: compiled when a build names it again.
                 _ => {}
             }
         }

@@ -113,7 +113,7 @@ impl Walk<'_> {
         let names = listing(dir)?;
         let shipped = match names.iter().any(|n| n == "__pycache__") {
             true => self.shipped_bytecode(dir)?,
-            false => Vec::new(),
+            false => Shipped::Stems(Vec::new()),
         };
         for name in names {
             let stat = match lstat_at(dir, &name) {
@@ -129,7 +129,7 @@ impl Walk<'_> {
                 }
                 FileType::RegularFile if name.ends_with(".py") => {
                     let stem = &name[..name.len() - 3];
-                    if self.found.contains_key(&path) || shipped.iter().any(|s| s == stem) {
+                    if self.found.contains_key(&path) || shipped.has(stem) {
                         continue;
                     }
                     self.add(dir, &name, path)?;
@@ -163,13 +163,22 @@ impl Walk<'_> {
         Ok(())
     }
 
-    /// The stems of the `.pyc` files for the guest's interpreter in `dir/__pycache__`.
-    fn shipped_bytecode(&self, dir: &OwnedFd) -> Result<Vec<String>, SourcesError> {
+    /// The `.pyc` files for the guest's interpreter in `dir/__pycache__`.
+    fn shipped_bytecode(&self, dir: &OwnedFd) -> Result<Shipped, SourcesError> {
+        let kind = FileType::from_raw_mode(lstat_at(dir, "__pycache__")?.st_mode);
+        if kind != FileType::Directory {
+            // A link, which the guest follows and this walk does not, may lead to a `.pyc`
+            // of any name; anything else holds nothing the import system reads.
+            return Ok(match kind {
+                FileType::Symlink => Shipped::Any,
+                _ => Shipped::Stems(Vec::new()),
+            });
+        }
         let cache = match open_dir_at(dir, "__pycache__") {
             Ok(cache) => cache,
-            // A link or a file by that name holds nothing the import system reads.
+            // Replaced since: count it as a link.
             Err(e) if matches!(Errno::from_io_error(&e), Some(Errno::LOOP | Errno::NOTDIR)) => {
-                return Ok(Vec::new());
+                return Ok(Shipped::Any);
             }
             Err(e) => return Err(e.into()),
         };
@@ -187,7 +196,24 @@ impl Walk<'_> {
                     .then(|| stem.to_string())
             })
             .collect();
-        Ok(stems)
+        Ok(Shipped::Stems(stems))
+    }
+}
+
+/// The `.pyc` files a folder's `__pycache__` ships for the guest's interpreter.
+enum Shipped {
+    /// Those of these module names.
+    Stems(Vec<String>),
+    /// Perhaps any (`__pycache__` is a link).
+    Any,
+}
+
+impl Shipped {
+    fn has(&self, stem: &str) -> bool {
+        match self {
+            Shipped::Stems(stems) => stems.iter().any(|s| s == stem),
+            Shipped::Any => true,
+        }
     }
 }
 

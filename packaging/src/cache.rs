@@ -234,12 +234,22 @@ pub fn read_tagged(path: &Path, key: &SealKey, label: &str) -> Option<String> {
 }
 
 /// Writes `payload` after a header that stands for it (its sha256, and that value's tag
-/// under `key` for `label`), atomically: a record and its content in one file.
+/// under `key` for `label`), atomically: a record and its content in one file. Not synced
+/// to disk (a build may write hundreds): an entry a crash cut short fails its check and
+/// counts as missing.
 pub fn write_tagged_bytes(dest: &Path, key: &SealKey, label: &str, payload: &[u8]) -> Result<()> {
     let sha256 = sha256_bytes(payload);
     let mut bytes = format!("{sha256}\n{}\n", key.tag(label, &sha256)).into_bytes();
     bytes.extend_from_slice(payload);
-    write_atomic(dest, &bytes)
+    let parent = parent_of(dest)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(parent)
+        .with_context(|| format!("creating a temporary file in {}", parent.display()))?;
+    tmp.write_all(&bytes)
+        .with_context(|| format!("writing {}", tmp.path().display()))?;
+    tmp.persist(dest)
+        .map_err(|e| e.error)
+        .with_context(|| format!("moving a temporary file to {}", dest.display()))?;
+    Ok(())
 }
 
 /// The payload of a file [`write_tagged_bytes`] wrote with this key and label; `None` when

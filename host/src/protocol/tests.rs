@@ -272,6 +272,26 @@ fn the_runner_takes_in_tree_bytecode_only_for_the_bytes_it_imports() {
     assert_eq!(report.used, 0);
     assert_eq!(report.compiled.len(), 2);
 
+    // A `.pyc` the import system would take (here shipped beside the source, unchecked)
+    // is its to judge: the runner neither takes the bytecode offered nor names the file.
+    let shipped = format!(
+        "import importlib.util, py_compile, tempfile\n\
+         with tempfile.NamedTemporaryFile('w', suffix='.py', delete=False) as f:\n    \
+             f.write(\"VALUE = 'from-shipped-pyc'\\n\")\n\
+         py_compile.compile(f.name, cfile=importlib.util.cache_from_source({helper_path:?}), \
+             dfile={helper_path:?}, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)\n"
+    );
+    python3(&shipped);
+    file_bytecode(
+        b"VALUE = 'changed-source'\n",
+        Some("VALUE = 'from-bytecode'"),
+    );
+    let (value, report) = answer();
+    assert_eq!(value, json!(["from-shipped-pyc"]));
+    assert_eq!(report.used, 0);
+    assert_eq!(report.compiled, [format!("{source}/_b/backend.py")]);
+    std::fs::remove_dir_all(project.path().join("_b/__pycache__")).unwrap();
+
     // Under the right key, something that is not bytecode is not imported either.
     std::fs::remove_file(bytecode.path().join(key)).unwrap();
     file_bytecode(b"VALUE = 'changed-source'\n", None);

@@ -127,4 +127,11 @@ fn a_source_with_bytecode_shipped_for_the_guests_interpreter_is_left_out() {
             .unwrap()
             .is_empty()
     );
+    // A `__pycache__` that is a link may lead to any `.pyc`: its folder's sources are out.
+    fs::remove_dir_all(&sub_cache).unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    symlink(elsewhere.path(), &sub_cache).unwrap();
+    fs::remove_file(cache.join("__init__.cpython-313.pyc")).unwrap();
+    let found = collect(root.path(), "/src", &["src".into()], tag).unwrap();
+    assert_eq!(paths(&found), ["/src/src/pkg/__init__.py"]);
 }
