@@ -23,14 +23,12 @@
 //! checked against its content before every use ([`cache::read_tagged_bytes`]). A step
 //! sees only the bytecode of its own files.
 
-use crate::protocol::guest_paths;
+use crate::protocol::{guest_paths, read_guest_file};
 use crate::runtime::Runtime;
-use crate::sandbox::{GuestRun, Limits, LogSink, Mount, Sandbox};
+use crate::sandbox::{GuestRun, Limits, Mount, Sandbox};
 use anyhow::{Context, Result};
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 use wasm_build_packaging::backend_sources::{self, BackendSource, MAX_SOURCE_BYTES};
@@ -211,34 +209,25 @@ impl StepBytecode {
             .collect();
         fs::write(tmp.join("sources.json"), serde_json::to_vec(&listing)?)
             .context("writing the list of sources to compile")?;
-        let run = GuestRun {
-            args: [
-                "-S",
-                "-c",
-                COMPILE_SOURCES,
+        let run = GuestRun::script(
+            COMPILE_SOURCES,
+            &[
                 &format!("{}/sources.json", guest_paths::TMP),
                 guest_paths::OUT,
                 &room.to_string(),
                 &MAX_MODULE_BYTES.to_string(),
-            ]
-            .map(String::from)
-            .to_vec(),
-            // The hooks' start-up environment, so that the pre-initialized interpreter
-            // serves this run, and the hooks' interpreter settings are the compiler's.
-            env: crate::sandbox::base_environment(),
-            mounts: vec![
+            ],
+            vec![
                 Mount::read_only(tree, guest_root),
                 Mount::read_write(&out, guest_paths::OUT),
                 Mount::read_write(&tmp, guest_paths::TMP),
             ],
-            limits: Limits {
+            Limits {
                 wall_time: limits.wall_time.min(MAX_COMPILE_TIME),
                 disk: limits.disk.min(room + headroom),
                 ..limits.clone()
             },
-            log: LogSink::Capture,
-            determinism: None,
-        };
+        );
         compiled.failure = match sandbox.run(&run) {
             Ok(exit) if exit.code == 0 => None,
             Ok(exit) => Some(format!(
@@ -253,7 +242,7 @@ impl StepBytecode {
         let mut stopped_at_first_unfinished = compiled.failure.is_some();
         for source in wanted {
             // The run's folder is the guest's: a name is taken only as a regular file.
-            match read_regular(&out.join(&source.key), MAX_MODULE_BYTES)? {
+            match read_guest_file(&out, &source.key, MAX_MODULE_BYTES)? {
                 Some(bytes) if bytes == UNCOMPILABLE => self.store(&source.key, UNCOMPILABLE)?,
                 Some(bytes) if !bytes.is_empty() => {
                     self.store(&source.key, &bytes)?;
@@ -306,30 +295,6 @@ fn pyc_tag(runtime: &Runtime) -> Option<String> {
     let (major, minor) = (parts.next()?, parts.next()?);
     let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     (numeric(major) && numeric(minor)).then(|| format!("cpython-{major}{minor}"))
-}
-
-/// The bytes of the regular file at `path` (not followed if a link), if there is one of at
-/// most `max` bytes.
-fn read_regular(path: &Path, max: u64) -> Result<Option<Vec<u8>>> {
-    let file = match File::options()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-    {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
-    };
-    let meta = file.metadata()?;
-    if !meta.is_file() || meta.len() > max {
-        return Ok(None);
-    }
-    let mut bytes = Vec::new();
-    file.take(max + 1)
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("reading {}", path.display()))?;
-    Ok((bytes.len() as u64 <= max).then_some(bytes))
 }
 
 /// Removes bytecode not used for `max_age`; the bytes freed.

@@ -11,7 +11,7 @@ use crate::integrity::{self, SealedTree, TreeState};
 use crate::protocol::guest_paths;
 use crate::reporter::{Event, Reporter, Warning};
 use crate::runtime::Runtime;
-use crate::sandbox::{GuestRun, LimitHit, Limits, LogSink, Mount, Sandbox, SandboxError};
+use crate::sandbox::{GuestRun, LimitHit, Limits, Mount, Sandbox, SandboxError};
 use anyhow::{Context, Result};
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -233,29 +233,19 @@ fn compile_bytecode(
     let tmp = scratch.join("tmp");
     fs::create_dir(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let runs: Vec<GuestRun> = (0..parts)
-        .map(|part| GuestRun {
-            args: [
-                "-S",
-                "-c",
-                COMPILE_PART,
-                &part.to_string(),
-                &parts.to_string(),
-                GUEST_ENV,
-            ]
-            .map(String::from)
-            .to_vec(),
+        .map(|part| {
             // The hooks' start-up environment (`PYTHONHASHSEED=0` among it, for reproducible
-            // `.pyc` files), so that the pre-initialized interpreter serves this run: with
-            // another one the module as built would be compiled for it (seconds on a first
-            // run).
-            env: crate::sandbox::base_environment(),
-            mounts: vec![
-                Mount::read_write(site_packages, GUEST_ENV),
-                Mount::read_write(&tmp, guest_paths::TMP),
-            ],
-            limits: limits.clone(),
-            log: LogSink::Capture,
-            determinism: None,
+            // `.pyc` files): with another one the module as built would be compiled for it
+            // (seconds on a first run).
+            GuestRun::script(
+                COMPILE_PART,
+                &[&part.to_string(), &parts.to_string(), GUEST_ENV],
+                vec![
+                    Mount::read_write(site_packages, GUEST_ENV),
+                    Mount::read_write(&tmp, guest_paths::TMP),
+                ],
+                limits.clone(),
+            )
         })
         .collect();
     // The runs write into the same mounts at once: each may add only its share of the room

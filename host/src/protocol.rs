@@ -460,7 +460,7 @@ pub use self::git::GitCommand;
 pub(crate) use self::git::{GIT_EMULATION, GIT_LIB, GitRequest};
 #[cfg(test)]
 use self::run_dirs::{MAX_IO_FILE, read_json};
-pub(crate) use self::run_dirs::{RunDirs, git_dir};
+pub(crate) use self::run_dirs::{RunDirs, git_dir, read_guest_file};
 
 #[cfg(test)]
 mod tests;

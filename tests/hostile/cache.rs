@@ -128,6 +128,16 @@ fn copy_buckets(to: &Path, buckets: &[wasm_build_packaging::cache::Bucket]) {
     }
 }
 
+/// A private cache holding the shared cache's runtimes and compiled interpreters, so that a
+/// build in it starts at once and its other buckets start empty.
+fn cache_with_interpreter() -> tempfile::TempDir {
+    use wasm_build_packaging::cache::Bucket;
+    ensure_runtime();
+    let cache = tempfile::tempdir().unwrap();
+    copy_buckets(cache.path(), &[Bucket::Runtimes, Bucket::Compiled]);
+    cache
+}
+
 /// What the attacker writes into a record (a checksum or seal) to make it say `value`: the
 /// format the record has, but without the seal key, any tag is a guess (the records of old
 /// held the value alone).
@@ -166,9 +176,7 @@ fn text_section(elf: &[u8]) -> std::ops::Range<usize> {
 #[test]
 fn a_compiled_module_replaced_with_its_checksum_and_seal_is_not_loaded() {
     use wasm_build_packaging::cache::{Bucket, sha256_bytes};
-    ensure_runtime();
-    let cache = tempfile::tempdir().unwrap();
-    copy_buckets(cache.path(), &[Bucket::Runtimes, Bucket::Compiled]);
+    let cache = cache_with_interpreter();
     let compiled = cache.path().join(Bucket::Compiled.dir_name());
     let mut forged = Vec::new();
     for name in listing(&compiled) {
@@ -312,9 +320,7 @@ fn cache_bytecode(module: &str, cache: &Path) {
 #[test]
 fn in_tree_bytecode_changed_in_the_cache_is_not_used() {
     use wasm_build_packaging::cache::{Bucket, sha256_bytes};
-    ensure_runtime();
-    let cache = tempfile::tempdir().unwrap();
-    copy_buckets(cache.path(), &[Bucket::Runtimes, Bucket::Compiled]);
+    let cache = cache_with_interpreter();
     cache_bytecode("tampered_helper", cache.path());
 
     let bucket = cache.path().join(Bucket::Bytecode.dir_name());
@@ -351,10 +357,7 @@ fn in_tree_bytecode_changed_in_the_cache_is_not_used() {
 /// build cached for that path (as the import system would find a stale `.pyc` by its path).
 #[test]
 fn in_tree_bytecode_is_not_used_for_a_module_the_backend_changed() {
-    use wasm_build_packaging::cache::Bucket;
-    ensure_runtime();
-    let cache = tempfile::tempdir().unwrap();
-    copy_buckets(cache.path(), &[Bucket::Runtimes, Bucket::Compiled]);
+    let cache = cache_with_interpreter();
     cache_bytecode("changed_helper", cache.path());
     let (helper, [_, _, imported, _, _]) =
         bytecode_build("changed_helper", cache.path(), &["-C", "rewrite=1"]);

@@ -133,7 +133,7 @@ pub(crate) fn read_json<T: DeserializeOwned>(dir: &Path, name: &str) -> Result<O
 
 /// The bytes of `name` in `dir` (a folder the host made, so trusted by path up to `name`),
 /// opened without following a link, at most `max` bytes; `None` when there is no such file.
-fn read_guest_file(dir: &Path, name: &str, max: u64) -> Result<Option<Vec<u8>>> {
+pub(crate) fn read_guest_file(dir: &Path, name: &str, max: u64) -> Result<Option<Vec<u8>>> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = match std::fs::OpenOptions::new()
         .read(true)

@@ -99,6 +99,26 @@ pub struct GuestRun {
     pub determinism: Option<super::Determinism>,
 }
 
+impl GuestRun {
+    /// `python -S -c SCRIPT ARGS...`: a run of the host's own stdlib-only script, in the
+    /// hooks' start-up environment (so that the pre-initialized interpreter serves it, and
+    /// the interpreter's settings are the hooks'), its output captured.
+    pub fn script(script: &str, args: &[&str], mounts: Vec<Mount>, limits: Limits) -> GuestRun {
+        GuestRun {
+            args: ["-S", "-c", script]
+                .iter()
+                .chain(args)
+                .map(|arg| arg.to_string())
+                .collect(),
+            env: super::base_environment(),
+            mounts,
+            limits,
+            log: LogSink::Capture,
+            determinism: None,
+        }
+    }
+}
+
 /// How a guest run ended, when no limit stopped it.
 #[derive(Debug)]
 pub struct GuestExit {
