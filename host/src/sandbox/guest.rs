@@ -3,6 +3,7 @@
 //! (`_start`, or `wasm_build_prepare` followed by the capture of a memory image).
 
 use super::*;
+use std::sync::atomic::AtomicU64;
 
 /// How often the epoch advances: the granularity of the time limit.
 pub(super) const EPOCH_TICK: Duration = Duration::from_millis(20);
@@ -55,6 +56,8 @@ impl Guest {
             .wasm_context("linking the file-time clamp")?;
         listing::add_to_linker(&mut linker, GuestState::wasi_and_listings)
             .wasm_context("linking the directory listings")?;
+        native::add_to_linker(&mut linker)
+            .wasm_context("linking the native deflate and SHA-256")?;
         Ok(Self {
             engine,
             linker,
@@ -93,11 +96,8 @@ impl Guest {
         } = ahead;
         let state = store.data_mut();
         state.wasi = self.wasi_context(run, log)?;
-        state.limiter = MemoryLimiter {
-            max_bytes: run.limits.memory,
-            hit: false,
-            peak: 0,
-        };
+        state.limiter = MemoryLimiter::new(run.limits.memory);
+        state.native = native::NativeState::new(state.limiter.host_held.clone());
         state.disk = disk::DiskAccount::for_run(run);
         state.clamp = run.determinism.map(|d| d.clamp_nanos());
         state.listings = listing::Listings::default();
@@ -176,6 +176,8 @@ impl Guest {
                 .map(|(after, before)| after.saturating_sub(before)),
             peak_memory: store.data().limiter.peak,
             disk_high_water: store.data().disk.high_water(),
+            native_deflated: store.data().native.deflated,
+            native_hashed: store.data().native.hashed,
         };
         drop(store);
 
@@ -236,6 +238,11 @@ impl Guest {
             Entry::Prepare(path) => {
                 let prepare = instance.get_typed_func::<(), ()>(&mut *store, PREPARE_EXPORT)?;
                 prepare.call(&mut *store, ())?;
+                // A stream lives in this store only: an image that names one would hand
+                // later runs a handle to nothing.
+                if store.data().native.live_streams() > 0 {
+                    wasmtime::bail!("the prepared backend left a deflate stream open");
+                }
                 self.capture(store, module, instance, path)
                     .map_err(|e| wasmtime::format_err!("{e:#}"))
             }
@@ -270,15 +277,13 @@ impl Guest {
     /// A store with an empty WASI world (no arguments, environment, files or output) and
     /// the default memory limit.
     pub(super) fn bare_store(&self) -> Result<Store<GuestState>> {
+        let limiter = MemoryLimiter::new(Limits::default().memory);
         let mut store = Store::new(
             &self.engine,
             GuestState {
                 wasi: WasiCtxBuilder::new().build_p1(),
-                limiter: MemoryLimiter {
-                    max_bytes: Limits::default().memory,
-                    hit: false,
-                    peak: 0,
-                },
+                native: native::NativeState::new(limiter.host_held.clone()),
+                limiter,
                 // No guest code runs in this store before it gets a run's account.
                 disk: disk::DiskAccount::new(0, 0),
                 clamp: None,
@@ -295,15 +300,13 @@ impl Guest {
 
     /// A store for one run: its WASI world and its memory limit.
     pub(super) fn store(&self, run: &GuestRun, log: &log::Capture) -> Result<Store<GuestState>> {
+        let limiter = MemoryLimiter::new(run.limits.memory);
         let mut store = Store::new(
             &self.engine,
             GuestState {
                 wasi: self.wasi_context(run, log)?,
-                limiter: MemoryLimiter {
-                    max_bytes: run.limits.memory,
-                    hit: false,
-                    peak: 0,
-                },
+                native: native::NativeState::new(limiter.host_held.clone()),
+                limiter,
                 disk: disk::DiskAccount::for_run(run),
                 clamp: run.determinism.map(|d| d.clamp_nanos()),
                 listings: listing::Listings::default(),
@@ -358,6 +361,8 @@ impl Guest {
 pub(super) struct GuestState {
     pub(super) wasi: WasiP1Ctx,
     pub(super) limiter: MemoryLimiter,
+    /// The deflate streams and hashing the host does for the guest (see [`native`]).
+    pub(super) native: native::NativeState,
     /// What the writable mounts hold, against the disk limit (see [`disk`]).
     pub(super) disk: disk::DiskAccount,
     /// The latest file time the guest sees, in nanoseconds (see [`determinism`]).
@@ -385,8 +390,22 @@ impl GuestState {
 pub(super) struct MemoryLimiter {
     pub(super) max_bytes: u64,
     pub(super) hit: bool,
-    /// The largest size granted.
+    /// The largest size granted, host memory held for the guest included.
     pub(super) peak: u64,
+    /// Host memory held for the guest (its deflate streams, see [`native`]): it counts
+    /// against the limit as the guest's own memory does.
+    pub(super) host_held: Arc<AtomicU64>,
+}
+
+impl MemoryLimiter {
+    pub(super) fn new(max_bytes: u64) -> Self {
+        Self {
+            max_bytes,
+            hit: false,
+            peak: 0,
+            host_held: Arc::default(),
+        }
+    }
 }
 
 impl ResourceLimiter for MemoryLimiter {
@@ -396,11 +415,12 @@ impl ResourceLimiter for MemoryLimiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired as u64 > self.max_bytes {
+        let desired = desired as u64 + self.host_held.load(Ordering::Relaxed);
+        if desired > self.max_bytes {
             self.hit = true;
             return Ok(false);
         }
-        self.peak = self.peak.max(desired as u64);
+        self.peak = self.peak.max(desired);
         Ok(true)
     }
 

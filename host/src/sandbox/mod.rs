@@ -13,6 +13,7 @@ mod listing;
 mod log;
 mod memory_image;
 mod module_cache;
+mod native;
 mod preinit;
 mod run;
 mod snapshot;

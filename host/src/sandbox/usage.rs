@@ -12,6 +12,12 @@ pub struct RunStats {
     pub peak_memory: u64,
     /// The most the writable mounts held at once, as the disk limit counts them.
     pub disk_high_water: u64,
+    /// Bytes the host deflated for the guest (see `native`).
+    #[serde(default)]
+    pub native_deflated: u64,
+    /// Bytes the host hashed with SHA-256 for the guest.
+    #[serde(default)]
+    pub native_hashed: u64,
 }
 
 /// CPU time (user and system) of the calling thread, where the platform tells it.
