@@ -250,6 +250,27 @@ fn a_backend_whose_import_leaves_a_file_open_is_imported_in_each_run() {
     );
 }
 
+/// A deflate stream the host holds lives in the prepare run's store only: an image naming
+/// it would hand later runs a handle to nothing, or to a stream of theirs. Such an import
+/// is not kept (and is tried again by the next build, as a run stopped by a limit is).
+#[test]
+fn a_backend_whose_import_keeps_a_compressor_is_imported_in_each_run() {
+    ensure_runtime();
+    let version = "4.1";
+    forget_prepared(version);
+    let at_import = "import zlib\n_KEPT = zlib.compressobj()\nAT_IMPORT = len(_KEPT.compress(b'x' * 100) + _KEPT.flush(zlib.Z_SYNC_FLUSH))";
+    let (wheels, project) = (probe_wheels(version, at_import), probe_project(version));
+    for _ in 0..2 {
+        let out = tempfile::tempdir().unwrap();
+        let artifacts =
+            build_ok(probe_cmd(project.path(), wheels.path(), out.path()).arg("--wheel"));
+        let report = report(&artifacts);
+        assert_eq!(report["imported_in_prepare"], false);
+        assert_eq!(report["at_import"], 12);
+        assert!(prepared_files(version, ".image").is_empty());
+    }
+}
+
 /// The bytes of the wheel the probe at `version` builds for its project, with `args`.
 fn probe_wheel_bytes(
     version: &str,

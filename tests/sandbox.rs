@@ -698,3 +698,34 @@ raise SystemExit(1 if problems else 0)
         assert_eq!(exit.code, 0, "{}", String::from_utf8_lossy(&exit.log));
     }
 }
+
+/// The guest's deflate and SHA-256 run on the host (docs/runtime.md, "Native deflate and
+/// SHA-256"): 300 deflate streams of random levels, window sizes, memory levels,
+/// strategies, dictionaries, flushes, copies and cuttings give the same bytes on the host
+/// as in the guest's own zlib (the script holds the host's 64 streams with idle compressors
+/// for its second pass), the host did exactly the first pass's deflating, and hashlib's
+/// SHA-256 and SHA-224 digests are what native CPython computes. On a thread and in a child
+/// process (the counts cross the process boundary).
+#[test]
+fn native_deflate_and_sha256_give_the_guest_s_own_bytes() {
+    let script = fixtures().join("native/deflate_and_sha256.py");
+    let code = std::fs::read_to_string(&script).unwrap();
+    let native = std::process::Command::new("python3")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(native.status.success());
+    let expected = String::from_utf8(native.stdout).unwrap();
+    let handed: u64 = expected.lines().next().unwrap().parse().unwrap();
+    for isolation in [Isolation::Thread, guest_processes()] {
+        let sandbox = sandbox(isolation);
+        let scratch = tempfile::tempdir().unwrap();
+        let exit = run_code(&sandbox, scratch.path(), &code, Limits::default()).unwrap();
+        let printed = String::from_utf8_lossy(&exit.log);
+        assert_eq!(exit.code, 0, "{printed}");
+        assert_eq!(printed, expected);
+        assert_eq!(exit.stats.native_deflated, handed);
+        // 40 inputs of up to 200,000 bytes, each hashed twice; not less than a block each.
+        assert!(exit.stats.native_hashed > 40 * 64, "{:?}", exit.stats);
+    }
+}
