@@ -108,6 +108,9 @@ fn gunzip(path: &Path, pinned: &str) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// The module of our python.wasm's native deflate and SHA-256 imports.
+const WASM_BUILD_IMPORTS: &str = "wasm_build";
+
 /// The compiled pre-initialized interpreter, serialized by the engine.
 fn precompile(runtime: &Runtime, out_dir: &Path) -> Result<Vec<u8>> {
     let stdlib = out_dir.join("stdlib");
@@ -143,7 +146,14 @@ fn precompile(runtime: &Runtime, out_dir: &Path) -> Result<Vec<u8>> {
     let mut linker: Linker<WasiP1Ctx> = Linker::new(&baseline);
     p1::add_to_linker_sync(&mut linker, |wasi| wasi)?;
     // The native deflate and SHA-256 (src/sandbox/native.rs): start-up calls neither.
-    linker.define_unknown_imports_as_traps(&module)?;
+    for import in module.imports() {
+        if let (WASM_BUILD_IMPORTS, wasmtime::ExternType::Func(ty)) = (import.module(), import.ty())
+        {
+            linker.func_new(import.module(), import.name(), ty, |_, _, _| {
+                Err(wasmtime::format_err!("start-up called a wasm_build import"))
+            })?;
+        }
+    }
     let mut store = Store::new(&baseline, builder.build_p1());
     let instance = linker.instantiate(&mut store, &module)?;
     let init = instance.get_typed_func::<(), ()>(&mut store, preinit::INIT_EXPORT)?;

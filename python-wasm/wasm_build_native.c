@@ -2,9 +2,10 @@
  * "Native deflate and SHA-256").
  *
  * A wheel build spends much of its time compressing and hashing the files it packs, and in
- * the guest both run some 1.3-4x slower than native. wasm-build's host implements them with
+ * the guest both run some 1.2-4x slower than native. wasm-build's host implements them with
  * the same zlib (1.3.1, the same sources) and with a SHA-256 of its own, behind the imports
- * of the "wasm_build" module below. Every import may refuse (another host, too many streams,
+ * of the "wasm_build" module below, which every host running this module must define. The
+ * host may refuse a new stream or a block (a host whose zlib is not 1.3.1, too many streams,
  * the memory limit): the guest then does the work itself, with the same result.
  *
  * deflate: this file defines zlib's deflateInit_, deflateInit2_, deflate, deflateEnd,
@@ -12,9 +13,18 @@
  * small `host_stream` in place of zlib's internal state; every other stream goes to zlib's own
  * code, compiled into this module under other names by wasm_build_zlib.c. zlib's other deflate
  * functions are zlib's own and refuse a host stream (Z_STREAM_ERROR), as its state check fails;
- * CPython calls none of them. Levels 1-9 only: their output does not depend on how the input
- * is cut into calls, so the host can take it in bounded pieces. Level 0 (stored blocks) does
- * depend on it and stays in the guest.
+ * CPython calls none of them.
+ *
+ * The host gets a call's input in bounded pieces, all but the last without a flush. zlib's
+ * output does not depend on how its input is cut, except where a block may be stored and
+ * span more than the window's reach: then the point where zlib slides its window decides
+ * whether the block can still be stored. So the host is offered only streams where that
+ * cannot happen: levels 1-9 (level 0 stores everything), the default and filtered strategies
+ * (Huffman-only, RLE and fixed blocks stay in the guest), and at most 2^(memLevel+6) - 1
+ * symbols per block within the window's reach (memLevel <= |windowBits| - 7). zlib's and
+ * CPython's defaults (memLevel 8, windowBits 15) qualify. A copy of a host stream can only
+ * be made by the host: it fails with Z_MEM_ERROR when the memory limit leaves no room, as
+ * the guest's own copy would.
  *
  * SHA-256: the recipe renames HACL*'s Hacl_Hash_SHA2_sha256_update_nblocks (hashlib's
  * SHA-224 and SHA-256 block loop) to guest_sha256_update_nblocks and appends the function
@@ -47,9 +57,12 @@ int32_t host_deflate_init(int32_t level, int32_t method, int32_t wbits, int32_t 
 WASM_BUILD_IMPORT("deflate")
 int32_t host_deflate(int32_t handle, const uint8_t *in, uint32_t in_len, uint8_t *out,
                      uint32_t out_len, int32_t flush, host_result *result);
+/* The dictionary's last window (what zlib keeps of it), and its Adler-32 over the whole, which
+ * zlib puts in a zlib header: the host's work stays bounded. `consumed` is what zlib added
+ * to total_in. */
 WASM_BUILD_IMPORT("deflate_set_dictionary")
 int32_t host_deflate_set_dictionary(int32_t handle, const uint8_t *dict, uint32_t len,
-                                    host_result *result);
+                                    uint32_t adler, host_result *result);
 WASM_BUILD_IMPORT("deflate_reset")
 int32_t host_deflate_reset(int32_t handle, host_result *result);
 /* A new handle, or < 0 when the host has no room for the copy. */
@@ -84,6 +97,11 @@ typedef struct {
     void *null_strm;
     uint32_t magic;
     int32_t handle;
+    /* 2^windowBits, and whether a zlib header (and so the dictionary's Adler-32) is written */
+    uint32_t window;
+    int zlib_header;
+    /* deflate() returned Z_STREAM_END (until deflateReset) */
+    int finished;
 } host_stream;
 
 #define HOST_STREAM_MAGIC 0x57424831u /* "WBH1" */
@@ -102,15 +120,14 @@ host_stream_of(z_streamp strm)
 }
 
 static int
-attach(z_streamp strm, int32_t handle)
+attach(z_streamp strm, int32_t handle, const host_stream *like)
 {
     host_stream *hs = malloc(sizeof *hs);
     if (hs == NULL) {
         host_deflate_end(handle);
         return 0;
     }
-    hs->null_strm = NULL;
-    hs->magic = HOST_STREAM_MAGIC;
+    *hs = *like;
     hs->handle = handle;
     strm->state = (struct internal_state *)hs;
     return 1;
@@ -139,19 +156,26 @@ deflateInit2_(z_streamp strm, int level, int method, int windowBits, int memLeve
     if (level == Z_DEFAULT_COMPRESSION) {
         level = 6;
     }
-    /* Only what zlib itself accepts goes to the host, and never level 0 (see above). */
+    /* What zlib accepts and whose output cannot depend on the pieces (see above). */
+    int bits = windowBits < 0 ? -windowBits : windowBits > 15 ? windowBits - 16 : windowBits;
+    int header = windowBits > 0 && windowBits <= 15;
+    if (bits == 8 && header) {
+        bits = 9; /* as zlib does */
+    }
     int valid = version != Z_NULL && version[0] == ZLIB_VERSION[0] &&
                 stream_size == (int)sizeof(z_stream) && strm != Z_NULL &&
-                method == Z_DEFLATED && level >= 1 && level <= 9 && memLevel >= 1 &&
-                memLevel <= MAX_MEM_LEVEL && strategy >= 0 && strategy <= Z_FIXED &&
+                method == Z_DEFLATED && level >= 1 && level <= 9 &&
+                (strategy == Z_DEFAULT_STRATEGY || strategy == Z_FILTERED) &&
                 ((windowBits >= 8 && windowBits <= 15) ||
                  (windowBits >= -15 && windowBits <= -8) ||
-                 (windowBits >= 24 && windowBits <= 31));
+                 (windowBits >= 24 && windowBits <= 31)) &&
+                bits >= 9 && memLevel >= 1 && memLevel <= (bits >= 10 ? bits - 7 : 1);
     if (valid) {
         int32_t handle = host_deflate_init(level, method, windowBits, memLevel, strategy);
         if (handle >= 0) {
             strm->msg = Z_NULL;
-            if (!attach(strm, handle)) {
+            host_stream like = {NULL, HOST_STREAM_MAGIC, handle, 1u << bits, header, 0};
+            if (!attach(strm, handle, &like)) {
                 strm->msg = (char *)zError(Z_MEM_ERROR);
                 return Z_MEM_ERROR;
             }
@@ -189,13 +213,17 @@ deflate(z_streamp strm, int flush)
         return Z_STREAM_ERROR;
     }
     for (;;) {
-        int last = strm->avail_in <= HOST_DEFLATE_PIECE;
+        /* A finished stream takes no input: the whole call in one (zlib's error for it). */
+        int last = hs->finished || strm->avail_in <= HOST_DEFLATE_PIECE;
         uInt piece = last ? strm->avail_in : HOST_DEFLATE_PIECE;
         /* The input before the last piece goes in without a flush: the same output. */
         host_result r = {0, 0, 0, 0, 0};
         int ret = host_deflate(hs->handle, strm->next_in, piece, strm->next_out,
                                strm->avail_out, last ? flush : Z_NO_FLUSH, &r);
         apply(strm, &r);
+        if (ret == Z_STREAM_END) {
+            hs->finished = 1;
+        }
         if (ret != Z_OK || strm->avail_out == 0 || last) {
             return ret;
         }
@@ -230,7 +258,7 @@ deflateCopy(z_streamp dest, z_streamp source)
         return Z_MEM_ERROR;
     }
     memcpy(dest, source, sizeof(z_stream));
-    if (!attach(dest, handle)) {
+    if (!attach(dest, handle, hs)) {
         return Z_MEM_ERROR;
     }
     return Z_OK;
@@ -246,9 +274,13 @@ deflateSetDictionary(z_streamp strm, const Bytef *dictionary, uInt dictLength)
     if (dictionary == Z_NULL) {
         return Z_STREAM_ERROR;
     }
+    uInt kept = dictLength > hs->window ? hs->window : dictLength;
+    uint32_t adler = hs->zlib_header ? adler32(strm->adler, dictionary, dictLength) : 0;
     host_result r = {0, 0, 0, 0, 0};
-    int ret = host_deflate_set_dictionary(hs->handle, dictionary, dictLength, &r);
+    int ret = host_deflate_set_dictionary(hs->handle, dictionary + (dictLength - kept), kept,
+                                          adler, &r);
     if (ret == Z_OK) {
+        strm->total_in += r.consumed;
         strm->adler = r.adler;
     }
     return ret;
@@ -268,6 +300,7 @@ deflateReset(z_streamp strm)
         strm->msg = Z_NULL;
         strm->data_type = Z_UNKNOWN;
         strm->adler = r.adler;
+        hs->finished = 0;
     }
     return ret;
 }

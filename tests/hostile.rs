@@ -526,13 +526,21 @@ fn helper_wheel_dir(version: &str) -> tempfile::TempDir {
 /// The cached build environment holding `hostile_helper` at `version`: its site-packages.
 fn helper_environment(version: &str) -> PathBuf {
     let envs = shared_cache().join(wasm_build_packaging::cache::Bucket::Envs.dir_name());
+    // The one the last build used: the shared cache may also hold environments made for
+    // another runtime (one with other pins, from an earlier test run).
     fs::read_dir(&envs)
         .unwrap()
-        .map(|e| e.unwrap().path().join("site-packages"))
-        .find(|sp| {
-            sp.join(format!("hostile_helper-{version}.dist-info"))
+        .map(|e| e.unwrap().path())
+        .filter(|env| {
+            env.join(format!("site-packages/hostile_helper-{version}.dist-info"))
                 .is_dir()
         })
+        .max_by_key(|env| {
+            fs::metadata(env.join("last-used"))
+                .and_then(|m| m.modified())
+                .ok()
+        })
+        .map(|env| env.join("site-packages"))
         .expect("the build environment with hostile_helper is cached")
 }
 
