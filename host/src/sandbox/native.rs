@@ -20,6 +20,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use libz_sys as z;
 use wasmtime::{Caller, Extern, Linker};
 
+mod window;
+
 /// Deflate streams one run may start on the host (copies are bounded by the memory limit
 /// only: the guest cannot copy a host stream itself).
 pub(crate) const MAX_STREAMS: usize = 64;
@@ -32,6 +34,9 @@ const ZLIB_VERSION: &std::ffi::CStr = c"1.3.1";
 pub(crate) const MAX_DEFLATE_INPUT: u32 = 16 * 1024;
 /// The most 64-byte blocks one `sha256_blocks` call takes.
 pub(crate) const MAX_SHA256_BLOCKS: u32 = 1024;
+/// `deflate`'s `flush` for a piece the guest cut from a longer input: no flush, and the host
+/// may take less of it ([`window::uncut_len`]); the guest sends the rest again.
+pub(crate) const PIECE_CUT: i32 = 0x100;
 
 const MODULE: &str = "wasm_build";
 /// The guest's `host_result`: five 32-bit fields.
@@ -41,6 +46,9 @@ const RESULT_SIZE: u32 = 20;
 pub(crate) struct NativeState {
     /// Declared first: streams end (and free through `account`) before it goes.
     streams: Vec<Option<Stream>>,
+    /// Free slots of `streams`, and how many streams are live: O(1) whatever the guest does.
+    free: Vec<usize>,
+    live: usize,
     account: Arc<Account>,
     /// Bytes deflated and hashed for the guest.
     pub(crate) deflated: u64,
@@ -58,8 +66,6 @@ struct Account {
 /// A zlib stream, boxed: zlib's state points back at it, so it must not move.
 struct Stream {
     z: Box<z::z_stream>,
-    /// It writes a zlib header, which holds a dictionary's Adler-32.
-    zlib_header: bool,
 }
 
 /// A gzip header as zlib writes one by default on Unix (no name, comment or time; OS 3), set
@@ -103,6 +109,8 @@ impl NativeState {
     pub(crate) fn new(held: Arc<AtomicU64>) -> Self {
         Self {
             streams: Vec::new(),
+            free: Vec::new(),
+            live: 0,
             account: Arc::new(Account {
                 held,
                 room: AtomicU64::new(0),
@@ -114,7 +122,7 @@ impl NativeState {
 
     /// Deflate streams the guest has not ended.
     pub(crate) fn live_streams(&self) -> usize {
-        self.streams.iter().filter(|s| s.is_some()).count()
+        self.live
     }
 
     fn new_stream(&self) -> Box<z::z_stream> {
@@ -145,13 +153,21 @@ impl NativeState {
         if held >= room || (new && self.live_streams() >= MAX_STREAMS) {
             return None;
         }
-        match self.streams.iter().position(Option::is_none) {
+        match self.free.pop() {
             Some(free) => Some(free),
             None => {
                 self.streams.push(None);
                 Some(self.streams.len() - 1)
             }
         }
+    }
+
+    /// Ends the stream in `slot`, if there is one.
+    fn take(&mut self, slot: usize) -> Option<Stream> {
+        let stream = self.streams.get_mut(slot)?.take()?;
+        self.free.push(slot);
+        self.live -= 1;
+        Some(stream)
     }
 
     fn stream(&mut self, handle: i32) -> Option<&mut Stream> {
@@ -243,8 +259,14 @@ impl Call<'_> {
     }
 
     /// Puts a stream zlib made into `slot`; the memory it holds now counts as the run's.
-    fn keep(&mut self, slot: usize, stream: Stream) -> i32 {
+    /// A slot not filled goes back unused.
+    fn keep(&mut self, slot: usize, stream: Option<Stream>) -> i32 {
+        let Some(stream) = stream else {
+            self.native.free.push(slot);
+            return -1;
+        };
         self.native.streams[slot] = Some(stream);
+        self.native.live += 1;
         let held = self.native.account.held.load(Ordering::Relaxed);
         self.limiter.peak = self.limiter.peak.max(self.memory.len() as u64 + held);
         slot as i32
@@ -320,9 +342,9 @@ fn deflate_init(
     mem_level: i32,
     strategy: i32,
 ) -> i32 {
-    if !takes_stream(level, wbits, mem_level, strategy) {
+    let Some(bits) = takes_stream(level, wbits, mem_level, strategy) else {
         return -1;
-    }
+    };
     // SAFETY: zlib's version string is static.
     if unsafe { std::ffi::CStr::from_ptr(z::zlibVersion()) } != ZLIB_VERSION {
         return -1;
@@ -352,33 +374,31 @@ fn deflate_init(
                 ret
             }
         };
-        let stream = Stream {
-            z: strm,
-            zlib_header: (8..=15).contains(&wbits),
-        };
-        if ret != z::Z_OK {
-            return -1;
-        }
-        call.keep(slot, stream)
+        let stream = Stream { z: strm };
+        // The host cuts pieces by zlib's own state (`window`): a state it cannot read
+        // stays in the guest.
+        let taken = ret == z::Z_OK && window::state_is_zlib_1_3_1(&stream.z, bits);
+        call.keep(slot, taken.then_some(stream))
     })
 }
 
 /// Whether the host takes a stream of these parameters: only where zlib's output cannot
 /// depend on how the guest cuts the input into calls (`python-wasm/wasm_build_native.c`
 /// offers no others): levels 1-9, the default and filtered strategies, and blocks that
-/// cannot outrun the window (`memLevel <= window bits - 7`).
-fn takes_stream(level: i32, wbits: i32, mem_level: i32, strategy: i32) -> bool {
+/// cannot outrun the window (`memLevel <= window bits - 7`). Returns zlib's window bits.
+fn takes_stream(level: i32, wbits: i32, mem_level: i32, strategy: i32) -> Option<u32> {
     let bits = match wbits {
         8 => 9,
         9..=15 => wbits,
         -15..=-9 => -wbits,
         25..=31 => wbits - 16,
-        _ => return false,
+        _ => return None,
     };
     let most = if bits >= 10 { bits - 7 } else { 1 };
-    (1..=9).contains(&level)
+    ((1..=9).contains(&level)
         && (strategy == z::Z_DEFAULT_STRATEGY || strategy == z::Z_FILTERED)
-        && (1..=most).contains(&mem_level)
+        && (1..=most).contains(&mem_level))
+    .then_some(bits as u32)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -409,6 +429,10 @@ fn deflate(
             return z::Z_STREAM_ERROR;
         };
         let strm = &mut *stream.z;
+        let (input_len, flush) = match flush {
+            PIECE_CUT => (window::uncut_len(strm, input_len), z::Z_NO_FLUSH),
+            _ => (input_len, flush),
+        };
         // SAFETY: both ranges lie in the guest's memory, which nothing else touches during
         // the call, and do not overlap; zlib keeps neither pointer past it (cleared below).
         let ret = unsafe {
@@ -454,10 +478,11 @@ fn deflate_set_dictionary(
         };
         let strm = &mut *stream.z;
         let total_in = strm.total_in;
+        let sets_adler = window::dictionary_sets_adler(strm);
         strm.msg = std::ptr::null_mut();
         // SAFETY: the range lies in the guest's memory; zlib reads it during the call only.
         let ret = unsafe { z::deflateSetDictionary(strm, base.add(dictionary.start), len) };
-        if ret == z::Z_OK && stream.zlib_header {
+        if ret == z::Z_OK && sets_adler {
             // zlib took the Adler-32 of what it was given; the header names the whole's.
             strm.adler = adler.into();
         }
@@ -492,32 +517,17 @@ fn deflate_copy(mut caller: Caller<'_, super::GuestState>, handle: i32) -> i32 {
         };
         let mut copy = call.native.new_stream();
         let Some(source) = call.native.stream(handle) else {
-            return -1;
+            return call.keep(slot, None);
         };
-        let zlib_header = source.zlib_header;
         // SAFETY: a live stream of ours into a fresh one; on failure zlib frees what it took.
-        if unsafe { z::deflateCopy(&mut *copy, &mut *source.z) } != z::Z_OK {
-            return -1;
-        }
-        call.keep(
-            slot,
-            Stream {
-                z: copy,
-                zlib_header,
-            },
-        )
+        let ret = unsafe { z::deflateCopy(&mut *copy, &mut *source.z) };
+        call.keep(slot, (ret == z::Z_OK).then_some(Stream { z: copy }))
     })
 }
 
 fn deflate_end(mut caller: Caller<'_, super::GuestState>, handle: i32) -> i32 {
     let native = &mut caller.data_mut().native;
-    let Some(index) = usize::try_from(handle)
-        .ok()
-        .filter(|&i| i < native.streams.len())
-    else {
-        return z::Z_STREAM_ERROR;
-    };
-    let Some(mut stream) = native.streams[index].take() else {
+    let Some(mut stream) = usize::try_from(handle).ok().and_then(|i| native.take(i)) else {
         return z::Z_STREAM_ERROR;
     };
     // SAFETY: a live stream of ours; its Drop then finds no state.
@@ -790,6 +800,45 @@ mod tests {
             guest.call("deflate_set_dictionary", &[h, 0, MAX_DICTIONARY, 7, result]),
             z::Z_OK
         );
+        // The guest's Adler-32 of a dictionary goes in a zlib header not yet written, and
+        // nowhere else: after the end, zlib takes a dictionary and leaves `adler` alone.
+        let zlib = guest.call("deflate_init", &[6, 8, 15, 8, 0]) as u32;
+        let adler = |guest: &mut Hostile| guest.read(result + 8, 4);
+        assert_eq!(
+            guest.call("deflate", &[zlib, 0, 5, out, 100, finish, result]),
+            z::Z_STREAM_END
+        );
+        let of_data = adler(&mut guest);
+        assert_eq!(
+            guest.call("deflate_set_dictionary", &[zlib, 0, 5, 7, result]),
+            z::Z_OK
+        );
+        assert_eq!(adler(&mut guest), of_data);
+    }
+
+    /// A piece marked as cut is taken short where it would end within 261 bytes of the
+    /// window's end (here 32,767 of 32,768; `window` has the why); others whole.
+    #[test]
+    fn a_cut_piece_is_taken_short_of_the_window_s_end() {
+        let mut guest = Hostile::new(64 << 20);
+        let h = guest.init() as u32;
+        let input: Vec<u8> = (0..40_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        guest.write(0, &input);
+        let (out, result) = (100_000, 200_000);
+        let cut = PIECE_CUT as u32;
+        let consumed = |guest: &mut Hostile, at: u32, len: u32, flush: u32| {
+            let args = [h, at, len, out, 60_000, flush, result];
+            assert_eq!(guest.call("deflate", &args), z::Z_OK);
+            u32::from_le_bytes(guest.read(result, 4).try_into().unwrap())
+        };
+        assert_eq!(consumed(&mut guest, 0, 16_383, 0), 16_383);
+        assert_eq!(consumed(&mut guest, 16_383, 16_384, cut), 16_384 - 261);
+        // Unmarked, the caller's own end: all of it.
+        let mut guest = Hostile::new(64 << 20);
+        assert_eq!(guest.init() as u32, h);
+        guest.write(0, &input);
+        assert_eq!(consumed(&mut guest, 0, 16_383, 0), 16_383);
+        assert_eq!(consumed(&mut guest, 16_383, 16_384, 0), 16_384);
     }
 
     #[test]

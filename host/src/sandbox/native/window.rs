@@ -1,0 +1,265 @@
+//! Where zlib's window stands, read from zlib 1.3.1's own state, so that the pieces the guest
+//! cuts a long input into give the bytes of the uncut input.
+//!
+//! zlib reads input into a window of twice its reach (`w`) and slides it by `w` once the
+//! next string to match starts within `MIN_LOOKAHEAD` (262) bytes of the window's end. When
+//! a call's input runs out, zlib stops with fewer than 262 bytes ahead and, on the next
+//! call, slides the window as soon as the next string lies past `2w - 262`. Fed without a
+//! cut, it would read on and slide one string later; the string at `2w - 262` then keeps
+//! its match exactly the window's reach back, which the early slide forgets. So a piece
+//! must not end with the window's end in `[2w - 261, 2w - 1]`: the host takes less of such
+//! a piece (at most 261 bytes less), ending it at `2w - 262`, and the guest sends the rest
+//! again. Every other end gives the same bytes: zlib then reads on to the window's end
+//! before it would slide.
+
+use std::ffi::{c_int, c_long, c_uint, c_ulong};
+
+use libz_sys as z;
+
+/// zlib's `MIN_LOOKAHEAD`: `MAX_MATCH + MIN_MATCH + 1`.
+const MIN_LOOKAHEAD: u32 = 262;
+/// zlib's `INIT_STATE` and `GZIP_STATE`: a stream that has not started.
+const INIT_STATE: c_int = 42;
+const GZIP_STATE: c_int = 57;
+
+/// The head of zlib 1.3.1's `deflate_state` (deflate.h), up to `lookahead`, as libz-sys
+/// 1.1.24 builds it (no option changes these fields). [`state_is_zlib_1_3_1`] checks it
+/// against every new stream; a stream it does not match stays in the guest.
+#[repr(C)]
+struct StateHead {
+    strm: *const z::z_stream,
+    status: c_int,
+    pending_buf: *const u8,
+    pending_buf_size: c_ulong,
+    pending_out: *const u8,
+    pending: c_ulong,
+    wrap: c_int,
+    gzhead: *const z::gz_header,
+    gzindex: c_ulong,
+    method: u8,
+    last_flush: c_int,
+    w_size: c_uint,
+    w_bits: c_uint,
+    w_mask: c_uint,
+    window: *const u8,
+    window_size: c_ulong,
+    prev: *const u16,
+    head: *const u16,
+    ins_h: c_uint,
+    hash_size: c_uint,
+    hash_bits: c_uint,
+    hash_mask: c_uint,
+    hash_shift: c_uint,
+    block_start: c_long,
+    match_length: c_uint,
+    prev_match: c_uint,
+    match_available: c_int,
+    strstart: c_uint,
+    match_start: c_uint,
+    lookahead: c_uint,
+}
+
+fn head(strm: &z::z_stream) -> &StateHead {
+    assert!(!strm.state.is_null(), "a stream zlib initialized");
+    // SAFETY: zlib's state of a live stream begins with these fields (checked for each
+    // stream by `state_is_zlib_1_3_1` before the host keeps it); they are only read.
+    unsafe { &*strm.state.cast::<StateHead>() }
+}
+
+/// Whether a stream deflateInit2_ just made for window bits `bits` (9-15) has the state
+/// [`StateHead`] describes.
+pub(super) fn state_is_zlib_1_3_1(strm: &z::z_stream, bits: u32) -> bool {
+    let s = head(strm);
+    std::ptr::eq(s.strm, strm)
+        && (s.status == INIT_STATE || s.status == GZIP_STATE)
+        && s.method == 8
+        && s.w_bits == bits
+        && s.w_size == 1 << bits
+        && s.w_mask == s.w_size - 1
+        && s.window_size == 2 * c_ulong::from(s.w_size)
+        && !s.window.is_null()
+        && s.strstart == 0
+        && s.lookahead == 0
+        && s.match_available == 0
+}
+
+/// How much of a `len`-byte piece the guest cut from a longer input zlib should take, so
+/// that its window slides where it would without the cut (see the top).
+pub(super) fn uncut_len(strm: &z::z_stream, len: u32) -> u32 {
+    let s = head(strm);
+    let w = s.w_size;
+    // Slides move the window's end by exactly `w`: its position modulo `w` is enough.
+    let end = ((s.strstart + s.lookahead) % w + len % w) % w;
+    if end < w - (MIN_LOOKAHEAD - 1) {
+        return len;
+    }
+    let short = end - (w - MIN_LOOKAHEAD);
+    if short < len { len - short } else { len }
+}
+
+/// Whether deflateSetDictionary would put the dictionary's Adler-32 in `adler` (a zlib
+/// header not yet written).
+pub(super) fn dictionary_sets_adler(strm: &z::z_stream) -> bool {
+    head(strm).wrap == 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Account, NativeState};
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU64;
+
+    /// A host zlib stream (its account leaked: the test's streams are few).
+    struct Deflater(Box<z::z_stream>);
+
+    impl Deflater {
+        fn new(level: c_int, wbits: c_int, mem_level: c_int, dictionary: &[u8]) -> Self {
+            let account = Account {
+                held: Arc::new(AtomicU64::new(0)),
+                room: AtomicU64::new(u64::MAX),
+            };
+            let mut strm = NativeState::new(account.held.clone()).new_stream();
+            strm.opaque = Box::into_raw(Box::new(account)).cast();
+            // SAFETY: a fresh stream; the dictionary is read during the call only.
+            unsafe {
+                let ret = z::deflateInit2_(
+                    &mut *strm,
+                    level,
+                    z::Z_DEFLATED,
+                    wbits,
+                    mem_level,
+                    z::Z_DEFAULT_STRATEGY,
+                    z::zlibVersion(),
+                    std::mem::size_of::<z::z_stream>() as c_int,
+                );
+                assert_eq!(ret, z::Z_OK);
+                let bits = wbits.unsigned_abs() % 16;
+                assert!(state_is_zlib_1_3_1(&strm, bits));
+                if !dictionary.is_empty() {
+                    let len = dictionary.len() as c_uint;
+                    let ret = z::deflateSetDictionary(&mut *strm, dictionary.as_ptr(), len);
+                    assert_eq!(ret, z::Z_OK);
+                }
+            }
+            Self(strm)
+        }
+
+        /// Deflates `input` in calls of at most `piece` bytes, all but the last without a
+        /// flush; `uncut` takes less of a piece as the host does.
+        fn call(&mut self, input: &[u8], piece: usize, uncut: bool, flush: c_int) -> Vec<u8> {
+            let mut out = vec![0u8; input.len() + 1024];
+            let (mut at, mut written) = (0, 0);
+            loop {
+                let last = input.len() - at <= piece;
+                let mut len = if last { input.len() - at } else { piece } as u32;
+                if uncut && !last {
+                    len = uncut_len(&self.0, len);
+                }
+                let strm = &mut *self.0;
+                strm.next_in = input[at..].as_ptr().cast_mut();
+                strm.avail_in = len;
+                strm.next_out = out[written..].as_mut_ptr();
+                strm.avail_out = (out.len() - written) as c_uint;
+                // SAFETY: both buffers outlive the call.
+                let ret = unsafe { z::deflate(strm, if last { flush } else { z::Z_NO_FLUSH }) };
+                assert!(ret == z::Z_OK || ret == z::Z_STREAM_END, "{ret}");
+                at += (len - strm.avail_in) as usize;
+                written = out.len() - strm.avail_out as usize;
+                if last {
+                    out.truncate(written);
+                    return out;
+                }
+            }
+        }
+    }
+
+    impl Drop for Deflater {
+        fn drop(&mut self) {
+            // SAFETY: a stream deflateInit2_ made.
+            unsafe { z::deflateEnd(&mut *self.0) };
+        }
+    }
+
+    /// Input, and a first call such that a guest's 16 KiB piece of the second ends one byte
+    /// short of twice the window (counting the dictionary); the string where zlib then slides
+    /// early repeats the one exactly the window's reach back, which heads its hash chain.
+    /// Random bytes, a fifth of them repeated 100 bytes on so that no block is stored, except
+    /// around the two strings (tests/fixtures/native/deflate_and_sha256.py builds the same).
+    fn crafted(seed: u64, wbits: u32, mem_level: u32, dictionary: usize) -> (Vec<u8>, usize) {
+        let w = 1usize << wbits;
+        let piece = 16 * 1024;
+        let pieces = if w > piece { 3 } else { 1 };
+        let first = (w as i64 - 1 - (dictionary + pieces * piece) as i64).rem_euclid(w as i64);
+        let first = first as usize;
+        let end = first + pieces * piece;
+        assert_eq!((end + dictionary) % w, w - 1);
+        assert!(end + dictionary >= 2 * w - 1);
+        let mut state = seed;
+        let mut data: Vec<u8> = (0..end + 20_000)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (state >> 56) as u8
+            })
+            .collect();
+        let at = end - (MIN_LOOKAHEAD as usize - 1);
+        let src = at - (w - MIN_LOOKAHEAD as usize);
+        for c in (100..data.len() - 60).step_by(300) {
+            if [src, at].iter().all(|&x| c + 60 <= x - 20 || c >= x + 278) {
+                data.copy_within(c - 100..c - 40, c);
+            }
+        }
+        let (shift, mask) = ((mem_level + 9) / 3, (1u32 << (mem_level + 7)) - 1);
+        let hashed = |data: &[u8], p: usize| {
+            (u32::from(data[p]) << (2 * shift)
+                ^ u32::from(data[p + 1]) << shift
+                ^ u32::from(data[p + 2]))
+                & mask
+        };
+        for lead in 0..=u16::MAX {
+            data[src..src + 2].copy_from_slice(&lead.to_be_bytes());
+            data.copy_within(src..src + 258, at);
+            let head = hashed(&data, src);
+            if (src + 1..at).all(|p| hashed(&data, p) != head) {
+                break;
+            }
+        }
+        (data, first)
+    }
+
+    #[test]
+    fn pieces_taken_short_of_the_slide_give_the_bytes_of_the_uncut_input() {
+        let piece = 16 * 1024;
+        for (level, wbits, mem_level, dictionary) in [
+            (6, 15i32, 8, 0),
+            (1, 15, 8, 0),
+            (9, 15, 8, 0),
+            (6, -15, 8, 1_000),
+            (6, 31, 8, 0),
+            (4, 12, 5, 300),
+            (6, -9, 1, 0),
+        ] {
+            let bits = wbits.unsigned_abs() % 16;
+            let (input, first) = crafted(7, bits, mem_level as u32, dictionary);
+            let dict: Vec<u8> = (0..dictionary).map(|i| (i * 31 % 256) as u8).collect();
+            let caller = |piece: usize, uncut: bool| {
+                let mut d = Deflater::new(level, wbits, mem_level, &dict);
+                let mut out = d.call(&input[..first], usize::MAX, false, z::Z_NO_FLUSH);
+                out.extend(d.call(&input[first..], piece, uncut, z::Z_FINISH));
+                out
+            };
+            let whole = caller(usize::MAX, false);
+            let case = (level, wbits, mem_level, dictionary);
+            // The crafted input makes plain 16 KiB pieces differ: the test can fail.
+            assert!(caller(piece, false) != whole, "{case:?}");
+            assert!(caller(piece, true) == whole, "{case:?}");
+            // Any piece size, taken short where it must be.
+            for other in [300, 1000, 4096, 5000, 16_383] {
+                let same = caller(other, true) == whole;
+                assert!(same, "{case:?} in pieces of {other}");
+            }
+        }
+    }
+}
