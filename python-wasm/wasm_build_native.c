@@ -15,11 +15,13 @@
  * functions are zlib's own and refuse a host stream (Z_STREAM_ERROR), as its state check fails;
  * CPython calls none of them.
  *
- * The host gets a call's input in bounded pieces, all but the last without a flush. zlib's
- * output does not depend on how its input is cut, except where a block may be stored and
- * span more than the window's reach: then the point where zlib slides its window decides
- * whether the block can still be stored. So the host is offered only streams where that
- * cannot happen: levels 1-9 (level 0 stores everything), the default and filtered strategies
+ * The host gets a call's input in bounded pieces, all but the last marked HOST_DEFLATE_CUT
+ * (no flush). zlib's output can depend on where its input is cut in two ways. A piece that
+ * ends just short of the window's end makes zlib slide its window one string early: the host
+ * takes less of such a piece (host/src/sandbox/native/window.rs) and this loop sends the
+ * rest again. And where a block may be stored and span more than the window's reach, the
+ * point where zlib slides decides whether the block can still be stored. So the host is
+ * offered only streams where that cannot happen: levels 1-9 (level 0 stores everything), the default and filtered strategies
  * (Huffman-only, RLE and fixed blocks stay in the guest), and at most 2^(memLevel+6) - 1
  * symbols per block within the window's reach (memLevel <= |windowBits| - 7). zlib's and
  * CPython's defaults (memLevel 8, windowBits 15) qualify. A copy of a host stream can only
@@ -77,6 +79,9 @@ int32_t host_sha256_blocks(uint32_t *state, const uint8_t *data, uint32_t blocks
 
 /* The most input one host call takes, so that no call runs long (the host refuses more). */
 #define HOST_DEFLATE_PIECE (16u * 1024u)
+/* host_deflate's flush for a piece cut from a longer input: Z_NO_FLUSH, and the host may take
+ * less of it (at most 261 bytes less) so that zlib slides its window as without the cut. */
+#define HOST_DEFLATE_CUT 0x100
 #define HOST_SHA256_PIECE_BLOCKS 1024u
 
 /* zlib's own functions, renamed by wasm_build_zlib.c. */
@@ -216,10 +221,10 @@ deflate(z_streamp strm, int flush)
         /* A finished stream takes no input: the whole call in one (zlib's error for it). */
         int last = hs->finished || strm->avail_in <= HOST_DEFLATE_PIECE;
         uInt piece = last ? strm->avail_in : HOST_DEFLATE_PIECE;
-        /* The input before the last piece goes in without a flush: the same output. */
-        host_result r = {0, 0, 0, 0, 0};
+        /* What a refused call leaves as it was. */
+        host_result r = {0, 0, (uint32_t)strm->adler, strm->data_type, 0};
         int ret = host_deflate(hs->handle, strm->next_in, piece, strm->next_out,
-                               strm->avail_out, last ? flush : Z_NO_FLUSH, &r);
+                               strm->avail_out, last ? flush : HOST_DEFLATE_CUT, &r);
         apply(strm, &r);
         if (ret == Z_STREAM_END) {
             hs->finished = 1;
@@ -276,7 +281,7 @@ deflateSetDictionary(z_streamp strm, const Bytef *dictionary, uInt dictLength)
     }
     uInt kept = dictLength > hs->window ? hs->window : dictLength;
     uint32_t adler = hs->zlib_header ? adler32(strm->adler, dictionary, dictLength) : 0;
-    host_result r = {0, 0, 0, 0, 0};
+    host_result r = {0, 0, (uint32_t)strm->adler, strm->data_type, 0};
     int ret = host_deflate_set_dictionary(hs->handle, dictionary + (dictLength - kept), kept,
                                           adler, &r);
     if (ret == Z_OK) {
