@@ -115,6 +115,16 @@ mod tests {
 
     impl Deflater {
         fn new(level: c_int, wbits: c_int, mem_level: c_int, dictionary: &[u8]) -> Self {
+            Self::with_strategy(level, wbits, mem_level, z::Z_DEFAULT_STRATEGY, dictionary)
+        }
+
+        fn with_strategy(
+            level: c_int,
+            wbits: c_int,
+            mem_level: c_int,
+            strategy: c_int,
+            dictionary: &[u8],
+        ) -> Self {
             let account = Account {
                 held: Arc::new(AtomicU64::new(0)),
                 room: AtomicU64::new(u64::MAX),
@@ -129,7 +139,7 @@ mod tests {
                     z::Z_DEFLATED,
                     wbits,
                     mem_level,
-                    z::Z_DEFAULT_STRATEGY,
+                    strategy,
                     z::zlibVersion(),
                     std::mem::size_of::<z::z_stream>() as c_int,
                 );
@@ -172,6 +182,185 @@ mod tests {
                 }
             }
         }
+    }
+
+    impl Deflater {
+        /// One `deflate()` call of CPython's: the whole input, called again with what is
+        /// left while the output (`out_chunk` bytes per call) fills. With `cut`, each call
+        /// goes through the guest's loop: 16 KiB pieces, all but the last taken short as
+        /// the host takes them (`uncut`) or whole. Returns the bytes and return codes.
+        fn cpython_call(
+            &mut self,
+            input: &[u8],
+            flush: c_int,
+            out_chunk: usize,
+            cut: Option<bool>,
+        ) -> (Vec<u8>, Vec<c_int>) {
+            let (mut out, mut codes) = (Vec::new(), Vec::new());
+            let mut buffer = vec![0u8; out_chunk];
+            let strm = &mut *self.0;
+            strm.next_in = input.as_ptr().cast_mut();
+            strm.avail_in = input.len() as c_uint;
+            loop {
+                strm.next_out = buffer.as_mut_ptr();
+                strm.avail_out = out_chunk as c_uint;
+                let ret = match cut {
+                    // SAFETY: `input` and `buffer` outlive the call.
+                    None => unsafe { z::deflate(strm, flush) },
+                    Some(uncut) => guest_loop(strm, flush, uncut),
+                };
+                out.extend_from_slice(&buffer[..out_chunk - strm.avail_out as usize]);
+                codes.push(ret);
+                if strm.avail_out != 0 || (ret != z::Z_OK && ret != z::Z_BUF_ERROR) {
+                    return (out, codes);
+                }
+            }
+        }
+    }
+
+    /// python-wasm/wasm_build_native.c's `deflate()` loop over the host's `deflate`.
+    fn guest_loop(strm: &mut z::z_stream, flush: c_int, uncut: bool) -> c_int {
+        const PIECE: u32 = 16 * 1024;
+        loop {
+            let avail = strm.avail_in;
+            let last = avail <= PIECE;
+            let piece = if last { avail } else { PIECE };
+            let take = if last || !uncut {
+                piece
+            } else {
+                uncut_len(strm, piece)
+            };
+            strm.avail_in = take;
+            // SAFETY: the caller's buffers outlive the call.
+            let ret = unsafe { z::deflate(strm, if last { flush } else { z::Z_NO_FLUSH }) };
+            strm.avail_in += avail - take;
+            if ret != z::Z_OK || strm.avail_out == 0 || last {
+                return ret;
+            }
+        }
+    }
+
+    /// A small random number generator (the test needs no crate for it).
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((self.0 >> 33) % n as u64) as usize
+        }
+
+        fn pick<T: Copy>(&mut self, from: &[T]) -> T {
+            from[self.below(from.len())]
+        }
+    }
+
+    /// Random scenarios of CPython's calling pattern over the parameters the host takes:
+    /// calls of sizes aimed at the window's band, flushes of every kind, output buffers
+    /// down to one byte, dictionaries; data that repeats, at many places, the string
+    /// exactly the window's reach back. The host's pieces give zlib's own bytes and return
+    /// codes; pieces taken whole do not, in some scenario (the test can tell).
+    #[test]
+    fn cpython_s_calls_in_the_host_s_pieces_give_zlib_s_own_bytes() {
+        let mut rng = Lcg(2026);
+        let mut whole_pieces_differ = 0;
+        for scenario in 0..120 {
+            let bits = rng.pick(&[9u32, 10, 12, 15]);
+            let wbits = match rng.below(3) {
+                0 => -(bits as c_int),
+                1 => bits as c_int,
+                _ => bits as c_int + 16,
+            };
+            let most = if bits >= 10 { bits - 7 } else { 1 };
+            let mem_level = 1 + rng.below(most as usize) as c_int;
+            let level = 1 + rng.below(9) as c_int;
+            let strategy = rng.pick(&[z::Z_DEFAULT_STRATEGY, z::Z_FILTERED]);
+            let w = 1usize << bits;
+            let len = rng.below(300_000);
+            let mut state = scenario as u64 + 1;
+            let mut data: Vec<u8> = (0..len)
+                .map(|_| {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    (state >> 56) as u8
+                })
+                .collect();
+            // The string at each m·w - 262 repeats the one the window's reach back; and, away
+            // from those, a fifth of the bytes repeat 100 bytes on, so that no block is stored.
+            let traps: Vec<usize> = (1..)
+                .map(|m| (m + 1) * w - 262)
+                .take_while(|&at| at + 258 <= len)
+                .collect();
+            let clear = |c: usize| {
+                traps.iter().all(|&t| {
+                    [t, t - (w - 262)]
+                        .iter()
+                        .all(|&x| c + 60 + 20 <= x || c >= x + 278)
+                })
+            };
+            for c in (100..len.saturating_sub(60)).step_by(300) {
+                if clear(c) {
+                    data.copy_within(c - 100..c - 40, c);
+                }
+            }
+            for &at in &traps {
+                let from = at - (w - 262);
+                data.copy_within(from..from + 258, at);
+            }
+            let dictionary: Vec<u8> = if wbits < 16 && rng.below(4) == 0 {
+                data[..rng.below(len.min(2 * w) + 1)].to_vec()
+            } else {
+                Vec::new()
+            };
+            let mut calls = Vec::new();
+            let mut at = 0;
+            while at < len {
+                let size = match rng.below(3) {
+                    0 => rng.pick(&[1, 100, 5_000, 16_383, 16_384, 16_385, 40_000, 100_000]),
+                    // A call that ends in the band, at the window's end or just past it.
+                    1 => {
+                        let end = (at / w + 2) * w - rng.pick(&[1, 100, 261, 262, 0]);
+                        end.saturating_sub(at).max(1)
+                    }
+                    _ => 1 + rng.below(70_000),
+                };
+                let end = (at + size).min(len);
+                let flush = match rng.below(10) {
+                    0 => z::Z_SYNC_FLUSH,
+                    1 => z::Z_FULL_FLUSH,
+                    2 => z::Z_PARTIAL_FLUSH,
+                    3 => z::Z_BLOCK,
+                    _ => z::Z_NO_FLUSH,
+                };
+                // zlib needs room for more than six bytes to end a flush (zlib.h).
+                let smallest = if flush == z::Z_NO_FLUSH { 1 } else { 7 };
+                let out_chunk = rng.pick(&[smallest, 7, 100, 4096, 1 << 20]);
+                calls.push((at..end, flush, out_chunk));
+                at = end;
+            }
+            let run = |cut: Option<bool>| {
+                let mut d = Deflater::with_strategy(level, wbits, mem_level, strategy, &dictionary);
+                let mut all = Vec::new();
+                for (range, flush, out_chunk) in &calls {
+                    all.push(d.cpython_call(&data[range.clone()], *flush, *out_chunk, cut));
+                }
+                all.push(d.cpython_call(&[], z::Z_FINISH, 1 << 20, cut));
+                all
+            };
+            let zlib = run(None);
+            let case = (
+                scenario,
+                level,
+                wbits,
+                mem_level,
+                strategy,
+                dictionary.len(),
+            );
+            assert!(run(Some(true)) == zlib, "{case:?}");
+            whole_pieces_differ += usize::from(run(Some(false)) != zlib);
+        }
+        assert!(whole_pieces_differ > 0);
     }
 
     impl Drop for Deflater {
