@@ -388,6 +388,40 @@ fn each_run_reseeds_random_and_temporary_names() {
     assert_ne!(seeded, drawn(Some("5eed01"), Some(&image)));
 }
 
+/// A hook run ends without finalizing the interpreter (no module teardown, no collection of
+/// the heap: the object below is never deleted), yet what a backend sees of the end stays:
+/// its exit handlers run and what it left in the standard streams' buffers is written. The
+/// same, from a prepared image and from a fresh import.
+#[test]
+fn a_hook_run_ends_without_finalizing_yet_runs_exit_handlers_and_flushes() {
+    let sandbox = sandbox();
+    let env = tempfile::tempdir().unwrap();
+    fs::write(
+        env.path().join("exit_probe.py"),
+        "import atexit, sys\n\
+         class Kept:\n    \
+             def __del__(self):\n        \
+                 sys.stderr.write('finalized\\n')\n\
+         kept = Kept()\n\
+         def build_wheel(wd, cs=None, md=None):\n    \
+             atexit.register(lambda: print('exit handler ran'))\n    \
+             sys.stdout.write('left in the buffer')\n    \
+             return 'x.whl'\n",
+    )
+    .unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let (image, prepared) = prepare_runner(&sandbox, env.path(), "exit_probe");
+    assert_eq!(prepared, json!({"prepared": true, "assumed_absent": []}));
+    for image in [Some(&image), None] {
+        let input = hook_input("exit_probe", &[], "build_wheel");
+        let (output, log) = run_runner_with_log(&sandbox, src.path(), env.path(), &input, image);
+        assert_eq!(output["results"][0]["status"], "ok", "{output:#}");
+        assert!(log.contains("left in the buffer"), "{log}");
+        assert!(log.contains("exit handler ran"), "{log}");
+        assert!(!log.contains("finalized"), "the interpreter was finalized: {log}");
+    }
+}
+
 #[test]
 fn builds_sharing_a_prepared_backend_draw_different_random_numbers() {
     let base = fs::read_to_string(fixtures().join("intree/_build/backend.py")).unwrap();
