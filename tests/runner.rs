@@ -418,7 +418,10 @@ fn a_hook_run_ends_without_finalizing_yet_runs_exit_handlers_and_flushes() {
         assert_eq!(output["results"][0]["status"], "ok", "{output:#}");
         assert!(log.contains("left in the buffer"), "{log}");
         assert!(log.contains("exit handler ran"), "{log}");
-        assert!(!log.contains("finalized"), "the interpreter was finalized: {log}");
+        assert!(
+            !log.contains("finalized"),
+            "the interpreter was finalized: {log}"
+        );
     }
 }
 

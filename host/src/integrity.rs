@@ -124,8 +124,14 @@ fn fingerprint_of(entries: Vec<(String, PathBuf, fs::Metadata)>) -> Result<Strin
 pub fn file_fingerprint(path: &Path) -> Result<String> {
     let meta = fs::symlink_metadata(path)
         .with_context(|| format!("reading metadata of {}", path.display()))?;
+    fingerprint_of_file(path, &meta)
+}
+
+/// [`file_fingerprint`] from metadata already read (`fstat` of a file opened without
+/// following links: the fingerprint of exactly the file read).
+pub(crate) fn fingerprint_of_file(path: &Path, meta: &fs::Metadata) -> Result<String> {
     anyhow::ensure!(meta.is_file(), "{} is not a regular file", path.display());
-    ensure_ours(path, &meta)?;
+    ensure_ours(path, meta)?;
     Ok(format!(
         "{:o} {} {} {} {} {} {} {}",
         meta.mode(),
@@ -179,16 +185,25 @@ impl<'a> SealedFile<'a> {
 
     /// Whether the file is unchanged since [`Self::seal_now`] (and the seal is the host's).
     pub fn is_sealed(&self) -> bool {
-        let Ok(current) = file_fingerprint(self.path) else {
-            return false;
-        };
-        cache::read_tagged(&self.seal, self.key, &self.label()).is_some_and(|seal| seal == current)
+        file_fingerprint(self.path).is_ok_and(|current| self.holds(&current))
+    }
+
+    /// Whether the seal (the host's) records `fingerprint`: the file read with that
+    /// fingerprint is the one whose content was checked.
+    pub(crate) fn holds(&self, fingerprint: &str) -> bool {
+        cache::read_tagged(&self.seal, self.key, &self.label())
+            .is_some_and(|seal| seal == fingerprint)
     }
 
     /// Records the file's current fingerprint; call right after checking its content.
     pub fn seal_now(&self) -> Result<()> {
-        let current = file_fingerprint(self.path)?;
-        cache::write_tagged(&self.seal, self.key, &self.label(), &current)
+        self.seal_as(&file_fingerprint(self.path)?)
+    }
+
+    /// Records `fingerprint`, that of the file as it was read and checked (if the path now
+    /// names another file, or the file changed since, the seal holds for neither).
+    pub(crate) fn seal_as(&self, fingerprint: &str) -> Result<()> {
+        cache::write_tagged(&self.seal, self.key, &self.label(), fingerprint)
     }
 
     /// What the seal's tag is about: this path (a seal moved to another file is no seal).

@@ -24,7 +24,9 @@
 
 use crate::integrity::SealedFile;
 use crate::protocol::{Action, HOOK_RUNNER, PrepareResponse, Request, RunDirs, guest_paths};
-use crate::sandbox::{Determinism, GuestRun, LogSink, MemoryImage, Sandbox, SandboxError};
+use crate::sandbox::{
+    Determinism, GuestRun, ImageFile, LogSink, MemoryImage, Sandbox, SandboxError,
+};
 use anyhow::{Context, Result, bail};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -117,10 +119,10 @@ impl PreparedBackends {
                 staging
                     .persist(&path)
                     .with_context(|| format!("moving the memory image to {}", path.display()))?;
-                let image = MemoryImage::load_lean(&path)?;
-                cache::write_tagged(&checksum, &self.seal_key, &label, &image.sha256)?;
-                SealedFile::beside(&path, &self.seal_key).seal_now()?;
-                Ok(Ok(image))
+                let file = ImageFile::read(&path)?;
+                cache::write_tagged(&checksum, &self.seal_key, &label, &file.sha256())?;
+                SealedFile::beside(&path, &self.seal_key).seal_as(&file.identity)?;
+                Ok(Ok(file.decode(false)?))
             }
             Outcome::Refused(reason) => {
                 cache::write_atomic(&refused, reason.as_bytes())?;
@@ -180,28 +182,25 @@ fn image_key(base: &str, env_key: &str, backend: &str, run: &GuestRun) -> String
 }
 
 /// The image at `path`, if it is the user's own file and matches its checksum (by content
-/// once, then by its seal); both records must carry a valid tag under `key`.
+/// once, then by its seal: a sealed file is not hashed again); both records must carry a
+/// valid tag under `key`.
 fn load_verified(
     path: &Path,
     checksum: &Path,
     key: &SealKey,
     label: &str,
 ) -> Result<Option<MemoryImage>> {
-    if !crate::integrity::is_own_file(path) {
-        return Ok(None);
-    }
-    // Reading the image hashes it: the content check costs no second read.
-    let Ok(image) = MemoryImage::load_lean(path) else {
+    let Ok(file) = ImageFile::read(path) else {
         return Ok(None);
     };
     let sealed = SealedFile::beside(path, key);
-    if !sealed.is_sealed() {
+    if !sealed.holds(&file.identity) {
         match cache::read_tagged(checksum, key, label) {
-            Some(expected) if expected == image.sha256 => sealed.seal_now()?,
+            Some(expected) if expected == file.sha256() => sealed.seal_as(&file.identity)?,
             _ => return Ok(None),
         }
     }
-    Ok(Some(image))
+    Ok(file.decode(false).ok())
 }
 
 /// Runs the prepare run into `image`.
@@ -280,6 +279,7 @@ pub(crate) fn prune(cache: &Cache) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::integrity::file_fingerprint;
     use crate::sandbox::Limits;
 
     fn run(env: &[(&str, &str)], args: &[&str]) -> GuestRun {
@@ -346,6 +346,51 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    /// A checked image is sealed with the fingerprint of the file read and then trusted
+    /// without hashing; a write to it, or another file moved in its place, breaks the seal,
+    /// and the content is checked again.
+    #[test]
+    fn a_sealed_image_is_checked_by_content_again_once_changed_or_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SealKey::ephemeral().unwrap();
+        let (path, checksum) = (dir.path().join("k.image"), dir.path().join("k.sha256"));
+        let label = "sha256 of prepared backend k.image";
+        let mut bytes = b"wasm-build-mem-1".to_vec();
+        bytes.extend_from_slice(&(64u64 << 10).to_le_bytes());
+        bytes.extend_from_slice(&0u32.to_le_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        cache::write_tagged(&checksum, &key, label, &cache::sha256_bytes(&bytes)).unwrap();
+        let sealed = SealedFile::beside(&path, &key);
+        assert!(!sealed.is_sealed());
+        let loaded = load_verified(&path, &checksum, &key, label).unwrap();
+        assert!(sealed.is_sealed(), "sealed once checked");
+        assert_eq!(loaded.unwrap().identity, file_fingerprint(&path).unwrap());
+
+        // The same size, another memory size: the seal no longer holds (a rewrite changes
+        // the change time, a tick later), the hash differs.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let mut theirs = bytes.clone();
+        theirs[16..24].copy_from_slice(&(128u64 << 10).to_le_bytes());
+        std::fs::write(&path, &theirs).unwrap();
+        assert!(
+            load_verified(&path, &checksum, &key, label)
+                .unwrap()
+                .is_none()
+        );
+
+        // The checked bytes again, in another file moved over it: checked, then sealed anew.
+        let other = dir.path().join("other.image");
+        std::fs::write(&other, &bytes).unwrap();
+        std::fs::rename(&other, &path).unwrap();
+        assert!(!sealed.is_sealed());
+        assert!(
+            load_verified(&path, &checksum, &key, label)
+                .unwrap()
+                .is_some()
+        );
+        assert!(sealed.is_sealed());
     }
 
     #[test]

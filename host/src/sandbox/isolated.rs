@@ -56,38 +56,32 @@ struct ChildJob {
     entry: JobEntry,
 }
 
-/// [`Entry`] as the child gets it: memory images by path and the sha256 the parent knows
-/// them by (the child checks that it reads the same bytes).
+/// [`Entry`] as the child gets it: memory images by path and the fingerprint the parent
+/// read them with (the child checks that it reads the same, unchanged file).
 #[derive(Serialize, Deserialize)]
 enum JobEntry {
     Start { image: Option<ImageRef> },
     Prepare { image: PathBuf },
 }
 
-/// A memory image file and its sha256.
+/// A memory image file and the fingerprint of the file the parent checked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct ImageRef {
     path: PathBuf,
-    sha256: String,
+    identity: String,
 }
 
 impl ImageRef {
     fn of(image: &MemoryImage) -> Self {
         Self {
             path: image.path.clone(),
-            sha256: image.sha256.clone(),
+            identity: image.identity.clone(),
         }
     }
 
-    /// Reads the image, which must still be the file the parent checked.
+    /// Reads the image, which must still be the file the parent checked, unchanged.
     fn load(&self) -> Result<MemoryImage> {
-        let image = MemoryImage::load(&self.path)?;
-        anyhow::ensure!(
-            image.sha256 == self.sha256,
-            "the memory image {} changed after the host checked it",
-            self.path.display()
-        );
-        Ok(image)
+        MemoryImage::load_same(&self.path, &self.identity)
     }
 }
 
@@ -107,10 +101,10 @@ enum ChildOutcome {
 
 /// The environment variable naming the compiled module a child loads before its job comes.
 const PRELOAD: &str = "WASM_BUILD_GUEST_PRELOAD";
-/// The memory image (path, then its sha256) a child writes into an instance ahead of its
-/// job, when the job is expected to start from one.
+/// The memory image (path, then its fingerprint) a child writes into an instance ahead of
+/// its job, when the job is expected to start from one.
 const PRELOAD_IMAGE: &str = "WASM_BUILD_GUEST_PRELOAD_IMAGE";
-const PRELOAD_IMAGE_SHA256: &str = "WASM_BUILD_GUEST_PRELOAD_IMAGE_SHA256";
+const PRELOAD_IMAGE_IDENTITY: &str = "WASM_BUILD_GUEST_PRELOAD_IMAGE_IDENTITY";
 
 /// The guest processes this process started and has not reaped yet, and whether
 /// [`stop_all`] was called. A pid is forgotten before its child is waited for, so a pid
@@ -267,7 +261,7 @@ impl Workers {
         if let Some(image) = image {
             command
                 .env(PRELOAD_IMAGE, &image.path)
-                .env(PRELOAD_IMAGE_SHA256, &image.sha256);
+                .env(PRELOAD_IMAGE_IDENTITY, &image.identity);
         }
         let mut live = super::lock(&LIVE);
         if live.stopped {

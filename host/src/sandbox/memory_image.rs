@@ -8,8 +8,16 @@
 //! image holds, the guest that runs from it is as confined as any other: it is data in the
 //! guest's own memory. What it decides is what that guest computes, so the host keeps
 //! images like build environments: written by itself, checked by sha256 and sealed.
+//!
+//! An image is read through one open descriptor, and known by the metadata fingerprint of
+//! that file as read ([`ImageFile::identity`], the fingerprint a seal records): whoever
+//! reads it again (a child process, or this one for a lean image) checks that it reads the
+//! same unchanged file instead of hashing ~12 MB again.
 
 use anyhow::{Context, Result, bail, ensure};
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use wasm_build_packaging::cache;
@@ -27,9 +35,62 @@ const MAX_MEMORY: u64 = 4 << 30;
 pub struct MemoryImage {
     /// Where it was read from (a child process reads it again from there).
     pub path: PathBuf,
-    /// sha256 of the file as read: a child process checks that it reads the same bytes.
-    pub sha256: String,
+    /// The fingerprint of the file as read ([`ImageFile::identity`]): a reader of the path
+    /// checks that it reads the same, unchanged file.
+    pub identity: String,
     inner: Arc<Decoded>,
+}
+
+/// An image file's bytes, read through one descriptor, and the fingerprint of that file.
+pub struct ImageFile {
+    path: PathBuf,
+    /// `integrity::fingerprint_of_file` of the open file (not of whatever the path names
+    /// later): inode, size and change times, so any write or replacement changes it.
+    pub identity: String,
+    bytes: Vec<u8>,
+}
+
+impl ImageFile {
+    /// Reads `path`, which must be a regular file of the user's (a link is refused).
+    pub fn read(path: &Path) -> Result<Self> {
+        let mut file = File::options()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let meta = file
+            .metadata()
+            .with_context(|| format!("reading metadata of {}", path.display()))?;
+        let identity = crate::integrity::fingerprint_of_file(path, &meta)?;
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        file.read_to_end(&mut bytes)
+            .with_context(|| format!("reading {}", path.display()))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            identity,
+            bytes,
+        })
+    }
+
+    /// The sha256 of the bytes read, for a file whose content must be checked.
+    pub fn sha256(&self) -> String {
+        cache::sha256_bytes(&self.bytes)
+    }
+
+    /// The decoded image; with `keep`, holding the bytes (else they are read again, from
+    /// the same unchanged file, when an instance of this process needs them).
+    pub fn decode(self, keep: bool) -> Result<MemoryImage> {
+        let mut inner = decode(self.bytes)
+            .with_context(|| format!("reading the memory image {}", self.path.display()))?;
+        if !keep {
+            inner.bytes.take();
+        }
+        Ok(MemoryImage {
+            path: self.path,
+            identity: self.identity,
+            inner: Arc::new(inner),
+        })
+    }
 }
 
 struct Decoded {
@@ -38,7 +99,7 @@ struct Decoded {
     /// `(first page, page count)` of each run of changed pages, in order.
     runs: Vec<(u32, u32)>,
     /// The file; the runs' contents follow one another from `data_start`. Not kept by
-    /// [`MemoryImage::load_lean`] until an instance is given the image in this process.
+    /// [`ImageFile::decode`] without `keep` until an instance is given the image in this process.
     bytes: OnceLock<Vec<u8>>,
     data_start: usize,
 }
@@ -46,44 +107,29 @@ struct Decoded {
 impl MemoryImage {
     /// Reads and checks the structure of an image file.
     pub fn load(path: &Path) -> Result<Self> {
-        Self::read(path, true)
+        ImageFile::read(path)?.decode(true)
     }
 
-    /// [`MemoryImage::load`] without keeping the file's bytes: when guests run in child
-    /// processes, which read the image themselves, the parent only needs its sha256 (a
-    /// setuptools image is ~12 MB, held for the whole process). They are read again, and
-    /// checked against that sha256, if an instance of this process is given the image.
-    pub(crate) fn load_lean(path: &Path) -> Result<Self> {
-        Self::read(path, false)
+    /// Reads `path` again, which must still be the file this image was read from, unchanged.
+    pub(crate) fn load_same(path: &Path, identity: &str) -> Result<Self> {
+        let file = ImageFile::read(path)?;
+        ensure!(
+            file.identity == identity,
+            "the memory image {} changed after the host checked it",
+            path.display()
+        );
+        file.decode(true)
     }
 
-    fn read(path: &Path, keep: bool) -> Result<Self> {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let sha256 = cache::sha256_bytes(&bytes);
-        let mut inner = decode(bytes)
-            .with_context(|| format!("reading the memory image {}", path.display()))?;
-        if !keep {
-            inner.bytes.take();
-        }
-        Ok(Self {
-            path: path.to_path_buf(),
-            sha256,
-            inner: Arc::new(inner),
-        })
-    }
-
-    /// The file's bytes: kept, or read again and checked to be the bytes first read.
+    /// The file's bytes: kept, or read again from the unchanged file.
     fn bytes(&self) -> Result<&[u8]> {
         if let Some(bytes) = self.inner.bytes.get() {
             return Ok(bytes);
         }
-        let bytes = std::fs::read(&self.path)
-            .with_context(|| format!("reading {}", self.path.display()))?;
-        ensure!(
-            cache::sha256_bytes(&bytes) == self.sha256,
-            "the memory image {} changed after the host checked it",
-            self.path.display()
-        );
+        let again = Self::load_same(&self.path, &self.identity)?;
+        let bytes = Arc::into_inner(again.inner)
+            .and_then(|inner| inner.bytes.into_inner())
+            .context("an image just read holds its bytes")?;
         Ok(self.inner.bytes.get_or_init(|| bytes))
     }
 
@@ -261,7 +307,7 @@ mod tests {
     }
 
     /// An image loaded without its bytes reads them again when an instance needs them, and
-    /// only the bytes it was checked with.
+    /// only from the file it was read from, unchanged.
     #[test]
     fn a_lean_image_reads_its_bytes_again_only_if_unchanged() {
         let memory = pages(&[0; 16]);
@@ -270,16 +316,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("i.image");
         std::fs::write(&path, encode(&changed, &memory).unwrap()).unwrap();
-        let lean = MemoryImage::load_lean(&path).unwrap();
+        let lean = ImageFile::read(&path).unwrap().decode(false).unwrap();
         assert!(lean.inner.bytes.get().is_none(), "no bytes kept");
-        assert_eq!(lean.sha256, MemoryImage::load(&path).unwrap().sha256);
+        assert_eq!(lean.identity, MemoryImage::load(&path).unwrap().identity);
         assert_eq!(lean.bytes().unwrap(), std::fs::read(&path).unwrap());
 
-        let other = MemoryImage::load_lean(&path).unwrap();
+        let other = ImageFile::read(&path).unwrap().decode(false).unwrap();
         let mut changed_again = changed.clone();
         changed_again[PAGE * 3] = 2;
         std::fs::write(&path, encode(&changed_again, &memory).unwrap()).unwrap();
         assert!(other.bytes().is_err(), "a changed file is refused");
         assert!(lean.bytes().is_ok(), "bytes once read are kept");
+
+        // The same bytes in another file (moved over it) are another file.
+        let moved = ImageFile::read(&path).unwrap().decode(false).unwrap();
+        let copy = dir.path().join("copy.image");
+        std::fs::copy(&path, &copy).unwrap();
+        std::fs::rename(&copy, &path).unwrap();
+        assert!(moved.bytes().is_err(), "a replaced file is refused");
+        assert!(ImageFile::read(&copy).is_err(), "gone");
+        let link = dir.path().join("link.image");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        assert!(ImageFile::read(&link).is_err(), "a link is refused");
     }
 }

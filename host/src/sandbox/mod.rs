@@ -27,7 +27,7 @@ use self::guest::{EPOCH_TICK, EpochTicker, Guest, GuestState};
 pub use self::isolated::serve as serve_child;
 pub use self::isolated::stop_all as stop_guests;
 pub use self::log::LogSink;
-pub use self::memory_image::MemoryImage;
+pub use self::memory_image::{ImageFile, MemoryImage};
 pub use self::module_cache::wasmtime_version;
 pub use self::preinit::base_environment;
 use self::preinit::{EngineKind, engine_config};

@@ -99,12 +99,12 @@ fn preloaded(guest: &Guest) -> Option<Preloaded> {
     warm_up(&module);
     let image = match (
         std::env::var_os(PRELOAD_IMAGE),
-        std::env::var(PRELOAD_IMAGE_SHA256),
+        std::env::var(PRELOAD_IMAGE_IDENTITY),
     ) {
-        (Some(path), Ok(sha256)) => {
+        (Some(path), Ok(identity)) => {
             let wanted = ImageRef {
                 path: PathBuf::from(path),
-                sha256,
+                identity,
             };
             wanted.load().ok().map(|image| (wanted, image))
         }
