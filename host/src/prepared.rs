@@ -296,21 +296,28 @@ mod tests {
         }
     }
 
+    const LABEL: &str = "sha256 of prepared backend k.image";
+
+    /// An image of a 64 KiB memory with no changed page, `k.image` in `dir`, and its
+    /// checksum recorded under a new key: the key, the image, the checksum, the bytes.
+    fn checked_image(dir: &Path) -> (SealKey, PathBuf, PathBuf, Vec<u8>) {
+        let key = SealKey::ephemeral().unwrap();
+        let (path, checksum) = (dir.join("k.image"), dir.join("k.sha256"));
+        let mut bytes = b"wasm-build-mem-1".to_vec();
+        bytes.extend_from_slice(&(64u64 << 10).to_le_bytes());
+        bytes.extend_from_slice(&0u32.to_le_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        cache::write_tagged(&checksum, &key, LABEL, &cache::sha256_bytes(&bytes)).unwrap();
+        (key, path, checksum, bytes)
+    }
+
     /// Whoever can write the cache can write an image, its checksum and its seal; without
     /// the seal key, neither record is the host's, and the image is not used.
     #[test]
     fn an_image_with_a_forged_checksum_and_seal_is_not_used() {
         let dir = tempfile::tempdir().unwrap();
-        let key = SealKey::ephemeral().unwrap();
-        let (path, checksum) = (dir.path().join("k.image"), dir.path().join("k.sha256"));
-        let label = "sha256 of prepared backend k.image";
-        // An image of a 64 KiB memory with no changed page.
-        let mut bytes = b"wasm-build-mem-1".to_vec();
-        bytes.extend_from_slice(&(64u64 << 10).to_le_bytes());
-        bytes.extend_from_slice(&0u32.to_le_bytes());
-        std::fs::write(&path, &bytes).unwrap();
-        let sha256 = cache::sha256_bytes(&bytes);
-        cache::write_tagged(&checksum, &key, label, &sha256).unwrap();
+        let (key, path, checksum, bytes) = checked_image(dir.path());
+        let label = LABEL;
         assert!(
             load_verified(&path, &checksum, &key, label)
                 .unwrap()
@@ -354,14 +361,8 @@ mod tests {
     #[test]
     fn a_sealed_image_is_checked_by_content_again_once_changed_or_replaced() {
         let dir = tempfile::tempdir().unwrap();
-        let key = SealKey::ephemeral().unwrap();
-        let (path, checksum) = (dir.path().join("k.image"), dir.path().join("k.sha256"));
-        let label = "sha256 of prepared backend k.image";
-        let mut bytes = b"wasm-build-mem-1".to_vec();
-        bytes.extend_from_slice(&(64u64 << 10).to_le_bytes());
-        bytes.extend_from_slice(&0u32.to_le_bytes());
-        std::fs::write(&path, &bytes).unwrap();
-        cache::write_tagged(&checksum, &key, label, &cache::sha256_bytes(&bytes)).unwrap();
+        let (key, path, checksum, bytes) = checked_image(dir.path());
+        let label = LABEL;
         let sealed = SealedFile::beside(&path, &key);
         assert!(!sealed.is_sealed());
         let loaded = load_verified(&path, &checksum, &key, label).unwrap();
