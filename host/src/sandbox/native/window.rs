@@ -155,36 +155,22 @@ mod tests {
             Self(strm)
         }
 
-        /// Deflates `input` in calls of at most `piece` bytes, all but the last without a
-        /// flush; `uncut` takes less of a piece as the host does.
+        /// Deflates `input` in one call through the guest's loop of at most `piece` bytes, all
+        /// but the last without a flush; `uncut` takes less of a piece as the host does.
         fn call(&mut self, input: &[u8], piece: usize, uncut: bool, flush: c_int) -> Vec<u8> {
             let mut out = vec![0u8; input.len() + 1024];
-            let (mut at, mut written) = (0, 0);
-            loop {
-                let last = input.len() - at <= piece;
-                let mut len = if last { input.len() - at } else { piece } as u32;
-                if uncut && !last {
-                    len = uncut_len(&self.0, len);
-                }
-                let strm = &mut *self.0;
-                strm.next_in = input[at..].as_ptr().cast_mut();
-                strm.avail_in = len;
-                strm.next_out = out[written..].as_mut_ptr();
-                strm.avail_out = (out.len() - written) as c_uint;
-                // SAFETY: both buffers outlive the call.
-                let ret = unsafe { z::deflate(strm, if last { flush } else { z::Z_NO_FLUSH }) };
-                assert!(ret == z::Z_OK || ret == z::Z_STREAM_END, "{ret}");
-                at += (len - strm.avail_in) as usize;
-                written = out.len() - strm.avail_out as usize;
-                if last {
-                    out.truncate(written);
-                    return out;
-                }
-            }
+            let strm = &mut *self.0;
+            strm.next_in = input.as_ptr().cast_mut();
+            strm.avail_in = input.len() as c_uint;
+            strm.next_out = out.as_mut_ptr();
+            strm.avail_out = out.len() as c_uint;
+            let ret = guest_loop(strm, flush, uncut, piece as u32);
+            assert!(ret == z::Z_OK || ret == z::Z_STREAM_END, "{ret}");
+            assert_eq!(strm.avail_in, 0, "the output has room for all");
+            out.truncate(out.len() - strm.avail_out as usize);
+            out
         }
-    }
 
-    impl Deflater {
         /// One `deflate()` call of CPython's: the whole input, called again with what is
         /// left while the output (`out_chunk` bytes per call) fills. With `cut`, each call
         /// goes through the guest's loop: 16 KiB pieces, all but the last taken short as
@@ -207,7 +193,7 @@ mod tests {
                 let ret = match cut {
                     // SAFETY: `input` and `buffer` outlive the call.
                     None => unsafe { z::deflate(strm, flush) },
-                    Some(uncut) => guest_loop(strm, flush, uncut),
+                    Some(uncut) => guest_loop(strm, flush, uncut, 16 * 1024),
                 };
                 out.extend_from_slice(&buffer[..out_chunk - strm.avail_out as usize]);
                 codes.push(ret);
@@ -218,13 +204,13 @@ mod tests {
         }
     }
 
-    /// python-wasm/wasm_build_native.c's `deflate()` loop over the host's `deflate`.
-    fn guest_loop(strm: &mut z::z_stream, flush: c_int, uncut: bool) -> c_int {
-        const PIECE: u32 = 16 * 1024;
+    /// python-wasm/wasm_build_native.c's `deflate()` loop over the host's `deflate`, in
+    /// pieces of `size` bytes (the guest's are 16 KiB).
+    fn guest_loop(strm: &mut z::z_stream, flush: c_int, uncut: bool, size: u32) -> c_int {
         loop {
             let avail = strm.avail_in;
-            let last = avail <= PIECE;
-            let piece = if last { avail } else { PIECE };
+            let last = avail <= size;
+            let piece = if last { avail } else { size };
             let take = if last || !uncut {
                 piece
             } else {
