@@ -72,6 +72,17 @@ impl ImageFile {
         })
     }
 
+    /// Reads `path`, which must still be the file read with `identity`, unchanged.
+    fn read_same(path: &Path, identity: &str) -> Result<Self> {
+        let file = Self::read(path)?;
+        ensure!(
+            file.identity == identity,
+            "the memory image {} changed after the host checked it",
+            path.display()
+        );
+        Ok(file)
+    }
+
     /// The sha256 of the bytes read, for a file whose content must be checked.
     pub fn sha256(&self) -> String {
         cache::sha256_bytes(&self.bytes)
@@ -112,25 +123,16 @@ impl MemoryImage {
 
     /// Reads `path` again, which must still be the file this image was read from, unchanged.
     pub(crate) fn load_same(path: &Path, identity: &str) -> Result<Self> {
-        let file = ImageFile::read(path)?;
-        ensure!(
-            file.identity == identity,
-            "the memory image {} changed after the host checked it",
-            path.display()
-        );
-        file.decode(true)
+        ImageFile::read_same(path, identity)?.decode(true)
     }
 
-    /// The file's bytes: kept, or read again from the unchanged file.
+    /// The file's bytes: kept, or read again from the unchanged file (decoded already).
     fn bytes(&self) -> Result<&[u8]> {
         if let Some(bytes) = self.inner.bytes.get() {
             return Ok(bytes);
         }
-        let again = Self::load_same(&self.path, &self.identity)?;
-        let bytes = Arc::into_inner(again.inner)
-            .and_then(|inner| inner.bytes.into_inner())
-            .context("an image just read holds its bytes")?;
-        Ok(self.inner.bytes.get_or_init(|| bytes))
+        let again = ImageFile::read_same(&self.path, &self.identity)?;
+        Ok(self.inner.bytes.get_or_init(|| again.bytes))
     }
 
     /// Writes the image into the memory of a fresh instance of the module it was taken
